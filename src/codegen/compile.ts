@@ -1,0 +1,81 @@
+// Turns kernel units (layer + plan + ISA) into a loaded addon: renders the sources, computes the
+// cache key from everything that changes the binary, and builds on a cache miss only.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { ISAS } from '../schedule/isa.js';
+import { cacheKey } from './cache-key.js';
+import { getOrBuildArtifact, type CacheEvent } from './cache.js';
+import { BASE_CXX_FLAGS, NODE_ADDON_API_DIR, buildAddon, compilerId } from './build.js';
+import {
+  GENERATOR_VERSION, type KernelUnit, layerText, renderCMakeLists, renderKernel, renderModule, templateSources,
+} from './render.js';
+
+const require = createRequire(import.meta.url);
+
+/** The native side of one layer: `new ctor(threads)` gives the kernel object. */
+export interface NativeKernel {
+  forward(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, ko: Int32Array, ci: Int32Array): void;
+  backwardData(dy: Float32Array, w: Float32Array, dx: Float32Array, ko: Int32Array, ci: Int32Array): void;
+  backwardWeights(dy: Float32Array, x: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: Int32Array, ci: Int32Array): void;
+}
+export type NativeKernelClass = new (threads: number) => NativeKernel;
+
+export interface BuildOptions {
+  cacheDir: string;
+  /** Parallel compiler jobs (translation units build concurrently). */
+  jobs: number;
+  onEvent?: (e: CacheEvent) => void;
+  /** Progress lines for long compiles (a build prints one line before and one after). */
+  log?: (line: string) => void;
+}
+
+/** Everything that changes the binary, in one place (see test/codegen: a template edit changes it). */
+export function addonKey(units: readonly KernelUnit[]): string {
+  return cacheKey({
+    generator: GENERATOR_VERSION,
+    templates: templateSources(),
+    compiler: compilerId(),
+    baseFlags: BASE_CXX_FLAGS,
+    napiVersion: 8,
+    units: units.map((u) => ({ ns: u.ns, layer: u.layer, plan: u.plan, flags: u.cxxFlags })),
+  });
+}
+
+/** Build (or fetch from the cache) one addon holding `units`; returns each unit's kernel class. */
+export async function compileUnits(units: readonly KernelUnit[], opts: BuildOptions): Promise<{
+  classes: Map<string, NativeKernelClass>; key: string; path: string;
+}> {
+  const key = addonKey(units);
+  const target = `maskacc_${key.slice(0, 16)}`;
+  const path = await getOrBuildArtifact({
+    cacheDir: opts.cacheDir,
+    key,
+    meta: { generator: GENERATOR_VERSION, compiler: compilerId(), units: units.map((u) => ({ ns: u.ns, layer: layerText(u.layer), plan: u.plan })) },
+    onEvent: opts.onEvent,
+    build: async (workDir) => {
+      const started = Date.now();
+      opts.log?.(`maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`);
+      mkdirSync(workDir, { recursive: true });
+      const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
+      units.forEach((u, i) => writeFileSync(join(workDir, files[i].file), renderKernel(u)));
+      writeFileSync(join(workDir, 'module.cpp'), renderModule(units, key));
+      writeFileSync(join(workDir, 'CMakeLists.txt'), renderCMakeLists({
+        target, nodeAddonApiDir: NODE_ADDON_API_DIR, baseFlags: BASE_CXX_FLAGS, units: files,
+      }));
+      const built = await buildAddon(workDir, target, files[0]?.file ?? 'module.cpp', opts.jobs);
+      opts.log?.(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return built;
+    },
+  });
+  const addon = require(path) as Record<string, unknown>;
+  const classes = new Map<string, NativeKernelClass>();
+  for (const u of units) classes.set(u.ns, addon[u.ns] as NativeKernelClass);
+  return { classes, key, path };
+}
+
+/** Where the rendered sources of a unit can be read without building (for debugging / explain). */
+export function renderUnitSource(unit: KernelUnit): string {
+  return renderKernel(unit);
+}

@@ -1,0 +1,114 @@
+// Renders the handlebars templates into C++: one translation unit per layer kernel, plus the
+// addon's module.cpp and CMakeLists.txt. Pure functions of (layer, plan, isa): no I/O but reads.
+
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Handlebars from 'handlebars';
+import type { ConvLayer } from '../ir/conv.js';
+import type { GemmPlan, Plan } from '../schedule/plan.js';
+
+export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
+export const GENERATOR_VERSION: string = JSON.parse(
+  readFileSync(join(TEMPLATE_DIR, '..', 'package.json'), 'utf8'),
+).version;
+
+/** Every template file with its contents: what the cache key hashes, so any edit rebuilds. */
+export function templateSources(): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string, prefix: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (e.isDirectory()) walk(join(dir, e.name), `${prefix}${e.name}/`);
+      else out[`${prefix}${e.name}`] = readFileSync(join(dir, e.name), 'utf8');
+    }
+  };
+  walk(TEMPLATE_DIR, '');
+  return out;
+}
+
+let hb: typeof Handlebars | undefined;
+function engine(): typeof Handlebars {
+  if (hb) return hb;
+  hb = Handlebars.create();
+  const src = templateSources();
+  for (const [name, text] of Object.entries(src)) {
+    if (name.startsWith('engine/')) hb.registerPartial(name.slice('engine/'.length).replace(/\.hpp$/, ''), text);
+  }
+  return hb;
+}
+
+const compiled = new Map<string, HandlebarsTemplateDelegate>();
+function template(name: string): HandlebarsTemplateDelegate {
+  let t = compiled.get(name);
+  if (!t) {
+    t = engine().compile(readFileSync(join(TEMPLATE_DIR, name), 'utf8'), { noEscape: true, strict: true });
+    compiled.set(name, t);
+  }
+  return t;
+}
+
+/** One layer kernel in an addon: its namespace (the export name), file and compile flags. */
+export interface KernelUnit {
+  readonly ns: string;
+  readonly layer: ConvLayer;
+  readonly plan: Plan;
+  readonly cxxFlags: readonly string[];
+}
+
+export function renderKernel(unit: KernelUnit): string {
+  const { layer: l, plan } = unit;
+  const isaPartial = readFileSync(join(TEMPLATE_DIR, 'isa', `${plan.isa}.hpp.hbs`), 'utf8');
+  return template('kernel.cpp.hbs')(
+    {
+      ns: unit.ns,
+      generatorVersion: GENERATOR_VERSION,
+      layerText: layerText(l),
+      planText: JSON.stringify(plan),
+      intrinsics: plan.isa !== 'scalar',
+      L: {
+        N: l.batch, C: l.inChannels, K: l.outChannels, H: l.inHeight, W: l.inWidth,
+        R: l.kernel[0], S: l.kernel[1], SH: l.stride[0], SW: l.stride[1], PH: l.padding[0], PW: l.padding[1],
+        DH: l.dilation[0], DW: l.dilation[1], P: l.outHeight, Q: l.outWidth,
+      },
+      fwd: gemmArgs(plan.forward, false),
+      bwd: gemmArgs(plan.backwardData, true),
+      wgt: {
+        lanes: plan.backwardWeights.source === 'planes' ? 'PlaneLanes' : 'RowLanes',
+        mrw: plan.backwardWeights.filtersPerTile,
+        nt: plan.backwardWeights.columnsPerTile,
+      },
+    },
+    { partials: { isa: isaPartial } },
+  );
+}
+
+function gemmArgs(g: GemmPlan, isBackwardData: boolean) {
+  const call = g.source === 'planes'
+    ? `template runPlanes<${g.rowsPerBlock}>`
+    : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
+  // Backward-data in planes mode is a forward conv with the taps flipped.
+  return { mr: g.MR, nv: g.NV, call, flip: isBackwardData && g.source === 'planes' ? 'true' : 'false' };
+}
+
+export function layerText(l: ConvLayer): string {
+  return `N=${l.batch} C=${l.inChannels} K=${l.outChannels} HxW=${l.inHeight}x${l.inWidth} ` +
+    `kernel=${l.kernel.join('x')} stride=${l.stride.join(',')} pad=${l.padding.join(',')} ` +
+    `dil=${l.dilation.join(',')} -> PxQ=${l.outHeight}x${l.outWidth} bias=${l.bias} ` +
+    `density(out=${l.density.out}, in=${l.density.in})`;
+}
+
+export function renderModule(units: readonly { ns: string }[], key: string): string {
+  return template('module.cpp.hbs')({ units, key });
+}
+
+export function renderCMakeLists(args: {
+  target: string; nodeAddonApiDir: string; baseFlags: readonly string[];
+  units: readonly { file: string; flags: readonly string[] }[];
+}): string {
+  return template('CMakeLists.txt.hbs')({
+    target: args.target,
+    nodeAddonApiDir: args.nodeAddonApiDir,
+    baseFlags: args.baseFlags.join(' '),
+    units: args.units.map((u) => ({ file: u.file, flags: u.flags.join(';') })),
+  });
+}

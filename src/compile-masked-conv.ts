@@ -1,0 +1,103 @@
+// The library entry: compileMaskedConv(spec) runs ir -> schedule -> codegen -> runtime and returns
+// a ready MaskedConv. compileMaskedConvs batches many layers into one addon (one build).
+
+import { availableParallelism } from 'node:os';
+import { conv2d, type ConvLayer, type ConvSpec } from './ir/conv.js';
+import { choosePlan } from './schedule/plan.js';
+import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from './schedule/isa.js';
+import { compileUnits } from './codegen/compile.js';
+import { defaultCacheDir, type CacheEvent } from './codegen/cache.js';
+import { MaskedConv } from './runtime/masked-conv.js';
+import { ArgumentError, IsaError } from './errors.js';
+
+export interface CompileOptions {
+  /** false (default): hard masks, pruned filters get no gradient; true: soft/feedback pruning. */
+  gradOfPrunedFilters?: boolean;
+  /** Default 'auto' (best the CPU runs); an explicit ISA the CPU lacks is refused. */
+  isa?: 'auto' | IsaName;
+  /** Threads per call; default MASKACC_NUM_THREADS or the number of CPUs. */
+  threads?: number;
+  /** Addon cache; default MASKACC_CACHE_DIR or the user cache dir (env-paths). */
+  cacheDir?: string;
+  /** Progress lines on stderr while compiling; default: when stderr is a terminal or MASKACC_VERBOSE is set. */
+  verbose?: boolean;
+  /** Cache and build events (hit, miss, built, ...), for diagnostics and tests. */
+  onCacheEvent?: (e: CacheEvent) => void;
+}
+
+export async function compileMaskedConv(spec: ConvSpec | ConvLayer, options: CompileOptions = {}): Promise<MaskedConv> {
+  const [conv] = await compileMaskedConvs([spec], options);
+  return conv;
+}
+
+/** Compile several layers into one addon: one cmake run, translation units built in parallel. */
+export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[], options: CompileOptions = {}): Promise<MaskedConv[]> {
+  if (!Array.isArray(specs)) throw new ArgumentError('specs', specs, 'an array of conv specs');
+  const opts = resolveOptions(options);
+  const layers = specs.map((s, i) => {
+    try {
+      return conv2d(s as ConvSpec);
+    } catch (e) {
+      if (specs.length > 1 && e instanceof Error) e.message = `specs[${i}]: ${e.message}`;
+      throw e;
+    }
+  });
+  const units = layers.map((layer, i) => ({
+    ns: `layer${i}`,
+    layer,
+    plan: choosePlan(layer, ISAS[opts.isa], opts.threads),
+    cxxFlags: [] as string[],
+  }));
+  const { classes, key } = await compileUnits(units, {
+    cacheDir: opts.cacheDir,
+    jobs: Math.max(1, availableParallelism()),
+    onEvent: options.onCacheEvent,
+    log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+  });
+  return units.map((u) => new MaskedConv(u.layer, u.plan, classes.get(u.ns)!, key, opts.gradOfPrunedFilters));
+}
+
+interface ResolvedOptions {
+  gradOfPrunedFilters: boolean;
+  isa: IsaName;
+  threads: number;
+  cacheDir: string;
+  verbose: boolean;
+}
+
+function resolveOptions(o: CompileOptions): ResolvedOptions {
+  if (o === null || typeof o !== 'object') throw new ArgumentError('options', o, 'an object');
+  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new ArgumentError(`options.${k}`, (o as Record<string, unknown>)[k], 'no such option (typo?)');
+  if (o.gradOfPrunedFilters !== undefined && typeof o.gradOfPrunedFilters !== 'boolean') {
+    throw new ArgumentError('options.gradOfPrunedFilters', o.gradOfPrunedFilters, 'a boolean');
+  }
+  const isa = resolveIsa(o.isa ?? 'auto');
+  let threads = o.threads;
+  if (threads === undefined && process.env.MASKACC_NUM_THREADS) {
+    threads = Number(process.env.MASKACC_NUM_THREADS);
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new ArgumentError('MASKACC_NUM_THREADS', process.env.MASKACC_NUM_THREADS, 'a positive integer');
+    }
+  }
+  threads ??= availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new ArgumentError('options.threads', threads, 'an integer in [1, 1024]');
+  if (o.cacheDir !== undefined && (typeof o.cacheDir !== 'string' || o.cacheDir === '')) {
+    throw new ArgumentError('options.cacheDir', o.cacheDir, 'a non-empty directory path');
+  }
+  if (o.onCacheEvent !== undefined && typeof o.onCacheEvent !== 'function') throw new ArgumentError('options.onCacheEvent', o.onCacheEvent, 'a function');
+  const verbose = o.verbose ?? (Boolean(process.stderr.isTTY) || Boolean(process.env.MASKACC_VERBOSE));
+  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir: o.cacheDir ?? defaultCacheDir(), verbose };
+}
+
+function resolveIsa(isa: unknown): IsaName {
+  if (isa === 'auto') return ISA_PREFERENCE.find((n) => isaSupported(ISAS[n]))!;
+  if (typeof isa !== 'string' || !(isa in ISAS)) {
+    throw new IsaError(String(isa), `unknown; expected one of 'auto', ${ISA_PREFERENCE.map((n) => `'${n}'`).join(', ')}`);
+  }
+  const name = isa as IsaName;
+  if (!isaSupported(ISAS[name])) {
+    throw new IsaError(name, `this CPU (${cpuModel()}) lacks ${ISAS[name].cpuFlags.join('/')}`);
+  }
+  return name;
+}

@@ -1,0 +1,75 @@
+// Instruction sets as data: what the scheduler needs to know (vector width, registers, compiler
+// flags, CPU flags) and which template implements the vector ops. Adding an ISA adds a row here
+// and a templates/isa/<name>.hpp.hbs file; no scheduler logic changes.
+
+import { readFileSync } from 'node:fs';
+
+export type IsaName = 'avx512' | 'avx2' | 'scalar';
+
+export interface Isa {
+  readonly name: IsaName;
+  /** Floats per vector register. */
+  readonly vectorWidth: number;
+  /** Architectural vector registers available for accumulators and operands. */
+  readonly registers: number;
+  /** g++ flags that enable exactly this ISA (no -march=native: the cache key must say what runs). */
+  readonly cxxFlags: readonly string[];
+  /** /proc/cpuinfo flags the CPU must report. */
+  readonly cpuFlags: readonly string[];
+}
+
+export const ISAS: Readonly<Record<IsaName, Isa>> = Object.freeze({
+  avx512: Object.freeze({
+    name: 'avx512', vectorWidth: 16, registers: 32,
+    cxxFlags: ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma', '-mprefer-vector-width=512'],
+    cpuFlags: ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma'],
+  }),
+  avx2: Object.freeze({
+    name: 'avx2', vectorWidth: 8, registers: 16,
+    cxxFlags: ['-mavx2', '-mfma'],
+    cpuFlags: ['avx2', 'fma'],
+  }),
+  scalar: Object.freeze({
+    name: 'scalar', vectorWidth: 1, registers: 16,
+    cxxFlags: [],
+    cpuFlags: [],
+  }),
+});
+
+/** Best first: 'auto' picks the first one the CPU supports. */
+export const ISA_PREFERENCE: readonly IsaName[] = ['avx512', 'avx2', 'scalar'];
+
+let cpuFlagsCache: Set<string> | undefined;
+
+/** The CPU's feature flags (Linux /proc/cpuinfo); empty where unreadable, which leaves only scalar. */
+export function cpuFlags(): Set<string> {
+  if (!cpuFlagsCache) {
+    let text = '';
+    try {
+      text = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      /* not Linux: only the scalar path is known to be safe */
+    }
+    const line = text.split('\n').find((l) => l.startsWith('flags')) ?? '';
+    cpuFlagsCache = new Set(line.replace(/^flags\s*:/, '').trim().split(/\s+/).filter(Boolean));
+  }
+  return cpuFlagsCache;
+}
+
+export function cpuModel(): string {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+    return line ? line.replace(/^model name\s*:/, '').trim() : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function isaSupported(isa: Isa, flags = cpuFlags()): boolean {
+  return isa.cpuFlags.every((f) => flags.has(f));
+}
+
+/** Every ISA this machine can run, best first. */
+export function supportedIsas(): IsaName[] {
+  return ISA_PREFERENCE.filter((n) => isaSupported(ISAS[n]));
+}

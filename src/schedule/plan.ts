@@ -1,0 +1,137 @@
+// The scheduler: turns a ConvLayer plus options into a Plan (plain, JSON-serializable data):
+// ISA, register tiles, gather strategy and blocking per pass. Heuristic and always valid.
+
+import type { ConvLayer } from '../ir/conv.js';
+import { ISAS, type Isa, type IsaName } from './isa.js';
+
+/** Forward / backward-data: an implicit GEMM over destination positions. */
+export interface GemmPlan {
+  readonly engine: 'gemm';
+  /** planes: zero-padded planes, taps are shifts (stride 1); im2col: gathered blocks, padding taps skipped. */
+  readonly source: 'planes' | 'im2col';
+  /** im2col column order: image-major (n,p,q) or position-major (p,q,n), which skips more padding taps. */
+  readonly order: 'image' | 'position';
+  /** Microtile: MR rows (filters or channels) x NR = NV vectors of columns. */
+  readonly MR: number;
+  readonly NV: number;
+  readonly NR: number;
+  /** planes: destination rows per work item; im2col: columns per packed block. */
+  readonly rowsPerBlock: number;
+  readonly columnsPerBlock: number;
+}
+
+/** Backward-weights: dot products along a lane axis with MRW x NT register accumulators. */
+export interface DotPlan {
+  readonly engine: 'dot';
+  /** planes: padded-pitch lanes, taps are shifts (stride 1); im2row: one gathered row per (channel, tap). */
+  readonly source: 'planes' | 'im2row';
+  readonly filtersPerTile: number;
+  readonly columnsPerTile: number;
+}
+
+export interface Plan {
+  readonly isa: IsaName;
+  readonly vectorWidth: number;
+  readonly threads: number;
+  readonly forward: GemmPlan;
+  readonly backwardData: GemmPlan;
+  readonly backwardWeights: DotPlan;
+}
+
+// Bytes of packed B one work item may hold: half the 1-2 MiB L2 of current x86 cores.
+const L2_BUDGET = 512 * 1024;
+
+export function choosePlan(layer: ConvLayer, isa: Isa, threads: number): Plan {
+  const [R, S] = layer.kernel;
+  const keptOut = Math.max(1, Math.round(layer.outChannels * layer.density.out));
+  const keptIn = Math.max(1, Math.round(layer.inChannels * layer.density.in));
+  const stride1 = layer.stride[0] === 1 && layer.stride[1] === 1;
+  return Object.freeze({
+    isa: isa.name,
+    vectorWidth: isa.vectorWidth,
+    threads,
+    forward: gemmPlan(isa, threads, {
+      rows: keptOut, reduceChannels: keptIn, taps: R * S, batch: layer.batch,
+      dstH: layer.outHeight, dstW: layer.outWidth, planeExtraH: (R - 1) * layer.dilation[0],
+      planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1,
+    }),
+    backwardData: gemmPlan(isa, threads, {
+      rows: keptIn, reduceChannels: keptOut, taps: R * S, batch: layer.batch,
+      dstH: layer.inHeight, dstW: layer.inWidth, planeExtraH: (R - 1) * layer.dilation[0],
+      planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1,
+    }),
+    backwardWeights: dotPlan(isa, layer, keptOut, keptIn, stride1),
+  });
+}
+
+interface GemmShape {
+  rows: number; reduceChannels: number; taps: number; batch: number;
+  dstH: number; dstW: number; planeExtraH: number; planeExtraW: number; planesAllowed: boolean;
+}
+
+function gemmPlan(isa: Isa, threads: number, g: GemmShape): GemmPlan {
+  const vw = isa.vectorWidth;
+  // Planes compute the padding columns of each row too: worth it while they are a small share.
+  const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
+  const source = g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'im2col';
+  const cols = source === 'planes' ? (g.dstW + g.planeExtraW) * g.dstH : g.batch * g.dstH * g.dstW;
+  const { MR, NV } = pickMicrotile(isa, g.rows, cols);
+  const NR = NV * vw;
+  let rowsPerBlock = g.dstH;
+  let columnsPerBlock = NR;
+  if (source === 'planes') {
+    const rowBytes = g.reduceChannels * (g.dstW + g.planeExtraW) * 4;
+    rowsPerBlock = clamp(Math.floor(L2_BUDGET / rowBytes) - g.planeExtraH, 1, g.dstH);
+    // Enough items for every thread: split rows when the batch alone does not feed them.
+    while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads) rowsPerBlock = Math.ceil(rowsPerBlock / 2);
+  } else {
+    const colBytes = g.reduceChannels * g.taps * 4;
+    columnsPerBlock = clamp(Math.floor(L2_BUDGET / colBytes / NR), 1, 8) * NR;
+  }
+  // Small outputs: position-major columns share their padding taps, which the block then skips.
+  const order = source === 'im2col' && g.dstH * g.dstW <= 64 ? 'position' : 'image';
+  return Object.freeze({ engine: 'gemm' as const, source, order, MR, NV, NR, rowsPerBlock, columnsPerBlock });
+}
+
+/**
+ * Register tile for the broadcast microkernel: MR x NV accumulators + NV operand vectors + one
+ * broadcast must fit the register file; among those, the least padded work on the expected
+ * rows/columns, then the biggest tile (more FMAs per load).
+ */
+export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: number; NV: number } {
+  const vw = isa.vectorWidth;
+  let best = { MR: 1, NV: 1, cost: Infinity };
+  for (let NV = 1; NV <= 6; NV++) {
+    for (let MR = 1; MR <= 16; MR++) {
+      if (MR * NV + NV + 1 > isa.registers) continue;
+      if (MR * NV < Math.min(8, isa.registers / 2)) continue;  // too few FMAs to hide latency
+      const padded = Math.ceil(rows / MR) * MR * Math.ceil(cols / (NV * vw)) * NV * vw;
+      const cost = padded / (rows * cols) * (1 + 2 / (MR * NV));
+      if (cost < best.cost - 1e-9) best = { MR, NV, cost };
+    }
+  }
+  return { MR: best.MR, NV: best.NV };
+}
+
+function dotPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, stride1: boolean): DotPlan {
+  const [R, S] = layer.kernel;
+  const P = layer.outHeight, Q = layer.outWidth;
+  const useful = (P * Q) / ((P + (R - 1) * layer.dilation[0]) * (Q + (S - 1) * layer.dilation[1]));
+  const source = stride1 && useful >= 0.6 ? 'planes' : 'im2row';
+  const ncol = keptIn * R * S;
+  let best = { MRW: 1, NT: 1, cost: Infinity };
+  for (let MRW = 1; MRW <= 8; MRW++) {
+    for (let NT = 1; NT <= 16; NT++) {
+      if (MRW * NT + MRW + 1 > isa.registers) continue;
+      const loadsPerFma = (MRW + NT) / (MRW * NT);
+      const padded = (Math.ceil(keptOut / MRW) * MRW * Math.ceil(ncol / NT) * NT) / (keptOut * ncol);
+      const cost = padded * Math.max(1, loadsPerFma * 1.6);
+      if (cost < best.cost - 1e-9) best = { MRW, NT, cost };
+    }
+  }
+  return Object.freeze({ engine: 'dot' as const, source, filtersPerTile: best.MRW, columnsPerTile: best.NT });
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, v));
+}

@@ -1,0 +1,133 @@
+// ---- engine/dot: backward-weights as dot products along one long lane axis ----
+// dw[rows[i]][cols[c]][tap] = sum_j dyLane(i)[j] * xLane(c, tap)[j]. Vectors run along j, so both
+// operands are plain vector loads, and an MRW x NT block of accumulators stays in registers for
+// the whole reduction; work items own disjoint dw entries, so threads never reduce across.
+
+template <int MRW, int NT>
+struct DotPass {
+  static constexpr int VW = simd::VW, RS = L::R * L::S;
+
+  // dyLanes: M rows of J lanes (stride dyStride); xLanes: column (c, tap) starts at
+  // xLanes + c * xChanStride + tapShift[tap]. Writes dw[rows[i]][cols[c]][tap].
+  static void run(int M, const int32_t* rows, int KC, const int32_t* cols, long J, const float* dyLanes, long dyStride,
+                  const float* xLanes, long xChanStride, const long* tapShift, float* dw, int threads) {
+    const int NCOL = KC * RS;
+    if (M == 0 || NCOL == 0) return;
+    const int rowTiles = (M + MRW - 1) / MRW, colTiles = (NCOL + NT - 1) / NT;
+    const long items = (long)rowTiles * colTiles;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (long item = 0; item < items; ++item) {
+      const int m0 = (int)(item / colTiles) * MRW, k0 = (int)(item % colTiles) * NT;
+      const float* dy[MRW];
+      const float* x[NT];
+      // Tiles at the edge repeat their last row/column: valid memory, results discarded.
+      for (int i = 0; i < MRW; ++i) dy[i] = dyLanes + std::min(m0 + i, M - 1) * dyStride;
+      for (int t = 0; t < NT; ++t) {
+        const int col = std::min(k0 + t, NCOL - 1);
+        x[t] = xLanes + (col / RS) * xChanStride + tapShift[col % RS];
+      }
+      simd::vec acc[MRW][NT];
+#pragma GCC unroll 8
+      for (int i = 0; i < MRW; ++i)
+#pragma GCC unroll 16
+        for (int t = 0; t < NT; ++t) acc[i][t] = simd::zero();
+      for (long j = 0; j < J; j += VW) {
+        simd::vec d[MRW];
+#pragma GCC unroll 8
+        for (int i = 0; i < MRW; ++i) d[i] = simd::loadu(dy[i] + j);
+#pragma GCC unroll 16
+        for (int t = 0; t < NT; ++t) {
+          const simd::vec xv = simd::loadu(x[t] + j);
+#pragma GCC unroll 8
+          for (int i = 0; i < MRW; ++i) acc[i][t] = simd::fmadd(d[i], xv, acc[i][t]);
+        }
+      }
+      for (int i = 0; i < MRW && m0 + i < M; ++i)
+        for (int t = 0; t < NT && k0 + t < NCOL; ++t) {
+          const int col = k0 + t;
+          dw[((long)rows[m0 + i] * L::C + cols[col / RS]) * RS + col % RS] = simd::hsum(acc[i][t]);
+        }
+    }
+  }
+};
+
+// Planes lanes (stride 1): image n's lanes are a zero-padded HP x WP plane (x row i <-> input row
+// i - PH); dy sits at rows < P, columns < Q of the same pitch, zeros elsewhere, so tap (r,s) is
+// the constant shift r*DH*WP + s*DW and garbage lanes multiply zeros.
+struct PlaneLanes {
+  static constexpr int WP = L::Q + (L::S - 1) * L::DW, HP = L::P + (L::R - 1) * L::DH;
+  static constexpr long IMG = (long)HP * WP;
+  static constexpr long J = (L::N * IMG + simd::VW - 1) / simd::VW * simd::VW;
+  static constexpr long MAX_SHIFT = (long)(L::R - 1) * L::DH * WP + (L::S - 1) * L::DW;
+  static constexpr long X_STRIDE = (J + MAX_SHIFT + 15) / 16 * 16;
+
+  static void tapShifts(long* shift) {
+    for (int tap = 0; tap < L::R * L::S; ++tap) shift[tap] = (long)(tap / L::S) * L::DH * WP + (tap % L::S) * L::DW;
+  }
+  static void packDy(const float* dy, const int32_t* rows, int M, float* out, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < M; ++i) {
+      float* o = out + (long)i * J;
+      std::memset(o, 0, sizeof(float) * J);
+      for (int n = 0; n < L::N; ++n)
+        for (int p = 0; p < L::P; ++p)
+          std::memcpy(o + n * IMG + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
+    }
+  }
+  static void packX(const float* x, const int32_t* cols, int KC, float* out, int threads) {
+    const int jl = std::max(0, L::PW), jh = std::min(WP, L::W + L::PW);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int c = 0; c < KC; ++c) {
+      float* o = out + (long)c * X_STRIDE;
+      std::memset(o, 0, sizeof(float) * X_STRIDE);
+      if (jh <= jl) continue;
+      for (int n = 0; n < L::N; ++n)
+        for (int i = 0; i < HP; ++i) {
+          const int sr = i - L::PH;
+          if (sr < 0 || sr >= L::H) continue;
+          std::memcpy(o + n * IMG + (long)i * WP + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW),
+                      sizeof(float) * (jh - jl));
+        }
+    }
+  }
+};
+
+// Im2row lanes (any stride): lanes are the output positions (n, p, q) without padding garbage;
+// x is gathered per (channel, tap) row, so taps are replicated: the choice for small outputs.
+struct RowLanes {
+  static constexpr long J = ((long)L::N * L::P * L::Q + simd::VW - 1) / simd::VW * simd::VW;
+  static constexpr long X_STRIDE = J * L::R * L::S;
+
+  static void tapShifts(long* shift) {
+    for (int tap = 0; tap < L::R * L::S; ++tap) shift[tap] = (long)tap * J;
+  }
+  static void packDy(const float* dy, const int32_t* rows, int M, float* out, int threads) {
+    constexpr long PQ = (long)L::P * L::Q;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < M; ++i) {
+      float* o = out + (long)i * J;
+      for (int n = 0; n < L::N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
+      std::memset(o + L::N * PQ, 0, sizeof(float) * (J - L::N * PQ));
+    }
+  }
+  static void packX(const float* x, const int32_t* cols, int KC, float* out, int threads) {
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+    for (int c = 0; c < KC; ++c)
+      for (int tap = 0; tap < L::R * L::S; ++tap) {
+        const int r = tap / L::S, s = tap % L::S;
+        float* o = out + (long)c * X_STRIDE + (long)tap * J;
+        long j = 0;
+        for (int n = 0; n < L::N; ++n) {
+          const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
+          for (int p = 0; p < L::P; ++p) {
+            const int ih = p * L::SH - L::PH + r * L::DH;
+            for (int q = 0; q < L::Q; ++q, ++j) {
+              const int iw = q * L::SW - L::PW + s * L::DW;
+              o[j] = ((unsigned)ih < (unsigned)L::H && (unsigned)iw < (unsigned)L::W) ? plane[(long)ih * L::W + iw] : 0.f;
+            }
+          }
+        }
+        for (; j < J; ++j) o[j] = 0.f;
+      }
+  }
+};

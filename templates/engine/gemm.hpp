@@ -1,0 +1,263 @@
+// ---- engine/gemm: forward and backward-data as an implicit GEMM over destination positions ----
+// dst[n][mIdx[m]][a][b] = sum over kept source channels c and taps (r,s) of A[m][c][tap] * src[...]
+// (V = view: which tensor is gathered, how a tap maps a destination position to a source one).
+
+// Decide how many MR-panels one work item covers: whole M when there are enough items for the
+// threads, else split M so both cores get work (e.g. a 2x2-output layer with few column blocks).
+static inline int panelsPerItem(int panels, long baseItems, int threads) {
+  if (panels <= 1 || baseItems >= 4L * threads) return panels > 0 ? panels : 1;
+  const long want = (4L * threads + baseItems - 1) / baseItems;
+  const int chunks = (int)std::min<long>(panels, want);
+  return (panels + chunks - 1) / chunks;
+}
+
+template <class V, int MR, int NV>
+struct GemmPass {
+  static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
+  static constexpr long SRC_PLANE = (long)V::SRC_A * V::SRC_B, SRC_IMG = SRC_PLANE * V::SRC_C;
+  static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
+
+  // Pack the weights of kept rows x kept reduction channels into MR-row panels (once per call).
+  static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
+                            bool flipTaps, Workspace& ws, int threads) {
+    const int panels = (M + MR - 1) / MR;
+    float* A = ws.aPack.get((size_t)std::max(panels, 1) * KC * RS * MR + 1);
+    packPanels<MR>(A, M, KC, RS, threads, [&](int m, int c, int tap) {
+      int r = tap / L::S, s = tap % L::S;
+      if (flipTaps) { r = L::R - 1 - r; s = L::S - 1 - s; }
+      return V::weight(w, mIdx[m], kIdx[c], r, s);
+    });
+    return A;
+  }
+
+  // Write one accumulator row of NR columns: `vecOff(v)` gives the destination offset of column
+  // group v when its VW lanes are contiguous and valid, else -1 and `laneOff(v, l)` is used (-1 = skip).
+  template <class VecOff, class LaneOff>
+  static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneOff laneOff) {
+    const simd::vec b = simd::broadcast(bias);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const long off = vecOff(v);
+      if (off >= 0) {
+        simd::storeu(base + off, simd::add(row[v], b));
+      } else {
+        alignas(64) float lanes[VW];
+        simd::spill(lanes, row[v]);
+        for (int l = 0; l < VW; ++l) {
+          const long o = laneOff(v, l);
+          if (o >= 0) base[o] = lanes[l] + bias;
+        }
+      }
+    }
+  }
+
+  // Planes mode (stride 1): per (image, block of PB destination rows) copy the kept source channels
+  // into zero-padded planes of pitch WP; tap (r,s) is then a constant shift, so nothing is
+  // replicated and every B row is a shifted window of one plane. Columns u = row*WP + col, where
+  // columns col >= DST_B are padding garbage that is computed but never stored.
+  template <int PB>
+  static void runPlanes(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
+                        const int32_t* kIdx, int KC, Workspace& ws, int threads) {
+    constexpr int WP = V::DST_B + (L::S - 1) * L::DW;
+    constexpr int ROW_BLOCKS = (V::DST_A + PB - 1) / PB;
+    constexpr int PLANE_ROWS = PB + (L::R - 1) * L::DH;
+    constexpr long PLANE = ((long)PLANE_ROWS * WP + (L::S - 1) * L::DW + NR + 15) / 16 * 16;
+    const int panels = (M + MR - 1) / MR;
+    if (panels == 0) return;
+    const int perItem = panelsPerItem(panels, (long)L::N * ROW_BLOCKS, threads);
+    const int chunks = (panels + perItem - 1) / perItem;
+    const long items = (long)L::N * ROW_BLOCKS * chunks;
+    const int rows = KC * RS;
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
+      ws.bBlock[t].get((size_t)std::max(KC, 1) * PLANE);
+      ws.aOff[t].get(rows + 1);
+      ws.bOff[t].get(rows + 1);
+    }
+#pragma omp parallel num_threads(threads)
+    {
+      const int tid = omp_get_thread_num();
+      float* planes = ws.bBlock[tid].data;
+      int32_t* aOff = ws.aOff[tid].v.data();
+      int32_t* bOff = ws.bOff[tid].v.data();
+      for (int c = 0; c < KC; ++c)
+        for (int tap = 0; tap < RS; ++tap) {
+          aOff[c * RS + tap] = (c * RS + tap) * MR;
+          bOff[c * RS + tap] = (int32_t)(c * PLANE + (tap / L::S) * L::DH * WP + (tap % L::S) * L::DW);
+        }
+      int packedN = -1, packedBlock = -1;
+#pragma omp for schedule(dynamic, 1)
+      for (long item = 0; item < items; ++item) {
+        const int chunk = (int)(item % chunks);
+        const int rb = (int)((item / chunks) % ROW_BLOCKS);
+        const int n = (int)(item / chunks / ROW_BLOCKS);
+        const int a0 = rb * PB, a1 = std::min(V::DST_A, a0 + PB);
+        const int usedRows = (a1 - a0) + (L::R - 1) * L::DH;
+        if (n != packedN || rb != packedBlock) {  // consecutive chunks of one block reuse the planes
+          packPlanes(src + n * SRC_IMG, kIdx, KC, a0, usedRows, WP, PLANE, planes);
+          packedN = n, packedBlock = rb;
+        }
+        const int cols = (a1 - a0) * WP;
+        const int pm1 = std::min(panels, (chunk + 1) * perItem);
+        for (int u0 = 0; u0 < cols; u0 += NR) {
+          for (int pm = chunk * perItem; pm < pm1; ++pm) {
+            simd::vec acc[MR][NV];
+            microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * rows * MR, planes + u0, acc);
+            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+              const int ch = mIdx[pm * MR + i];
+              float* base = dst + n * DST_IMG + ch * DST_PLANE + (long)a0 * V::DST_B;
+              auto laneOff = [&](int v, int l) -> long {
+                const int u = u0 + v * VW + l, a = u / WP, b = u % WP;
+                return (a < a1 - a0 && b < V::DST_B) ? (long)a * V::DST_B + b : -1;
+              };
+              auto vecOff = [&](int v) -> long {
+                const int u = u0 + v * VW, a = u / WP, b = u % WP;
+                return (a < a1 - a0 && b + VW <= V::DST_B) ? (long)a * V::DST_B + b : -1;
+              };
+              storeRow(base, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // Copy rows [a0 - PAD_A, a0 - PAD_A + usedRows) of each kept source channel into zero-padded
+  // planes of pitch WP; the tail after the used rows is zeroed so garbage columns read zeros.
+  static void packPlanes(const float* img, const int32_t* kIdx, int KC, int a0, int usedRows, int WP, long PLANE,
+                         float* planes) {
+    const int jl = std::max(0, V::PAD_B), jh = std::min(WP, V::SRC_B + V::PAD_B);
+    for (int c = 0; c < KC; ++c) {
+      const float* plane = img + kIdx[c] * SRC_PLANE;
+      float* out = planes + c * PLANE;
+      for (int i = 0; i < usedRows; ++i, out += WP) {
+        const int sr = a0 + i - V::PAD_A;
+        if (sr < 0 || sr >= V::SRC_A || jh <= jl) {
+          std::memset(out, 0, sizeof(float) * WP);
+          continue;
+        }
+        std::memset(out, 0, sizeof(float) * jl);
+        std::memcpy(out + jl, plane + (long)sr * V::SRC_B + (jl - V::PAD_B), sizeof(float) * (jh - jl));
+        std::memset(out + jh, 0, sizeof(float) * (WP - jh));
+      }
+      std::memset(out, 0, sizeof(float) * (PLANE - (long)usedRows * WP));
+    }
+  }
+
+  // Im2col mode (any stride, dilation, padding): per block of NCB destination columns, gather the
+  // taps that reach at least one column into a packed B block; taps that only read padding for
+  // the whole block are skipped (ORDER 1, position-major columns, groups equal positions so small
+  // outputs skip most padding taps).
+  template <int NCB, int ORDER>
+  static void runIm2col(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
+                        const int32_t* kIdx, int KC, Workspace& ws, int threads) {
+    static_assert(NCB % NR == 0, "column block must hold whole microtiles");
+    constexpr long COLS = (long)L::N * V::DST_A * V::DST_B;
+    const long blocks = (COLS + NCB - 1) / NCB;
+    const int panels = (M + MR - 1) / MR;
+    if (panels == 0) return;
+    const int perItem = panelsPerItem(panels, blocks, threads);
+    const int chunks = (panels + perItem - 1) / perItem;
+    const long items = blocks * chunks;
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
+      ws.bBlock[t].get((size_t)std::max(KC, 1) * RS * NCB);
+      ws.aOff[t].get(KC * RS + 1);
+      ws.bOff[t].get(KC * RS + 1);
+      ws.colOff[t].get(NCB + NCB / VW);
+      ws.tapOff[t].get((size_t)RS * NCB + RS);
+    }
+#pragma omp parallel num_threads(threads)
+    {
+      const int tid = omp_get_thread_num();
+      float* B = ws.bBlock[tid].data;
+      int32_t* aOff = ws.aOff[tid].v.data();
+      int32_t* bOff = ws.bOff[tid].v.data();
+      int32_t* colOff = ws.colOff[tid].v.data();
+      int32_t* contiguous = colOff + NCB;  // per VW-column group: 1 if its lanes are consecutive
+      int32_t* tapOff = ws.tapOff[tid].v.data();
+      int32_t* validTaps = tapOff + (long)RS * NCB;
+      long packedBlock = -1;
+      int nT = 0;
+#pragma omp for schedule(dynamic, 1)
+      for (long item = 0; item < items; ++item) {
+        const int chunk = (int)(item % chunks);
+        const long blk = item / chunks;
+        if (blk != packedBlock) {
+          nT = gatherBlock<NCB, ORDER>(src, kIdx, KC, blk * NCB, B, colOff, contiguous, tapOff, validTaps);
+          for (int c = 0; c < KC; ++c)
+            for (int t = 0; t < nT; ++t) {
+              aOff[c * nT + t] = (c * RS + validTaps[t]) * MR;
+              bOff[c * nT + t] = (c * nT + t) * NCB;
+            }
+          packedBlock = blk;
+        }
+        const int rows = KC * nT;
+        const int pm1 = std::min(panels, (chunk + 1) * perItem);
+        for (int jr = 0; jr < NCB && colOff[jr] >= 0; jr += NR) {
+          for (int pm = chunk * perItem; pm < pm1; ++pm) {
+            simd::vec acc[MR][NV];
+            microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * KC * RS * MR, B + jr, acc);
+            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+              const int ch = mIdx[pm * MR + i];
+              auto laneOff = [&](int v, int l) -> long { return colOff[jr + v * VW + l]; };
+              auto vecOff = [&](int v) -> long {
+                const int j = jr + v * VW;
+                return contiguous[j / VW] ? colOff[j] : -1;
+              };
+              storeRow(dst + ch * DST_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // Decode the block's columns, find per tap the source offsets (-1 = padding), keep the taps that
+  // reach any column, and gather B[(c, tap)][column]. Returns the number of kept taps.
+  template <int NCB, int ORDER>
+  static int gatherBlock(const float* src, const int32_t* kIdx, int KC, long j0, float* B, int32_t* colOff,
+                         int32_t* contiguous, int32_t* tapOff, int32_t* validTaps) {
+    constexpr long COLS = (long)L::N * V::DST_A * V::DST_B;
+    for (int j = 0; j < NCB; ++j) {
+      const long col = j0 + j;
+      if (col >= COLS) {
+        colOff[j] = -1;
+        for (int tap = 0; tap < RS; ++tap) tapOff[tap * NCB + j] = -1;
+        continue;
+      }
+      int n, a, b;
+      if (ORDER == 0) {
+        b = (int)(col % V::DST_B); a = (int)((col / V::DST_B) % V::DST_A); n = (int)(col / DST_PLANE);
+      } else {
+        n = (int)(col % L::N); b = (int)((col / L::N) % V::DST_B); a = (int)(col / L::N / V::DST_B);
+      }
+      colOff[j] = (int32_t)(n * DST_IMG + (long)a * V::DST_B + b);
+      for (int tap = 0; tap < RS; ++tap) {
+        int i, jj;
+        tapOff[tap * NCB + j] =
+            V::source(a, b, tap / L::S, tap % L::S, i, jj) ? (int32_t)(n * SRC_IMG + (long)i * V::SRC_B + jj) : -1;
+      }
+    }
+    for (int g = 0; g < NCB / VW; ++g) {
+      bool run = colOff[g * VW] >= 0;
+      for (int l = 1; l < VW && run; ++l) run = colOff[g * VW + l] == colOff[g * VW] + l;
+      contiguous[g] = run;
+    }
+    int nT = 0;
+    for (int tap = 0; tap < RS; ++tap) {
+      bool any = false;
+      for (int j = 0; j < NCB && !any; ++j) any = tapOff[tap * NCB + j] >= 0;
+      if (any) validTaps[nT++] = tap;
+    }
+    for (int c = 0; c < KC; ++c) {
+      const float* plane = src + kIdx[c] * SRC_PLANE;
+      for (int t = 0; t < nT; ++t) {
+        const int32_t* off = tapOff + validTaps[t] * NCB;
+        float* out = B + (long)(c * nT + t) * NCB;
+        for (int j = 0; j < NCB; ++j) out[j] = off[j] >= 0 ? plane[off[j]] : 0.f;
+      }
+    }
+    return nT;
+  }
+};
