@@ -1,0 +1,132 @@
+// Every kernel path against the float64 reference: random shapes (odd sizes, stride, padding,
+// dilation, tiny inputs), masks all/none/one/random, both gradient policies, every ISA here.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compileMaskedConvs, conv2d, supportedIsas, type ConvSpec, type MaskedConv } from '../src/index.js';
+import { refBackwardData, refBackwardWeights, refForward } from './reference.js';
+import { expectChannelsZero, expectClose, poison, randomMask, rng, type MaskKind, type Rng } from './util.js';
+
+/** Hand-picked shapes that force each plan variant, then seeded random ones. */
+const FIXED: ConvSpec[] = [
+  { batch: 2, inChannels: 19, outChannels: 37, inHeight: 12, inWidth: 11, kernel: 3, padding: 1, bias: true },
+  { batch: 3, inChannels: 130, outChannels: 17, inHeight: 2, inWidth: 2, kernel: 3, padding: 1 },         // 2x2 output: position-major im2col
+  { batch: 2, inChannels: 33, outChannels: 70, inHeight: 4, inWidth: 4, kernel: 3, padding: 1, bias: true },
+  { batch: 2, inChannels: 16, outChannels: 24, inHeight: 9, inWidth: 7, kernel: 1 },                        // 1x1
+  { batch: 2, inChannels: 6, outChannels: 10, inHeight: 11, inWidth: 13, kernel: 3, stride: 2, padding: 1 }, // strided bwd-data
+  { batch: 1, inChannels: 3, outChannels: 5, inHeight: 2, inWidth: 3, kernel: [5, 4], padding: [3, 2] },    // input smaller than the window
+  { batch: 4, inChannels: 7, outChannels: 9, inHeight: 10, inWidth: 10, kernel: [3, 2], dilation: [2, 3], padding: [2, 3] },
+  { batch: 1, inChannels: 3, outChannels: 64, inHeight: 20, inWidth: 20, kernel: 7, stride: 3, padding: 4, bias: true },
+  { batch: 2, inChannels: 1, outChannels: 1, inHeight: 5, inWidth: 5, kernel: 2 },
+];
+
+function randomSpec(r: Rng): ConvSpec {
+  for (;;) {
+    const R = r.int(1, 7), S = r.next() < 0.7 ? R : r.int(1, 7);
+    const spec: ConvSpec = {
+      batch: r.int(1, 4),
+      inChannels: r.pick([1, 2, 3, 5, 8, 13, 16, 17, 31, 40, 64, 65, 130]),
+      outChannels: r.pick([1, 2, 3, 7, 8, 15, 16, 24, 33, 48, 64, 100]),
+      inHeight: r.int(1, 14), inWidth: r.int(1, 14),
+      kernel: [R, S],
+      stride: [r.int(1, 3), r.int(1, 3)],
+      padding: [r.int(0, R), r.int(0, S)],
+      dilation: [r.int(1, 3), r.int(1, 3)],
+      bias: r.next() < 0.5,
+    };
+    const work = spec.batch * spec.inChannels * spec.outChannels * R * S * spec.inHeight * spec.inWidth;
+    try {
+      if (work < 3e6) { conv2d(spec); return spec; }
+    } catch { /* output < 1: draw again */ }
+  }
+}
+
+const r0 = rng(20261125);
+const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r0))];
+const MASK_CASES: [MaskKind, MaskKind][] = [['all', 'all'], ['random', 'random'], ['none', 'random'], ['random', 'none'], ['one', 'one']];
+
+interface Case { spec: ConvSpec; x: Float32Array; w: Float32Array; bias?: Float32Array; dy: Float32Array; masks: { out: Uint8Array; in: Uint8Array }[] }
+
+function makeCase(spec: ConvSpec, seed: number): Case {
+  const l = conv2d(spec), r = rng(seed);
+  const [R, S] = l.kernel;
+  return {
+    spec,
+    x: r.uniformArray(l.batch * l.inChannels * l.inHeight * l.inWidth),
+    w: r.uniformArray(l.outChannels * l.inChannels * R * S),
+    bias: l.bias ? r.uniformArray(l.outChannels) : undefined,
+    dy: r.uniformArray(l.batch * l.outChannels * l.outHeight * l.outWidth),
+    masks: MASK_CASES.map(([o, i]) => ({ out: randomMask(r, l.outChannels, o, 0.6), in: randomMask(r, l.inChannels, i, 0.6) })),
+  };
+}
+
+const CASES = SPECS.map((s, i) => makeCase(s, 1000 + i));
+
+// The reference is the slow part: compute it once per case and mask, share it across ISAs.
+const refs = new Map<string, { y: Float64Array; dx: Float64Array; soft: Map<boolean, { dw: Float64Array; dbias: Float64Array }> }>();
+function reference(c: Case, mi: number, soft: boolean) {
+  const key = `${CASES.indexOf(c)}:${mi}`;
+  const l = conv2d(c.spec), m = c.masks[mi];
+  let e = refs.get(key);
+  if (!e) {
+    e = { y: refForward(l, c.x, c.w, c.bias, m.out, m.in), dx: refBackwardData(l, c.dy, c.w, m.out, m.in), soft: new Map() };
+    refs.set(key, e);
+  }
+  if (!e.soft.has(soft)) e.soft.set(soft, refBackwardWeights(l, c.dy, c.x, m.out, m.in, soft));
+  return { y: e.y, dx: e.dx, ...e.soft.get(soft)! };
+}
+
+function checkAll(conv: MaskedConv, c: Case, soft: boolean, label: string) {
+  const l = conv.spec;
+  const [R, S] = l.kernel;
+  const yShape = [l.batch, l.outChannels, l.outHeight, l.outWidth] as const;
+  const xShape = [l.batch, l.inChannels, l.inHeight, l.inWidth] as const;
+  const wShape = [l.outChannels, l.inChannels, R, S] as const;
+  c.masks.forEach((m, mi) => {
+    const tag = `${label} mask#${mi}`;
+    conv.setMasks(m);
+    const ref = reference(c, mi, soft);
+    const y = conv.forward(c.x, c.w, c.bias, poison(c.dy.length));
+    expectClose(y, ref.y, 1e-5, `${tag} forward`);
+    expectChannelsZero(y, yShape, 1, m.out, `${tag} forward pruned`);
+    const dx = conv.backwardData(c.dy, c.w, poison(c.x.length));
+    expectClose(dx, ref.dx, 1e-5, `${tag} backwardData`);
+    expectChannelsZero(dx, xShape, 1, m.in, `${tag} backwardData pruned`);
+    const g = conv.backwardWeights(c.dy, c.x, poison(c.w.length), l.bias ? poison(l.outChannels) : undefined);
+    expectClose(g.dw, ref.dw, 1e-5, `${tag} backwardWeights dw`);
+    expectChannelsZero(g.dw, wShape, 1, m.in, `${tag} dw pruned channels`);
+    if (!soft) expectChannelsZero(g.dw, wShape, 0, m.out, `${tag} dw pruned filters`);
+    if (l.bias) expectClose(g.dbias!, ref.dbias, 1e-5, `${tag} dbias`);
+    else expect(g.dbias).toBeUndefined();
+  });
+}
+
+describe.each(supportedIsas())('kernels on %s', (isa) => {
+  let hard: MaskedConv[];
+  let soft: MaskedConv[];
+  beforeAll(async () => {
+    hard = await compileMaskedConvs(SPECS, { isa });
+    // Same binary (the gradient policy is a run-time row list): a cache hit.
+    soft = await compileMaskedConvs(SPECS, { isa, gradOfPrunedFilters: true });
+  });
+
+  it.each(SPECS.map((s, i) => [i, JSON.stringify(s)] as const))('spec %i %s matches the reference', (i) => {
+    checkAll(hard[i], CASES[i], false, `${isa} spec#${i} hard`);
+    checkAll(soft[i], CASES[i], true, `${isa} spec#${i} soft`);
+  });
+
+  it('exercises every gather strategy', () => {
+    const used = new Set(hard.flatMap((c) => [
+      `fwd:${c.plan.forward.source}:${c.plan.forward.order}`, `bwd:${c.plan.backwardData.source}`, `dw:${c.plan.backwardWeights.source}`,
+    ]));
+    for (const v of ['fwd:planes:image', 'fwd:im2col:position', 'fwd:im2col:image', 'bwd:planes', 'bwd:im2col', 'dw:planes', 'dw:im2row']) {
+      expect(used, v).toContain(v);
+    }
+  });
+
+  it('changing masks does not recompile and reuses the kernel', () => {
+    const c = CASES[0];
+    const conv = hard[0];
+    const before = conv.cacheKey;
+    checkAll(conv, c, false, `${isa} remask`);
+    expect(conv.cacheKey).toBe(before);
+  });
+});
