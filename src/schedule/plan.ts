@@ -119,13 +119,16 @@ function dotPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, st
   const useful = (P * Q) / ((P + (R - 1) * layer.dilation[0]) * (Q + (S - 1) * layer.dilation[1]));
   const source = stride1 && useful >= 0.6 ? 'planes' : 'im2row';
   const ncol = keptIn * R * S;
+  // Per lane chunk: MRW aligned dy loads + NT unaligned x loads (most split a cache line, so count
+  // them twice) feed MRW*NT FMAs; with two load and two FMA ports, loads must not outnumber FMAs.
   let best = { MRW: 1, NT: 1, cost: Infinity };
   for (let MRW = 1; MRW <= 8; MRW++) {
     for (let NT = 1; NT <= 16; NT++) {
       if (MRW * NT + MRW + 1 > isa.registers) continue;
-      const loadsPerFma = (MRW + NT) / (MRW * NT);
+      const fmas = MRW * NT;
+      const efficiency = fmas / Math.max(fmas, MRW + 2 * NT);
       const padded = (Math.ceil(keptOut / MRW) * MRW * Math.ceil(ncol / NT) * NT) / (keptOut * ncol);
-      const cost = padded * Math.max(1, loadsPerFma * 1.6);
+      const cost = (padded / efficiency) * (1 + 1 / fmas);
       if (cost < best.cost - 1e-9) best = { MRW, NT, cost };
     }
   }

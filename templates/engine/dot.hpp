@@ -37,7 +37,8 @@ struct DotPass {
         for (int i = 0; i < MRW; ++i) d[i] = simd::loadu(dy[i] + j);
 #pragma GCC unroll 16
         for (int t = 0; t < NT; ++t) {
-          const simd::vec xv = simd::loadu(x[t] + j);
+          simd::vec xv = simd::loadu(x[t] + j);
+          simd::keep(xv);
 #pragma GCC unroll 8
           for (int i = 0; i < MRW; ++i) acc[i][t] = simd::fmadd(d[i], xv, acc[i][t]);
         }
