@@ -32,10 +32,10 @@ export interface BuildOptions {
 }
 
 /** Everything that changes the binary, in one place (see test/codegen: a template edit changes it). */
-export function addonKey(units: readonly KernelUnit[]): string {
+export function addonKey(units: readonly KernelUnit[], templates = templateSources()): string {
   return cacheKey({
     generator: GENERATOR_VERSION,
-    templates: templateSources(),
+    templates,
     compiler: compilerId(),
     baseFlags: BASE_CXX_FLAGS,
     napiVersion: 8,
@@ -73,9 +73,4 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
   const classes = new Map<string, NativeKernelClass>();
   for (const u of units) classes.set(u.ns, addon[u.ns] as NativeKernelClass);
   return { classes, key, path };
-}
-
-/** Where the rendered sources of a unit can be read without building (for debugging / explain). */
-export function renderUnitSource(unit: KernelUnit): string {
-  return renderKernel(unit);
 }

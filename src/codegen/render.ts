@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
 import type { ConvLayer } from '../ir/conv.js';
-import type { GemmPlan, Plan } from '../schedule/plan.js';
+import { describePlan, type GemmPlan, type Plan } from '../schedule/plan.js';
 
 export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
 export const GENERATOR_VERSION: string = JSON.parse(
@@ -63,7 +63,8 @@ export function renderKernel(unit: KernelUnit): string {
       ns: unit.ns,
       generatorVersion: GENERATOR_VERSION,
       layerText: layerText(l),
-      planText: JSON.stringify(plan),
+      planLines: describePlan(plan),
+      planJson: JSON.stringify(plan),
       intrinsics: plan.isa !== 'scalar',
       L: {
         N: l.batch, C: l.inChannels, K: l.outChannels, H: l.inHeight, W: l.inWidth,

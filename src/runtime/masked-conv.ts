@@ -2,7 +2,7 @@
 // native code runs, keeps the mask index lists, allocates omitted outputs and forwards to C++.
 
 import type { ConvLayer } from '../ir/conv.js';
-import type { Plan } from '../schedule/plan.js';
+import { describePlan, type Plan } from '../schedule/plan.js';
 import type { NativeKernel, NativeKernelClass } from '../codegen/compile.js';
 import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError } from '../errors.js';
@@ -100,17 +100,7 @@ export class MaskedConv {
 
   /** The plan as text: ISA, tiles and gather strategy per pass. */
   explain(): string {
-    const p = this.plan;
-    const gemm = (g: Plan['forward']) =>
-      `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile ${g.MR}x${g.NR}`;
-    const d = p.backwardWeights;
-    return [
-      `layer: ${layerText(this.spec)}`,
-      `isa: ${p.isa} (vector width ${p.vectorWidth}), threads: ${p.threads}`,
-      `forward: ${gemm(p.forward)}`,
-      `backwardData: ${gemm(p.backwardData)}`,
-      `backwardWeights: ${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`,
-    ].join('\n');
+    return [`layer: ${layerText(this.spec)}`, ...describePlan(this.plan)].join('\n');
   }
 
   dispose(): void {

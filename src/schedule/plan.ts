@@ -138,3 +138,16 @@ function dotPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, st
 function clamp(v: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, v));
 }
+
+/** The plan as a few lines of text: used by MaskedConv.explain() and the generated C++ header. */
+export function describePlan(p: Plan): string[] {
+  const gemm = (g: GemmPlan) =>
+    `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile MR x NR = ${g.MR} x ${g.NR}`;
+  const d = p.backwardWeights;
+  return [
+    `isa: ${p.isa} (vector width ${p.vectorWidth}), threads: ${p.threads}`,
+    `forward: ${gemm(p.forward)}`,
+    `backwardData: ${gemm(p.backwardData)}`,
+    `backwardWeights: ${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`,
+  ];
+}
