@@ -3,7 +3,7 @@
 
 import { availableParallelism } from 'node:os';
 import { conv2d, type ConvLayer, type ConvSpec } from './ir/conv.js';
-import { choosePlan } from './schedule/plan.js';
+import { choosePlan, type Strategy } from './schedule/plan.js';
 import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from './schedule/isa.js';
 import { compileUnits } from './codegen/compile.js';
 import { defaultCacheDir, type CacheEvent } from './codegen/cache.js';
@@ -21,6 +21,8 @@ export interface CompileOptions {
   cacheDir?: string;
   /** Progress lines on stderr while compiling; default: when stderr is a terminal or MASKACC_VERBOSE is set. */
   verbose?: boolean;
+  /** Expert override of the gather strategy per pass (default: the scheduler's heuristic). */
+  strategy?: Strategy;
   /** Cache and build events (hit, miss, built, ...), for diagnostics and tests. */
   onCacheEvent?: (e: CacheEvent) => void;
 }
@@ -45,16 +47,16 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
   const units = layers.map((layer, i) => ({
     ns: `layer${i}`,
     layer,
-    plan: choosePlan(layer, ISAS[opts.isa], opts.threads),
+    plan: choosePlan(layer, ISAS[opts.isa], opts.threads, opts.strategy),
     cxxFlags: [] as string[],
   }));
-  const { classes, key } = await compileUnits(units, {
+  const { Kernel, key } = await compileUnits(units, {
     cacheDir: opts.cacheDir,
     jobs: Math.max(1, availableParallelism()),
     onEvent: options.onCacheEvent,
     log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
-  return units.map((u) => new MaskedConv(u.layer, u.plan, classes.get(u.ns)!, key, opts.gradOfPrunedFilters));
+  return units.map((u) => new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters));
 }
 
 interface ResolvedOptions {
@@ -63,11 +65,12 @@ interface ResolvedOptions {
   threads: number;
   cacheDir: string;
   verbose: boolean;
+  strategy: Strategy;
 }
 
 function resolveOptions(o: CompileOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new ArgumentError('options', o, 'an object');
-  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent']);
+  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new ArgumentError(`options.${k}`, (o as Record<string, unknown>)[k], 'no such option (typo?)');
   if (o.gradOfPrunedFilters !== undefined && typeof o.gradOfPrunedFilters !== 'boolean') {
     throw new ArgumentError('options.gradOfPrunedFilters', o.gradOfPrunedFilters, 'a boolean');
@@ -86,8 +89,9 @@ function resolveOptions(o: CompileOptions): ResolvedOptions {
     throw new ArgumentError('options.cacheDir', o.cacheDir, 'a non-empty directory path');
   }
   if (o.onCacheEvent !== undefined && typeof o.onCacheEvent !== 'function') throw new ArgumentError('options.onCacheEvent', o.onCacheEvent, 'a function');
+  const strategy = validateStrategy(o.strategy);
   const verbose = o.verbose ?? (Boolean(process.stderr.isTTY) || Boolean(process.env.MASKACC_VERBOSE));
-  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir: o.cacheDir ?? defaultCacheDir(), verbose };
+  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir: o.cacheDir ?? defaultCacheDir(), verbose, strategy };
 }
 
 function resolveIsa(isa: unknown): IsaName {
@@ -100,4 +104,23 @@ function resolveIsa(isa: unknown): IsaName {
     throw new IsaError(name, `this CPU (${cpuModel()}) lacks ${ISAS[name].cpuFlags.join('/')}`);
   }
   return name;
+}
+
+const STRATEGIES: Record<keyof Strategy, readonly string[]> = {
+  forward: ['planes', 'im2col', 'direct'],
+  backwardData: ['planes', 'im2col', 'direct'],
+  backwardWeights: ['planes', 'im2row', 'direct'],
+};
+
+function validateStrategy(s: unknown): Strategy {
+  if (s === undefined) return {};
+  if (s === null || typeof s !== 'object') throw new ArgumentError('options.strategy', s, 'an object { forward?, backwardData?, backwardWeights? }');
+  for (const [pass, value] of Object.entries(s)) {
+    const allowed = STRATEGIES[pass as keyof Strategy];
+    if (!allowed) throw new ArgumentError(`options.strategy.${pass}`, value, 'one of forward, backwardData, backwardWeights');
+    if (value !== undefined && !allowed.includes(value as string)) {
+      throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
+    }
+  }
+  return s as Strategy;
 }

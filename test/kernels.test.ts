@@ -2,6 +2,7 @@
 // dilation, tiny inputs), masks all/none/one/random, both gradient policies, every ISA here.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compileMaskedConvs, conv2d, supportedIsas, type ConvSpec, type MaskedConv } from '../src/index.js';
+import type { Strategy } from '../src/schedule/plan.js';
 import { refBackwardData, refBackwardWeights, refForward } from './reference.js';
 import { expectChannelsZero, expectClose, poison, randomMask, rng, type MaskKind, type Rng } from './util.js';
 
@@ -99,13 +100,26 @@ function checkAll(conv: MaskedConv, c: Case, soft: boolean, label: string) {
   });
 }
 
+// Forced strategies over a subset of the shapes, so every engine meets odd sizes on every ISA
+// (the heuristic alone would leave some engines untried on some shapes).
+const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
+  { name: 'direct', strategy: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' }, specs: SPECS.map((_, i) => i) },
+  { name: 'im2col/im2row', strategy: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' }, specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 0) },
+  {
+    name: 'planes', strategy: { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' },
+    specs: SPECS.map((s, i) => [s, i] as const).filter(([s, i]) => conv2d(s).stride.every((v) => v === 1) && i % 2 === 1).map(([, i]) => i),
+  },
+];
+
 describe.each(supportedIsas())('kernels on %s', (isa) => {
   let hard: MaskedConv[];
   let soft: MaskedConv[];
+  const forced = new Map<string, MaskedConv[]>();
   beforeAll(async () => {
     hard = await compileMaskedConvs(SPECS, { isa });
     // Same binary (the gradient policy is a run-time row list): a cache hit.
     soft = await compileMaskedConvs(SPECS, { isa, gradOfPrunedFilters: true });
+    for (const f of FORCED) forced.set(f.name, await compileMaskedConvs(f.specs.map((i) => SPECS[i]), { isa, strategy: f.strategy }));
   });
 
   it.each(SPECS.map((s, i) => [i, JSON.stringify(s)] as const))('spec %i %s matches the reference', (i) => {
@@ -113,20 +127,20 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
     checkAll(soft[i], CASES[i], true, `${isa} spec#${i} soft`);
   });
 
-  it('exercises every gather strategy', () => {
-    const used = new Set(hard.flatMap((c) => [
-      `fwd:${c.plan.forward.source}:${c.plan.forward.order}`, `bwd:${c.plan.backwardData.source}`, `dw:${c.plan.backwardWeights.source}`,
-    ]));
-    for (const v of ['fwd:planes:image', 'fwd:im2col:position', 'fwd:im2col:image', 'bwd:planes', 'bwd:im2col', 'dw:planes', 'dw:im2row']) {
-      expect(used, v).toContain(v);
-    }
+  it.each(FORCED.map((f) => [f.name] as const))('strategy %s matches the reference on its shapes', (name) => {
+    const f = FORCED.find((g) => g.name === name)!;
+    f.specs.forEach((specIndex, j) => checkAll(forced.get(name)![j], CASES[specIndex], false, `${isa} ${name} spec#${specIndex}`));
+  });
+
+  it('the heuristic plans use several engines', () => {
+    const used = new Set(hard.flatMap((c) => [c.plan.forward.source, c.plan.backwardData.source, c.plan.backwardWeights.source]));
+    for (const v of ['planes', 'direct']) expect(used, v).toContain(v);
   });
 
   it('changing masks does not recompile and reuses the kernel', () => {
-    const c = CASES[0];
     const conv = hard[0];
     const before = conv.cacheKey;
-    checkAll(conv, c, false, `${isa} remask`);
+    checkAll(conv, CASES[0], false, `${isa} remask`);
     expect(conv.cacheKey).toBe(before);
   });
 });

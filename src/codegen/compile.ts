@@ -20,7 +20,8 @@ export interface NativeKernel {
   backwardData(dy: Float32Array, w: Float32Array, dx: Float32Array, ko: Int32Array, ci: Int32Array): void;
   backwardWeights(dy: Float32Array, x: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: Int32Array, ci: Int32Array): void;
 }
-export type NativeKernelClass = new (threads: number) => NativeKernel;
+/** The addon's binding class: `new Kernel(layerName, threads)`. */
+export type NativeKernelClass = new (layer: string, threads: number) => NativeKernel;
 
 export interface BuildOptions {
   cacheDir: string;
@@ -43,9 +44,9 @@ export function addonKey(units: readonly KernelUnit[], templates = templateSourc
   });
 }
 
-/** Build (or fetch from the cache) one addon holding `units`; returns each unit's kernel class. */
+/** Build (or fetch from the cache) one addon holding `units`; `new Kernel(unit.ns, threads)` runs one. */
 export async function compileUnits(units: readonly KernelUnit[], opts: BuildOptions): Promise<{
-  classes: Map<string, NativeKernelClass>; key: string; path: string;
+  Kernel: NativeKernelClass; key: string; path: string;
 }> {
   const key = addonKey(units);
   const target = `maskacc_${key.slice(0, 16)}`;
@@ -61,6 +62,7 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
       const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
       units.forEach((u, i) => writeFileSync(join(workDir, files[i].file), renderKernel(u)));
       writeFileSync(join(workDir, 'module.cpp'), renderModule(units, key));
+      writeFileSync(join(workDir, 'layer-abi.hpp'), templateSources()['layer-abi.hpp']);
       writeFileSync(join(workDir, 'CMakeLists.txt'), renderCMakeLists({
         target, nodeAddonApiDir: NODE_ADDON_API_DIR, baseFlags: BASE_CXX_FLAGS, units: files,
       }));
@@ -69,8 +71,6 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
       return built;
     },
   });
-  const addon = require(path) as Record<string, unknown>;
-  const classes = new Map<string, NativeKernelClass>();
-  for (const u of units) classes.set(u.ns, addon[u.ns] as NativeKernelClass);
-  return { classes, key, path };
+  const addon = require(path) as { Kernel: NativeKernelClass };
+  return { Kernel: addon.Kernel, key, path };
 }

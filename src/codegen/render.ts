@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
 import type { ConvLayer } from '../ir/conv.js';
-import { describePlan, type GemmPlan, type Plan } from '../schedule/plan.js';
+import { describePlan, type ConvPassPlan, type Plan, type WeightsPlan } from '../schedule/plan.js';
 
 export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
 export const GENERATOR_VERSION: string = JSON.parse(
@@ -73,22 +73,25 @@ export function renderKernel(unit: KernelUnit): string {
       },
       fwd: gemmArgs(plan.forward, false),
       bwd: gemmArgs(plan.backwardData, true),
-      wgt: {
-        lanes: plan.backwardWeights.source === 'planes' ? 'PlaneLanes' : 'RowLanes',
-        mrw: plan.backwardWeights.filtersPerTile,
-        nt: plan.backwardWeights.columnsPerTile,
-      },
+      wgt: weightsArgs(plan.backwardWeights),
     },
     { partials: { isa: isaPartial } },
   );
 }
 
-function gemmArgs(g: GemmPlan, isBackwardData: boolean) {
+function weightsArgs(d: WeightsPlan) {
+  return d.engine === 'direct'
+    ? { direct: true, mt: d.MT, nv: d.NV, imagesPerBlock: d.imagesPerBlock }
+    : { direct: false, lanes: d.source === 'planes' ? 'PlaneLanes' : 'RowLanes', mrw: d.filtersPerTile, nt: d.columnsPerTile };
+}
+
+function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
+  if (g.engine === 'direct') return { direct: true, mq: g.MQ, nv: g.NV };
   const call = g.source === 'planes'
     ? `template runPlanes<${g.rowsPerBlock}>`
     : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
   // Backward-data in planes mode is a forward conv with the taps flipped.
-  return { mr: g.MR, nv: g.NV, call, flip: isBackwardData && g.source === 'planes' ? 'true' : 'false' };
+  return { direct: false, mr: g.MR, nv: g.NV, call, flip: isBackwardData && g.source === 'planes' ? 'true' : 'false' };
 }
 
 export function layerText(l: ConvLayer): string {

@@ -3,7 +3,7 @@
 
 import type { ConvLayer } from '../ir/conv.js';
 import { describePlan, type Plan } from '../schedule/plan.js';
-import type { NativeKernel, NativeKernelClass } from '../codegen/compile.js';
+import type { NativeKernel } from '../codegen/compile.js';
 import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
@@ -27,14 +27,14 @@ export class MaskedConv {
   private gradRows: Int32Array;
   private readonly sizes: { x: number; w: number; y: number; k: number };
 
-  constructor(layer: ConvLayer, plan: Plan, cls: NativeKernelClass, cacheKey: string, gradOfPrunedFilters: boolean) {
+  constructor(layer: ConvLayer, plan: Plan, native: NativeKernel, cacheKey: string, gradOfPrunedFilters: boolean) {
     this.spec = layer;
     this.outHeight = layer.outHeight;
     this.outWidth = layer.outWidth;
     this.plan = plan;
     this.cacheKey = cacheKey;
     this.gradOfPrunedFilters = gradOfPrunedFilters;
-    this.native = new cls(plan.threads);
+    this.native = native;
     const { batch: N, inChannels: C, outChannels: K, inHeight: H, inWidth: W } = layer;
     this.sizes = {
       x: N * C * H * W,

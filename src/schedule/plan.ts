@@ -2,7 +2,8 @@
 // ISA, register tiles, gather strategy and blocking per pass. Heuristic and always valid.
 
 import type { ConvLayer } from '../ir/conv.js';
-import { ISAS, type Isa, type IsaName } from './isa.js';
+import { ArgumentError } from '../errors.js';
+import type { Isa, IsaName } from './isa.js';
 
 /** Forward / backward-data: an implicit GEMM over destination positions. */
 export interface GemmPlan {
@@ -20,6 +21,36 @@ export interface GemmPlan {
   readonly columnsPerBlock: number;
 }
 
+/** Forward / backward-data, channel-vectorized direct conv: MQ positions x NR = NV vectors of channels. */
+export interface DirectPlan {
+  readonly engine: 'direct';
+  readonly source: 'direct';
+  readonly MQ: number;
+  readonly NV: number;
+  readonly NR: number;
+}
+
+export type ConvPassPlan = GemmPlan | DirectPlan;
+
+/** Backward-weights, tap-major direct: MT channels x NR = NV vectors of filters per tap, blocked over images. */
+export interface DirectWeightsPlan {
+  readonly engine: 'direct';
+  readonly source: 'direct';
+  readonly MT: number;
+  readonly NV: number;
+  readonly NR: number;
+  readonly imagesPerBlock: number;
+}
+
+export type WeightsPlan = DotPlan | DirectWeightsPlan;
+
+/** Expert override of the gather strategy per pass (tests and tuning use it); unset = heuristic. */
+export interface Strategy {
+  forward?: 'planes' | 'im2col' | 'direct';
+  backwardData?: 'planes' | 'im2col' | 'direct';
+  backwardWeights?: 'planes' | 'im2row' | 'direct';
+}
+
 /** Backward-weights: dot products along a lane axis with MRW x NT register accumulators. */
 export interface DotPlan {
   readonly engine: 'dot';
@@ -33,34 +64,32 @@ export interface Plan {
   readonly isa: IsaName;
   readonly vectorWidth: number;
   readonly threads: number;
-  readonly forward: GemmPlan;
-  readonly backwardData: GemmPlan;
-  readonly backwardWeights: DotPlan;
+  readonly forward: ConvPassPlan;
+  readonly backwardData: ConvPassPlan;
+  readonly backwardWeights: WeightsPlan;
 }
 
 // Bytes of packed B one work item may hold: half the 1-2 MiB L2 of current x86 cores.
 const L2_BUDGET = 512 * 1024;
 
-export function choosePlan(layer: ConvLayer, isa: Isa, threads: number): Plan {
+export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy: Strategy = {}): Plan {
   const [R, S] = layer.kernel;
   const keptOut = Math.max(1, Math.round(layer.outChannels * layer.density.out));
   const keptIn = Math.max(1, Math.round(layer.inChannels * layer.density.in));
   const stride1 = layer.stride[0] === 1 && layer.stride[1] === 1;
+  const fwd: GemmShape = {
+    rows: keptOut, reduceChannels: keptIn, taps: R * S, batch: layer.batch,
+    dstH: layer.outHeight, dstW: layer.outWidth, planeExtraH: (R - 1) * layer.dilation[0],
+    planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1,
+  };
+  const bwd: GemmShape = { ...fwd, rows: keptIn, reduceChannels: keptOut, dstH: layer.inHeight, dstW: layer.inWidth };
   return Object.freeze({
     isa: isa.name,
     vectorWidth: isa.vectorWidth,
     threads,
-    forward: gemmPlan(isa, threads, {
-      rows: keptOut, reduceChannels: keptIn, taps: R * S, batch: layer.batch,
-      dstH: layer.outHeight, dstW: layer.outWidth, planeExtraH: (R - 1) * layer.dilation[0],
-      planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1,
-    }),
-    backwardData: gemmPlan(isa, threads, {
-      rows: keptIn, reduceChannels: keptOut, taps: R * S, batch: layer.batch,
-      dstH: layer.inHeight, dstW: layer.inWidth, planeExtraH: (R - 1) * layer.dilation[0],
-      planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1,
-    }),
-    backwardWeights: dotPlan(isa, layer, keptOut, keptIn, stride1),
+    forward: convPassPlan(isa, threads, fwd, strategy.forward, 'forward'),
+    backwardData: convPassPlan(isa, threads, bwd, strategy.backwardData, 'backwardData'),
+    backwardWeights: weightsPlan(isa, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
   });
 }
 
@@ -69,11 +98,25 @@ interface GemmShape {
   dstH: number; dstW: number; planeExtraH: number; planeExtraW: number; planesAllowed: boolean;
 }
 
-function gemmPlan(isa: Isa, threads: number, g: GemmShape): GemmPlan {
-  const vw = isa.vectorWidth;
-  // Planes compute the padding columns of each row too: worth it while they are a small share.
+function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy['forward'], pass: string): ConvPassPlan {
+  if (forced === 'planes' && !g.planesAllowed) {
+    throw new ArgumentError(`options.strategy.${pass}`, forced, "'im2col' or 'direct': 'planes' needs stride 1");
+  }
+  const source = forced ?? defaultConvSource(isa, g);
+  return source === 'direct' ? directPlan(isa, g) : gemmPlan(isa, threads, g, source);
+}
+
+// Planes compute the padding columns of each row too; the direct engine skips padding taps and
+// wants many kept rows to fill its channel vectors.
+function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'direct' {
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
-  const source = g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'im2col';
+  if (g.rows >= 2 * isa.vectorWidth && g.dstH * g.dstW <= 64) return 'direct';
+  if (g.planesAllowed && planesUseful >= 0.75) return 'planes';
+  return g.rows >= isa.vectorWidth ? 'direct' : 'im2col';
+}
+
+function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'im2col'): GemmPlan {
+  const vw = isa.vectorWidth;
   const cols = source === 'planes' ? (g.dstW + g.planeExtraW) * g.dstH : g.batch * g.dstH * g.dstW;
   const { MR, NV } = pickMicrotile(isa, g.rows, cols);
   const NR = NV * vw;
@@ -91,6 +134,27 @@ function gemmPlan(isa: Isa, threads: number, g: GemmShape): GemmPlan {
   // Small outputs: position-major columns share their padding taps, which the block then skips.
   const order = source === 'im2col' && g.dstH * g.dstW <= 64 ? 'position' : 'image';
   return Object.freeze({ engine: 'gemm' as const, source, order, MR, NV, NR, rowsPerBlock, columnsPerBlock });
+}
+
+/**
+ * Direct tile: MQ positions x NV channel vectors. Each step loads NV weight vectors and
+ * broadcasts MQ source values for MQ*NV FMAs; choose the least padded work (channel vectors,
+ * row tails) with enough independent accumulators to hide FMA latency.
+ */
+function directPlan(isa: Isa, g: GemmShape): DirectPlan {
+  const vw = isa.vectorWidth;
+  let best = { MQ: 1, NV: 1, cost: Infinity };
+  for (let NV = 1; NV <= 4; NV++) {
+    for (let MQ = 1; MQ <= 16; MQ++) {
+      if (MQ * NV + NV + 1 > isa.registers || MQ * NV < Math.min(8, isa.registers / 2)) continue;
+      const rowsPadded = Math.ceil(g.rows / (NV * vw)) * NV * vw / g.rows;
+      const colsPadded = Math.ceil(g.dstW / MQ) * MQ / g.dstW;
+      const fmas = MQ * NV;
+      const cost = rowsPadded * colsPadded * Math.max(1, (MQ + NV) / fmas) * (1 + 2 / fmas);
+      if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
+    }
+  }
+  return Object.freeze({ engine: 'direct' as const, source: 'direct' as const, MQ: best.MQ, NV: best.NV, NR: best.NV * vw });
 }
 
 /**
@@ -113,11 +177,17 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
   return { MR: best.MR, NV: best.NV };
 }
 
-function dotPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, stride1: boolean): DotPlan {
+function weightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, stride1: boolean,
+  forced: Strategy['backwardWeights']): WeightsPlan {
   const [R, S] = layer.kernel;
   const P = layer.outHeight, Q = layer.outWidth;
   const useful = (P * Q) / ((P + (R - 1) * layer.dilation[0]) * (Q + (S - 1) * layer.dilation[1]));
-  const source = stride1 && useful >= 0.6 ? 'planes' : 'im2row';
+  if (forced === 'planes' && !stride1) {
+    throw new ArgumentError('options.strategy.backwardWeights', forced, "'im2row' or 'direct': 'planes' needs stride 1");
+  }
+  const source = forced ?? (keptOut >= 2 * isa.vectorWidth && P * Q <= 64 ? 'direct'
+    : stride1 && useful >= 0.6 ? 'planes' : keptOut >= isa.vectorWidth ? 'direct' : 'im2row');
+  if (source === 'direct') return directWeightsPlan(isa, layer, keptOut, keptIn);
   const ncol = keptIn * R * S;
   // Per lane chunk: MRW aligned dy loads + NT unaligned x loads (most split a cache line, so count
   // them twice) feed MRW*NT FMAs; with two load and two FMA ports, loads must not outnumber FMAs.
@@ -135,19 +205,45 @@ function dotPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, st
   return Object.freeze({ engine: 'dot' as const, source, filtersPerTile: best.MRW, columnsPerTile: best.NT });
 }
 
+/** Tap-major direct dw: MT kept channels (broadcast) x NV vectors of kept filters. */
+function directWeightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number): DirectWeightsPlan {
+  const vw = isa.vectorWidth;
+  let best = { MT: 1, NV: 1, cost: Infinity };
+  for (let NV = 1; NV <= 4; NV++) {
+    for (let MT = 1; MT <= 16; MT++) {
+      if (MT * NV + NV + 1 > isa.registers || MT * NV < Math.min(8, isa.registers / 2)) continue;
+      const rowsPadded = Math.ceil(keptOut / (NV * vw)) * NV * vw / keptOut;
+      const chanPadded = Math.ceil(keptIn / MT) * MT / keptIn;
+      const fmas = MT * NV;
+      const cost = rowsPadded * chanPadded * Math.max(1, (MT + NV) / fmas) * (1 + 2 / fmas);
+      if (cost < best.cost - 1e-9) best = { MT, NV, cost };
+    }
+  }
+  // Images per reduction block: packed dy and x of a block should stay in L2.
+  const pq = layer.outHeight * layer.outWidth, hw = layer.inHeight * layer.inWidth;
+  const bytesPerImage = 4 * (pq * Math.ceil(keptOut / (best.NV * vw)) * best.NV * vw + hw * keptIn);
+  const imagesPerBlock = clamp(Math.floor((2 * L2_BUDGET) / bytesPerImage), 1, layer.batch);
+  return Object.freeze({ engine: 'direct' as const, source: 'direct' as const, MT: best.MT, NV: best.NV, NR: best.NV * vw, imagesPerBlock });
+}
+
 function clamp(v: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, v));
 }
 
 /** The plan as a few lines of text: used by MaskedConv.explain() and the generated C++ header. */
 export function describePlan(p: Plan): string[] {
-  const gemm = (g: GemmPlan) =>
-    `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile MR x NR = ${g.MR} x ${g.NR}`;
+  const conv = (g: ConvPassPlan) =>
+    g.engine === 'direct'
+      ? `direct (channel-vectorized), tile MQ positions x NR channels = ${g.MQ} x ${g.NR}`
+      : `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile MR x NR = ${g.MR} x ${g.NR}`;
   const d = p.backwardWeights;
+  const weights = d.engine === 'direct'
+    ? `direct (tap-major), tile MT channels x NR filters = ${d.MT} x ${d.NR}, ${d.imagesPerBlock} images/block`
+    : `${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`;
   return [
     `isa: ${p.isa} (vector width ${p.vectorWidth}), threads: ${p.threads}`,
-    `forward: ${gemm(p.forward)}`,
-    `backwardData: ${gemm(p.backwardData)}`,
-    `backwardWeights: ${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`,
+    `forward: ${conv(p.forward)}`,
+    `backwardData: ${conv(p.backwardData)}`,
+    `backwardWeights: ${weights}`,
   ];
 }

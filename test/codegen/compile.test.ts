@@ -38,7 +38,7 @@ describe('compile and cache', () => {
     const edited = { ...templates, 'engine/gemm.hpp': `${templates['engine/gemm.hpp']}\n// edit` };
     expect(addonKey([u], edited)).not.toBe(k);
     expect(addonKey([unit({ ...spec, padding: 0 })])).not.toBe(k);
-    expect(addonKey([{ ...u, plan: { ...u.plan, forward: { ...u.plan.forward, MR: u.plan.forward.MR + 1 } } }])).not.toBe(k);
+    expect(addonKey([{ ...u, plan: { ...u.plan, vectorWidth: u.plan.vectorWidth + 1 } }])).not.toBe(k);
     expect(addonKey([unit()])).toBe(k);
   });
 
