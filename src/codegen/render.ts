@@ -86,7 +86,7 @@ function weightsArgs(d: WeightsPlan) {
 }
 
 function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
-  if (g.engine === 'direct') return { direct: true, mq: g.MQ, nv: g.NV };
+  if (g.engine === 'direct') return { direct: true, mq: g.MQ, nv: g.NV, batch: g.tile === 'images', rowsPerBlock: g.rowsPerBlock };
   const call = g.source === 'planes'
     ? `template runPlanes<${g.rowsPerBlock}>`
     : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;

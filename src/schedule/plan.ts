@@ -1,7 +1,7 @@
 // The scheduler: turns a ConvLayer plus options into a Plan (plain, JSON-serializable data):
 // ISA, register tiles, gather strategy and blocking per pass. Heuristic and always valid.
 
-import type { ConvLayer } from '../ir/conv.js';
+import type { ConvLayer, Pair } from '../ir/conv.js';
 import { ArgumentError } from '../errors.js';
 import type { Isa, IsaName } from './isa.js';
 
@@ -25,6 +25,10 @@ export interface GemmPlan {
 export interface DirectPlan {
   readonly engine: 'direct';
   readonly source: 'direct';
+  /** A tile's MQ positions: consecutive columns of a row, or MQ images at one position (tiny outputs). */
+  readonly tile: 'columns' | 'images';
+  /** Destination rows per work item (their source rows are packed once per item). */
+  readonly rowsPerBlock: number;
   readonly MQ: number;
   readonly NV: number;
   readonly NR: number;
@@ -80,9 +84,11 @@ export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy
   const fwd: GemmShape = {
     rows: keptOut, reduceChannels: keptIn, taps: R * S, batch: layer.batch,
     dstH: layer.outHeight, dstW: layer.outWidth, planeExtraH: (R - 1) * layer.dilation[0],
-    planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1,
+    planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1, srcW: layer.inWidth, strides: layer.stride,
   };
-  const bwd: GemmShape = { ...fwd, rows: keptIn, reduceChannels: keptOut, dstH: layer.inHeight, dstW: layer.inWidth };
+  const bwd: GemmShape = {
+    ...fwd, rows: keptIn, reduceChannels: keptOut, dstH: layer.inHeight, dstW: layer.inWidth, srcW: layer.outWidth, strides: [1, 1],
+  };
   return Object.freeze({
     isa: isa.name,
     vectorWidth: isa.vectorWidth,
@@ -96,6 +102,8 @@ export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy
 interface GemmShape {
   rows: number; reduceChannels: number; taps: number; batch: number;
   dstH: number; dstW: number; planeExtraH: number; planeExtraW: number; planesAllowed: boolean;
+  /** Source width and the source-side stride between neighbouring destination columns. */
+  srcW: number; strides: Pair;
 }
 
 function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy['forward'], pass: string): ConvPassPlan {
@@ -103,16 +111,17 @@ function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy[
     throw new ArgumentError(`options.strategy.${pass}`, forced, "'im2col' or 'direct': 'planes' needs stride 1");
   }
   const source = forced ?? defaultConvSource(isa, g);
-  return source === 'direct' ? directPlan(isa, g) : gemmPlan(isa, threads, g, source);
+  return source === 'direct' ? directPlan(isa, threads, g, g.strides) : gemmPlan(isa, threads, g, source);
 }
 
-// Planes compute the padding columns of each row too; the direct engine skips padding taps and
-// wants many kept rows to fill its channel vectors.
+// The direct engine wins wherever its channel vectors fill up (measured on VGG-16 layers from
+// 32x32 to 2x2: 84-97% of peak at >= 32 rows); with few rows or few reduction channels, the
+// spatially vectorized engines win (planes for stride 1, im2col otherwise).
 function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'direct' {
+  if (g.rows >= 2 * isa.vectorWidth && g.reduceChannels >= 8) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
-  if (g.rows >= 2 * isa.vectorWidth && g.dstH * g.dstW <= 64) return 'direct';
   if (g.planesAllowed && planesUseful >= 0.75) return 'planes';
-  return g.rows >= isa.vectorWidth ? 'direct' : 'im2col';
+  return g.rows >= isa.vectorWidth && g.reduceChannels >= 8 ? 'direct' : 'im2col';
 }
 
 function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'im2col'): GemmPlan {
@@ -141,20 +150,33 @@ function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'i
  * broadcasts MQ source values for MQ*NV FMAs; choose the least padded work (channel vectors,
  * row tails) with enough independent accumulators to hide FMA latency.
  */
-function directPlan(isa: Isa, g: GemmShape): DirectPlan {
+function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): DirectPlan {
   const vw = isa.vectorWidth;
+  // Tiny rows: tile across images instead, so every position keeps its exact tap list.
+  const tile = g.dstW < 8 && g.batch >= 4 ? 'images' : 'columns';
+  const positions = tile === 'images' ? g.batch : g.dstW;
   let best = { MQ: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 4; NV++) {
     for (let MQ = 1; MQ <= 16; MQ++) {
       if (MQ * NV + NV + 1 > isa.registers || MQ * NV < Math.min(8, isa.registers / 2)) continue;
       const rowsPadded = Math.ceil(g.rows / (NV * vw)) * NV * vw / g.rows;
-      const colsPadded = Math.ceil(g.dstW / MQ) * MQ / g.dstW;
+      const colsPadded = Math.ceil(positions / MQ) * MQ / positions;
       const fmas = MQ * NV;
       const cost = rowsPadded * colsPadded * Math.max(1, (MQ + NV) / fmas) * (1 + 2 / fmas);
       if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
     }
   }
-  return Object.freeze({ engine: 'direct' as const, source: 'direct' as const, MQ: best.MQ, NV: best.NV, NR: best.NV * vw });
+  // Rows per item: its packed source rows (kept channels, padded) should stay in L2.
+  const [sh] = strides;
+  const rowBytes = 4 * g.reduceChannels * (g.srcW + g.planeExtraW + best.MQ * strides[1]);
+  let rowsPerBlock = g.dstH;
+  if (tile === 'columns') {
+    rowsPerBlock = clamp(Math.floor((L2_BUDGET / rowBytes - g.planeExtraH) / sh), 1, g.dstH);
+    while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads) rowsPerBlock = Math.ceil(rowsPerBlock / 2);
+  }
+  return Object.freeze({
+    engine: 'direct' as const, source: 'direct' as const, tile, rowsPerBlock, MQ: best.MQ, NV: best.NV, NR: best.NV * vw,
+  });
 }
 
 /**
@@ -177,6 +199,7 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
   return { MR: best.MR, NV: best.NV };
 }
 
+
 function weightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, stride1: boolean,
   forced: Strategy['backwardWeights']): WeightsPlan {
   const [R, S] = layer.kernel;
@@ -185,7 +208,7 @@ function weightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number
   if (forced === 'planes' && !stride1) {
     throw new ArgumentError('options.strategy.backwardWeights', forced, "'im2row' or 'direct': 'planes' needs stride 1");
   }
-  const source = forced ?? (keptOut >= 2 * isa.vectorWidth && P * Q <= 64 ? 'direct'
+  const source = forced ?? (keptOut >= 2 * isa.vectorWidth && keptIn >= 8 ? 'direct'
     : stride1 && useful >= 0.6 ? 'planes' : keptOut >= isa.vectorWidth ? 'direct' : 'im2row');
   if (source === 'direct') return directWeightsPlan(isa, layer, keptOut, keptIn);
   const ncol = keptIn * R * S;
@@ -234,7 +257,7 @@ function clamp(v: number, lo: number, hi: number): number {
 export function describePlan(p: Plan): string[] {
   const conv = (g: ConvPassPlan) =>
     g.engine === 'direct'
-      ? `direct (channel-vectorized), tile MQ positions x NR channels = ${g.MQ} x ${g.NR}`
+      ? `direct (channel-vectorized, ${g.tile} tiles, ${g.rowsPerBlock} rows/block), tile MQ positions x NR channels = ${g.MQ} x ${g.NR}`
       : `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile MR x NR = ${g.MR} x ${g.NR}`;
   const d = p.backwardWeights;
   const weights = d.engine === 'direct'

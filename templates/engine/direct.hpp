@@ -4,26 +4,29 @@
 // loop bounds (rows) and per-phase tap lists (strided backward-data): the choice for small outputs
 // and for many kept channels. Results go to their original channel by index (scalar stores).
 
-// The broadcast microkernel: acc[MQ][NV] = sum over `steps` t of
-//   broadcast(X[xOff[t] + m*XSTEP]) * W[wOff[t] + v*VW ... +VW).
+// The broadcast microkernel: acc[MQ][NV] = sum over channels c < KC and steps t < nT of
+//   broadcast(X[c*xChan + xOff[t] + m*XSTEP]) * W[c*wChan + wOff[t] + v*VW ... +VW).
 template <int MQ, int NV, long XSTEP>
-static inline void bcastKernel(int steps, const int32_t* __restrict wOff, const int32_t* __restrict xOff,
-                               const float* __restrict W, const float* __restrict X, simd::vec (&acc)[MQ][NV]) {
+static inline void bcastKernel(int KC, long wChan, long xChan, int nT, const int32_t* __restrict wOff,
+                               const int32_t* __restrict xOff, const float* __restrict W, const float* __restrict X,
+                               simd::vec (&acc)[MQ][NV]) {
 #pragma GCC unroll 16
   for (int m = 0; m < MQ; ++m)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-  for (int t = 0; t < steps; ++t) {
-    const float* w = W + wOff[t];
-    const float* x = X + xOff[t];
-    simd::vec wv[NV];
+  for (int c = 0; c < KC; ++c, W += wChan, X += xChan) {
+    for (int t = 0; t < nT; ++t) {
+      const float* w = W + wOff[t];
+      const float* x = X + xOff[t];
+      simd::vec wv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) wv[v] = simd::loadu(w + v * simd::VW);
+      for (int v = 0; v < NV; ++v) wv[v] = simd::loadu(w + v * simd::VW);
 #pragma GCC unroll 16
-    for (int m = 0; m < MQ; ++m) {
-      const simd::vec b = simd::broadcast(x[m * XSTEP]);
+      for (int m = 0; m < MQ; ++m) {
+        const simd::vec b = simd::broadcast(x[m * XSTEP]);
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, wv[v], acc[m][v]);
+        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, wv[v], acc[m][v]);
+      }
     }
   }
 }
@@ -51,20 +54,48 @@ constexpr int directRowWidth() {
       if (tiles > 0 && V::colTap(ph, 0, s, col)) hi = std::max(hi, col + (tiles * MQ - 1) * (int)V::XSTEP);
     }
   }
-  return (directLeftPad<V>() + hi + 1 + 15) / 16 * 16;
+  return directLeftPad<V>() + hi + 1;
+}
+
+// Source rows read by destination rows [a0, a1) through valid row taps: [lo, hi) (empty: lo >= hi).
+template <class V>
+constexpr void directRowSpan(int a0, int a1, int& lo, int& hi) {
+  lo = V::SRC_A, hi = 0;
+  for (int a = a0; a < a1; ++a)
+    for (int r = 0; r < L::R; ++r) {
+      int row = 0;
+      if (V::rowTap(a, r, row)) lo = std::min(lo, row), hi = std::max(hi, row + 1);
+    }
+}
+
+// The most source rows any block of ROWS destination rows reads.
+template <class V, int ROWS>
+constexpr int directMaxRows() {
+  int most = 1;
+  for (int a0 = 0; a0 < V::DST_A; a0 += ROWS) {
+    int lo = 0, hi = 0;
+    directRowSpan<V>(a0, std::min(V::DST_A, a0 + ROWS), lo, hi);
+    most = std::max(most, hi - lo);
+  }
+  return most;
 }
 
 // Forward / backward-data. V (a view) says, per destination row a, which row taps are valid and
-// their source row; per column phase, which column taps are valid and their source column.
-// Destination columns of phase ph are b = ph + j*BSTEP; tile j0..j0+MQ reads source columns
-// col(ph, j0, s) + m*XSTEP from rows padded with zeros (LPAD left), so no bounds checks run.
-template <class V, int MQ, int NV>
+// their source row; per column phase ph, which column taps are valid and their source column.
+// Destination columns of phase ph are b = ph + j*BSTEP. A work item packs the source rows it
+// needs (kept channels only, zero-padded columns) for a block of images and destination rows.
+// Tiles hold MQ positions: consecutive columns of one row (BATCH false), or MQ images at one
+// position (BATCH true: tiny outputs, where every position has its own exact tap list).
+template <class V, int MQ, int NV, bool BATCH, int ROWS_PER_BLOCK>
 struct DirectPass {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
   static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
-
-  static constexpr int LPAD = directLeftPad<V>(), BW = directRowWidth<V, MQ>();
-  static constexpr long SRC_ROWS = (long)V::SRC_A * BW;  // one padded source channel
+  static constexpr int LPAD = directLeftPad<V>(), BW = directRowWidth<V, BATCH ? 1 : MQ>();
+  static constexpr int NB = BATCH ? MQ : 1;  // images per item
+  static constexpr int ROW_BLOCKS = (V::DST_A + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+  static constexpr int MAX_ROWS = directMaxRows<V, ROWS_PER_BLOCK>();
+  static constexpr long IMG = (long)MAX_ROWS * BW;           // one image of one channel in the pack
+  static constexpr long XSTEP = BATCH ? IMG : V::XSTEP;      // source distance between tile positions
 
   // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][tap][NR].
   static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
@@ -84,21 +115,23 @@ struct DirectPass {
     return out;
   }
 
-  // Kept source channels into zero-padded rows: S[n][c][SRC_A][BW].
-  static const float* packSrc(const float* src, const int32_t* kIdx, int KC, Workspace& ws, int threads) {
-    float* out = ws.xPack.get((size_t)L::N * std::max(KC, 1) * SRC_ROWS);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int n = 0; n < L::N; ++n)
-      for (int c = 0; c < KC; ++c) {
-        const float* in = src + ((long)n * V::SRC_C + kIdx[c]) * V::SRC_A * V::SRC_B;
-        float* o = out + ((long)n * KC + c) * SRC_ROWS;
-        for (int i = 0; i < V::SRC_A; ++i, o += BW, in += V::SRC_B) {
+  // Source rows [lo, hi) of images n0.. n0+NB (zeros past the batch) into pack[c][nb][row][BW].
+  static void packSrc(const float* src, const int32_t* kIdx, int KC, int n0, int lo, int hi, float* pack) {
+    for (int c = 0; c < KC; ++c)
+      for (int nb = 0; nb < NB; ++nb) {
+        float* o = pack + ((long)c * NB + nb) * IMG;
+        const int n = n0 + nb;
+        if (n >= L::N) {
+          std::memset(o, 0, sizeof(float) * (hi - lo) * BW);
+          continue;
+        }
+        const float* in = src + (((long)n * V::SRC_C + kIdx[c]) * V::SRC_A + lo) * V::SRC_B;
+        for (int i = lo; i < hi; ++i, o += BW, in += V::SRC_B) {
           std::memset(o, 0, sizeof(float) * LPAD);
           std::memcpy(o + LPAD, in, sizeof(float) * V::SRC_B);
           std::memset(o + LPAD + V::SRC_B, 0, sizeof(float) * (BW - LPAD - V::SRC_B));
         }
       }
-    return out;
   }
 
   static void run(const float* src, const float* w, const float* bias, float* dst, const int32_t* mIdx, int M,
@@ -106,77 +139,92 @@ struct DirectPass {
     const int panels = (M + NR - 1) / NR;
     if (panels == 0) return;
     const float* Wp = packW(w, mIdx, M, kIdx, KC, ws, threads);
-    const float* Sp = packSrc(src, kIdx, KC, ws, threads);
-    const long rowsItems = (long)L::N * V::DST_A * V::PHASES;
-    const int perItem = panelsPerItem(panels, rowsItems, threads);
+    constexpr int PH_ITEMS = BATCH ? 1 : V::PHASES;  // batch items cover all phases
+    const long baseItems = (long)((L::N + NB - 1) / NB) * ROW_BLOCKS * PH_ITEMS;
+    const int perItem = panelsPerItem(panels, baseItems, threads);
     const int chunks = (panels + perItem - 1) / perItem;
-    const long items = rowsItems * chunks;
+    const long items = baseItems * chunks;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
-      ws.aOff[t].get((size_t)std::max(KC, 1) * RS);
-      ws.bOff[t].get((size_t)std::max(KC, 1) * RS);
+      ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);
+      ws.aOff[t].get(RS);
+      ws.bOff[t].get(RS);
     }
 #pragma omp parallel num_threads(threads)
     {
       const int tid = omp_get_thread_num();
+      float* pack = ws.bBlock[tid].data;
       int32_t* wOff = ws.aOff[tid].v.data();
       int32_t* xOff = ws.bOff[tid].v.data();
 #pragma omp for schedule(dynamic, 1)
       for (long item = 0; item < items; ++item) {
         const int chunk = (int)(item % chunks);
         long rest = item / chunks;
-        const int ph = (int)(rest % V::PHASES);
-        rest /= V::PHASES;
-        const int a = (int)(rest % V::DST_A);
-        const int n = (int)(rest / V::DST_A);
-        // Taps valid for this destination row and column phase; the rest read only padding.
-        int nT = 0;
-        int tapW[RS], tapX[RS];
-        for (int r = 0; r < L::R; ++r) {
-          int row;
-          if (!V::rowTap(a, r, row)) continue;
-          for (int s = 0; s < L::S; ++s) {
-            int col;
-            if (!V::colTap(ph, 0, s, col)) continue;
-            tapW[nT] = (r * L::S + s) * NR;
-            tapX[nT++] = row * BW + LPAD + col;
-          }
-        }
-        const int steps = KC * nT;
-        for (int c = 0, k = 0; c < KC; ++c)
-          for (int t = 0; t < nT; ++t, ++k) {
-            wOff[k] = (int32_t)(c * RS * NR + tapW[t]);
-            xOff[k] = (int32_t)(c * SRC_ROWS + tapX[t]);
-          }
-        const float* S = Sp + (long)n * KC * SRC_ROWS;
-        const int count = V::count(ph);
-        const int pm1 = std::min(panels, (chunk + 1) * perItem);
-        for (int pm = chunk * perItem; pm < pm1; ++pm) {
+        const int phItem = (int)(rest % PH_ITEMS);
+        rest /= PH_ITEMS;
+        const int a0 = (int)(rest % ROW_BLOCKS) * ROWS_PER_BLOCK, a1 = std::min(V::DST_A, a0 + ROWS_PER_BLOCK);
+        const int n0 = (int)(rest / ROW_BLOCKS) * NB;
+        int lo, hi;
+        directRowSpan<V>(a0, a1, lo, hi);
+        if (lo < hi) packSrc(src, kIdx, KC, n0, lo, hi, pack);
+        // Panels outer: one panel of packed weights stays in L2 while every position of the item uses it.
+        for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm) {
           const float* Wpanel = Wp + (long)pm * KC * RS * NR;
-          for (int j0 = 0; j0 < count; j0 += MQ) {
-            simd::vec acc[MQ][NV];
-            bcastKernel<MQ, NV, V::XSTEP>(steps, wOff, xOff, Wpanel, S + (long)j0 * V::XSTEP, acc);
-            store(acc, dst + n * DST_IMG + (long)a * V::DST_B, bias, mIdx, M, pm, ph, j0, count);
-          }
+          for (int a = a0; a < a1; ++a)
+            for (int ph = BATCH ? 0 : phItem; ph < (BATCH ? V::PHASES : phItem + 1); ++ph) {
+              const int count = V::count(ph);
+              // BATCH: one tile per column j with its exact taps; else tiles of MQ columns that
+              // share the taps of the phase.
+              int nT = BATCH ? 0 : tapTable(a, ph, 0, lo, wOff, xOff);
+              for (int j0 = 0; j0 < count; j0 += BATCH ? 1 : MQ) {
+                if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
+                simd::vec acc[MQ][NV];
+                bcastKernel<MQ, NV, XSTEP>(KC, (long)RS * NR, NB * IMG, nT, wOff, xOff, Wpanel,
+                                           pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
+                store(acc, dst, bias, mIdx, M, pm, n0, a, ph, j0, count);
+              }
+            }
         }
       }
     }
   }
 
-  // Lane l of acc[m][v] is destination channel mIdx[pm*NR + v*VW + l] at column ph + (j0+m)*BSTEP.
-  static inline void store(const simd::vec (&acc)[MQ][NV], float* dstRow, const float* bias, const int32_t* mIdx, int M,
-                           int pm, int ph, int j0, int count) {
+  // Offsets of the valid taps for destination row a, phase ph, column j, relative to a channel
+  // (column taps into padding are dropped only when checked per column, i.e. BATCH).
+  static int tapTable(int a, int ph, int j, int lo, int32_t* wOff, int32_t* xOff) {
+    int nT = 0;
+    for (int r = 0; r < L::R; ++r) {
+      int row;
+      if (!V::rowTap(a, r, row)) continue;
+      for (int s = 0; s < L::S; ++s) {
+        int col;
+        if (!V::colTap(ph, j, s, col)) continue;
+        if (BATCH && (col < 0 || col >= V::SRC_B)) continue;
+        wOff[nT] = (r * L::S + s) * NR;
+        xOff[nT++] = (int32_t)((row - lo) * BW + LPAD + col);
+      }
+    }
+    return nT;
+  }
+
+  // Lane l of acc[m][v] is destination channel mIdx[pm*NR + v*VW + l]; position m is column
+  // ph + (j0+m)*BSTEP of image n0 (or image n0+m at column ph + j0*BSTEP when BATCH).
+  static inline void store(const simd::vec (&acc)[MQ][NV], float* dst, const float* bias, const int32_t* mIdx, int M,
+                           int pm, int n0, int a, int ph, int j0, int count) {
     alignas(64) float lanes[MQ][NR];
 #pragma GCC unroll 16
     for (int m = 0; m < MQ; ++m)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) simd::spill(&lanes[m][v * VW], acc[m][v]);
-    const int rows = std::min(NR, M - pm * NR), cols = std::min(MQ, count - j0);
+    const int rows = std::min(NR, M - pm * NR);
+    const int cols = BATCH ? std::min(MQ, L::N - n0) : std::min(MQ, count - j0);
+    const long step = BATCH ? DST_IMG : (long)V::BSTEP;
+    float* base = dst + (long)n0 * DST_IMG + (long)a * V::DST_B + ph + (long)j0 * V::BSTEP;
     for (int i = 0; i < rows; ++i) {
       const int ch = mIdx[pm * NR + i];
       const float b = bias ? bias[ch] : 0.f;
-      float* out = dstRow + ch * DST_PLANE + ph;
-      for (int m = 0; m < cols; ++m) out[(long)(j0 + m) * V::BSTEP] = lanes[m][i] + b;
+      float* out = base + ch * DST_PLANE;
+      for (int m = 0; m < cols; ++m) out[m * step] = lanes[m][i] + b;
     }
   }
 };
@@ -250,8 +298,8 @@ struct DirectWeights {
       for (long item = 0; item < items; ++item) {
         const int g = (int)(item % groups), pm = (int)(item / groups % panels), tap = (int)(item / groups / panels);
         simd::vec acc[MT][NV];
-        bcastKernel<MT, NV, HW>(nPos[tap], dOff + (long)tap * maxPos, xOff + (long)tap * maxPos, dyBlock + (long)pm * NR,
-                                xBlock + (long)g * MT * HW, acc);
+        bcastKernel<MT, NV, HW>(1, 0, 0, nPos[tap], dOff + (long)tap * maxPos, xOff + (long)tap * maxPos,
+                                dyBlock + (long)pm * NR, xBlock + (long)g * MT * HW, acc);
         float* p = part + item * MT * NR;
         for (int m = 0; m < MT; ++m)
           for (int v = 0; v < NV; ++v) simd::storeu(p + m * NR + v * VW, simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
