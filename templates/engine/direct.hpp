@@ -245,15 +245,19 @@ struct DirectWeights {
     const long Mpad = (long)panels * NR;
     // dyT[n][p][q][Mpad]: filters innermost so one load gives NR of them.
     float* dyT = ws.dyPack.get((size_t)L::N * PQ * Mpad);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int n = 0; n < L::N; ++n) {
-      float* o = dyT + (long)n * PQ * Mpad;
-      for (long pq = 0; pq < PQ; ++pq) std::memset(o + pq * Mpad + M, 0, sizeof(float) * (Mpad - M));
-      for (int i = 0; i < M; ++i) {
-        const float* in = dy + ((long)n * L::K + rows[i]) * PQ;
-        for (long pq = 0; pq < PQ; ++pq) o[pq * Mpad + i] = in[pq];
+    // Transposed in blocks of 16 positions so the written lines stay in L1 across filters.
+    constexpr long PB = 16;
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+    for (int n = 0; n < L::N; ++n)
+      for (long pq0 = 0; pq0 < PQ; pq0 += PB) {
+        float* o = dyT + ((long)n * PQ + pq0) * Mpad;
+        const long np = std::min(PB, PQ - pq0);
+        for (long pq = 0; pq < np; ++pq) std::memset(o + pq * Mpad + M, 0, sizeof(float) * (Mpad - M));
+        for (int i = 0; i < M; ++i) {
+          const float* in = dy + ((long)n * L::K + rows[i]) * PQ + pq0;
+          for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
+        }
       }
-    }
     // xg[n][c][H][W]: kept channels contiguous (groups padded with zero channels).
     const long KCpad = (long)groups * MT;
     float* xg = ws.xPack.get((size_t)L::N * KCpad * HW);
