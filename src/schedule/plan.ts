@@ -115,13 +115,13 @@ function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy[
 }
 
 // The direct engine wins wherever its channel vectors fill up (measured on VGG-16 layers from
-// 32x32 to 2x2: 84-97% of peak at >= 32 rows); with few rows or few reduction channels, the
-// spatially vectorized engines win (planes for stride 1, im2col otherwise).
+// 32x32 to 2x2: 84-97% of peak at >= 32 rows); with few rows or few reduction channels, planes
+// (stride 1) vectorize spatially instead. Strided layers stay direct: its column phases read
+// only real taps (im2col on a strided backward-data measured 8 GFLOP/s on ResNet's 16->32 s2).
 function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'direct' {
   if (g.rows >= 2 * isa.vectorWidth && g.reduceChannels >= 8) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
-  if (g.planesAllowed && planesUseful >= 0.75) return 'planes';
-  return g.rows >= isa.vectorWidth && g.reduceChannels >= 8 ? 'direct' : 'im2col';
+  return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
 }
 
 function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'im2col'): GemmPlan {

@@ -233,10 +233,48 @@ struct DirectPass {
 // dy[v-th vector of kept filters], summed over the output positions where the tap reads real
 // input (padding positions are skipped by bounds). Reduction blocked over images so the packed
 // dy and x of a block stay in L2; partial sums live in a buffer between blocks.
+// (dy is indexed from the start of the batch, x likewise: tapTile takes absolute image numbers.)
 template <int MT, int NV>
 struct DirectWeights {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
   static constexpr long HW = (long)L::H * L::W, PQ = (long)L::P * L::Q;
+  // Channel stride of the packed x: padded past a multiple of 4 KiB so the MT channels a step
+  // broadcasts from do not all fall into one L1 set (13 lines in a 12-way set thrash).
+  static constexpr long XCH = (HW + 15) / 16 * 16 + 16;
+
+  // One tap's tile over images [n0, n1): the positions where tap (r,s) reads real input form a
+  // rectangle p in [plo, phi), q in [qlo, qhi), walked with plain pointer steps.
+  static inline void tapTile(int tap, int n0, int n1, const float* dyT, long Mpad, const float* xg, long KCpad,
+                             simd::vec (&acc)[MT][NV]) {
+    const int r = tap / L::S, s = tap % L::S;
+    const int plo = std::max(0, ceilDiv(L::PH - r * L::DH, L::SH));
+    const int phi = std::min(L::P, ceilDiv(L::H + L::PH - r * L::DH, L::SH));
+    const int qlo = std::max(0, ceilDiv(L::PW - s * L::DW, L::SW));
+    const int qhi = std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW));
+#pragma GCC unroll 16
+    for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+    for (int n = n0; n < n1; ++n)
+      for (int p = plo; p < phi; ++p) {
+        const float* d = dyT + (((long)n * L::P + p) * L::Q + qlo) * Mpad;
+        const float* xr = xg + (long)n * KCpad * XCH + (long)(p * L::SH - L::PH + r * L::DH) * L::W +
+                          (qlo * L::SW - L::PW + s * L::DW);
+        for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW) {
+          simd::vec dv[NV];
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) dv[v] = simd::loadu(d + v * VW);
+#pragma GCC unroll 16
+          for (int m = 0; m < MT; ++m) {
+            const simd::vec b = simd::broadcast(xr[m * XCH]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
+          }
+        }
+      }
+  }
+
+  static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
   static void run(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
                   int imagesPerBlock, Workspace& ws, int threads) {
@@ -258,13 +296,13 @@ struct DirectWeights {
           for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
         }
       }
-    // xg[n][c][H][W]: kept channels contiguous (groups padded with zero channels).
+    // xg[n][c][H][W] (channel stride XCH): kept channels contiguous, groups padded with zero channels.
     const long KCpad = (long)groups * MT;
-    float* xg = ws.xPack.get((size_t)L::N * KCpad * HW);
+    float* xg = ws.xPack.get((size_t)L::N * KCpad * XCH);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int n = 0; n < L::N; ++n)
       for (long c = 0; c < KCpad; ++c) {
-        float* o = xg + ((long)n * KCpad + c) * HW;
+        float* o = xg + ((long)n * KCpad + c) * XCH;
         if (c < KC) std::memcpy(o, x + ((long)n * L::C + ci[c]) * HW, sizeof(float) * HW);
         else std::memset(o, 0, sizeof(float) * HW);
       }
@@ -272,38 +310,13 @@ struct DirectWeights {
     const long items = (long)RS * panels * groups;
     float* part = ws.aPack.get((size_t)items * MT * NR);
     std::memset(part, 0, sizeof(float) * items * MT * NR);
-    const int maxPos = imagesPerBlock * (int)PQ;
-    ws.ensureThreads(1);
-    int32_t* dOff = ws.aOff[0].get((size_t)RS * maxPos);
-    int32_t* xOff = ws.bOff[0].get((size_t)RS * maxPos);
-    int nPos[RS];
     for (int n0 = 0; n0 < L::N; n0 += imagesPerBlock) {
       const int n1 = std::min(L::N, n0 + imagesPerBlock);
-      for (int tap = 0; tap < RS; ++tap) {  // positions where this tap reads real input
-        const int r = tap / L::S, s = tap % L::S;
-        int k = 0;
-        for (int n = n0; n < n1; ++n)
-          for (int p = 0; p < L::P; ++p) {
-            const int ih = p * L::SH - L::PH + r * L::DH;
-            if ((unsigned)ih >= (unsigned)L::H) continue;
-            for (int q = 0; q < L::Q; ++q) {
-              const int iw = q * L::SW - L::PW + s * L::DW;
-              if ((unsigned)iw >= (unsigned)L::W) continue;
-              dOff[tap * maxPos + k] = (int32_t)(((long)(n - n0) * PQ + (long)p * L::Q + q) * Mpad);
-              xOff[tap * maxPos + k] = (int32_t)((long)(n - n0) * KCpad * HW + (long)ih * L::W + iw);
-              ++k;
-            }
-          }
-        nPos[tap] = k;
-      }
-      const float* dyBlock = dyT + (long)n0 * PQ * Mpad;
-      const float* xBlock = xg + (long)n0 * KCpad * HW;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
       for (long item = 0; item < items; ++item) {
         const int g = (int)(item % groups), pm = (int)(item / groups % panels), tap = (int)(item / groups / panels);
         simd::vec acc[MT][NV];
-        bcastKernel<MT, NV, HW>(1, 0, 0, nPos[tap], dOff + (long)tap * maxPos, xOff + (long)tap * maxPos,
-                                dyBlock + (long)pm * NR, xBlock + (long)g * MT * HW, acc);
+        tapTile(tap, n0, n1, dyT + (long)pm * NR, Mpad, xg + (long)g * MT * XCH, KCpad, acc);
         float* p = part + item * MT * NR;
         for (int m = 0; m < MT; ++m)
           for (int v = 0; v < NV; ++v) simd::storeu(p + m * NR + v * VW, simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
