@@ -255,23 +255,37 @@ struct DirectWeights {
     for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-    for (int n = n0; n < n1; ++n)
-      for (int p = plo; p < phi; ++p) {
-        const float* d = dyT + (((long)n * L::P + p) * L::Q + qlo) * Mpad;
-        const float* xr = xg + (long)n * KCpad * XCH + (long)(p * L::SH - L::PH + r * L::DH) * L::W +
-                          (qlo * L::SW - L::PW + s * L::DW);
-        for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW) {
-          simd::vec dv[NV];
+    const long dyImg = PQ * Mpad, xImg = KCpad * XCH;
+    auto step = [&](const float* d, const float* xr) {
+      simd::vec dv[NV];
 #pragma GCC unroll 8
-          for (int v = 0; v < NV; ++v) dv[v] = simd::loadu(d + v * VW);
+      for (int v = 0; v < NV; ++v) dv[v] = simd::loadu(d + v * VW);
 #pragma GCC unroll 16
-          for (int m = 0; m < MT; ++m) {
-            const simd::vec b = simd::broadcast(xr[m * XCH]);
+      for (int m = 0; m < MT; ++m) {
+        const simd::vec b = simd::broadcast(xr[m * XCH]);
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
-          }
-        }
+        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
       }
+    };
+    auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)p * L::Q + q) * Mpad; };
+    auto xAt = [&](int n, int p, int q) {
+      return xg + n * xImg + (long)(p * L::SH - L::PH + r * L::DH) * L::W + (q * L::SW - L::PW + s * L::DW);
+    };
+    if constexpr (L::Q >= 8) {  // long rows: the inner loop walks q
+      for (int n = n0; n < n1; ++n)
+        for (int p = plo; p < phi; ++p) {
+          const float* d = dyAt(n, p, qlo);
+          const float* xr = xAt(n, p, qlo);
+          for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW) step(d, xr);
+        }
+    } else {  // tiny outputs: the inner loop walks the images instead
+      for (int p = plo; p < phi; ++p)
+        for (int q = qlo; q < qhi; ++q) {
+          const float* d = dyAt(n0, p, q);
+          const float* xr = xAt(n0, p, q);
+          for (int n = n0; n < n1; ++n, d += dyImg, xr += xImg) step(d, xr);
+        }
+    }
   }
 
   static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
@@ -322,13 +336,14 @@ struct DirectWeights {
           for (int v = 0; v < NV; ++v) simd::storeu(p + m * NR + v * VW, simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
       }
     }
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (long item = 0; item < items; ++item) {
-      const int g = (int)(item % groups), pm = (int)(item / groups % panels), tap = (int)(item / groups / panels);
-      const float* p = part + item * MT * NR;
-      for (int m = 0; m < MT && g * MT + m < KC; ++m)
-        for (int i = 0; i < NR && pm * NR + i < M; ++i)
-          dw[((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS + tap] = p[m * NR + i];
-    }
+    // Scatter to dw[row][channel][tap]: taps innermost, so each (row, channel) writes one run.
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+    for (int pm = 0; pm < panels; ++pm)
+      for (int g = 0; g < groups; ++g)
+        for (int m = 0; m < MT && g * MT + m < KC; ++m)
+          for (int i = 0; i < NR && pm * NR + i < M; ++i) {
+            float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
+            for (int tap = 0; tap < RS; ++tap) out[tap] = part[(((long)tap * panels + pm) * groups + g) * MT * NR + m * NR + i];
+          }
   }
 };
