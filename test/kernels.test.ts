@@ -17,6 +17,7 @@ const FIXED: ConvSpec[] = [
   { batch: 4, inChannels: 7, outChannels: 9, inHeight: 10, inWidth: 10, kernel: [3, 2], dilation: [2, 3], padding: [2, 3] },
   { batch: 1, inChannels: 3, outChannels: 64, inHeight: 20, inWidth: 20, kernel: 7, stride: 3, padding: 4, bias: true },
   { batch: 2, inChannels: 1, outChannels: 1, inHeight: 5, inWidth: 5, kernel: 2 },
+  { batch: 4, inChannels: 32, outChannels: 40, inHeight: 40, inWidth: 40, kernel: 3, padding: 1 },           // dw over several image blocks
 ];
 
 function randomSpec(r: Rng): ConvSpec {

@@ -320,30 +320,49 @@ struct DirectWeights {
         if (c < KC) std::memcpy(o, x + ((long)n * L::C + ci[c]) * HW, sizeof(float) * HW);
         else std::memset(o, 0, sizeof(float) * HW);
       }
-    // Partial sums per (tap, panel, group) tile, accumulated across image blocks.
-    const long items = (long)RS * panels * groups;
-    float* part = ws.aPack.get((size_t)items * MT * NR);
-    std::memset(part, 0, sizeof(float) * items * MT * NR);
+    // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
+    // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
+    // image blocks; with a single block they never leave the thread's own buffer.
+    const int tapChunks = std::min<long>(RS, std::max<long>(1, (4L * threads + panels * groups - 1) / (panels * groups)));
+    const int tapsPer = (RS + tapChunks - 1) / tapChunks;
+    const long items = (long)panels * groups * tapChunks, tile = (long)MT * NR;
+    const bool single = imagesPerBlock >= L::N;
+    float* part = ws.aPack.get((size_t)(single ? threads : items) * tapsPer * tile);
     for (int n0 = 0; n0 < L::N; n0 += imagesPerBlock) {
       const int n1 = std::min(L::N, n0 + imagesPerBlock);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
       for (long item = 0; item < items; ++item) {
-        const int g = (int)(item % groups), pm = (int)(item / groups % panels), tap = (int)(item / groups / panels);
-        simd::vec acc[MT][NV];
-        tapTile(tap, n0, n1, dyT + (long)pm * NR, Mpad, xg + (long)g * MT * XCH, KCpad, acc);
-        float* p = part + item * MT * NR;
-        for (int m = 0; m < MT; ++m)
-          for (int v = 0; v < NV; ++v) simd::storeu(p + m * NR + v * VW, simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
+        const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
+        float* buf = part + (single ? omp_get_thread_num() : item) * tapsPer * tile;
+        const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
+        for (int tap = t0; tap < t1; ++tap) {
+          simd::vec acc[MT][NV];
+          tapTile(tap, n0, n1, dyT + (long)pm * NR, Mpad, xg + (long)g * MT * XCH, KCpad, acc);
+          float* p = buf + (tap - t0) * tile;
+          for (int m = 0; m < MT; ++m)
+            for (int v = 0; v < NV; ++v)
+              simd::storeu(p + m * NR + v * VW, n0 == 0 ? acc[m][v] : simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
+        }
+        if (single) scatter(buf, dw, rows, M, ci, KC, pm, g, t0, t1);
       }
     }
-    // Scatter to dw[row][channel][tap]: taps innermost, so each (row, channel) writes one run.
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int pm = 0; pm < panels; ++pm)
-      for (int g = 0; g < groups; ++g)
-        for (int m = 0; m < MT && g * MT + m < KC; ++m)
-          for (int i = 0; i < NR && pm * NR + i < M; ++i) {
-            float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
-            for (int tap = 0; tap < RS; ++tap) out[tap] = part[(((long)tap * panels + pm) * groups + g) * MT * NR + m * NR + i];
-          }
+    if (!single) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+      for (long item = 0; item < items; ++item) {
+        const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
+        const int t0 = chunk * tapsPer;
+        scatter(part + item * tapsPer * tile, dw, rows, M, ci, KC, pm, g, t0, std::min(RS, t0 + tapsPer));
+      }
+    }
+  }
+
+  // Write one item's sums to dw[row][channel][tap]: taps innermost, so each (row, channel) is one run.
+  static void scatter(const float* buf, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC, int pm, int g,
+                      int t0, int t1) {
+    for (int m = 0; m < MT && g * MT + m < KC; ++m)
+      for (int i = 0; i < NR && pm * NR + i < M; ++i) {
+        float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
+        for (int tap = t0; tap < t1; ++tap) out[tap] = buf[(tap - t0) * MT * NR + m * NR + i];
+      }
   }
 };
