@@ -238,9 +238,10 @@ template <int MT, int NV>
 struct DirectWeights {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
   static constexpr long HW = (long)L::H * L::W, PQ = (long)L::P * L::Q;
-  // Channel stride of the packed x: padded past a multiple of 4 KiB so the MT channels a step
-  // broadcasts from do not all fall into one L1 set (13 lines in a 12-way set thrash).
-  static constexpr long XCH = (HW + 15) / 16 * 16 + 16;
+  // Packed x is channel-interleaved, xg[n][group][H][W][MT]: the MT values a step broadcasts are
+  // adjacent, so a step reads one x stream instead of MT (512-512 @2x2: 8.0 -> 4.8 ms; within
+  // noise on large outputs).
+  static constexpr long XGROUP = HW * MT;
 
   // One tap's tile over images [n0, n1): the positions where tap (r,s) reads real input form a
   // rectangle p in [plo, phi), q in [qlo, qhi), walked with plain pointer steps.
@@ -255,28 +256,28 @@ struct DirectWeights {
     for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-    const long dyImg = PQ * Mpad, xImg = KCpad * XCH;
+    const long dyImg = PQ * Mpad, xImg = KCpad * HW;
     auto step = [&](const float* d, const float* xr) {
       simd::vec dv[NV];
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) dv[v] = simd::loadu(d + v * VW);
 #pragma GCC unroll 16
       for (int m = 0; m < MT; ++m) {
-        const simd::vec b = simd::broadcast(xr[m * XCH]);
+        const simd::vec b = simd::broadcast(xr[m]);
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
       }
     };
     auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)p * L::Q + q) * Mpad; };
     auto xAt = [&](int n, int p, int q) {
-      return xg + n * xImg + (long)(p * L::SH - L::PH + r * L::DH) * L::W + (q * L::SW - L::PW + s * L::DW);
+      return xg + n * xImg + ((long)(p * L::SH - L::PH + r * L::DH) * L::W + (q * L::SW - L::PW + s * L::DW)) * MT;
     };
     if constexpr (L::Q >= 8) {  // long rows: the inner loop walks q
       for (int n = n0; n < n1; ++n)
         for (int p = plo; p < phi; ++p) {
           const float* d = dyAt(n, p, qlo);
           const float* xr = xAt(n, p, qlo);
-          for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW) step(d, xr);
+          for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW * MT) step(d, xr);
         }
     } else {  // tiny outputs: the inner loop walks the images instead
       for (int p = plo; p < phi; ++p)
@@ -310,15 +311,26 @@ struct DirectWeights {
           for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
         }
       }
-    // xg[n][c][H][W] (channel stride XCH): kept channels contiguous, groups padded with zero channels.
+    // xg[n][group][H][W][MT]: kept channels interleaved by group, groups padded with zero channels.
     const long KCpad = (long)groups * MT;
-    float* xg = ws.xPack.get((size_t)L::N * KCpad * XCH);
+    float* xg = ws.xPack.get((size_t)L::N * KCpad * HW);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int n = 0; n < L::N; ++n)
-      for (long c = 0; c < KCpad; ++c) {
-        float* o = xg + ((long)n * KCpad + c) * XCH;
-        if (c < KC) std::memcpy(o, x + ((long)n * L::C + ci[c]) * HW, sizeof(float) * HW);
-        else std::memset(o, 0, sizeof(float) * HW);
+      for (int g = 0; g < groups; ++g) {
+        float* o = xg + ((long)n * groups + g) * XGROUP;
+        for (long hw0 = 0; hw0 < HW; hw0 += 64) {  // blocks of positions keep the written lines in L1
+          const long nhw = std::min(64L, HW - hw0);
+          for (int m = 0; m < MT; ++m) {
+            const int c = g * MT + m;
+            float* out = o + hw0 * MT + m;
+            if (c >= KC) {
+              for (long j = 0; j < nhw; ++j) out[j * MT] = 0.f;
+              continue;
+            }
+            const float* in = x + ((long)n * L::C + ci[c]) * HW + hw0;
+            for (long j = 0; j < nhw; ++j) out[j * MT] = in[j];
+          }
+        }
       }
     // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
     // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
@@ -337,7 +349,7 @@ struct DirectWeights {
         const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
         for (int tap = t0; tap < t1; ++tap) {
           simd::vec acc[MT][NV];
-          tapTile(tap, n0, n1, dyT + (long)pm * NR, Mpad, xg + (long)g * MT * XCH, KCpad, acc);
+          tapTile(tap, n0, n1, dyT + (long)pm * NR, Mpad, xg + (long)g * XGROUP, KCpad, acc);
           float* p = buf + (tap - t0) * tile;
           for (int m = 0; m < MT; ++m)
             for (int v = 0; v < NV; ++v)
