@@ -8,6 +8,7 @@ import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from './sc
 import { compileUnits } from './codegen/compile.js';
 import { defaultCacheDir, type CacheEvent } from './codegen/cache.js';
 import { MaskedConv } from './runtime/masked-conv.js';
+import { diagnosticLine, diagnosticsSink, type DiagnosticsSink } from './runtime/diagnostics.js';
 import { ArgumentError, IsaError } from './errors.js';
 
 export interface CompileOptions {
@@ -23,6 +24,11 @@ export interface CompileOptions {
   verbose?: boolean;
   /** Expert override of the gather strategy per pass (default: the scheduler's heuristic). */
   strategy?: Strategy;
+  /**
+   * Diagnostics, one line per event (cache, compile, each call with its time and GFLOP/s):
+   * true prints to stderr, a function receives the lines. Default: MASKACC_VERBOSE=1.
+   */
+  diagnostics?: boolean | DiagnosticsSink;
   /** Cache and build events (hit, miss, built, ...), for diagnostics and tests. */
   onCacheEvent?: (e: CacheEvent) => void;
 }
@@ -50,13 +56,17 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
     plan: choosePlan(layer, ISAS[opts.isa], opts.threads, opts.strategy),
     cxxFlags: [] as string[],
   }));
+  const sink = diagnosticsSink(options.diagnostics);
   const { Kernel, key } = await compileUnits(units, {
     cacheDir: opts.cacheDir,
     jobs: Math.max(1, availableParallelism()),
-    onEvent: options.onCacheEvent,
+    onEvent: (e) => {
+      options.onCacheEvent?.(e);
+      sink?.(diagnosticLine('cache', e.type, e.key.slice(0, 16), `layers=${units.length}`, `isa=${opts.isa}`, ...(e.ms !== undefined ? [`ms=${e.ms.toFixed(1)}`] : [])));
+    },
     log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
-  return units.map((u) => new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters));
+  return units.map((u) => new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters, sink));
 }
 
 interface ResolvedOptions {
@@ -70,7 +80,7 @@ interface ResolvedOptions {
 
 function resolveOptions(o: CompileOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new ArgumentError('options', o, 'an object');
-  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy']);
+  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy', 'diagnostics']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new ArgumentError(`options.${k}`, (o as Record<string, unknown>)[k], 'no such option (typo?)');
   if (o.gradOfPrunedFilters !== undefined && typeof o.gradOfPrunedFilters !== 'boolean') {
     throw new ArgumentError('options.gradOfPrunedFilters', o.gradOfPrunedFilters, 'a boolean');
@@ -87,6 +97,9 @@ function resolveOptions(o: CompileOptions): ResolvedOptions {
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new ArgumentError('options.threads', threads, 'an integer in [1, 1024]');
   if (o.cacheDir !== undefined && (typeof o.cacheDir !== 'string' || o.cacheDir === '')) {
     throw new ArgumentError('options.cacheDir', o.cacheDir, 'a non-empty directory path');
+  }
+  if (o.diagnostics !== undefined && typeof o.diagnostics !== 'boolean' && typeof o.diagnostics !== 'function') {
+    throw new ArgumentError('options.diagnostics', o.diagnostics, 'a boolean or a function receiving lines');
   }
   if (o.onCacheEvent !== undefined && typeof o.onCacheEvent !== 'function') throw new ArgumentError('options.onCacheEvent', o.onCacheEvent, 'a function');
   const strategy = validateStrategy(o.strategy);

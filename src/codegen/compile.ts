@@ -15,10 +15,19 @@ import {
 const require = createRequire(import.meta.url);
 
 /** The native side of one layer: `new ctor(threads)` gives the kernel object. */
+export type ForwardArgs = [x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, ko: Int32Array, ci: Int32Array];
+export type BackwardDataArgs = [dy: Float32Array, w: Float32Array, dx: Float32Array, ko: Int32Array, ci: Int32Array];
+export type BackwardWeightsArgs = [dy: Float32Array, x: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: Int32Array, ci: Int32Array];
 export interface NativeKernel {
-  forward(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, ko: Int32Array, ci: Int32Array): void;
-  backwardData(dy: Float32Array, w: Float32Array, dx: Float32Array, ko: Int32Array, ci: Int32Array): void;
-  backwardWeights(dy: Float32Array, x: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: Int32Array, ci: Int32Array): void;
+  forward(...args: ForwardArgs): void;
+  backwardData(...args: BackwardDataArgs): void;
+  backwardWeights(...args: BackwardWeightsArgs): void;
+  /** Same calls on the libuv thread pool; one call at a time per kernel (else "kernel is busy"). */
+  forwardAsync(...args: ForwardArgs): Promise<void>;
+  backwardDataAsync(...args: BackwardDataArgs): Promise<void>;
+  backwardWeightsAsync(...args: BackwardWeightsArgs): Promise<void>;
+  /** Free the packing workspace now; later calls throw. */
+  dispose(): void;
 }
 /** The addon's binding class: `new Kernel(layerName, threads)`. */
 export type NativeKernelClass = new (layer: string, threads: number) => NativeKernel;

@@ -1,9 +1,10 @@
 // MaskedConv: the user-facing kernel object of one layer. It validates every argument before any
 // native code runs, keeps the mask index lists, allocates omitted outputs and forwards to C++.
 
-import type { ConvLayer } from '../ir/conv.js';
+import { passFlops, type ConvLayer } from '../ir/conv.js';
+import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
 import { describePlan, type Plan } from '../schedule/plan.js';
-import type { NativeKernel } from '../codegen/compile.js';
+import type { BackwardDataArgs, BackwardWeightsArgs, ForwardArgs, NativeKernel } from '../codegen/compile.js';
 import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
@@ -27,7 +28,8 @@ export class MaskedConv {
   private gradRows: Int32Array;
   private readonly sizes: { x: number; w: number; y: number; k: number };
 
-  constructor(layer: ConvLayer, plan: Plan, native: NativeKernel, cacheKey: string, gradOfPrunedFilters: boolean) {
+  constructor(layer: ConvLayer, plan: Plan, native: NativeKernel, cacheKey: string, gradOfPrunedFilters: boolean,
+    private readonly diagnostics?: DiagnosticsSink) {
     this.spec = layer;
     this.outHeight = layer.outHeight;
     this.outWidth = layer.outWidth;
@@ -65,37 +67,95 @@ export class MaskedConv {
 
   /** y = conv(x * m_in, w * m_out) + bias * m_out. */
   forward(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): Float32Array {
-    const native = this.live('forward');
+    const args = this.forwardArgs(x, w, bias, y);
+    const t0 = this.diagnostics && performance.now();
+    this.live('forward').forward(...args);
+    if (t0) this.report('forward', t0);
+    return args[3];
+  }
+
+  /** dx = dL/dx given dy = dL/dy; pruned input channels get exactly 0. */
+  backwardData(dy: Float32Array, w: Float32Array, dx?: Float32Array): Float32Array {
+    const args = this.backwardDataArgs(dy, w, dx);
+    const t0 = this.diagnostics && performance.now();
+    this.live('backwardData').backwardData(...args);
+    if (t0) this.report('backwardData', t0);
+    return args[2];
+  }
+
+  /** dw = dL/dw (and dbias when the spec has bias); zero for pruned channels and, unless soft, pruned filters. */
+  backwardWeights(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): { dw: Float32Array; dbias?: Float32Array } {
+    const args = this.backwardWeightsArgs(dy, x, dw, dbias);
+    const t0 = this.diagnostics && performance.now();
+    this.live('backwardWeights').backwardWeights(...args);
+    if (t0) this.report('backwardWeights', t0);
+    return args[3] ? { dw: args[2], dbias: args[3] } : { dw: args[2] };
+  }
+
+  /**
+   * The same passes off the JS thread (libuv pool): the event loop stays responsive. Arrays must
+   * not be modified or transferred until the promise settles; one call at a time per MaskedConv.
+   */
+  async forwardAsync(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): Promise<Float32Array> {
+    const args = this.forwardArgs(x, w, bias, y);
+    const t0 = this.diagnostics && performance.now();
+    await this.live('forwardAsync').forwardAsync(...args);
+    if (t0) this.report('forwardAsync', t0);
+    return args[3];
+  }
+
+  async backwardDataAsync(dy: Float32Array, w: Float32Array, dx?: Float32Array): Promise<Float32Array> {
+    const args = this.backwardDataArgs(dy, w, dx);
+    const t0 = this.diagnostics && performance.now();
+    await this.live('backwardDataAsync').backwardDataAsync(...args);
+    if (t0) this.report('backwardDataAsync', t0);
+    return args[2];
+  }
+
+  async backwardWeightsAsync(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): Promise<{ dw: Float32Array; dbias?: Float32Array }> {
+    const args = this.backwardWeightsArgs(dy, x, dw, dbias);
+    const t0 = this.diagnostics && performance.now();
+    await this.live('backwardWeightsAsync').backwardWeightsAsync(...args);
+    if (t0) this.report('backwardWeightsAsync', t0);
+    return args[3] ? { dw: args[2], dbias: args[3] } : { dw: args[2] };
+  }
+
+  private forwardArgs(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): ForwardArgs {
+    this.live('forward');
     floats(x, this.sizes.x, 'x', '[N][C][H][W]');
     floats(w, this.sizes.w, 'w', '[K][C][R][S]');
     if (this.spec.bias) floats(bias, this.sizes.k, 'bias', '[K] (the spec has bias: true)');
     else if (bias !== undefined) throw new ArgumentError('bias', bias, 'undefined: the spec has bias: false');
     const out = output(y, this.sizes.y, 'y', '[N][K][P][Q]', [x, w, bias]);
-    native.forward(x, w, bias ?? null, out, this.ko, this.ci);
-    return out;
+    return [x, w, bias ?? null, out, this.ko, this.ci];
   }
 
-  /** dx = dL/dx given dy = dL/dy; pruned input channels get exactly 0. */
-  backwardData(dy: Float32Array, w: Float32Array, dx?: Float32Array): Float32Array {
-    const native = this.live('backwardData');
+  private backwardDataArgs(dy: Float32Array, w: Float32Array, dx?: Float32Array): BackwardDataArgs {
+    this.live('backwardData');
     floats(dy, this.sizes.y, 'dy', '[N][K][P][Q]');
     floats(w, this.sizes.w, 'w', '[K][C][R][S]');
-    const out = output(dx, this.sizes.x, 'dx', '[N][C][H][W]', [dy, w]);
-    native.backwardData(dy, w, out, this.ko, this.ci);
-    return out;
+    return [dy, w, output(dx, this.sizes.x, 'dx', '[N][C][H][W]', [dy, w]), this.ko, this.ci];
   }
 
-  /** dw = dL/dw (and dbias when the spec has bias); zero for pruned channels and, unless soft, pruned filters. */
-  backwardWeights(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): { dw: Float32Array; dbias?: Float32Array } {
-    const native = this.live('backwardWeights');
+  private backwardWeightsArgs(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): BackwardWeightsArgs {
+    this.live('backwardWeights');
     floats(dy, this.sizes.y, 'dy', '[N][K][P][Q]');
     floats(x, this.sizes.x, 'x', '[N][C][H][W]');
     const dwOut = output(dw, this.sizes.w, 'dw', '[K][C][R][S]', [dy, x]);
-    let dbOut: Float32Array | undefined;
+    let dbOut: Float32Array | null = null;
     if (this.spec.bias) dbOut = output(dbias, this.sizes.k, 'dbias', '[K]', [dy, x, dwOut]);
     else if (dbias !== undefined) throw new ArgumentError('dbias', dbias, 'undefined: the spec has bias: false');
-    native.backwardWeights(dy, x, dwOut, dbOut ?? null, this.gradRows, this.ci);
-    return dbOut ? { dw: dwOut, dbias: dbOut } : { dw: dwOut };
+    return [dy, x, dwOut, dbOut, this.gradRows, this.ci];
+  }
+
+  /** One diagnostics line per call: pass, shape, kept counts, time and GFLOP/s on kept FLOPs. */
+  private report(pass: string, t0: number): void {
+    const ms = performance.now() - t0;
+    const l = this.spec;
+    const rows = pass.startsWith('backwardWeights') ? this.gradRows.length : this.ko.length;
+    const flops = passFlops(l, rows, this.ci.length);
+    const shape = `N${l.batch}_C${l.inChannels}_K${l.outChannels}_${l.inHeight}x${l.inWidth}_k${l.kernel.join('x')}_s${l.stride.join('x')}`;
+    this.diagnostics!(diagnosticLine('exec', pass, shape, `kept=${this.ko.length}/${this.ci.length}`, `ms=${ms.toFixed(3)}`, `gflops=${(flops / ms / 1e6).toFixed(1)}`));
   }
 
   /** The plan as text: ISA, tiles and gather strategy per pass. */
@@ -103,7 +163,9 @@ export class MaskedConv {
     return [`layer: ${layerText(this.spec)}`, ...describePlan(this.plan)].join('\n');
   }
 
+  /** Free the kernel's buffers now; later calls throw DisposedError. Throws while an async call is pending. */
   dispose(): void {
+    this.native?.dispose();
     this.native = null;
   }
 

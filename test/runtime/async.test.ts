@@ -1,0 +1,56 @@
+// Async passes run off the JS thread: same results as the sync calls, the event loop keeps
+// turning while a long kernel runs, and overlapping calls on one kernel fail loudly.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compileMaskedConvs, DisposedError, type MaskedConv } from '../../src/index.js';
+import { randomMask, rng } from '../util.js';
+
+describe('async passes', () => {
+  let small: MaskedConv;
+  let big: MaskedConv;
+  beforeAll(async () => {
+    [small, big] = await compileMaskedConvs([
+      { batch: 2, inChannels: 13, outChannels: 40, inHeight: 9, inWidth: 7, kernel: 3, padding: 1, bias: true },
+      { batch: 32, inChannels: 64, outChannels: 64, inHeight: 32, inWidth: 32, kernel: 3, padding: 1 },
+    ]);
+  });
+
+  it('give the same results as the sync calls', async () => {
+    const r = rng(3), l = small.spec;
+    small.setMasks({ out: randomMask(r, l.outChannels, 'random'), in: randomMask(r, l.inChannels, 'random') });
+    const x = r.uniformArray(2 * 13 * 63), w = r.uniformArray(40 * 13 * 9), b = r.uniformArray(40);
+    const dy = r.uniformArray(2 * 40 * 63);
+    expect(await small.forwardAsync(x, w, b)).toEqual(small.forward(x, w, b));
+    expect(await small.backwardDataAsync(dy, w)).toEqual(small.backwardData(dy, w));
+    expect(await small.backwardWeightsAsync(dy, x)).toEqual(small.backwardWeights(dy, x));
+  });
+
+  it('keep the event loop responsive while a long kernel runs', async () => {
+    const l = big.spec;
+    const x = new Float32Array(l.batch * 64 * 1024).fill(0.5), dy = new Float32Array(x.length).fill(0.25);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) await big.backwardWeightsAsync(dy, x);
+    const ms = performance.now() - t0;
+    clearInterval(timer);
+    // A blocked loop would fire the timer only between calls (about 10 times).
+    expect(ms).toBeGreaterThan(30);
+    expect(ticks).toBeGreaterThan(Math.min(40, ms / 4));
+  });
+
+  it('a second call on a busy kernel fails with a clear error, the first completes', async () => {
+    const l = big.spec;
+    const x = new Float32Array(l.batch * 64 * 1024), w = new Float32Array(64 * 64 * 9);
+    const first = big.forwardAsync(x, w);
+    expect(() => big.forward(x, w)).toThrowError(/kernel is busy/);
+    await expect(big.forwardAsync(x, w)).rejects.toThrowError(/kernel is busy/);
+    expect(() => big.dispose()).toThrowError(/kernel is busy/);
+    await expect(first).resolves.toBeInstanceOf(Float32Array);
+  });
+
+  it('dispose frees the kernel; later calls throw DisposedError', async () => {
+    const [c] = await compileMaskedConvs([small.spec]);
+    c.dispose();
+    await expect(c.forwardAsync(new Float32Array(2 * 13 * 63), new Float32Array(40 * 13 * 9), new Float32Array(40))).rejects.toThrowError(DisposedError);
+  });
+});
