@@ -115,11 +115,12 @@ function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy[
 }
 
 // The direct engine wins wherever its channel vectors fill up (measured on VGG-16 layers from
-// 32x32 to 2x2: 84-97% of peak at >= 32 rows); with few rows or few reduction channels, planes
+// 32x32 to 2x2: 84-97% of peak at >= 32 rows; ResNet's 32-32 @16x16 at d=0.5, 16 rows: 178-190
+// GFLOP/s against 140 for planes); with fewer rows or few reduction channels, planes
 // (stride 1) vectorize spatially instead. Strided layers stay direct: its column phases read
 // only real taps (im2col on a strided backward-data measured 8 GFLOP/s on ResNet's 16->32 s2).
 function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'direct' {
-  if (g.rows >= 2 * isa.vectorWidth && g.reduceChannels >= 8) return 'direct';
+  if (g.rows >= isa.vectorWidth && g.reduceChannels >= 8) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
 }
@@ -208,7 +209,9 @@ function weightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number
   if (forced === 'planes' && !stride1) {
     throw new ArgumentError('options.strategy.backwardWeights', forced, "'im2row' or 'direct': 'planes' needs stride 1");
   }
-  const source = forced ?? (keptOut >= 2 * isa.vectorWidth && keptIn >= 8 ? 'direct'
+  // Direct from one full filter vector up (ResNet 32-32 @16x16, d=0.5: 126 against 106 GFLOP/s
+  // for planes lanes); with fewer kept filters its vectors run half empty (44 against 81).
+  const source = forced ?? (keptOut >= isa.vectorWidth && keptIn >= 8 ? 'direct'
     : stride1 && useful >= 0.6 ? 'planes' : keptOut >= isa.vectorWidth ? 'direct' : 'im2row');
   if (source === 'direct') return directWeightsPlan(isa, layer, keptOut, keptIn);
   const ncol = keptIn * R * S;

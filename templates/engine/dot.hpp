@@ -69,10 +69,15 @@ struct PlaneLanes {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int i = 0; i < M; ++i) {
       float* o = out + (long)i * J;
-      std::memset(o, 0, sizeof(float) * J);
-      for (int n = 0; n < L::N; ++n)
-        for (int p = 0; p < L::P; ++p)
-          std::memcpy(o + n * IMG + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
+      for (int n = 0; n < L::N; ++n) {  // each lane written once: copies, then zero gaps
+        float* img = o + n * IMG;
+        for (int p = 0; p < L::P; ++p) {
+          std::memcpy(img + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
+          std::memset(img + (long)p * WP + L::Q, 0, sizeof(float) * (WP - L::Q));
+        }
+        std::memset(img + (long)L::P * WP, 0, sizeof(float) * (IMG - (long)L::P * WP));
+      }
+      std::memset(o + L::N * IMG, 0, sizeof(float) * (J - L::N * IMG));
     }
   }
   static void packX(const float* x, const int32_t* cols, int KC, float* out, int threads) {
@@ -80,15 +85,19 @@ struct PlaneLanes {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int c = 0; c < KC; ++c) {
       float* o = out + (long)c * X_STRIDE;
-      std::memset(o, 0, sizeof(float) * X_STRIDE);
-      if (jh <= jl) continue;
-      for (int n = 0; n < L::N; ++n)
+      for (int n = 0; n < L::N; ++n)  // each lane written once: zero borders, copy the rest
         for (int i = 0; i < HP; ++i) {
+          float* row = o + n * IMG + (long)i * WP;
           const int sr = i - L::PH;
-          if (sr < 0 || sr >= L::H) continue;
-          std::memcpy(o + n * IMG + (long)i * WP + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW),
-                      sizeof(float) * (jh - jl));
+          if (sr < 0 || sr >= L::H || jh <= jl) {
+            std::memset(row, 0, sizeof(float) * WP);
+            continue;
+          }
+          std::memset(row, 0, sizeof(float) * jl);
+          std::memcpy(row + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW), sizeof(float) * (jh - jl));
+          std::memset(row + jh, 0, sizeof(float) * (WP - jh));
         }
+      std::memset(o + L::N * IMG, 0, sizeof(float) * (X_STRIDE - L::N * IMG));
     }
   }
 };
