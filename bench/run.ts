@@ -525,7 +525,7 @@ async function compileAll(layers: ConvLayer[], masksByDensity: LayerMasks[][], o
       ...l,
       density: { out: kept(masks[j].out).length / l.outChannels, in: kept(masks[j].in).length / l.inChannels },
     }));
-    convs.push(await compileMaskedConvs(specs, { threads: o.threads, verbose: true }));
+    convs.push(await compileMaskedConvs(specs, { threads: o.threads, verbose: true, respecialize: false }));
   }
   return convs;
 }

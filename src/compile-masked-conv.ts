@@ -6,8 +6,9 @@ import { conv2d, type ConvLayer, type ConvSpec } from './ir/conv.js';
 import { choosePlan, type Strategy } from './schedule/plan.js';
 import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from './schedule/isa.js';
 import { compileUnits } from './codegen/compile.js';
+import type { KernelUnit } from './codegen/render.js';
 import { defaultCacheDir, type CacheEvent } from './codegen/cache.js';
-import { MaskedConv } from './runtime/masked-conv.js';
+import { MaskedConv, type Respecializer } from './runtime/masked-conv.js';
 import { diagnosticLine, diagnosticsSink, type DiagnosticsSink } from './runtime/diagnostics.js';
 import { ArgumentError, IsaError } from './errors.js';
 
@@ -29,6 +30,11 @@ export interface CompileOptions {
    * true prints to stderr, a function receives the lines. Default: MASKACC_VERBOSE=1.
    */
   diagnostics?: boolean | DiagnosticsSink;
+  /**
+   * Re-specialize in the background when setMasks leaves the compiled density regime (default
+   * true); results are right either way, the switch only changes speed.
+   */
+  respecialize?: boolean;
   /** Cache and build events (hit, miss, built, ...), for diagnostics and tests. */
   onCacheEvent?: (e: CacheEvent) => void;
 }
@@ -57,16 +63,36 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
     cxxFlags: [] as string[],
   }));
   const sink = diagnosticsSink(options.diagnostics);
-  const { Kernel, key } = await compileUnits(units, {
+  const build = (u: readonly KernelUnit[]) => compileUnits(u, {
     cacheDir: opts.cacheDir,
     jobs: Math.max(1, availableParallelism()),
     onEvent: (e) => {
       options.onCacheEvent?.(e);
-      sink?.(diagnosticLine('cache', e.type, e.key.slice(0, 16), `layers=${units.length}`, `isa=${opts.isa}`, ...(e.ms !== undefined ? [`ms=${e.ms.toFixed(1)}`] : [])));
+      sink?.(diagnosticLine('cache', e.type, e.key.slice(0, 16), `layers=${u.length}`, `isa=${opts.isa}`, ...(e.ms !== undefined ? [`ms=${e.ms.toFixed(1)}`] : [])));
     },
     log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
-  return units.map((u) => new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters, sink));
+  const { Kernel, key } = await build(units);
+  return units.map((u) => {
+    // Re-specialization builds this one layer again with the densities its masks now have.
+    const respecializer: Respecializer | undefined = opts.respecialize ? {
+      planFor: (density) => choosePlan(conv2d({ ...specOf(u.layer), density }), ISAS[opts.isa], opts.threads, opts.strategy),
+      build: async (plan, density) => {
+        const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
+        const built = await build([unit]);
+        return { native: new built.Kernel(unit.ns, plan.threads), cacheKey: built.key };
+      },
+    } : undefined;
+    return new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters, sink, respecializer);
+  });
+}
+
+/** A ConvSpec equal to a layer (for re-planning it at other densities). */
+function specOf(l: ConvLayer): ConvSpec {
+  return {
+    batch: l.batch, inChannels: l.inChannels, outChannels: l.outChannels, inHeight: l.inHeight, inWidth: l.inWidth,
+    kernel: [...l.kernel], stride: [...l.stride], padding: [...l.padding], dilation: [...l.dilation], bias: l.bias,
+  };
 }
 
 interface ResolvedOptions {
@@ -76,11 +102,12 @@ interface ResolvedOptions {
   cacheDir: string;
   verbose: boolean;
   strategy: Strategy;
+  respecialize: boolean;
 }
 
 function resolveOptions(o: CompileOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new ArgumentError('options', o, 'an object');
-  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy', 'diagnostics']);
+  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy', 'diagnostics', 'respecialize']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new ArgumentError(`options.${k}`, (o as Record<string, unknown>)[k], 'no such option (typo?)');
   if (o.gradOfPrunedFilters !== undefined && typeof o.gradOfPrunedFilters !== 'boolean') {
     throw new ArgumentError('options.gradOfPrunedFilters', o.gradOfPrunedFilters, 'a boolean');
@@ -103,8 +130,9 @@ function resolveOptions(o: CompileOptions): ResolvedOptions {
   }
   if (o.onCacheEvent !== undefined && typeof o.onCacheEvent !== 'function') throw new ArgumentError('options.onCacheEvent', o.onCacheEvent, 'a function');
   const strategy = validateStrategy(o.strategy);
+  if (o.respecialize !== undefined && typeof o.respecialize !== 'boolean') throw new ArgumentError('options.respecialize', o.respecialize, 'a boolean');
   const verbose = o.verbose ?? (Boolean(process.stderr.isTTY) || Boolean(process.env.MASKACC_VERBOSE));
-  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir: o.cacheDir ?? defaultCacheDir(), verbose, strategy };
+  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir: o.cacheDir ?? defaultCacheDir(), verbose, strategy, respecialize: o.respecialize ?? true };
 }
 
 function resolveIsa(isa: unknown): IsaName {

@@ -117,10 +117,10 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
   let soft: MaskedConv[];
   const forced = new Map<string, MaskedConv[]>();
   beforeAll(async () => {
-    hard = await compileMaskedConvs(SPECS, { isa });
+    hard = await compileMaskedConvs(SPECS, { isa, respecialize: false });
     // Same binary (the gradient policy is a run-time row list): a cache hit.
-    soft = await compileMaskedConvs(SPECS, { isa, gradOfPrunedFilters: true });
-    for (const f of FORCED) forced.set(f.name, await compileMaskedConvs(f.specs.map((i) => SPECS[i]), { isa, strategy: f.strategy }));
+    soft = await compileMaskedConvs(SPECS, { isa, gradOfPrunedFilters: true, respecialize: false });
+    for (const f of FORCED) forced.set(f.name, await compileMaskedConvs(f.specs.map((i) => SPECS[i]), { isa, strategy: f.strategy, respecialize: false }));
   });
 
   it.each(SPECS.map((s, i) => [i, JSON.stringify(s)] as const))('spec %i %s matches the reference', (i) => {

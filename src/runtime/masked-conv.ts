@@ -3,7 +3,7 @@
 
 import { passFlops, type ConvLayer } from '../ir/conv.js';
 import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
-import { describePlan, type Plan } from '../schedule/plan.js';
+import { describePlan, regimeOf, type Plan } from '../schedule/plan.js';
 import type { BackwardDataArgs, BackwardWeightsArgs, ForwardArgs, NativeKernel } from '../codegen/compile.js';
 import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError } from '../errors.js';
@@ -14,13 +14,27 @@ export interface Masks {
   in?: MaskLike;
 }
 
+/**
+ * Compiles this layer for other kept densities (in the background): supplied by the compiler so
+ * the kernel object can re-specialize itself when masks leave its regime.
+ */
+export interface Respecializer {
+  /** The plan the scheduler would pick for these kept fractions. */
+  planFor(density: { out: number; in: number }): Plan;
+  /** Build (or fetch) the kernel for that plan. */
+  build(plan: Plan, density: { out: number; in: number }): Promise<{ native: NativeKernel; cacheKey: string }>;
+}
+
 export class MaskedConv {
   readonly spec: ConvLayer;
   readonly outHeight: number;
   readonly outWidth: number;
-  readonly plan: Plan;
-  /** Where the kernel came from: the addon's cache key. */
-  readonly cacheKey: string;
+  /** The schedule of the kernel now running (changes when a re-specialized kernel takes over). */
+  plan: Plan;
+  /** Where the running kernel came from: its addon's cache key. */
+  cacheKey: string;
+  /** Settles when a background re-specialization started by setMasks has switched (or failed). */
+  pendingRespecialization: Promise<void> | undefined;
   private native: NativeKernel | null;
   private readonly gradOfPrunedFilters: boolean;
   private ko: Int32Array;
@@ -29,7 +43,7 @@ export class MaskedConv {
   private readonly sizes: { x: number; w: number; y: number; k: number };
 
   constructor(layer: ConvLayer, plan: Plan, native: NativeKernel, cacheKey: string, gradOfPrunedFilters: boolean,
-    private readonly diagnostics?: DiagnosticsSink) {
+    private readonly diagnostics?: DiagnosticsSink, private readonly respecializer?: Respecializer) {
     this.spec = layer;
     this.outHeight = layer.outHeight;
     this.outWidth = layer.outWidth;
@@ -58,6 +72,36 @@ export class MaskedConv {
     this.ko = ko;
     this.ci = ci;
     this.gradRows = this.gradOfPrunedFilters ? keptIndices(undefined, this.spec.outChannels, 'masks.out') : ko;
+    this.checkRegime();
+  }
+
+  /**
+   * Masks outside the compiled regime still compute right at once (every kernel handles any
+   * mask); a kernel specialized for the new densities is built in the background and takes over
+   * when ready. Masks that keep the regime compile nothing.
+   */
+  private checkRegime(): void {
+    if (!this.respecializer || this.pendingRespecialization) return;
+    const density = { out: Math.max(this.ko.length, 1) / this.spec.outChannels, in: Math.max(this.ci.length, 1) / this.spec.inChannels };
+    const next = this.respecializer.planFor(density);
+    if (regimeOf(next) === regimeOf(this.plan)) return;
+    const from = regimeOf(this.plan), to = regimeOf(next), t0 = performance.now();
+    this.diagnostics?.(diagnosticLine('regime', 'leave', from, to, `kept=${this.ko.length}/${this.ci.length}`));
+    this.pendingRespecialization = this.respecializer.build(next, density).then(
+      ({ native, cacheKey }) => {
+        this.pendingRespecialization = undefined;
+        if (!this.native) return native.dispose();
+        this.native = native;  // a pending async call keeps the old kernel alive until it settles
+        this.plan = next;
+        this.cacheKey = cacheKey;
+        this.diagnostics?.(diagnosticLine('regime', 'switched', to, `ms=${(performance.now() - t0).toFixed(0)}`));
+        this.checkRegime();  // masks may have moved on while it compiled
+      },
+      (e: unknown) => {
+        this.pendingRespecialization = undefined;
+        this.diagnostics?.(diagnosticLine('regime', 'failed', to, String(e).split('\n')[0]));
+      },
+    );
   }
 
   /** Kept filters and input channels (sorted indices) under the current masks. */

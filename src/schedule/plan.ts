@@ -273,3 +273,11 @@ export function describePlan(p: Plan): string[] {
     `backwardWeights: ${weights}`,
   ];
 }
+
+/**
+ * The regime of a plan: its engine per pass. Masks whose kept counts keep the regime run on the
+ * compiled kernel as is; a mask that changes it is worth a re-specialized kernel.
+ */
+export function regimeOf(p: Plan): string {
+  return [p.forward.source, p.backwardData.source, p.backwardWeights.source].join('/');
+}
