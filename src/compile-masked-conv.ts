@@ -4,6 +4,8 @@
 import { availableParallelism } from 'node:os';
 import { conv2d, type ConvLayer, type ConvSpec } from './ir/conv.js';
 import { choosePlan, type Strategy } from './schedule/plan.js';
+import { candidates, readTuning, tuneLayer, tuningKey, writeTuning } from './schedule/tune.js';
+import { join } from 'node:path';
 import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from './schedule/isa.js';
 import { compileUnits } from './codegen/compile.js';
 import type { KernelUnit } from './codegen/render.js';
@@ -35,6 +37,13 @@ export interface CompileOptions {
    * true); results are right either way, the switch only changes speed.
    */
   respecialize?: boolean;
+  /**
+   * Opt-in tuning (default false): time the engine families on each layer once (seconds) and
+   * keep the fastest per pass in the tuning file; later compiles reuse it without tuning.
+   */
+  tune?: boolean;
+  /** Default MASKACC_TUNING_FILE or `<cacheDir>/tuning.json`. */
+  tuningFile?: string;
   /** Cache and build events (hit, miss, built, ...), for diagnostics and tests. */
   onCacheEvent?: (e: CacheEvent) => void;
 }
@@ -56,12 +65,6 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
       throw e;
     }
   });
-  const units = layers.map((layer, i) => ({
-    ns: `layer${i}`,
-    layer,
-    plan: choosePlan(layer, ISAS[opts.isa], opts.threads, opts.strategy),
-    cxxFlags: [] as string[],
-  }));
   const sink = diagnosticsSink(options.diagnostics);
   const build = (u: readonly KernelUnit[]) => compileUnits(u, {
     cacheDir: opts.cacheDir,
@@ -72,6 +75,14 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
     },
     log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
+  const strategies: Strategy[] = [];
+  for (const layer of layers) strategies.push(await tunedStrategy(layer, opts, build, sink));
+  const units = layers.map((layer, i) => ({
+    ns: `layer${i}`,
+    layer,
+    plan: choosePlan(layer, ISAS[opts.isa], opts.threads, strategies[i]),
+    cxxFlags: [] as string[],
+  }));
   const { Kernel, key } = await build(units);
   return units.map((u) => {
     // Re-specialization builds this one layer again with the densities its masks now have.
@@ -85,6 +96,33 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
     } : undefined;
     return new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters, sink, respecializer);
   });
+}
+
+/**
+ * The strategy for a layer: the user's, else a tuned one from the tuning file, else (with
+ * `tune`) a fresh measurement that is saved there, else none (the scheduler's heuristic).
+ */
+async function tunedStrategy(layer: ConvLayer, opts: ResolvedOptions, build: (u: readonly KernelUnit[]) => ReturnType<typeof compileUnits>,
+  sink: DiagnosticsSink | undefined): Promise<Strategy> {
+  if (Object.keys(opts.strategy).length > 0) return opts.strategy;
+  const isa = ISAS[opts.isa];
+  const key = tuningKey(layer, isa, opts.threads);
+  const known = readTuning(opts.tuningFile)[key];
+  if (known) {
+    sink?.(diagnosticLine('tune', 'hit', key.slice(0, 16), JSON.stringify(known.strategy).replace(/,/g, ';')));
+    return known.strategy;
+  }
+  if (!opts.tune) return {};
+  const t0 = performance.now();
+  const families = candidates(layer);
+  const names = Object.keys(families);
+  const units = names.map((n, i) => ({ ns: `layer${i}`, layer, plan: choosePlan(layer, isa, opts.threads, families[n]), cxxFlags: [] }));
+  const { Kernel } = await build(units);
+  const entry = tuneLayer(layer, isa, opts.threads, units, Kernel, names);
+  writeTuning(opts.tuningFile, key, entry);
+  sink?.(diagnosticLine('tune', 'run', key.slice(0, 16), `ms=${(performance.now() - t0).toFixed(0)}`,
+    `heuristic=${entry.heuristicMs.toFixed(3)}`, `tuned=${entry.tunedMs.toFixed(3)}`));
+  return entry.strategy;
 }
 
 /** A ConvSpec equal to a layer (for re-planning it at other densities). */
@@ -103,11 +141,13 @@ interface ResolvedOptions {
   verbose: boolean;
   strategy: Strategy;
   respecialize: boolean;
+  tune: boolean;
+  tuningFile: string;
 }
 
 function resolveOptions(o: CompileOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new ArgumentError('options', o, 'an object');
-  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy', 'diagnostics', 'respecialize']);
+  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy', 'diagnostics', 'respecialize', 'tune', 'tuningFile']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new ArgumentError(`options.${k}`, (o as Record<string, unknown>)[k], 'no such option (typo?)');
   if (o.gradOfPrunedFilters !== undefined && typeof o.gradOfPrunedFilters !== 'boolean') {
     throw new ArgumentError('options.gradOfPrunedFilters', o.gradOfPrunedFilters, 'a boolean');
@@ -130,9 +170,15 @@ function resolveOptions(o: CompileOptions): ResolvedOptions {
   }
   if (o.onCacheEvent !== undefined && typeof o.onCacheEvent !== 'function') throw new ArgumentError('options.onCacheEvent', o.onCacheEvent, 'a function');
   const strategy = validateStrategy(o.strategy);
+  const cacheDir = o.cacheDir ?? defaultCacheDir();
+  if (o.tune !== undefined && typeof o.tune !== 'boolean') throw new ArgumentError('options.tune', o.tune, 'a boolean');
+  if (o.tuningFile !== undefined && (typeof o.tuningFile !== 'string' || o.tuningFile === '')) {
+    throw new ArgumentError('options.tuningFile', o.tuningFile, 'a file path');
+  }
   if (o.respecialize !== undefined && typeof o.respecialize !== 'boolean') throw new ArgumentError('options.respecialize', o.respecialize, 'a boolean');
   const verbose = o.verbose ?? (Boolean(process.stderr.isTTY) || Boolean(process.env.MASKACC_VERBOSE));
-  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir: o.cacheDir ?? defaultCacheDir(), verbose, strategy, respecialize: o.respecialize ?? true };
+  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir, verbose, strategy, respecialize: o.respecialize ?? true,
+    tune: o.tune ?? false, tuningFile: o.tuningFile ?? process.env.MASKACC_TUNING_FILE ?? join(cacheDir, 'tuning.json') };
 }
 
 function resolveIsa(isa: unknown): IsaName {

@@ -1,0 +1,128 @@
+// Opt-in tuning: time the engine families on one layer (one build holds every candidate), keep
+// the fastest engine per pass, and persist the choice in a tuning file keyed by workload, ISA,
+// CPU model and threads, so later compiles reuse it without timing anything.
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ConvLayer } from '../ir/conv.js';
+import { cacheKey } from '../codegen/cache-key.js';
+import type { NativeKernelClass } from '../codegen/compile.js';
+import type { KernelUnit } from '../codegen/render.js';
+import { choosePlan, type Strategy } from './plan.js';
+import { cpuModel, type Isa } from './isa.js';
+
+export interface TuningEntry {
+  strategy: Strategy;
+  /** Median ms per pass of the chosen engines and of the heuristic's plan, for the record. */
+  tunedMs: number;
+  heuristicMs: number;
+  candidates: Record<string, { forward: number; backwardData: number; backwardWeights: number }>;
+  layer: string;
+  cpu: string;
+  measuredAt: string;
+}
+
+/** The key of one workload on one machine: the layer (with densities), ISA, CPU model, threads. */
+export function tuningKey(layer: ConvLayer, isa: Isa, threads: number): string {
+  return cacheKey({ layer, isa: isa.name, cpu: cpuModel(), threads });
+}
+
+export function readTuning(file: string): Record<string, TuningEntry> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return {};  // missing or unreadable: tune again, never fail the compile
+  }
+}
+
+/** Merge one entry into the file (read-modify-rename, so a reader never sees half a file). */
+export function writeTuning(file: string, key: string, entry: TuningEntry): void {
+  const all = readTuning(file);
+  all[key] = entry;
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(all, null, 1)}\n`);
+  renameSync(tmp, file);
+}
+
+/** Candidate engine families for a layer: planes only where they apply (stride 1). */
+export function candidates(layer: ConvLayer): Record<string, Strategy> {
+  const out: Record<string, Strategy> = {
+    direct: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' },
+    im2col: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
+  };
+  if (layer.stride[0] === 1 && layer.stride[1] === 1) out.planes = { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' };
+  return out;
+}
+
+type PassName = 'forward' | 'backwardData' | 'backwardWeights';
+const PASSES: PassName[] = ['forward', 'backwardData', 'backwardWeights'];
+
+/**
+ * Time every candidate family (built together as `units`) on random data with masks at the
+ * layer's densities; returns the fastest engine per pass.
+ */
+export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: readonly KernelUnit[], Kernel: NativeKernelClass,
+  names: readonly string[]): TuningEntry {
+  const { batch: N, inChannels: C, outChannels: K } = layer;
+  const [R, S] = layer.kernel;
+  const x = randomArray(N * C * layer.inHeight * layer.inWidth), w = randomArray(K * C * R * S);
+  const y = new Float32Array(N * K * layer.outHeight * layer.outWidth), dy = randomArray(y.length);
+  const dx = new Float32Array(x.length), dw = new Float32Array(w.length);
+  const ko = firstIndices(K, layer.density.out), ci = firstIndices(C, layer.density.in);
+  const times: Record<string, Record<PassName, number>> = {};
+  units.forEach((u, i) => {
+    const k = new Kernel(u.ns, threads);
+    const run: Record<PassName, () => void> = {
+      forward: () => k.forward(x, w, null, y, ko, ci),
+      backwardData: () => k.backwardData(dy, w, dx, ko, ci),
+      backwardWeights: () => k.backwardWeights(dy, x, dw, null, ko, ci),
+    };
+    const t = {} as Record<PassName, number>;
+    for (const p of PASSES) t[p] = medianMs(run[p]);
+    times[names[i]] = t;
+    k.dispose();
+  });
+  const strategy: Strategy = {};
+  let tunedMs = 0;
+  for (const p of PASSES) {
+    const best = names.reduce((a, b) => (times[b][p] < times[a][p] ? b : a));
+    (strategy as Record<PassName, string>)[p] = candidates(layer)[best][p]!;
+    tunedMs += times[best][p];
+  }
+  // The heuristic's engines are among the candidates: its time is theirs.
+  const heuristic = choosePlan(layer, isa, threads);
+  let heuristicMs = 0;
+  for (const p of PASSES) {
+    const family = names.find((n) => candidates(layer)[n][p] === heuristic[p].source);
+    heuristicMs += family ? times[family][p] : NaN;
+  }
+  return {
+    strategy, tunedMs, heuristicMs, candidates: times,
+    layer: JSON.stringify(layer), cpu: cpuModel(), measuredAt: new Date().toISOString(),
+  };
+}
+
+/** Median of 3 timed runs after one warm-up, stopping early for slow passes. */
+function medianMs(f: () => void): number {
+  f();
+  const t: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    f();
+    t.push(performance.now() - t0);
+  }
+  return t.sort((a, b) => a - b)[1];
+}
+
+function randomArray(n: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.random() - 0.5;
+  return a;
+}
+
+/** Spread kept indices evenly at the given density (the tuner only needs the counts). */
+function firstIndices(n: number, density: number): Int32Array {
+  const kept = Math.max(1, Math.round(n * density));
+  return Int32Array.from({ length: kept }, (_, i) => Math.floor((i * n) / kept));
+}
