@@ -8,6 +8,7 @@ import type { BackwardDataArgs, BackwardWeightsArgs, ForwardArgs, NativeKernel }
 import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
+import { runExclusive } from './exec-queue.js';
 
 export interface Masks {
   out?: MaskLike;
@@ -138,12 +139,13 @@ export class MaskedConv {
 
   /**
    * The same passes off the JS thread (libuv pool): the event loop stays responsive. Arrays must
-   * not be modified or transferred until the promise settles; one call at a time per MaskedConv.
+   * not be modified or transferred until the promise settles. Async calls of all kernels in the
+   * process run one after another (each uses every thread it was given: no oversubscription).
    */
   async forwardAsync(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): Promise<Float32Array> {
     const args = this.forwardArgs(x, w, bias, y);
     const t0 = this.diagnostics && performance.now();
-    await this.live('forwardAsync').forwardAsync(...args);
+    await runExclusive(() => this.live('forwardAsync').forwardAsync(...args));
     if (t0) this.report('forwardAsync', t0);
     return args[3];
   }
@@ -151,7 +153,7 @@ export class MaskedConv {
   async backwardDataAsync(dy: Float32Array, w: Float32Array, dx?: Float32Array): Promise<Float32Array> {
     const args = this.backwardDataArgs(dy, w, dx);
     const t0 = this.diagnostics && performance.now();
-    await this.live('backwardDataAsync').backwardDataAsync(...args);
+    await runExclusive(() => this.live('backwardDataAsync').backwardDataAsync(...args));
     if (t0) this.report('backwardDataAsync', t0);
     return args[2];
   }
@@ -159,7 +161,7 @@ export class MaskedConv {
   async backwardWeightsAsync(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): Promise<{ dw: Float32Array; dbias?: Float32Array }> {
     const args = this.backwardWeightsArgs(dy, x, dw, dbias);
     const t0 = this.diagnostics && performance.now();
-    await this.live('backwardWeightsAsync').backwardWeightsAsync(...args);
+    await runExclusive(() => this.live('backwardWeightsAsync').backwardWeightsAsync(...args));
     if (t0) this.report('backwardWeightsAsync', t0);
     return args[3] ? { dw: args[2], dbias: args[3] } : { dw: args[2] };
   }

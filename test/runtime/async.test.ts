@@ -38,19 +38,36 @@ describe('async passes', () => {
     expect(ticks).toBeGreaterThan(Math.min(40, ms / 4));
   });
 
-  it('a second call on a busy kernel fails with a clear error, the first completes', async () => {
+  it('while a call runs: a sync call fails with a clear error, a second async call waits its turn', async () => {
     const l = big.spec;
     const x = new Float32Array(l.batch * 64 * 1024), w = new Float32Array(64 * 64 * 9);
     const first = big.forwardAsync(x, w);
+    for (let i = 0; i < 3; i++) await null;  // let the queued call reach the native kernel
     expect(() => big.forward(x, w)).toThrowError(/kernel is busy/);
-    await expect(big.forwardAsync(x, w)).rejects.toThrowError(/kernel is busy/);
     expect(() => big.dispose()).toThrowError(/kernel is busy/);
+    const second = big.forwardAsync(x, w);
     await expect(first).resolves.toBeInstanceOf(Float32Array);
+    await expect(second).resolves.toBeInstanceOf(Float32Array);
   });
 
   it('dispose frees the kernel; later calls throw DisposedError', async () => {
     const [c] = await compileMaskedConvs([small.spec], { respecialize: false });
     c.dispose();
     await expect(c.forwardAsync(new Float32Array(2 * 13 * 63), new Float32Array(40 * 13 * 9), new Float32Array(40))).rejects.toThrowError(DisposedError);
+  });
+});
+
+describe('async calls across kernels', () => {
+  it('run one after another, never overlapping', async () => {
+    const { runExclusive } = await import('../../src/runtime/exec-queue.js');
+    const log: string[] = [];
+    const job = (name: string, ms: number) => () => new Promise<string>((resolve) => {
+      log.push(`start ${name}`);
+      setTimeout(() => { log.push(`end ${name}`); resolve(name); }, ms);
+    });
+    const failing = () => Promise.reject(new Error('boom'));
+    const results = await Promise.allSettled([runExclusive(job('a', 30)), runExclusive(failing), runExclusive(job('b', 5))]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(log).toEqual(['start a', 'end a', 'start b', 'end b']);
   });
 });
