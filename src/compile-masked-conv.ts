@@ -77,14 +77,17 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
   });
   const strategies: Strategy[] = [];
   for (const layer of layers) strategies.push(await tunedStrategy(layer, opts, build, sink));
-  const units = layers.map((layer, i) => ({
-    ns: `layer${i}`,
-    layer,
-    plan: choosePlan(layer, ISAS[opts.isa], opts.threads, strategies[i]),
-    cxxFlags: [] as string[],
-  }));
+  // Identical layers (a ResNet repeats one shape many times) share one compiled unit.
+  const unitOf = new Map<string, KernelUnit>();
+  const layerUnits = layers.map((layer, i) => {
+    const plan = choosePlan(layer, ISAS[opts.isa], opts.threads, strategies[i]);
+    const id = JSON.stringify([layer, plan]);
+    if (!unitOf.has(id)) unitOf.set(id, { ns: `layer${unitOf.size}`, layer, plan, cxxFlags: [] });
+    return unitOf.get(id)!;
+  });
+  const units = [...unitOf.values()];
   const { Kernel, key } = await build(units);
-  return units.map((u) => {
+  return layerUnits.map((u) => {
     // Re-specialization builds this one layer again with the densities its masks now have.
     const respecializer: Respecializer | undefined = opts.respecialize ? {
       planFor: (density) => choosePlan(conv2d({ ...specOf(u.layer), density }), ISAS[opts.isa], opts.threads, opts.strategy),
