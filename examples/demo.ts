@@ -1,68 +1,88 @@
-// The main job in one command: compile a VGG-16 layer for 50% filter pruning, check it against
-// the float64 reference, and time a masked training step (fwd, bwd-data, bwd-weights) vs dense.
-import { compileMaskedConvs, conv2d, passFlops, type ConvSpec, type MaskedConv } from '../src/index.js';
+// The main job in one command: VGG-16 for CIFAR-10 at 50% filter pruning with linked masks.
+// Compiles every conv layer, checks each against the float64 reference, and times a full
+// training step of all convs (fwd, bwd-data, bwd-weights) against the same model with dense masks.
+import { compileModel, passFlops, vgg16Cifar, type CompiledModel } from '../src/index.js';
 import { refBackwardData, refForward } from '../test/reference.js';
 import { dot, relL2, rng } from '../test/util.js';
 
-const layer: ConvSpec = { batch: 64, inChannels: 128, outChannels: 128, inHeight: 16, inWidth: 16, kernel: 3, padding: 1 };
-const density = 0.5;
+const DENSITY = 0.5;
 const r = rng(7);
+console.log(`maskacc demo: VGG-16-CIFAR, batch 64, ${DENSITY * 100}% of filters kept per layer (masks linked layer to layer)`);
 
-console.log(`maskacc demo: VGG-16-CIFAR conv 128->128 @16x16, batch 64, 3x3 pad 1, density ${density} on filters and input channels`);
 let t = performance.now();
-const [masked, dense] = await compileMaskedConvs([{ ...layer, density: { out: density, in: density } }, layer], { verbose: true });
-console.log(`compile (or cache hit): ${((performance.now() - t) / 1000).toFixed(2)} s`);
-console.log(masked.explain().replace(/^/gm, '  '));
+const masked = await compileModel(vgg16Cifar({ density: DENSITY }), { verbose: true, respecialize: false });
+const dense = await compileModel(vgg16Cifar(), { verbose: true, respecialize: false });
+console.log(`compile (or cache hit) of both models: ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-const l = conv2d(layer);
-const pick = (n: number) => {
-  const m = new Uint8Array(n);
-  for (const i of [...Array(n).keys()].sort(() => r.next() - 0.5).slice(0, Math.round(n * density))) m[i] = 1;
-  return m;
-};
-const masks = { out: pick(l.outChannels), in: pick(l.inChannels) };
-masked.setMasks(masks);
-const x = r.uniformArray(l.batch * l.inChannels * l.inHeight * l.inWidth);
-const w = r.uniformArray(l.outChannels * l.inChannels * 9);
-const dy = r.uniformArray(l.batch * l.outChannels * l.outHeight * l.outWidth);
-
-// Correctness: fwd and bwd-data per image against the reference (2 images), dw by the adjoint
-// identity <fwd(x), dy> = <w * m, dw> over the whole batch.
-const y = masked.forward(x, w);
-const dx = masked.backwardData(dy, w);
-const { dw } = masked.backwardWeights(dy, x);
-const two = conv2d({ ...layer, batch: 2 });
-const imgX = 2 * l.inChannels * l.inHeight * l.inWidth, imgY = 2 * l.outChannels * l.outHeight * l.outWidth;
-const errF = relL2(y.subarray(0, imgY), refForward(two, x.subarray(0, imgX), w, undefined, masks.out, masks.in));
-const errB = relL2(dx.subarray(0, imgX), refBackwardData(two, dy.subarray(0, imgY), w, masks.out, masks.in));
-const wm = w.map((v, i) => (masks.out[Math.floor(i / (l.inChannels * 9))] ? v : 0));
-const errW = Math.abs(dot(y, dy) - dot(wm, dw)) / Math.abs(dot(y, dy));
-console.log(`check vs reference: forward ${errF.toExponential(1)}, backwardData ${errB.toExponential(1)}, backwardWeights (adjoint) ${errW.toExponential(1)}`);
-if (!(errF < 1e-5 && errB < 1e-5 && errW < 1e-4)) {
-  console.error('MISMATCH: the kernel disagrees with the reference');
-  process.exit(1);
+// Random filter masks keeping DENSITY of each layer; the next layer's input mask follows.
+for (const l of masked.model.layers) {
+  const k = l.layer.outChannels, keep = new Uint8Array(k);
+  for (const i of [...Array(k).keys()].sort(() => r.next() - 0.5).slice(0, Math.round(k * DENSITY))) keep[i] = 1;
+  masked.setFilterMask(l.name, keep);
 }
 
-// Timing: medians of 9 interleaved steps after warm-up.
-const step = (c: MaskedConv) => {
-  const s = [performance.now()];
-  c.forward(x, w, undefined, y); s.push(performance.now());
-  c.backwardData(dy, w, dx); s.push(performance.now());
-  c.backwardWeights(dy, x, dw); s.push(performance.now());
-  return [s[1] - s[0], s[2] - s[1], s[3] - s[2]];
-};
-const runs: Record<string, number[][]> = { masked: [], dense: [] };
-for (let i = 0; i < 11; i++) {
+interface Data { x: Float32Array; w: Float32Array; dy: Float32Array }
+const data = new Map<string, Data>(masked.model.layers.map((l) => {
+  const L = l.layer;
+  return [l.name, {
+    x: r.uniformArray(L.batch * L.inChannels * L.inHeight * L.inWidth),
+    w: r.uniformArray(L.outChannels * L.inChannels * 9),
+    dy: r.uniformArray(L.batch * L.outChannels * L.outHeight * L.outWidth),
+  }];
+}));
+
+// Correctness per layer: fwd and bwd-data on 2 images against the reference; dw by the
+// adjoint identity <fwd(x), dy> = <w * m_out, dw> over the whole batch.
+console.log('\nchecking every layer against the reference (fwd, bwd-data on 2 images; dw by the adjoint identity)');
+let worst = 0;
+for (const l of masked.model.layers) {
+  const conv = masked.convs.get(l.name)!, { x, w, dy } = data.get(l.name)!, L = l.layer, m = masked.masksOf(l.name);
+  const two = { ...L, batch: 2 };
+  const nx = 2 * L.inChannels * L.inHeight * L.inWidth, ny = 2 * L.outChannels * L.outHeight * L.outWidth;
+  const y = conv.forward(x, w), dx = conv.backwardData(dy, w), { dw } = conv.backwardWeights(dy, x);
+  const wm = w.map((v, i) => (m.out[Math.floor(i / (L.inChannels * 9))] ? v : 0));
+  const errs = [
+    relL2(y.subarray(0, ny), refForward(two, x.subarray(0, nx), w, undefined, m.out, m.in)),
+    relL2(dx.subarray(0, nx), refBackwardData(two, dy.subarray(0, ny), w, m.out, m.in)),
+    Math.abs(dot(y, dy) - dot(wm, dw)) / Math.abs(dot(y, dy)),
+  ];
+  worst = Math.max(worst, ...errs);
+  if (!(errs[0] < 1e-5 && errs[1] < 1e-5 && errs[2] < 1e-4)) {
+    console.error(`MISMATCH in ${l.name}: ${errs.map((e) => e.toExponential(1)).join(', ')}`);
+    process.exit(1);
+  }
+}
+console.log(`all ${masked.model.layers.length} layers match (worst relative error ${worst.toExponential(1)})`);
+
+// Timing: medians of 7 steps after 2 warm-up steps, masked and dense interleaved.
+const step = (m: CompiledModel) => masked.model.layers.map((l) => {
+  const conv = m.convs.get(l.name)!, { x, w, dy } = data.get(l.name)!;
+  const t0 = performance.now();
+  conv.forward(x, w);
+  const t1 = performance.now();
+  conv.backwardData(dy, w);
+  const t2 = performance.now();
+  conv.backwardWeights(dy, x);
+  return [t1 - t0, t2 - t1, performance.now() - t2];
+});
+const runs = { masked: [] as number[][][], dense: [] as number[][][] };
+for (let i = 0; i < 9; i++) {
   runs.masked.push(step(masked));
   runs.dense.push(step(dense));
 }
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
-const med = (k: string, j: number) => median(runs[k].slice(2).map((s) => s[j]));
-const keptFlops = passFlops(l, masked.kept.out.length, masked.kept.in.length), denseFlops = passFlops(l);
-console.log('\npass             masked ms  dense ms  speedup  masked GFLOP/s (kept)');
-['forward', 'backwardData', 'backwardWeights'].forEach((name, j) => {
-  const m = med('masked', j), d = med('dense', j);
-  console.log(`${name.padEnd(16)} ${m.toFixed(2).padStart(9)} ${d.toFixed(2).padStart(9)} ${(d / m).toFixed(2).padStart(7)}x ${(keptFlops / m / 1e6).toFixed(0).padStart(8)}`);
+const med = (k: 'masked' | 'dense', layer: number, pass: number) => median(runs[k].slice(2).map((s) => s[layer][pass]));
+
+console.log('\nlayer      shape           masked ms (fwd/bwd-data/bwd-w)   dense ms   speedup  GFLOP/s kept');
+let mt = 0, dt = 0, keptFlops = 0, denseFlops = 0;
+masked.model.layers.forEach((l, i) => {
+  const L = l.layer, conv = masked.convs.get(l.name)!;
+  const m = [0, 1, 2].map((p) => med('masked', i, p)), d = [0, 1, 2].map((p) => med('dense', i, p));
+  const ms = m[0] + m[1] + m[2], ds = d[0] + d[1] + d[2];
+  const kf = 3 * passFlops(L, conv.kept.out.length, conv.kept.in.length);
+  mt += ms; dt += ds; keptFlops += kf; denseFlops += 3 * passFlops(L);
+  const shape = `${L.inChannels}->${L.outChannels} @${L.inHeight}`;
+  console.log(`${l.name.padEnd(10)} ${shape.padEnd(15)} ${m.map((v) => v.toFixed(2).padStart(6)).join(' ')}  = ${ms.toFixed(2).padStart(6)}  ${ds.toFixed(2).padStart(8)}  ${(ds / ms).toFixed(2).padStart(6)}x ${(kf / ms / 1e6).toFixed(0).padStart(8)}`);
 });
-const mt = [0, 1, 2].reduce((s, j) => s + med('masked', j), 0), dt = [0, 1, 2].reduce((s, j) => s + med('dense', j), 0);
-console.log(`${'step total'.padEnd(16)} ${mt.toFixed(2).padStart(9)} ${dt.toFixed(2).padStart(9)} ${(dt / mt).toFixed(2).padStart(7)}x  (ideal ${(denseFlops / keptFlops).toFixed(2)}x)`);
+console.log(`${'total'.padEnd(26)} ${''.padStart(20)}  = ${mt.toFixed(1).padStart(6)}  ${dt.toFixed(1).padStart(8)}  ${(dt / mt).toFixed(2).padStart(6)}x ${(keptFlops / mt / 1e6).toFixed(0).padStart(8)}`);
+console.log(`\nfull conv training step: ${mt.toFixed(1)} ms masked vs ${dt.toFixed(1)} ms dense = ${(dt / mt).toFixed(2)}x (ideal ${(denseFlops / keptFlops).toFixed(2)}x from the kept FLOPs)`);
