@@ -10,6 +10,9 @@ import { choosePlan, describePlan } from './schedule/plan.js';
 import { ISA_PREFERENCE, ISAS, supportedIsas } from './schedule/isa.js';
 import { layerText } from './codegen/render.js';
 import type { Model } from './model/model.js';
+import { AOT_ISAS, aotTarget, generateModel } from './codegen/aot.js';
+import { buildAddon } from './codegen/build.js';
+import { availableParallelism } from 'node:os';
 
 type ZooName = keyof typeof MODEL_ZOO;
 
@@ -115,6 +118,25 @@ program.command('bench <model>')
     for (const r of rows) console.log(`${r.layer.padEnd(12)} ${r.maskedMs.toFixed(2).padStart(8)} ms  dense ${r.denseMs.toFixed(2).padStart(8)} ms  ${(r.denseMs / r.maskedMs).toFixed(2)}x  ${r.gflops.toFixed(0)} GFLOP/s`);
     const m = rows.reduce((s, r) => s + r.maskedMs, 0), d = rows.reduce((s, r) => s + r.denseMs, 0);
     console.log(`total: ${m.toFixed(1)} ms vs ${d.toFixed(1)} ms dense = ${(d / m).toFixed(2)}x`);
+  });
+
+program.command('build <model>')
+  .description('generate C++ (all ISAs) and a typed TS module for a zoo model, then build its addon')
+  .option('--out <dir>', 'output folder (default generated/<model>)')
+  .option('--batch <n>', 'batch size', (v) => Number(v), 64)
+  .option('--density <d>', 'expected kept fraction', density, 1)
+  .option('--no-compile', 'write the sources only')
+  .action(async (name: string, o: { out?: string; batch: number; density: number; compile: boolean }) => {
+    if (!(name in MODEL_ZOO)) throw new Error(`${name}: not a model (${Object.keys(MODEL_ZOO).join(', ')})`);
+    const model = MODEL_ZOO[name as ZooName]({ batch: o.batch, density: o.density });
+    const out = o.out ?? join('generated', name);
+    const files = generateModel(model, out);
+    console.log(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)`);
+    if (!o.compile) return;
+    const t0 = performance.now();
+    console.log(`building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)...`);
+    const built = await buildAddon(join(out, 'src'), aotTarget(model), files[0], availableParallelism());
+    console.log(`built ${built} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   });
 
 const cache = program.command('cache').description('the kernel cache (MASKACC_CACHE_DIR or the user cache dir)');

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CompileError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
@@ -34,7 +34,8 @@ export function compilerId(): string {
  * Run cmake-js in `dir` (which holds CMakeLists.txt and the sources) and return the built
  * `<target>.node`. `mainSource` is named in the error so a person can open the generated code.
  */
-export async function buildAddon(dir: string, target: string, mainSource: string, jobs: number): Promise<string> {
+export async function buildAddon(buildDir: string, target: string, mainSource: string, jobs: number): Promise<string> {
+  const dir = resolve(buildDir);
   // cmake-js reads napi_versions from the project's package.json: with it, no headers download.
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }));
   const args = [CMAKE_JS_BIN, 'build', '--directory', dir, '--out', join(dir, 'build'), '--parallel', String(jobs), '--log-level', 'error'];

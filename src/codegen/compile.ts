@@ -67,19 +67,27 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
     build: async (workDir) => {
       const started = Date.now();
       opts.log?.(`maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`);
-      mkdirSync(workDir, { recursive: true });
-      const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
-      units.forEach((u, i) => writeFileSync(join(workDir, files[i].file), renderKernel(u)));
-      writeFileSync(join(workDir, 'module.cpp'), renderModule(units, key));
-      writeFileSync(join(workDir, 'layer-abi.hpp'), templateSources()['layer-abi.hpp']);
-      writeFileSync(join(workDir, 'CMakeLists.txt'), renderCMakeLists({
-        target, nodeAddonApiDir: NODE_ADDON_API_DIR, baseFlags: BASE_CXX_FLAGS, units: files,
-      }));
-      const built = await buildAddon(workDir, target, files[0]?.file ?? 'module.cpp', opts.jobs);
+      const files = writeAddonSources(workDir, units, key, target);
+      const built = await buildAddon(workDir, target, files[0] ?? 'module.cpp', opts.jobs);
       opts.log?.(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       return built;
     },
   });
   const addon = require(path) as { Kernel: NativeKernelClass };
   return { Kernel: addon.Kernel, key, path };
+}
+
+/**
+ * Write an addon's sources into `dir`: one `<ns>.cpp` per unit (its ISA flags in CMakeLists),
+ * module.cpp with the binding, layer-abi.hpp. Returns the kernel file names.
+ */
+export function writeAddonSources(dir: string, units: readonly KernelUnit[], key: string, target: string,
+  nodeAddonApiDir = NODE_ADDON_API_DIR): string[] {
+  mkdirSync(dir, { recursive: true });
+  const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
+  units.forEach((u, i) => writeFileSync(join(dir, files[i].file), renderKernel(u)));
+  writeFileSync(join(dir, 'module.cpp'), renderModule(units, key));
+  writeFileSync(join(dir, 'layer-abi.hpp'), templateSources()['layer-abi.hpp']);
+  writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({ target, nodeAddonApiDir, baseFlags: BASE_CXX_FLAGS, units: files }));
+  return files.map((f) => f.file);
 }

@@ -1,0 +1,20 @@
+// The interface between one compiled layer (kernel.cpp) and the addon's Node binding
+// (module.cpp): sizes for argument checks and plain function pointers, no Node headers.
+#pragma once
+#include <cstdint>
+
+namespace maskacc {
+struct LayerKernel {
+  const char* name;
+  long xSize, wSize, ySize;  // elements of x, w, y
+  int K, C;                  // filters and input channels (mask lengths)
+  void* (*createWorkspace)();
+  void (*destroyWorkspace)(void*);
+  void (*forward)(void* ws, int threads, const float* x, const float* w, const float* bias, float* y,
+                  const int32_t* ko, int nko, const int32_t* ci, int nci);
+  void (*backwardData)(void* ws, int threads, const float* dy, const float* w, float* dx, const int32_t* ko, int nko,
+                       const int32_t* ci, int nci);
+  void (*backwardWeights)(void* ws, int threads, const float* dy, const float* x, float* dw, float* dbias,
+                          const int32_t* rows, int nrows, const int32_t* ci, int nci);
+};
+}  // namespace maskacc
