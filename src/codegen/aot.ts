@@ -2,7 +2,7 @@
 // the runtime picks the ISA the CPU has) and a typed TS module written with ts-morph. The
 // sources are deterministic (no machine paths, no compiler id), so generated/ can be diffed.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Project, VariableDeclarationKind } from 'ts-morph';
 import type { Model } from '../model/model.js';
