@@ -71,6 +71,12 @@ export function renderKernel(unit: KernelUnit): string {
         R: l.kernel[0], S: l.kernel[1], SH: l.stride[0], SW: l.stride[1], PH: l.padding[0], PW: l.padding[1],
         DH: l.dilation[0], DW: l.dilation[1], P: l.outHeight, Q: l.outWidth,
       },
+      // Only the engines this plan uses are emitted: no dead code in a kernel's source.
+      uses: {
+        gemm: plan.forward.engine === 'gemm' || plan.backwardData.engine === 'gemm',
+        dot: plan.backwardWeights.engine === 'dot',
+        direct: [plan.forward, plan.backwardData, plan.backwardWeights].some((p) => p.engine === 'direct'),
+      },
       fwd: gemmArgs(plan.forward, false),
       bwd: gemmArgs(plan.backwardData, true),
       wgt: weightsArgs(plan.backwardWeights),

@@ -85,3 +85,12 @@ static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_
     for (int c = 0; c < ch; ++c)
       if (!keep[c]) std::memset(t + ((long)b * ch + c) * plane, 0, sizeof(float) * plane);
 }
+
+// Decide how many panels one work item covers: whole M when there are enough items for the
+// threads, else split M so both cores get work (e.g. a 2x2-output layer with few column blocks).
+static inline int panelsPerItem(int panels, long baseItems, int threads) {
+  if (panels <= 1 || baseItems >= 4L * threads) return panels > 0 ? panels : 1;
+  const long want = (4L * threads + baseItems - 1) / baseItems;
+  const int chunks = (int)std::min<long>(panels, want);
+  return (panels + chunks - 1) / chunks;
+}

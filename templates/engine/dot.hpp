@@ -105,6 +105,7 @@ struct PlaneLanes {
 // Im2row lanes (any stride): lanes are the output positions (n, p, q) without padding garbage;
 // x is gathered per (channel, tap) row, so taps are replicated: the choice for small outputs.
 struct RowLanes {
+  static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
   static constexpr long J = ((long)L::N * L::P * L::Q + simd::VW - 1) / simd::VW * simd::VW;
   static constexpr long X_STRIDE = J * L::R * L::S;
 
@@ -126,18 +127,27 @@ struct RowLanes {
       for (int tap = 0; tap < L::R * L::S; ++tap) {
         const int r = tap / L::S, s = tap % L::S;
         float* o = out + (long)c * X_STRIDE + (long)tap * J;
+        // Columns q in [qlo, qhi) read real input; the rest are padding. Loops without a
+        // conditional load: GCC 12 -O3 miscompiled the select-inside-the-loop form (found by
+        // the fuzzer, test/fuzz/regressions/4a96730aed74.json).
+        const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
+        const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
         long j = 0;
         for (int n = 0; n < L::N; ++n) {
           const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
-          for (int p = 0; p < L::P; ++p) {
+          for (int p = 0; p < L::P; ++p, j += L::Q) {
             const int ih = p * L::SH - L::PH + r * L::DH;
-            for (int q = 0; q < L::Q; ++q, ++j) {
-              const int iw = q * L::SW - L::PW + s * L::DW;
-              o[j] = ((unsigned)ih < (unsigned)L::H && (unsigned)iw < (unsigned)L::W) ? plane[(long)ih * L::W + iw] : 0.f;
+            if (ih < 0 || ih >= L::H) {
+              std::fill(o + j, o + j + L::Q, 0.f);
+              continue;
             }
+            const float* row = plane + (long)ih * L::W;
+            std::fill(o + j, o + j + qlo, 0.f);
+            for (int q = qlo; q < qhi; ++q) o[j + q] = row[q * L::SW + s * L::DW - L::PW];
+            std::fill(o + j + qhi, o + j + L::Q, 0.f);
           }
         }
-        for (; j < J; ++j) o[j] = 0.f;
+        std::fill(o + j, o + J, 0.f);
       }
   }
 };

@@ -2,15 +2,6 @@
 // dst[n][mIdx[m]][a][b] = sum over kept source channels c and taps (r,s) of A[m][c][tap] * src[...]
 // (V = view: which tensor is gathered, how a tap maps a destination position to a source one).
 
-// Decide how many MR-panels one work item covers: whole M when there are enough items for the
-// threads, else split M so both cores get work (e.g. a 2x2-output layer with few column blocks).
-static inline int panelsPerItem(int panels, long baseItems, int threads) {
-  if (panels <= 1 || baseItems >= 4L * threads) return panels > 0 ? panels : 1;
-  const long want = (4L * threads + baseItems - 1) / baseItems;
-  const int chunks = (int)std::min<long>(panels, want);
-  return (panels + chunks - 1) / chunks;
-}
-
 template <class V, int MR, int NV>
 struct GemmPass {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;

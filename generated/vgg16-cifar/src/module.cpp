@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "262eff061fb3a262845675f2fcb97992efd2711b72857f25c9ee117c0a25bf61"));
+  exports.Set("key", Napi::String::New(env, "62a5c4e16ccde9795b44d98995cd70e0588efd30572d6368fae1d82ecb2c6241"));
   return exports;
 }
 

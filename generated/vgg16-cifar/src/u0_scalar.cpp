@@ -135,11 +135,8 @@ static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_
     for (int c = 0; c < ch; ++c)
       if (!keep[c]) std::memset(t + ((long)b * ch + c) * plane, 0, sizeof(float) * plane);
 }
-// ---- engine/gemm: forward and backward-data as an implicit GEMM over destination positions ----
-// dst[n][mIdx[m]][a][b] = sum over kept source channels c and taps (r,s) of A[m][c][tap] * src[...]
-// (V = view: which tensor is gathered, how a tap maps a destination position to a source one).
 
-// Decide how many MR-panels one work item covers: whole M when there are enough items for the
+// Decide how many panels one work item covers: whole M when there are enough items for the
 // threads, else split M so both cores get work (e.g. a 2x2-output layer with few column blocks).
 static inline int panelsPerItem(int panels, long baseItems, int threads) {
   if (panels <= 1 || baseItems >= 4L * threads) return panels > 0 ? panels : 1;
@@ -147,6 +144,9 @@ static inline int panelsPerItem(int panels, long baseItems, int threads) {
   const int chunks = (int)std::min<long>(panels, want);
   return (panels + chunks - 1) / chunks;
 }
+// ---- engine/gemm: forward and backward-data as an implicit GEMM over destination positions ----
+// dst[n][mIdx[m]][a][b] = sum over kept source channels c and taps (r,s) of A[m][c][tap] * src[...]
+// (V = view: which tensor is gathered, how a tap maps a destination position to a source one).
 
 template <class V, int MR, int NV>
 struct GemmPass {
@@ -505,6 +505,7 @@ struct PlaneLanes {
 // Im2row lanes (any stride): lanes are the output positions (n, p, q) without padding garbage;
 // x is gathered per (channel, tap) row, so taps are replicated: the choice for small outputs.
 struct RowLanes {
+  static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
   static constexpr long J = ((long)L::N * L::P * L::Q + simd::VW - 1) / simd::VW * simd::VW;
   static constexpr long X_STRIDE = J * L::R * L::S;
 
@@ -526,18 +527,27 @@ struct RowLanes {
       for (int tap = 0; tap < L::R * L::S; ++tap) {
         const int r = tap / L::S, s = tap % L::S;
         float* o = out + (long)c * X_STRIDE + (long)tap * J;
+        // Columns q in [qlo, qhi) read real input; the rest are padding. Loops without a
+        // conditional load: GCC 12 -O3 miscompiled the select-inside-the-loop form (found by
+        // the fuzzer, test/fuzz/regressions/4a96730aed74.json).
+        const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
+        const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
         long j = 0;
         for (int n = 0; n < L::N; ++n) {
           const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
-          for (int p = 0; p < L::P; ++p) {
+          for (int p = 0; p < L::P; ++p, j += L::Q) {
             const int ih = p * L::SH - L::PH + r * L::DH;
-            for (int q = 0; q < L::Q; ++q, ++j) {
-              const int iw = q * L::SW - L::PW + s * L::DW;
-              o[j] = ((unsigned)ih < (unsigned)L::H && (unsigned)iw < (unsigned)L::W) ? plane[(long)ih * L::W + iw] : 0.f;
+            if (ih < 0 || ih >= L::H) {
+              std::fill(o + j, o + j + L::Q, 0.f);
+              continue;
             }
+            const float* row = plane + (long)ih * L::W;
+            std::fill(o + j, o + j + qlo, 0.f);
+            for (int q = qlo; q < qhi; ++q) o[j + q] = row[q * L::SW + s * L::DW - L::PW];
+            std::fill(o + j + qhi, o + j + L::Q, 0.f);
           }
         }
-        for (; j < J; ++j) o[j] = 0.f;
+        std::fill(o + j, o + J, 0.f);
       }
   }
 };
