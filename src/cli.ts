@@ -13,6 +13,7 @@ import type { Model } from './model/model.js';
 import { AOT_ISAS, aotTarget, generateModel } from './codegen/aot.js';
 import { buildAddon } from './codegen/build.js';
 import { availableParallelism } from 'node:os';
+import { progress } from './runtime/progress.js';
 
 type ZooName = keyof typeof MODEL_ZOO;
 
@@ -94,7 +95,9 @@ program.command('bench <model>')
     if (!(name in MODEL_ZOO)) throw new Error(`${name}: not a model (${Object.keys(MODEL_ZOO).join(', ')})`);
     const model = MODEL_ZOO[name as ZooName]({ density: o.density, batch: o.batch });
     const compiled = await compileModel(model, { respecialize: false, verbose: !o.json });
-    const step = () => model.layers.map((l) => {
+    const bar = o.json ? undefined : progress();
+    const step = () => model.layers.map((l, i) => {
+      bar?.update(`timing ${name}: layer ${i + 1}/${model.layers.length} (${l.name})`);
       const c = compiled.convs.get(l.name)!, L = l.layer;
       const x = new Float32Array(L.batch * L.inChannels * L.inHeight * L.inWidth).fill(0.5);
       const w = new Float32Array(L.outChannels * L.inChannels * L.kernel[0] * L.kernel[1]).fill(0.01);
@@ -113,6 +116,7 @@ program.command('bench <model>')
       compiled.setFilterMask(l.name, keep);
     }
     const maskedTimes = time();
+    bar?.done(`timed ${model.layers.length} layers of ${name}`);
     const rows = maskedTimes.map((m, i) => ({ layer: m.layer, maskedMs: m.ms, denseMs: denseTimes[i].ms, gflops: m.gflop / m.ms * 1e3 }));
     if (o.json) return void console.log(JSON.stringify(rows, null, 1));
     for (const r of rows) console.log(`${r.layer.padEnd(12)} ${r.maskedMs.toFixed(2).padStart(8)} ms  dense ${r.denseMs.toFixed(2).padStart(8)} ms  ${(r.denseMs / r.maskedMs).toFixed(2)}x  ${r.gflops.toFixed(0)} GFLOP/s`);
@@ -134,9 +138,10 @@ program.command('build <model>')
     console.log(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)`);
     if (!o.compile) return;
     const t0 = performance.now();
-    console.log(`building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)...`);
+    const bar = progress(process.stdout);
+    bar.update(`building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)`);
     const built = await buildAddon(join(out, 'src'), aotTarget(model), files[0], availableParallelism());
-    console.log(`built ${built} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    bar.done(`built ${built} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   });
 
 const cache = program.command('cache').description('the kernel cache (MASKACC_CACHE_DIR or the user cache dir)');

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ISAS } from '../schedule/isa.js';
 import { cacheKey } from './cache-key.js';
+import { progress } from '../runtime/progress.js';
 import { getOrBuildArtifact, type CacheEvent } from './cache.js';
 import { BASE_CXX_FLAGS, NODE_ADDON_API_DIR, buildAddon, compilerId } from './build.js';
 import {
@@ -37,7 +38,7 @@ export interface BuildOptions {
   /** Parallel compiler jobs (translation units build concurrently). */
   jobs: number;
   onEvent?: (e: CacheEvent) => void;
-  /** Progress lines for long compiles (a build prints one line before and one after). */
+  /** Progress for long compiles on stderr (a live line on a terminal, plain lines otherwise); any function turns it on. */
   log?: (line: string) => void;
 }
 
@@ -66,11 +67,17 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
     onEvent: opts.onEvent,
     build: async (workDir) => {
       const started = Date.now();
-      opts.log?.(`maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`);
-      const files = writeAddonSources(workDir, units, key, target);
-      const built = await buildAddon(workDir, target, files[0] ?? 'module.cpp', opts.jobs);
-      opts.log?.(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      return built;
+      const bar = opts.log ? progress() : undefined;
+      bar?.update(`maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`);
+      try {
+        const files = writeAddonSources(workDir, units, key, target);
+        const built = await buildAddon(workDir, target, files[0] ?? 'module.cpp', opts.jobs);
+        bar?.done(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        return built;
+      } catch (e) {
+        bar?.done(`maskacc: compiling ${target} failed`);
+        throw e;
+      }
     },
   });
   const addon = require(path) as { Kernel: NativeKernelClass };
