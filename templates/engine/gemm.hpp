@@ -246,7 +246,12 @@ struct GemmPass {
       for (int t = 0; t < nT; ++t) {
         const int32_t* off = tapOff + validTaps[t] * NCB;
         float* out = B + (long)(c * nT + t) * NCB;
-        for (int j = 0; j < NCB; ++j) out[j] = off[j] >= 0 ? plane[off[j]] : 0.f;
+        // Load unconditionally (padding reads element 0, then is replaced by 0): a conditional
+        // load in this loop is the form GCC 12 -O3 miscompiled in RowLanes::packX.
+        for (int j = 0; j < NCB; ++j) {
+          const float v = plane[std::max(off[j], 0)];
+          out[j] = off[j] >= 0 ? v : 0.f;
+        }
       }
     }
     return nT;

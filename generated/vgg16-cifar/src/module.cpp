@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "62a5c4e16ccde9795b44d98995cd70e0588efd30572d6368fae1d82ecb2c6241"));
+  exports.Set("key", Napi::String::New(env, "d502da55cbb8e7db83657c951b449b9ae19a33f98a6b47118e3b013e62bc05e0"));
   return exports;
 }
 
