@@ -6,25 +6,17 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Project, VariableDeclarationKind } from 'ts-morph';
 import type { Model } from '../model/model.js';
-import { choosePlan, type Plan } from '../schedule/plan.js';
-import { ISAS, type IsaName } from '../schedule/isa.js';
+import { AOT_ISAS, aotPlan } from '../schedule/aot-plan.js';
 import type { ConvLayer } from '../ir/conv.js';
 import { cacheKey } from './cache-key.js';
 import { writeAddonSources } from './compile.js';
 import { GENERATOR_VERSION, templateSources, type KernelUnit } from './render.js';
 
-/** Every generated model carries these ISAs; the loader takes the best the CPU runs. */
-export const AOT_ISAS: readonly IsaName[] = ['avx512', 'avx2', 'scalar'];
-/** Plans are made for this thread count (blocking only); kernels run with any count. */
-export const AOT_PLAN_THREADS = 2;
-
-export function aotPlan(layer: ConvLayer, isa: IsaName): Plan {
-  return choosePlan(layer, ISAS[isa], AOT_PLAN_THREADS);
-}
-
 export function aotTarget(model: Model): string {
   return `maskacc_${model.name.replace(/[^a-zA-Z0-9]/g, '_')}`;
 }
+
+export { AOT_ISAS };
 
 /** Write `outDir/src` (C++, CMakeLists, package.json) and `outDir/index.ts`; returns the file list. */
 export function generateModel(model: Model, outDir: string): string[] {

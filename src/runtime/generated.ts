@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConvLayer } from '../ir/conv.js';
-import { AOT_ISAS, aotPlan } from '../codegen/aot.js';
+import { AOT_ISAS, aotPlan } from '../schedule/aot-plan.js';
 import type { NativeKernelClass } from '../codegen/compile.js';
 import { ISAS, isaSupported } from '../schedule/isa.js';
 import { MaskaccError } from '../errors.js';
