@@ -1,6 +1,6 @@
 // The benchmark's workloads as data: the conv layers of VGG-16 and ResNet-56 for CIFAR-10, with a
 // count per unique layer so model totals weight each timed layer by how often the network runs it.
-import type { ConvSpec } from '../src/index.js';
+import { resnet56Cifar, vgg16Cifar, type ConvLayer, type ConvSpec } from '../src/index.js';
 
 export type ModelKey = 'vgg16' | 'resnet56';
 
@@ -23,14 +23,18 @@ export interface Model {
   layers: ModelLayer[];
 }
 
-// Every conv is followed by batch norm, so none carries a bias (as in the usual CIFAR models).
-const BATCH = 64;
-
-function conv3x3(inChannels: number, outChannels: number, size: number, stride = 1): ConvSpec {
-  return { batch: BATCH, inChannels, outChannels, inHeight: size, inWidth: size, kernel: 3, stride, padding: 1 };
+/**
+ * A zoo layer as the benchmark's density-free spec (the zoo's models are the single definition of
+ * the shapes; every conv there is followed by batch norm, so none carries a bias).
+ */
+function benchSpec(l: ConvLayer): ConvSpec {
+  return {
+    batch: l.batch, inChannels: l.inChannels, outChannels: l.outChannels, inHeight: l.inHeight, inWidth: l.inWidth,
+    kernel: l.kernel[0], stride: l.stride[0], padding: l.padding[0],
+  };
 }
 
-/** Merges entries with identical specs (in first-seen order), summing counts and joining names. */
+/** Merges entries with identical specs (in first-seen order), summing counts and joining distinct names. */
 export function dedupe(layers: readonly ModelLayer[]): ModelLayer[] {
   const byKey = new Map<string, ModelLayer>();
   for (const l of layers) {
@@ -38,7 +42,7 @@ export function dedupe(layers: readonly ModelLayer[]): ModelLayer[] {
     const seen = byKey.get(key);
     if (seen) {
       seen.count += l.count;
-      seen.name = `${seen.name}+${l.name}`;
+      if (!seen.name.split('+').includes(l.name)) seen.name = `${seen.name}+${l.name}`;
     } else {
       byKey.set(key, { ...l, spec: { ...l.spec } });
     }
@@ -50,38 +54,22 @@ export function dedupe(layers: readonly ModelLayer[]): ModelLayer[] {
 const vgg16: Model = {
   name: 'VGG-16 (CIFAR-10)',
   maskLinking: 'chain',
-  layers: dedupe([
-    { name: 'conv1_1', spec: conv3x3(3, 64, 32), count: 1 },
-    { name: 'conv1_2', spec: conv3x3(64, 64, 32), count: 1 },
-    { name: 'conv2_1', spec: conv3x3(64, 128, 16), count: 1 },
-    { name: 'conv2_2', spec: conv3x3(128, 128, 16), count: 1 },
-    { name: 'conv3_1', spec: conv3x3(128, 256, 8), count: 1 },
-    { name: 'conv3_2', spec: conv3x3(256, 256, 8), count: 1 },
-    { name: 'conv3_3', spec: conv3x3(256, 256, 8), count: 1 },
-    { name: 'conv4_1', spec: conv3x3(256, 512, 4), count: 1 },
-    { name: 'conv4_2', spec: conv3x3(512, 512, 4), count: 1 },
-    { name: 'conv4_3', spec: conv3x3(512, 512, 4), count: 1 },
-    { name: 'conv5_1', spec: conv3x3(512, 512, 2), count: 1 },
-    { name: 'conv5_2', spec: conv3x3(512, 512, 2), count: 1 },
-    { name: 'conv5_3', spec: conv3x3(512, 512, 2), count: 1 },
-  ]),
+  layers: dedupe(vgg16Cifar().layers.map((l) => ({ name: l.name, spec: benchSpec(l.layer), count: 1 }))),
 };
 
 /**
  * ResNet-56: stem + 3 stages of 9 basic blocks (2 convs each). The first conv of stages 2 and 3
  * downsamples with stride 2; shortcuts are parameter-free (option A), so they add no convs.
+ * Entries are named by stage: `s2_down` for a stage's strided conv, `s2` for the rest.
  */
 const resnet56: Model = {
   name: 'ResNet-56 (CIFAR-10)',
   maskLinking: 'independent',
-  layers: dedupe([
-    { name: 'stem', spec: conv3x3(3, 16, 32), count: 1 },
-    { name: 's1', spec: conv3x3(16, 16, 32), count: 18 },
-    { name: 's2_down', spec: conv3x3(16, 32, 32, 2), count: 1 },
-    { name: 's2', spec: conv3x3(32, 32, 16), count: 17 },
-    { name: 's3_down', spec: conv3x3(32, 64, 16, 2), count: 1 },
-    { name: 's3', spec: conv3x3(64, 64, 8), count: 17 },
-  ]),
+  layers: dedupe(resnet56Cifar().layers.map((l) => {
+    const stage = /^s(\d)/.exec(l.name)?.[1];
+    const name = !stage ? l.name : l.layer.stride[0] > 1 ? `s${stage}_down` : `s${stage}`;
+    return { name, spec: benchSpec(l.layer), count: 1 };
+  })),
 };
 
 export const MODELS: Record<ModelKey, Model> = { vgg16, resnet56 };
