@@ -1,0 +1,112 @@
+// Node binding of the training ops. Every size is checked here, so the loops in ops.cpp can trust
+// their arguments: (TS callers validate first; this is the second line).
+#include <napi.h>
+
+#include <string>
+
+#include "ops.hpp"
+
+using namespace maskacc_ops;
+
+namespace {
+
+float* floats(const Napi::CallbackInfo& info, size_t i, long n, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  if ((long)a.ElementLength() != n)
+    throw Napi::RangeError::New(info.Env(), std::string(name) + ": expected length " + std::to_string(n) + ", got " +
+                                                std::to_string(a.ElementLength()));
+  return a.Data();
+}
+
+int integer(const Napi::CallbackInfo& info, size_t i, const char* name, int min) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= min && v <= 2147483647.0 && v == (double)(long)v))
+    throw Napi::RangeError::New(info.Env(), std::string(name) + ": expected an integer >= " + std::to_string(min));
+  return (int)v;
+}
+
+// (x, gamma, beta, keep: Uint8Array, N, C, HW, eps, relu, threads) -> BatchNormArgs; argument 10 on.
+BatchNormArgs batchNormArgs(const Napi::CallbackInfo& info) {
+  BatchNormArgs a{};
+  a.N = integer(info, 4, "N", 1);
+  a.C = integer(info, 5, "C", 1);
+  a.HW = integer(info, 6, "HW", 1);
+  a.x = floats(info, 0, (long)a.N * a.C * a.HW, "x");
+  a.gamma = floats(info, 1, a.C, "gamma");
+  a.beta = floats(info, 2, a.C, "beta");
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      (long)info[3].As<Napi::Uint8Array>().ElementLength() != a.C)
+    throw Napi::TypeError::New(info.Env(), "keep: expected a Uint8Array of length C");
+  a.keep = info[3].As<Napi::Uint8Array>().Data();
+  a.eps = info[7].As<Napi::Number>().FloatValue();
+  a.relu = info[8].ToBoolean();
+  a.threads = integer(info, 9, "threads", 1);
+  return a;
+}
+
+// batchNormForward(x, gamma, beta, keep, N, C, HW, eps, relu, threads, training, mean, invstd, y)
+Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
+  const BatchNormArgs a = batchNormArgs(info);
+  const bool training = info[10].ToBoolean();
+  float* mean = floats(info, 11, a.C, "mean");
+  float* invstd = floats(info, 12, a.C, "invstd");
+  float* y = floats(info, 13, (long)a.N * a.C * a.HW, "y");
+  batchNormReluForward(a, training, mean, invstd, y);
+  return info.Env().Undefined();
+}
+
+// batchNormBackward(x, gamma, beta, keep, N, C, HW, eps, relu, threads, mean, invstd, y, dy, dx, dgamma, dbeta)
+Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
+  const BatchNormArgs a = batchNormArgs(info);
+  const long n = (long)a.N * a.C * a.HW;
+  batchNormReluBackward(a, floats(info, 10, a.C, "mean"), floats(info, 11, a.C, "invstd"), floats(info, 12, n, "y"),
+                        floats(info, 13, n, "dy"), floats(info, 14, n, "dx"), floats(info, 15, a.C, "dgamma"),
+                        floats(info, 16, a.C, "dbeta"));
+  return info.Env().Undefined();
+}
+
+// (planes, H, W, k, stride, threads) -> PoolArgs (valid windows only).
+PoolArgs poolArgs(const Napi::CallbackInfo& info) {
+  PoolArgs a{};
+  a.planes = integer(info, 0, "planes", 1);
+  a.H = integer(info, 1, "H", 1);
+  a.W = integer(info, 2, "W", 1);
+  a.k = integer(info, 3, "k", 1);
+  a.stride = integer(info, 4, "stride", 1);
+  a.threads = integer(info, 5, "threads", 1);
+  if (a.k > a.H || a.k > a.W) throw Napi::RangeError::New(info.Env(), "k: the window is larger than the input");
+  a.P = (a.H - a.k) / a.stride + 1;
+  a.Q = (a.W - a.k) / a.stride + 1;
+  return a;
+}
+
+// maxPoolForward(planes, H, W, k, stride, threads, x, y)
+Napi::Value MaxPoolForward(const Napi::CallbackInfo& info) {
+  const PoolArgs a = poolArgs(info);
+  maxPoolForward(a, floats(info, 6, a.planes * a.H * a.W, "x"), floats(info, 7, a.planes * a.P * a.Q, "y"));
+  return info.Env().Undefined();
+}
+
+// maxPoolBackward(planes, H, W, k, stride, threads, x, dy, dx)
+Napi::Value MaxPoolBackward(const Napi::CallbackInfo& info) {
+  const PoolArgs a = poolArgs(info);
+  maxPoolBackward(a, floats(info, 6, a.planes * a.H * a.W, "x"), floats(info, 7, a.planes * a.P * a.Q, "dy"),
+                  floats(info, 8, a.planes * a.H * a.W, "dx"));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
+  exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
+  exports.Set("maxPoolForward", Napi::Function::New(env, MaxPoolForward));
+  exports.Set("maxPoolBackward", Napi::Function::New(env, MaxPoolBackward));
+  return exports;
+}
+
+NODE_API_MODULE(maskacc_train_ops, Init)

@@ -1,0 +1,129 @@
+// maskacc training ops: the non-convolution layers of a CNN training step, in NCHW, so a masked
+// network never leaves the conv kernels' layout. Memory-bound loops: one pass where the math
+// allows, OpenMP over channels (or planes), float32 data with float64 statistics.
+#include "ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace maskacc_ops {
+
+// Batch statistics per channel over N x HW, in double (a channel sums up to ~10^6 values).
+static void channelStats(const float* x, int N, int C, long HW, int c, double& mean, double& var) {
+  double s = 0, ss = 0;
+  for (int n = 0; n < N; ++n) {
+    const float* p = x + ((long)n * C + c) * HW;
+    float fs = 0, fss = 0;  // one plane in float (vectorizes), accumulated in double
+    for (long i = 0; i < HW; ++i) {
+      fs += p[i];
+      fss += p[i] * p[i];
+    }
+    s += fs;
+    ss += fss;
+  }
+  const double M = (double)N * HW;
+  mean = s / M;
+  var = std::max(0.0, ss / M - mean * mean);
+}
+
+void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, float* invstd, float* y) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads)
+  for (int c = 0; c < a.C; ++c) {
+    if (!a.keep[c]) {  // pruned channel: exactly zero, whatever its input
+      for (int n = 0; n < a.N; ++n) std::fill_n(y + ((long)n * a.C + c) * a.HW, a.HW, 0.0f);
+      if (training) mean[c] = invstd[c] = 0;
+      continue;
+    }
+    if (training) {
+      double m, v;
+      channelStats(a.x, a.N, a.C, a.HW, c, m, v);
+      mean[c] = (float)m;
+      invstd[c] = (float)(1.0 / std::sqrt(v + a.eps));
+    }
+    const float scale = a.gamma[c] * invstd[c], shift = a.beta[c] - mean[c] * scale;
+    for (int n = 0; n < a.N; ++n) {
+      const long o = ((long)n * a.C + c) * a.HW;
+      for (long i = 0; i < a.HW; ++i) {
+        const float v = a.x[o + i] * scale + shift;
+        y[o + i] = a.relu ? std::max(v, 0.0f) : v;
+      }
+    }
+  }
+}
+
+void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
+                           const float* dy, float* dx, float* dgamma, float* dbeta) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads)
+  for (int c = 0; c < a.C; ++c) {
+    if (!a.keep[c]) {
+      for (int n = 0; n < a.N; ++n) std::fill_n(dx + ((long)n * a.C + c) * a.HW, a.HW, 0.0f);
+      dgamma[c] = dbeta[c] = 0;
+      continue;
+    }
+    const float m = mean[c], is = invstd[c];
+    // g = dy masked by the ReLU (y > 0); sums of g and g * xhat give dbeta and dgamma.
+    double sg = 0, sgx = 0;
+    for (int n = 0; n < a.N; ++n) {
+      const long o = ((long)n * a.C + c) * a.HW;
+      float fg = 0, fgx = 0;
+      for (long i = 0; i < a.HW; ++i) {
+        const float g = (!a.relu || y[o + i] > 0) ? dy[o + i] : 0.0f;
+        fg += g;
+        fgx += g * (a.x[o + i] - m);
+      }
+      sg += fg;
+      sgx += fgx;
+    }
+    dbeta[c] = (float)sg;
+    dgamma[c] = (float)(sgx * is);
+    // dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat))
+    const double M = (double)a.N * a.HW;
+    const float k = a.gamma[c] * is, meanG = (float)(sg / M), meanGx = (float)(sgx * is * is / M);
+    for (int n = 0; n < a.N; ++n) {
+      const long o = ((long)n * a.C + c) * a.HW;
+      for (long i = 0; i < a.HW; ++i) {
+        const float g = (!a.relu || y[o + i] > 0) ? dy[o + i] : 0.0f;
+        dx[o + i] = k * (g - meanG - (a.x[o + i] - m) * meanGx);
+      }
+    }
+  }
+}
+
+void maxPoolForward(const PoolArgs& a, const float* x, float* y) {
+#pragma omp parallel for schedule(static) num_threads(a.threads)
+  for (long pl = 0; pl < a.planes; ++pl) {
+    const float* xp = x + pl * a.H * a.W;
+    float* yp = y + pl * a.P * a.Q;
+    for (int p = 0; p < a.P; ++p)
+      for (int q = 0; q < a.Q; ++q) {
+        float best = -INFINITY;
+        for (int r = 0; r < a.k; ++r)
+          for (int s = 0; s < a.k; ++s) best = std::max(best, xp[(p * a.stride + r) * a.W + q * a.stride + s]);
+        yp[p * a.Q + q] = best;
+      }
+  }
+}
+
+// The gradient goes to the first maximum of each window (as the forward chose it); windows may
+// overlap when stride < k, so contributions add.
+void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx) {
+#pragma omp parallel for schedule(static) num_threads(a.threads)
+  for (long pl = 0; pl < a.planes; ++pl) {
+    const float* xp = x + pl * a.H * a.W;
+    const float* dyp = dy + pl * a.P * a.Q;
+    float* dxp = dx + pl * a.H * a.W;
+    std::fill_n(dxp, (long)a.H * a.W, 0.0f);
+    for (int p = 0; p < a.P; ++p)
+      for (int q = 0; q < a.Q; ++q) {
+        int at = (p * a.stride) * a.W + q * a.stride;
+        for (int r = 0; r < a.k; ++r)
+          for (int s = 0; s < a.k; ++s) {
+            const int i = (p * a.stride + r) * a.W + q * a.stride + s;
+            if (xp[i] > xp[at]) at = i;
+          }
+        dxp[at] += dyp[p * a.Q + q];
+      }
+  }
+}
+
+}  // namespace maskacc_ops

@@ -1,0 +1,34 @@
+// maskacc training ops (NCHW): batch norm (+ReLU) with a channel keep-mask, and max pooling.
+#pragma once
+#include <cstdint>
+
+namespace maskacc_ops {
+
+struct BatchNormArgs {
+  const float* x;          // [N][C][HW]
+  const float* gamma;      // [C]
+  const float* beta;       // [C]
+  const uint8_t* keep;     // [C]: 0 = pruned channel, its output (and gradients) are exactly 0
+  int N, C;
+  long HW;
+  float eps;
+  bool relu;               // fuse a ReLU after the affine transform
+  int threads;
+};
+
+// training: computes the batch mean and 1/sqrt(var + eps) into mean/invstd; otherwise reads them
+// (running statistics, for inference).
+void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, float* invstd, float* y);
+// Backward of the training forward: y is its output (for the ReLU mask).
+void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
+                           const float* dy, float* dx, float* dgamma, float* dbeta);
+
+struct PoolArgs {
+  long planes;  // N * C
+  int H, W, k, stride, P, Q;
+  int threads;
+};
+void maxPoolForward(const PoolArgs& a, const float* x, float* y);
+void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx);
+
+}  // namespace maskacc_ops

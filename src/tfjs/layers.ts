@@ -1,0 +1,223 @@
+// TF.js layers whose heavy math runs on maskacc kernels, in NCHW so nothing is transposed:
+// MaskedConv2d (forward, input gradient and weight gradient on a MaskedConv), BatchNormRelu and
+// maxPool2d (native training ops). Gradients are wired with tf.customGrad, so tf.grads and the
+// TF.js optimizers train them like any other op. Masks live in the layers; changing them inside
+// a density regime never recompiles.
+import type { MaskedConv } from '../runtime/masked-conv.js';
+import type { TrainOpsAddon } from '../codegen/compile-train-ops.js';
+import { ArgumentError } from '../errors.js';
+import { tf, type Tensor, type Tensor4D, type Variable } from './tf.js';
+
+/** Float32 data of a tensor: the backing array itself on the cpu backend (no copy). */
+const data = (t: Tensor): Float32Array => t.dataSync() as Float32Array;
+
+function checkShape(argument: string, t: Tensor, shape: readonly number[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ArgumentError(argument, `a tensor of shape [${t.shape}]`, `shape [${shape}] (NCHW)`);
+  }
+}
+
+function maskOf(argument: string, mask: ArrayLike<number | boolean>, n: number): Uint8Array {
+  if (mask.length !== n) throw new ArgumentError(argument, `length ${mask.length}`, `a mask of length ${n}`);
+  return Uint8Array.from(mask, (v) => (v ? 1 : 0));
+}
+
+export interface MaskedConv2dOptions {
+  /**
+   * 'masked' (default): the kernels skip pruned filters and input channels.
+   * 'dense': the conventional way, for baselines: full-mask kernels on weights multiplied by the
+   * masks, w * m_out * m_in (and the gradients multiplied by them afterwards).
+   */
+  mode?: 'masked' | 'dense';
+}
+
+/** A conv layer (weights OIHW, optional bias) on a compiled MaskedConv; one batch size. */
+export class MaskedConv2d {
+  readonly kernel: Variable;
+  readonly bias?: Variable;
+  readonly mode: 'masked' | 'dense';
+  private outMask: Uint8Array;
+  private inMask: Uint8Array;
+
+  /** `soft` must match the conv's gradOfPrunedFilters (it decides the dense mode's weight gradient). */
+  constructor(readonly conv: MaskedConv, private readonly soft: boolean, opts: MaskedConv2dOptions = {}, name?: string) {
+    const l = conv.spec;
+    const [R, S] = l.kernel;
+    this.mode = opts.mode ?? 'masked';
+    // He-normal initialization (ReLU networks).
+    this.kernel = tf.variable(tf.randomNormal([l.outChannels, l.inChannels, R, S], 0, Math.sqrt(2 / (l.inChannels * R * S))), true, name && `${name}/kernel`);
+    if (l.bias) this.bias = tf.variable(tf.zeros([l.outChannels]), true, name && `${name}/bias`);
+    this.outMask = new Uint8Array(l.outChannels).fill(1);
+    this.inMask = new Uint8Array(l.inChannels).fill(1);
+    if (this.mode === 'dense') conv.setMasks({ out: this.outMask, in: this.inMask });
+  }
+
+  get masks(): { out: Uint8Array; in: Uint8Array } {
+    return { out: this.outMask.slice(), in: this.inMask.slice() };
+  }
+
+  /** Kept filters (out) and kept input channels (in), 1 = kept; omitted ones stay as they are. */
+  setMasks(m: { out?: ArrayLike<number | boolean>; in?: ArrayLike<number | boolean> }): void {
+    const out = m.out ? maskOf('masks.out', m.out, this.conv.spec.outChannels) : this.outMask;
+    const inn = m.in ? maskOf('masks.in', m.in, this.conv.spec.inChannels) : this.inMask;
+    if (this.mode === 'masked') this.conv.setMasks({ out, in: inn });
+    this.outMask = out;
+    this.inMask = inn;
+  }
+
+  /** y = conv(x * m_in, w * m_out) (+ bias * m_out), NCHW. */
+  apply(x: Tensor4D): Tensor4D {
+    const l = this.conv.spec;
+    checkShape('x', x, [l.batch, l.inChannels, l.inHeight, l.inWidth]);
+    const yShape = [l.batch, l.outChannels, l.outHeight, l.outWidth] as const;
+    const conv = this.conv;
+    const dense = this.mode === 'dense';
+    const effective = (w: Float32Array) => (dense ? this.maskColumns(this.maskRows(w)) : w);
+    const run = (xt: Tensor, wt: Tensor, bt?: Tensor) => {
+      const xs = data(xt), w = effective(data(wt));
+      const y = conv.forward(xs, w, bt && (dense ? this.maskRows(data(bt), 1) : data(bt)));
+      return {
+        value: tf.tensor4d(y, yShape as unknown as [number, number, number, number]),
+        gradFunc: (dyt: Tensor) => {
+          const dy = data(dyt);
+          const dx = conv.backwardData(dy, w);
+          if (dense) this.maskInputs(dx);
+          const g = conv.backwardWeights(dy, xs, undefined, bt ? new Float32Array(l.outChannels) : undefined);
+          if (dense && !this.soft) this.maskRows(g.dw, g.dw.length / l.outChannels, true);
+          if (dense) this.maskColumns(g.dw);
+          if (dense && !this.soft && g.dbias) this.maskRows(g.dbias, 1, true);
+          const grads = [tf.tensor(dx, xt.shape), tf.tensor(g.dw, wt.shape)];
+          if (bt) grads.push(tf.tensor(g.dbias!, bt.shape));
+          return grads;
+        },
+      };
+    };
+    const f = this.bias
+      ? tf.customGrad((xt, wt, bt) => run(xt as Tensor, wt as Tensor, bt as Tensor))
+      : tf.customGrad((xt, wt) => run(xt as Tensor, wt as Tensor));
+    return (this.bias ? f(x, this.kernel, this.bias) : f(x, this.kernel)) as Tensor4D;
+  }
+
+  /** Zero the weights (and bias) of pruned filters and input channels in place (hard pruning keeps them at zero). */
+  zeroPruned(): void {
+    tf.tidy(() => {
+      const [K, C] = [this.conv.spec.outChannels, this.conv.spec.inChannels];
+      const m = tf.mul(tf.tensor(this.outMask, [K, 1, 1, 1], 'float32'), tf.tensor(this.inMask, [1, C, 1, 1], 'float32'));
+      this.kernel.assign(tf.mul(this.kernel, m));
+      if (this.bias) this.bias.assign(tf.mul(this.bias, tf.tensor(this.outMask, [K], 'float32')));
+    });
+  }
+
+  /** Rows of pruned filters zeroed: a copy, or in place. */
+  private maskRows(a: Float32Array, rowLength = a.length / this.conv.spec.outChannels, inPlace = false): Float32Array {
+    const out = inPlace ? a : a.slice();
+    this.outMask.forEach((keep, k) => keep || out.fill(0, k * rowLength, (k + 1) * rowLength));
+    return out;
+  }
+
+  /** Weight (or weight-gradient) columns of pruned input channels zeroed in place. */
+  private maskColumns(w: Float32Array): Float32Array {
+    const { inChannels: C, outChannels: K, kernel: [R, S] } = this.conv.spec;
+    for (let k = 0; k < K; k++) this.inMask.forEach((keep, c) => keep || w.fill(0, (k * C + c) * R * S, (k * C + c + 1) * R * S));
+    return w;
+  }
+
+  /** Input gradient of pruned input channels zeroed in place. */
+  private maskInputs(dx: Float32Array): void {
+    const { batch: N, inChannels: C, inHeight: H, inWidth: W } = this.conv.spec;
+    for (let n = 0; n < N; n++) this.inMask.forEach((keep, c) => keep || dx.fill(0, (n * C + c) * H * W, (n * C + c + 1) * H * W));
+  }
+
+  dispose(): void {
+    this.kernel.dispose();
+    this.bias?.dispose();
+    this.conv.dispose();
+  }
+}
+
+/**
+ * Batch normalization over N, H, W per channel, then ReLU (optional), with a channel keep-mask:
+ * pruned channels output exactly 0 and get no gradient, so the next conv may skip them.
+ */
+export class BatchNormRelu {
+  readonly gamma: Variable;
+  readonly beta: Variable;
+  /** Running statistics for inference (exponential average, momentum 0.1 as in PyTorch). */
+  readonly runningMean: Float32Array;
+  readonly runningVar: Float32Array;
+  keep: Uint8Array;
+
+  constructor(private readonly ops: TrainOpsAddon, readonly channels: number,
+    private readonly opts: { relu?: boolean; eps?: number; momentum?: number; threads?: number } = {}, name?: string) {
+    this.gamma = tf.variable(tf.ones([channels]), true, name && `${name}/gamma`);
+    this.beta = tf.variable(tf.zeros([channels]), true, name && `${name}/beta`);
+    this.runningMean = new Float32Array(channels);
+    this.runningVar = new Float32Array(channels).fill(1);
+    this.keep = new Uint8Array(channels).fill(1);
+  }
+
+  setMask(keep: ArrayLike<number | boolean>): void {
+    this.keep = maskOf('keep', keep, this.channels);
+  }
+
+  apply(x: Tensor4D, training: boolean): Tensor4D {
+    const [N, C, H, W] = x.shape;
+    if (C !== this.channels) throw new ArgumentError('x', `a tensor of shape [${x.shape}]`, `${this.channels} channels (NCHW)`);
+    const { relu = true, eps = 1e-5, momentum = 0.1, threads = 2 } = this.opts;
+    const keep = this.keep, HW = H * W;
+    if (!training) {
+      const invstd = this.runningVar.map((v) => 1 / Math.sqrt(v + eps));
+      const y = new Float32Array(x.size);
+      this.ops.batchNormForward(data(x), data(this.gamma), data(this.beta), keep, N, C, HW, eps, relu, threads, false,
+        this.runningMean.slice(), invstd, y);
+      return tf.tensor4d(y, x.shape);
+    }
+    const f = tf.customGrad((xt, gt, bt) => {
+      const xs = data(xt as Tensor), gamma = data(gt as Tensor), beta = data(bt as Tensor);
+      const mean = new Float32Array(C), invstd = new Float32Array(C), y = new Float32Array(xs.length);
+      this.ops.batchNormForward(xs, gamma, beta, keep, N, C, HW, eps, relu, threads, true, mean, invstd, y);
+      const M = N * HW;
+      for (let c = 0; c < C; c++) {
+        if (!keep[c]) continue;
+        const unbiased = M > 1 ? (1 / (invstd[c] * invstd[c]) - eps) * M / (M - 1) : 0;
+        this.runningMean[c] += momentum * (mean[c] - this.runningMean[c]);
+        this.runningVar[c] += momentum * (unbiased - this.runningVar[c]);
+      }
+      return {
+        value: tf.tensor4d(y, x.shape),
+        gradFunc: (dyt: Tensor) => {
+          const dx = new Float32Array(xs.length), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
+          this.ops.batchNormBackward(xs, gamma, beta, keep, N, C, HW, eps, relu, threads, mean, invstd, y, data(dyt), dx, dgamma, dbeta);
+          return [tf.tensor4d(dx, x.shape), tf.tensor1d(dgamma), tf.tensor1d(dbeta)];
+        },
+      };
+    });
+    return f(x, this.gamma, this.beta) as Tensor4D;
+  }
+
+  dispose(): void {
+    this.gamma.dispose();
+    this.beta.dispose();
+  }
+}
+
+/** Max pooling over k x k windows with stride `stride` (valid windows), NCHW, native. */
+export function maxPool2d(ops: TrainOpsAddon, x: Tensor4D, k = 2, stride = k, threads = 2): Tensor4D {
+  const [N, C, H, W] = x.shape;
+  if (!(Number.isInteger(k) && k >= 1 && k <= H && k <= W)) throw new ArgumentError('k', k, `an integer window 1..${Math.min(H, W)}`);
+  if (!(Number.isInteger(stride) && stride >= 1)) throw new ArgumentError('stride', stride, 'a positive integer');
+  const P = Math.floor((H - k) / stride) + 1, Q = Math.floor((W - k) / stride) + 1;
+  const f = tf.customGrad((xt) => {
+    const xs = data(xt as Tensor), y = new Float32Array(N * C * P * Q);
+    ops.maxPoolForward(N * C, H, W, k, stride, threads, xs, y);
+    return {
+      value: tf.tensor4d(y, [N, C, P, Q]),
+      gradFunc: (dyt: Tensor) => {
+        const dx = new Float32Array(xs.length);
+        ops.maxPoolBackward(N * C, H, W, k, stride, threads, xs, data(dyt), dx);
+        return tf.tensor4d(dx, x.shape);
+      },
+    };
+  });
+  return f(x) as Tensor4D;
+}

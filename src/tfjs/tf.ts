@@ -1,0 +1,22 @@
+// The TF.js entry point maskacc uses. The CommonJS bundle of @tensorflow/tfjs registers every
+// gradient (tfjs-core alone registers none, and its ESM build does not resolve under Node).
+import { createRequire } from 'node:module';
+import { ArgumentError } from '../errors.js';
+
+const require = createRequire(import.meta.url);
+export const tf = require('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
+export type { Scalar, Tensor, Tensor4D, Variable } from '@tensorflow/tfjs';
+
+export type TfBackend = 'cpu' | 'wasm';
+
+/**
+ * Select the backend for the ops maskacc does not replace (dense, loss, optimizer). 'cpu' is pure
+ * JS and shares memory with the kernels (no copies); 'wasm' runs XNNPACK but copies every tensor
+ * the native kernels read or write.
+ */
+export async function useBackend(name: TfBackend): Promise<void> {
+  if (name !== 'cpu' && name !== 'wasm') throw new ArgumentError('backend', name, "'cpu' or 'wasm'");
+  if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+  if (!(await tf.setBackend(name))) throw new ArgumentError('backend', name, 'a TF.js backend that initializes here');
+  await tf.ready();
+}

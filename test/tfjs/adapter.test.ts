@@ -1,0 +1,140 @@
+// The TF.js adapter against TF.js's own ops: masked conv (forward, input and weight gradients,
+// hard and soft masks, dense mode), batch norm + ReLU with a channel mask, and max pooling.
+import { describe, expect, it, beforeAll } from 'vitest';
+import { compileMaskedConv, type ConvSpec } from '../../src/index.js';
+import { compileTrainOps, type TrainOpsAddon } from '../../src/codegen/compile-train-ops.js';
+import { defaultCacheDir } from '../../src/codegen/cache.js';
+import { BatchNormRelu, MaskedConv2d, maxPool2d } from '../../src/tfjs/layers.js';
+import { tf, type Scalar, type Tensor, type Tensor4D } from '../../src/tfjs/tf.js';
+import { relL2, rng } from '../util.js';
+
+const toNhwc = (t: Tensor) => tf.transpose(t, [0, 2, 3, 1]);
+const toNchw = (t: Tensor) => tf.transpose(t, [0, 3, 1, 2]);
+const close = (actual: Tensor, expected: Tensor, what: string) => {
+  const err = relL2(actual.dataSync() as Float32Array, expected.dataSync());
+  expect(err, what).toBeLessThan(2e-5);
+};
+
+let ops: TrainOpsAddon;
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  ops = await compileTrainOps({ cacheDir: defaultCacheDir() });
+});
+
+describe('MaskedConv2d', () => {
+  const specs: ConvSpec[] = [
+    { batch: 2, inChannels: 5, outChannels: 7, inHeight: 9, inWidth: 8, kernel: [3, 3], padding: [1, 1], bias: true },
+    { batch: 3, inChannels: 6, outChannels: 4, inHeight: 11, inWidth: 10, kernel: [3, 2], stride: [2, 1], padding: [1, 0] },
+    // (TF.js has no conv2d gradient for dilation > 1; the kernels' own tests cover dilation.)
+    { batch: 1, inChannels: 4, outChannels: 9, inHeight: 10, inWidth: 7, kernel: [5, 3], padding: [2, 1], bias: true },
+  ];
+  for (const [i, spec] of specs.entries()) {
+    for (const soft of [false, true]) {
+      it(`spec ${i}, ${soft ? 'soft' : 'hard'} masks: forward and gradients match tf.conv2d on masked tensors (masked and dense modes)`, async () => {
+        const r = rng(100 + i);
+        const conv = await compileMaskedConv(spec, { gradOfPrunedFilters: soft, respecialize: false });
+        const dense = await compileMaskedConv(spec, { gradOfPrunedFilters: soft, respecialize: false });
+        const layer = new MaskedConv2d(conv, soft), baseline = new MaskedConv2d(dense, soft, { mode: 'dense' });
+        const l = conv.spec;
+        const mOut = Array.from({ length: l.outChannels }, (_, k) => (k % 3 === 1 ? 0 : 1));
+        const mIn = Array.from({ length: l.inChannels }, (_, c) => (c % 2 === 0 ? 1 : 0));
+        for (const lay of [layer, baseline]) {
+          lay.kernel.assign(tf.tensor(r.uniformArray(lay.kernel.size), lay.kernel.shape));
+          lay.bias?.assign(tf.tensor(r.uniformArray(l.outChannels)));
+          lay.setMasks({ out: mOut, in: mIn });
+        }
+        baseline.kernel.assign(layer.kernel);
+        if (layer.bias) baseline.bias!.assign(layer.bias);
+        const x = tf.tensor4d(r.uniformArray(l.batch * l.inChannels * l.inHeight * l.inWidth), [l.batch, l.inChannels, l.inHeight, l.inWidth]);
+        const probe = tf.tensor4d(r.uniformArray(l.batch * l.outChannels * l.outHeight * l.outWidth), [l.batch, l.outChannels, l.outHeight, l.outWidth]);
+
+        // Reference: TF.js conv2d (NHWC / HWIO) on x * m_in and the effective weights w * m_out.
+        const mo = tf.tensor(mOut, [l.outChannels]), mi = tf.tensor(mIn, [1, l.inChannels, 1, 1]);
+        const reference = (xt: Tensor, weff: Tensor, beff?: Tensor) => {
+          const y = toNchw(tf.conv2d(toNhwc(tf.mul(xt, mi)) as Tensor4D, tf.transpose(weff, [2, 3, 1, 0]) as Tensor4D,
+            l.stride as [number, number], [[0, 0], [l.padding[0], l.padding[0]], [l.padding[1], l.padding[1]], [0, 0]], 'NHWC',
+            l.dilation as [number, number]));
+          return beff ? tf.add(y, tf.reshape(beff, [1, l.outChannels, 1, 1])) : y;
+        };
+        const wMask = tf.reshape(mo, [l.outChannels, 1, 1, 1]);
+        const refLoss = soft
+          // soft: the gradient w.r.t. the effective weights, applied to every filter
+          ? (xt: Tensor, weff: Tensor, beff?: Tensor) => tf.sum(tf.mul(reference(xt, weff, beff), probe))
+          : (xt: Tensor, w: Tensor, b?: Tensor) => tf.sum(tf.mul(reference(xt, tf.mul(w, wMask), b && tf.mul(b, mo)), probe));
+        const weff = soft ? tf.mul(layer.kernel, wMask) : layer.kernel;
+        const beff = layer.bias && (soft ? tf.mul(layer.bias, mo) : layer.bias);
+        const refArgs = beff ? [x, weff, beff] : [x, weff];
+        const refGrads = tf.grads(refLoss as (...t: Tensor[]) => Tensor)(refArgs);
+        const yRef = reference(x, tf.mul(layer.kernel, wMask), layer.bias && tf.mul(layer.bias, mo));
+
+        for (const [name, lay] of [['masked', layer], ['dense', baseline]] as const) {
+          close(lay.apply(x), yRef, `${name} forward`);
+          const dx = tf.grads((xt: Tensor) => tf.sum(tf.mul(lay.apply(xt as Tensor4D), probe)))([x])[0];
+          close(dx, refGrads[0], `${name} dx`);
+          const { grads: vg } = tf.variableGrads(() => tf.sum(tf.mul(lay.apply(x), probe)) as Scalar, lay.bias ? [lay.kernel, lay.bias] : [lay.kernel]);
+          close(vg[lay.kernel.name], refGrads[1], `${name} dw`);
+          if (lay.bias) close(vg[lay.bias.name], refGrads[2], `${name} dbias`);
+        }
+        layer.dispose();
+        baseline.dispose();
+      });
+    }
+  }
+
+  it('refuses an input of the wrong shape and a mask of the wrong length, naming the argument', async () => {
+    const conv = await compileMaskedConv(specs[0], { respecialize: false });
+    const layer = new MaskedConv2d(conv, false);
+    expect(() => layer.apply(tf.zeros([2, 5, 9, 9]) as Tensor4D)).toThrow(/x.*shape \[2,5,9,8\]/);
+    expect(() => layer.setMasks({ out: [1, 0] })).toThrow(/masks\.out.*length 7/);
+    layer.dispose();
+  });
+});
+
+describe('BatchNormRelu and maxPool2d', () => {
+  it('batch norm + ReLU (training) matches tf.moments/batchNorm/relu, pruned channels are exactly 0 with no gradient', () => {
+    const r = rng(7);
+    const [N, C, H, W] = [3, 5, 4, 6];
+    const bn = new BatchNormRelu(ops, C);
+    bn.gamma.assign(tf.tensor(r.uniformArray(C)));
+    bn.beta.assign(tf.tensor(r.uniformArray(C)));
+    const keep = [1, 0, 1, 1, 0];
+    bn.setMask(keep);
+    const x = tf.tensor4d(r.uniformArray(N * C * H * W), [N, C, H, W]);
+    const probe = tf.tensor4d(r.uniformArray(N * C * H * W), [N, C, H, W]);
+    const k4 = tf.tensor(keep, [1, C, 1, 1]), k1 = tf.tensor(keep, [C]);
+    // Reference from elementary ops: xhat = (x - mean) / sqrt(var + eps), y = relu(xhat * g + b) * keep.
+    const bnRef = (xt: Tensor, g: Tensor, b: Tensor) => {
+      const m = tf.moments(xt, [0, 2, 3], true);
+      const xhat = tf.div(tf.sub(xt, m.mean), tf.sqrt(tf.add(m.variance, 1e-5)));
+      return tf.mul(tf.relu(tf.add(tf.mul(xhat, tf.reshape(tf.mul(g, k1), [1, C, 1, 1])), tf.reshape(tf.mul(b, k1), [1, C, 1, 1]))), k4);
+    };
+    const ref = (xt: Tensor, g: Tensor, b: Tensor) => tf.sum(tf.mul(bnRef(xt, g, b), probe));
+    const [rdx, rdg, rdb] = tf.grads(ref)([x, bn.gamma, bn.beta]);
+    const y = bn.apply(x, true);
+    close(y, bnRef(x, bn.gamma, bn.beta), 'forward');
+    const ys = y.dataSync();
+    for (let i = 0; i < ys.length; i++) if (!keep[Math.floor(i / (H * W)) % C]) expect(ys[i]).toBe(0);
+    const dx = tf.grads((xt: Tensor) => tf.sum(tf.mul(bn.apply(xt as Tensor4D, true), probe)))([x])[0];
+    close(dx, rdx, 'dx');
+    const { grads } = tf.variableGrads(() => tf.sum(tf.mul(bn.apply(x, true), probe)) as Scalar, [bn.gamma, bn.beta]);
+    close(grads[bn.gamma.name], rdg, 'dgamma');
+    close(grads[bn.beta.name], rdb, 'dbeta');
+    // Inference uses the running statistics, which moved toward the batch's.
+    expect(bn.runningMean[0]).not.toBe(0);
+    bn.dispose();
+  });
+
+  it('max pooling (2x2/2 and 3x3/2) matches tf.maxPool forward and gradient', () => {
+    const r = rng(9);
+    for (const [k, s, H, W] of [[2, 2, 6, 8], [3, 2, 7, 9]]) {
+      const x = tf.tensor4d(r.uniformArray(2 * 3 * H * W), [2, 3, H, W]);
+      const y = maxPool2d(ops, x, k, s);
+      const ref = (xt: Tensor) => toNchw(tf.maxPool(toNhwc(xt) as Tensor4D, k, s, 'valid'));
+      close(y, ref(x), 'forward');
+      const probe = tf.randomUniform(y.shape);
+      close(tf.grads((xt: Tensor) => tf.sum(tf.mul(maxPool2d(ops, xt as Tensor4D, k, s), probe)))([x])[0],
+        tf.grads((xt: Tensor) => tf.sum(tf.mul(ref(xt), probe)))([x])[0], 'gradient');
+    }
+    expect(() => maxPool2d(ops, tf.zeros([1, 1, 2, 2]) as Tensor4D, 3)).toThrow(/k/);
+  });
+});
