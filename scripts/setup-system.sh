@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages maskacc needs: the C++ toolchain (always) and, with --bench,
-# the baseline libraries (oneDNN, OpenBLAS) and PyTorch. Idempotent: installs only what is missing.
+# the baseline libraries (oneDNN, OpenBLAS) and PyTorch, and with --data the Fashion-MNIST data set
+# (dataset-fashion-mnist, read by src/data/fashion-mnist.ts). Idempotent: installs only what is missing.
 set -euo pipefail
 
-usage() { echo "usage: $0 [--bench]" >&2; }
+usage() { echo "usage: $0 [--bench] [--data]" >&2; }
 
 bench=0
+data=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
+    --data) data=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage; exit 2 ;;
   esac
@@ -18,6 +21,10 @@ done
 wanted=(g++ cmake make)
 if [[ $bench == 1 ]]; then
   wanted+=(libdnnl-dev libopenblas-dev python3-torch)
+fi
+# Installs the IDX files under /usr/share/datasets/fashion-mnist (FASHION_MNIST_DIR).
+if [[ $data == 1 ]]; then
+  wanted+=(dataset-fashion-mnist)
 fi
 
 # dpkg -s exits 0 for "deinstall" leftovers too, so check the status line itself.
