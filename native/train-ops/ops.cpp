@@ -8,6 +8,10 @@
 
 namespace maskacc_ops {
 
+// Below this many elements a parallel region costs more than it saves (and, on a loaded
+// machine, a thread wakeup can cost a whole scheduler tick).
+static constexpr long kParallelMin = 1L << 15;
+
 // Batch statistics per channel over N x HW, in double (a channel sums up to ~10^6 values).
 static void channelStats(const float* x, int N, int C, long HW, int c, double& mean, double& var) {
   double s = 0, ss = 0;
@@ -27,7 +31,7 @@ static void channelStats(const float* x, int N, int C, long HW, int c, double& m
 }
 
 void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, float* invstd, float* y) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.N * a.C * a.HW >= kParallelMin)
   for (int c = 0; c < a.C; ++c) {
     if (!a.keep[c]) {  // pruned channel: exactly zero, whatever its input
       for (int n = 0; n < a.N; ++n) std::fill_n(y + ((long)n * a.C + c) * a.HW, a.HW, 0.0f);
@@ -53,7 +57,7 @@ void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, fl
 
 void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
                            const float* dy, float* dx, float* dgamma, float* dbeta) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.N * a.C * a.HW >= kParallelMin)
   for (int c = 0; c < a.C; ++c) {
     if (!a.keep[c]) {
       for (int n = 0; n < a.N; ++n) std::fill_n(dx + ((long)n * a.C + c) * a.HW, a.HW, 0.0f);
@@ -90,7 +94,7 @@ void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const floa
 }
 
 void maxPoolForward(const PoolArgs& a, const float* x, float* y) {
-#pragma omp parallel for schedule(static) num_threads(a.threads)
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.planes * a.H * a.W >= kParallelMin)
   for (long pl = 0; pl < a.planes; ++pl) {
     const float* xp = x + pl * a.H * a.W;
     float* yp = y + pl * a.P * a.Q;
@@ -107,7 +111,7 @@ void maxPoolForward(const PoolArgs& a, const float* x, float* y) {
 // The gradient goes to the first maximum of each window (as the forward chose it); windows may
 // overlap when stride < k, so contributions add.
 void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx) {
-#pragma omp parallel for schedule(static) num_threads(a.threads)
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.planes * a.H * a.W >= kParallelMin)
   for (long pl = 0; pl < a.planes; ++pl) {
     const float* xp = x + pl * a.H * a.W;
     const float* dyp = dy + pl * a.P * a.Q;

@@ -38,6 +38,8 @@ export class MaskedConv2d {
   readonly mode: 'masked' | 'dense';
   private outMask: Uint8Array;
   private inMask: Uint8Array;
+  /** Time in the conv kernels (all three passes), for the share of a step spent in convolutions. */
+  private kernelMs = 0;
 
   /** `soft` must match the conv's gradOfPrunedFilters (it decides the dense mode's weight gradient). */
   constructor(readonly conv: MaskedConv, private readonly soft: boolean, opts: MaskedConv2dOptions = {}, name?: string) {
@@ -75,14 +77,18 @@ export class MaskedConv2d {
     const effective = (w: Float32Array) => (dense ? this.maskColumns(this.maskRows(w)) : w);
     const run = (xt: Tensor, wt: Tensor, bt?: Tensor) => {
       const xs = data(xt), w = effective(data(wt));
+      let t0 = performance.now();
       const y = conv.forward(xs, w, bt && (dense ? this.maskRows(data(bt), 1) : data(bt)));
+      this.kernelMs += performance.now() - t0;
       return {
         value: tf.tensor4d(y, yShape as unknown as [number, number, number, number]),
         gradFunc: (dyt: Tensor) => {
           const dy = data(dyt);
+          t0 = performance.now();
           const dx = conv.backwardData(dy, w);
-          if (dense) this.maskInputs(dx);
           const g = conv.backwardWeights(dy, xs, undefined, bt ? new Float32Array(l.outChannels) : undefined);
+          this.kernelMs += performance.now() - t0;
+          if (dense) this.maskInputs(dx);
           if (dense && !this.soft) this.maskRows(g.dw, g.dw.length / l.outChannels, true);
           if (dense) this.maskColumns(g.dw);
           if (dense && !this.soft && g.dbias) this.maskRows(g.dbias, 1, true);
@@ -96,6 +102,13 @@ export class MaskedConv2d {
       ? tf.customGrad((xt, wt, bt) => run(xt as Tensor, wt as Tensor, bt as Tensor))
       : tf.customGrad((xt, wt) => run(xt as Tensor, wt as Tensor));
     return (this.bias ? f(x, this.kernel, this.bias) : f(x, this.kernel)) as Tensor4D;
+  }
+
+  /** Milliseconds spent in the conv kernels since the last reset. */
+  takeMs(reset = false): number {
+    const ms = this.kernelMs;
+    if (reset) this.kernelMs = 0;
+    return ms;
   }
 
   /** Zero the weights (and bias) of pruned filters and input channels in place (hard pruning keeps them at zero). */

@@ -5,6 +5,9 @@ import { ArgumentError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 export const tf = require('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
+// Production mode: no per-op debug checks, and no banner recommending tfjs-node (whose
+// prebuilt binary cannot install offline; maskacc supplies the heavy kernels instead).
+tf.enableProdMode();
 export type { Scalar, Tensor, Tensor4D, Variable } from '@tensorflow/tfjs';
 
 export type TfBackend = 'cpu' | 'wasm';
