@@ -8,3 +8,7 @@ export { ArgumentError, CompileError, DisposedError, IsaError, MaskaccError, Spe
 export { model, type Model, type ModelLayer, type ModelLayerDef } from './model/model.js';
 export { CompiledModel, compileModel } from './model/compiled-model.js';
 export { MODEL_ZOO, resnet18ImageNet, resnet20Cifar, resnet50ImageNet, resnet56Cifar, vgg16Cifar, type ZooOptions } from './model/zoo.js';
+export { FILTER_CRITERIA, filterScores, prunedCount, selectFilters, selectFiltersGlobal, type FilterCriterion } from './prune/criteria.js';
+export { isSoft, pruningSchedule, rateAt, selectsAt, type PruningSchedule, type ScheduleKind } from './prune/schedule.js';
+export { parseIdx, readIdxFile, type IdxArray } from './data/idx.js';
+export { FASHION_MNIST_DIR, loadFashionMnist, type FashionMnist, type Split } from './data/fashion-mnist.js';

@@ -7,6 +7,7 @@ import type { MaskedConv } from '../runtime/masked-conv.js';
 import type { TrainOpsAddon } from '../codegen/compile-train-ops.js';
 import { ArgumentError } from '../errors.js';
 import { tf, type Tensor, type Tensor4D, type Variable } from './tf.js';
+import { adopt, takeArray } from './buffers.js';
 
 /** Float32 data of a tensor: the backing array itself on the cpu backend (no copy). */
 const data = (t: Tensor): Float32Array => t.dataSync() as Float32Array;
@@ -75,32 +76,35 @@ export class MaskedConv2d {
     const conv = this.conv;
     const dense = this.mode === 'dense';
     const effective = (w: Float32Array) => (dense ? this.maskColumns(this.maskRows(w)) : w);
-    const run = (xt: Tensor, wt: Tensor, bt?: Tensor) => {
+    // Tensors the backward pass reads are saved: TF.js then keeps them (and their recycled
+    // arrays) alive until the gradients are done.
+    const run = (save: (t: Tensor[]) => void, xt: Tensor, wt: Tensor, bt?: Tensor) => {
+      save([xt]);
       const xs = data(xt), w = effective(data(wt));
       let t0 = performance.now();
-      const y = conv.forward(xs, w, bt && (dense ? this.maskRows(data(bt), 1) : data(bt)));
+      const y = conv.forward(xs, w, bt && (dense ? this.maskRows(data(bt), 1) : data(bt)), takeArray(l.batch * l.outChannels * l.outHeight * l.outWidth));
       this.kernelMs += performance.now() - t0;
       return {
-        value: tf.tensor4d(y, yShape as unknown as [number, number, number, number]),
+        value: adopt<Tensor4D>(y, yShape),
         gradFunc: (dyt: Tensor) => {
           const dy = data(dyt);
           t0 = performance.now();
-          const dx = conv.backwardData(dy, w);
-          const g = conv.backwardWeights(dy, xs, undefined, bt ? new Float32Array(l.outChannels) : undefined);
+          const dx = conv.backwardData(dy, w, takeArray(xs.length));
+          const g = conv.backwardWeights(dy, xs, takeArray(w.length), bt ? new Float32Array(l.outChannels) : undefined);
           this.kernelMs += performance.now() - t0;
           if (dense) this.maskInputs(dx);
           if (dense && !this.soft) this.maskRows(g.dw, g.dw.length / l.outChannels, true);
           if (dense) this.maskColumns(g.dw);
           if (dense && !this.soft && g.dbias) this.maskRows(g.dbias, 1, true);
-          const grads = [tf.tensor(dx, xt.shape), tf.tensor(g.dw, wt.shape)];
+          const grads = [adopt(dx, xt.shape), adopt(g.dw, wt.shape)];
           if (bt) grads.push(tf.tensor(g.dbias!, bt.shape));
           return grads;
         },
       };
     };
     const f = this.bias
-      ? tf.customGrad((xt, wt, bt) => run(xt as Tensor, wt as Tensor, bt as Tensor))
-      : tf.customGrad((xt, wt) => run(xt as Tensor, wt as Tensor));
+      ? tf.customGrad((xt, wt, bt, save) => run(save as (t: Tensor[]) => void, xt as Tensor, wt as Tensor, bt as Tensor))
+      : tf.customGrad((xt, wt, save) => run(save as (t: Tensor[]) => void, xt as Tensor, wt as Tensor));
     return (this.bias ? f(x, this.kernel, this.bias) : f(x, this.kernel)) as Tensor4D;
   }
 
@@ -180,14 +184,14 @@ export class BatchNormRelu {
     const keep = this.keep, HW = H * W;
     if (!training) {
       const invstd = this.runningVar.map((v) => 1 / Math.sqrt(v + eps));
-      const y = new Float32Array(x.size);
+      const y = takeArray(x.size);
       this.ops.batchNormForward(data(x), data(this.gamma), data(this.beta), keep, N, C, HW, eps, relu, threads, false,
         this.runningMean.slice(), invstd, y);
-      return tf.tensor4d(y, x.shape);
+      return adopt(y, x.shape);
     }
-    const f = tf.customGrad((xt, gt, bt) => {
+    const f = tf.customGrad((xt, gt, bt, save) => {
       const xs = data(xt as Tensor), gamma = data(gt as Tensor), beta = data(bt as Tensor);
-      const mean = new Float32Array(C), invstd = new Float32Array(C), y = new Float32Array(xs.length);
+      const mean = new Float32Array(C), invstd = new Float32Array(C), y = takeArray(xs.length);
       this.ops.batchNormForward(xs, gamma, beta, keep, N, C, HW, eps, relu, threads, true, mean, invstd, y);
       const M = N * HW;
       for (let c = 0; c < C; c++) {
@@ -196,12 +200,14 @@ export class BatchNormRelu {
         this.runningMean[c] += momentum * (mean[c] - this.runningMean[c]);
         this.runningVar[c] += momentum * (unbiased - this.runningVar[c]);
       }
+      const value = adopt<Tensor4D>(y, x.shape);
+      (save as (t: Tensor[]) => void)([xt as Tensor, value]);  // backward reads x and y
       return {
-        value: tf.tensor4d(y, x.shape),
+        value,
         gradFunc: (dyt: Tensor) => {
-          const dx = new Float32Array(xs.length), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
+          const dx = takeArray(xs.length), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
           this.ops.batchNormBackward(xs, gamma, beta, keep, N, C, HW, eps, relu, threads, mean, invstd, y, data(dyt), dx, dgamma, dbeta);
-          return [tf.tensor4d(dx, x.shape), tf.tensor1d(dgamma), tf.tensor1d(dbeta)];
+          return [adopt(dx, x.shape), tf.tensor1d(dgamma), tf.tensor1d(dbeta)];
         },
       };
     });
@@ -220,15 +226,16 @@ export function maxPool2d(ops: TrainOpsAddon, x: Tensor4D, k = 2, stride = k, th
   if (!(Number.isInteger(k) && k >= 1 && k <= H && k <= W)) throw new ArgumentError('k', k, `an integer window 1..${Math.min(H, W)}`);
   if (!(Number.isInteger(stride) && stride >= 1)) throw new ArgumentError('stride', stride, 'a positive integer');
   const P = Math.floor((H - k) / stride) + 1, Q = Math.floor((W - k) / stride) + 1;
-  const f = tf.customGrad((xt) => {
-    const xs = data(xt as Tensor), y = new Float32Array(N * C * P * Q);
+  const f = tf.customGrad((xt, save) => {
+    (save as (t: Tensor[]) => void)([xt as Tensor]);  // backward reads x
+    const xs = data(xt as Tensor), y = takeArray(N * C * P * Q);
     ops.maxPoolForward(N * C, H, W, k, stride, threads, xs, y);
     return {
-      value: tf.tensor4d(y, [N, C, P, Q]),
+      value: adopt<Tensor4D>(y, [N, C, P, Q]),
       gradFunc: (dyt: Tensor) => {
-        const dx = new Float32Array(xs.length);
+        const dx = takeArray(xs.length);
         ops.maxPoolBackward(N * C, H, W, k, stride, threads, xs, data(dyt), dx);
-        return tf.tensor4d(dx, x.shape);
+        return adopt<Tensor4D>(dx, x.shape);
       },
     };
   });

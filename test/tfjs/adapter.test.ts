@@ -90,6 +90,44 @@ describe('MaskedConv2d', () => {
   });
 });
 
+describe('a chain of adapter layers (outputs recycled between steps)', () => {
+  it('conv -> bn+relu -> pool -> conv: input and weight gradients match the TF.js chain, over repeated steps; earlier outputs stay intact', async () => {
+    const r = rng(21);
+    const [c1, c2] = await Promise.all([
+      compileMaskedConv({ batch: 2, inChannels: 3, outChannels: 6, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 }, { respecialize: false }),
+      compileMaskedConv({ batch: 2, inChannels: 6, outChannels: 4, inHeight: 4, inWidth: 4, kernel: 3, padding: 1 }, { respecialize: false }),
+    ]);
+    const l1 = new MaskedConv2d(c1, false), l2 = new MaskedConv2d(c2, false), bn = new BatchNormRelu(ops, 6);
+    const keep = [1, 1, 0, 1, 0, 1];
+    l1.setMasks({ out: keep });
+    bn.setMask(keep);
+    l2.setMasks({ in: keep });
+    const chain = (x: Tensor4D) => l2.apply(maxPool2d(ops, bn.apply(l1.apply(x), true)));
+    const k4 = tf.tensor(keep, [1, 6, 1, 1]);
+    const refChain = (x: Tensor, w1: Tensor, w2: Tensor) => {
+      const conv = (a: Tensor, w: Tensor) => toNchw(tf.conv2d(toNhwc(a) as Tensor4D, tf.transpose(w, [2, 3, 1, 0]) as Tensor4D, 1, 'same'));
+      const y1 = tf.mul(conv(x, tf.mul(w1, tf.reshape(k4, [6, 1, 1, 1]))), k4);
+      const m = tf.moments(y1, [0, 2, 3], true);
+      const h = tf.mul(tf.relu(tf.div(tf.sub(y1, m.mean), tf.sqrt(tf.add(m.variance, 1e-5)))), k4);
+      return conv(toNchw(tf.maxPool(toNhwc(h) as Tensor4D, 2, 2, 'valid')), tf.mul(w2, k4));
+    };
+    const first = chain(tf.tensor4d(r.uniformArray(2 * 3 * 64), [2, 3, 8, 8]));
+    const firstValues = Float32Array.from(first.dataSync());
+    for (let step = 0; step < 3; step++) {
+      const x = tf.tensor4d(r.uniformArray(2 * 3 * 64), [2, 3, 8, 8]);
+      const probe = tf.tensor4d(r.uniformArray(2 * 4 * 16), [2, 4, 4, 4]);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(chain(x), probe)) as Scalar, [l1.kernel, l2.kernel]);
+      const ref = tf.grads((xt: Tensor, w1: Tensor, w2: Tensor) => tf.sum(tf.mul(refChain(xt, w1, w2), probe)))([x, l1.kernel, l2.kernel]);
+      close(grads[l1.kernel.name], ref[1], `step ${step} dw1`);
+      close(grads[l2.kernel.name], ref[2], `step ${step} dw2`);
+      close(tf.grads((xt: Tensor) => tf.sum(tf.mul(chain(xt as Tensor4D), probe)))([x])[0], ref[0], `step ${step} dx`);
+      tf.dispose([x, probe, ...Object.values(grads), ...ref]);
+    }
+    expect(Array.from(first.dataSync())).toEqual(Array.from(firstValues));  // a live tensor's array is never recycled
+    [l1, l2, bn].forEach((l) => l.dispose());
+  });
+});
+
 describe('BatchNormRelu and maxPool2d', () => {
   it('batch norm + ReLU (training) matches tf.moments/batchNorm/relu, pruned channels are exactly 0 with no gradient', () => {
     const r = rng(7);
