@@ -115,12 +115,15 @@ export class MaskedConv2d {
     return ms;
   }
 
-  /** Zero the weights (and bias) of pruned filters and input channels in place (hard pruning keeps them at zero). */
+  /**
+   * Zero the weights (and bias) of pruned filters in place: hard pruning freezes them at zero,
+   * SFP restarts them from zero. Input-channel columns are left alone: the mask already hides
+   * them, and a channel that comes back under SFP keeps what it had learned.
+   */
   zeroPruned(): void {
     tf.tidy(() => {
-      const [K, C] = [this.conv.spec.outChannels, this.conv.spec.inChannels];
-      const m = tf.mul(tf.tensor(this.outMask, [K, 1, 1, 1], 'float32'), tf.tensor(this.inMask, [1, C, 1, 1], 'float32'));
-      this.kernel.assign(tf.mul(this.kernel, m));
+      const K = this.conv.spec.outChannels;
+      this.kernel.assign(tf.mul(this.kernel, tf.tensor(this.outMask, [K, 1, 1, 1], 'float32')));
       if (this.bias) this.bias.assign(tf.mul(this.bias, tf.tensor(this.outMask, [K], 'float32')));
     });
   }
