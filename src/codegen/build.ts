@@ -3,10 +3,10 @@
 
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import { CompileError } from '../errors.js';
+import { ArgumentError, CompileError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -15,6 +15,57 @@ const CMAKE_JS_BIN = join(dirname(require.resolve('cmake-js/package.json')), 'bi
 
 /** Flags of every translation unit; per-ISA flags are added per kernel file. */
 export const BASE_CXX_FLAGS: readonly string[] = ['-O3', '-fno-math-errno', '-fno-trapping-math', '-Wall', '-Wno-unused-function'];
+
+export const SANITIZERS = ['address', 'undefined'] as const;
+export type Sanitizer = (typeof SANITIZERS)[number];
+
+/** The compile and link flags of a JIT addon: the base flags plus the sanitizers, if any. */
+export interface AddonFlags {
+  readonly sanitize: readonly Sanitizer[];
+  readonly cxx: readonly string[];
+  readonly link: readonly string[];
+}
+
+/**
+ * Parses MASKACC_SANITIZE ('address', 'undefined' or both, comma-separated; unset or empty = none)
+ * into a sorted, duplicate-free list, so 'undefined,address' and 'address,undefined' share a cache key.
+ */
+export function parseSanitize(value: string | undefined = process.env.MASKACC_SANITIZE): Sanitizer[] {
+  if (value === undefined || value.trim() === '') return [];
+  const names = value.split(',').map((v) => v.trim());
+  if (names.some((n) => !(SANITIZERS as readonly string[]).includes(n))) {
+    throw new ArgumentError('MASKACC_SANITIZE', value, `'address', 'undefined' or 'address,undefined' (or unset for a normal build)`);
+  }
+  return SANITIZERS.filter((s) => names.includes(s));
+}
+
+/**
+ * Flags for a build with `sanitize` (default: from MASKACC_SANITIZE). -O3 stays: the sanitizers
+ * then check the same vectorized code that ships (where GCC -O3 bugs were found before).
+ * -fno-sanitize-recover makes UBSan abort instead of printing and going on, so a finding fails
+ * the test run whatever UBSAN_OPTIONS says. -fvisibility=hidden: instrumented code keeps layer
+ * constants such as layer1::ForwardView::DST_A as STB_GNU_UNIQUE symbols, which the dynamic linker
+ * shares across every addon of the process (RTLD_LOCAL or not), and every addon names its layers
+ * layer0, layer1, ...: a second addon would read the first one's shapes (plain -O3 folds them).
+ */
+export function addonFlags(sanitize: readonly Sanitizer[] = parseSanitize()): AddonFlags {
+  if (sanitize.length === 0) return { sanitize: [], cxx: BASE_CXX_FLAGS, link: [] };
+  const fsan = `-fsanitize=${sanitize.join(',')}`;
+  return {
+    sanitize: [...sanitize],
+    cxx: [...BASE_CXX_FLAGS, fsan, '-fno-sanitize-recover=all', '-fno-omit-frame-pointer', '-g', '-fvisibility=hidden'],
+    link: [fsan],
+  };
+}
+
+/** True when the ASan runtime is mapped into this process (LD_PRELOAD), so an ASan addon can load. */
+export function asanRuntimeLoaded(): boolean {
+  try {
+    return /\blibasan\.so/.test(readFileSync('/proc/self/maps', 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 let compilerIdCache: string | undefined;
 /** The C++ compiler's identity (part of the cache key): a new g++ means a new binary. */
@@ -48,11 +99,24 @@ export async function buildAddon(buildDir: string, target: string, mainSource: s
 
 function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; text: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: withoutSanitizerPreload(process.env) });
     let text = '';
     child.stdout.on('data', (d) => (text += d));
     child.stderr.on('data', (d) => (text += d));
     child.on('error', (e) => resolve({ code: -1, text: `${text}\n${e.message}` }));
     child.on('close', (code) => resolve({ code: code ?? -1, text }));
   });
+}
+
+/**
+ * The environment minus a sanitizer runtime in LD_PRELOAD (set so this process can load
+ * sanitized addons): cmake and g++ are not instrumented, and under it they only run slower.
+ */
+export function withoutSanitizerPreload(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (!env.LD_PRELOAD) return env;
+  const kept = env.LD_PRELOAD.split(/[:\s]+/).filter((lib) => lib !== '' && !/\blib(asan|ubsan)\.so/.test(lib));
+  const out = { ...env };
+  if (kept.length) out.LD_PRELOAD = kept.join(':');
+  else delete out.LD_PRELOAD;
+  return out;
 }

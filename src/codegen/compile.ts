@@ -8,7 +8,8 @@ import { ISAS } from '../schedule/isa.js';
 import { cacheKey } from './cache-key.js';
 import { progress } from '../runtime/progress.js';
 import { getOrBuildArtifact, type CacheEvent } from './cache.js';
-import { BASE_CXX_FLAGS, NODE_ADDON_API_DIR, buildAddon, compilerId } from './build.js';
+import { type AddonFlags, NODE_ADDON_API_DIR, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
+import { MaskaccError } from '../errors.js';
 import {
   GENERATOR_VERSION, type KernelUnit, layerText, renderCMakeLists, renderKernel, renderModule, templateSources,
 } from './render.js';
@@ -42,13 +43,17 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
-/** Everything that changes the binary, in one place (see test/codegen: a template edit changes it). */
-export function addonKey(units: readonly KernelUnit[], templates = templateSources()): string {
+/**
+ * Everything that changes the binary, in one place (see test/codegen: a template edit changes it).
+ * The flags carry MASKACC_SANITIZE, so sanitized and normal binaries never share a key.
+ */
+export function addonKey(units: readonly KernelUnit[], templates = templateSources(), flags: AddonFlags = addonFlags()): string {
   return cacheKey({
     generator: GENERATOR_VERSION,
     templates,
     compiler: compilerId(),
-    baseFlags: BASE_CXX_FLAGS,
+    baseFlags: flags.cxx,
+    linkFlags: flags.link,
     napiVersion: 8,
     units: units.map((u) => ({ ns: u.ns, layer: u.layer, plan: u.plan, flags: u.cxxFlags })),
   });
@@ -58,19 +63,29 @@ export function addonKey(units: readonly KernelUnit[], templates = templateSourc
 export async function compileUnits(units: readonly KernelUnit[], opts: BuildOptions): Promise<{
   Kernel: NativeKernelClass; key: string; path: string;
 }> {
-  const key = addonKey(units);
+  const flags = addonFlags();
+  if (flags.sanitize.includes('address') && !asanRuntimeLoaded()) {
+    // Checked before building: dlopen of an ASan-instrumented addon into a plain node kills the
+    // process (the runtime must come first), it does not throw.
+    throw new MaskaccError(
+      `MASKACC_SANITIZE=${process.env.MASKACC_SANITIZE} builds ASan-instrumented kernels, which load only into a process ` +
+        'started with the ASan runtime preloaded: LD_PRELOAD=$(g++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 node ... ' +
+        '(npm run test:sanitize does this), or unset MASKACC_SANITIZE',
+    );
+  }
+  const key = addonKey(units, templateSources(), flags);
   const target = `maskacc_${key.slice(0, 16)}`;
   const path = await getOrBuildArtifact({
     cacheDir: opts.cacheDir,
     key,
-    meta: { generator: GENERATOR_VERSION, compiler: compilerId(), units: units.map((u) => ({ ns: u.ns, layer: layerText(u.layer), plan: u.plan })) },
+    meta: { generator: GENERATOR_VERSION, compiler: compilerId(), sanitize: flags.sanitize, units: units.map((u) => ({ ns: u.ns, layer: layerText(u.layer), plan: u.plan })) },
     onEvent: opts.onEvent,
     build: async (workDir) => {
       const started = Date.now();
       const bar = opts.log ? progress() : undefined;
       bar?.update(`maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`);
       try {
-        const files = writeAddonSources(workDir, units, key, target);
+        const files = writeAddonSources(workDir, units, key, target, NODE_ADDON_API_DIR, flags);
         const built = await buildAddon(workDir, target, files[0] ?? 'module.cpp', opts.jobs);
         bar?.done(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         return built;
@@ -86,15 +101,16 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
 
 /**
  * Write an addon's sources into `dir`: one `<ns>.cpp` per unit (its ISA flags in CMakeLists),
- * module.cpp with the binding, layer-abi.hpp. Returns the kernel file names.
+ * module.cpp with the binding, layer-abi.hpp. Returns the kernel file names. `flags` defaults to
+ * a normal build whatever the environment says: ahead-of-time sources must not depend on it.
  */
 export function writeAddonSources(dir: string, units: readonly KernelUnit[], key: string, target: string,
-  nodeAddonApiDir = NODE_ADDON_API_DIR): string[] {
+  nodeAddonApiDir = NODE_ADDON_API_DIR, flags: AddonFlags = addonFlags([])): string[] {
   mkdirSync(dir, { recursive: true });
   const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
   units.forEach((u, i) => writeFileSync(join(dir, files[i].file), renderKernel(u)));
   writeFileSync(join(dir, 'module.cpp'), renderModule(units, key));
   writeFileSync(join(dir, 'layer-abi.hpp'), templateSources()['layer-abi.hpp']);
-  writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({ target, nodeAddonApiDir, baseFlags: BASE_CXX_FLAGS, units: files }));
+  writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({ target, nodeAddonApiDir, baseFlags: flags.cxx, linkFlags: flags.link, units: files }));
   return files.map((f) => f.file);
 }

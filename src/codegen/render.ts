@@ -112,13 +112,14 @@ export function renderModule(units: readonly { ns: string }[], key: string): str
 }
 
 export function renderCMakeLists(args: {
-  target: string; nodeAddonApiDir: string; baseFlags: readonly string[];
+  target: string; nodeAddonApiDir: string; baseFlags: readonly string[]; linkFlags?: readonly string[];
   units: readonly { file: string; flags: readonly string[] }[];
 }): string {
   return template('CMakeLists.txt.hbs')({
     target: args.target,
     nodeAddonApiDir: args.nodeAddonApiDir,
     baseFlags: args.baseFlags.join(' '),
+    linkFlags: (args.linkFlags ?? []).join(' '),
     units: args.units.map((u) => ({ file: u.file, flags: u.flags.join(';') })),
   });
 }

@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "d502da55cbb8e7db83657c951b449b9ae19a33f98a6b47118e3b013e62bc05e0"));
+  exports.Set("key", Napi::String::New(env, "2bf68114a87e812ae213bb607533292688e3b26a32818024edb04a129b057873"));
   return exports;
 }
 
