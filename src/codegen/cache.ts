@@ -144,7 +144,9 @@ async function lookupOrBuild(cacheDir: string, opts: GetOrBuildOptions, emit: Em
     }
     try {
       const produced = await opts.build(workDir);
-      await publish(workDir, produced, artifact, metaPath, key, metaJson);
+      await publish(workDir, produced, artifact, metaPath, key, metaJson).catch((err: unknown) => {
+        throw isFsError(err) ? publishError(cacheDir, key, err) : err;
+      });
     } finally {
       await fs.rm(workDir, { recursive: true, force: true }).catch(() => {});
     }
@@ -213,7 +215,13 @@ async function publish(
   await fsyncFile(stagedMeta);
   // The json goes first and the .node last: the .node rename is the commit point readers test.
   await fs.rename(stagedMeta, metaPath);
-  await fs.rename(staged, artifact);
+  try {
+    await fs.rename(staged, artifact);
+  } catch (err) {
+    // No .json without its .node (we hold the lock, so the .json is ours to take back).
+    await fs.rm(metaPath, { force: true }).catch(() => {});
+    throw err;
+  }
 }
 
 async function fsyncFile(file: string): Promise<void> {
@@ -326,6 +334,21 @@ function dirError(dir: string, err: unknown): MaskaccError {
     `maskacc cache directory '${dir}' cannot be created or written (${why}); ` +
       `set MASKACC_CACHE_DIR to a writable directory`,
   );
+}
+
+function isFsError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string';
+}
+
+/** A failed publish after a (possibly long) build: say where and what to do; keep `code` for callers. */
+function publishError(dir: string, key: string, err: NodeJS.ErrnoException): MaskaccError {
+  const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+  const e = new MaskaccError(
+    `maskacc cache: the kernel addon ${key.slice(0, 16)} was built but could not be stored in '${dir}' (${err.message}); ` +
+      (full ? 'free space there or ' : '') +
+      `set MASKACC_CACHE_DIR to a writable directory${full ? ' with room' : ''}`,
+  );
+  return Object.assign(e, { code: err.code, cause: err });
 }
 
 function isCode(err: unknown, code: string): boolean {
