@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ArgumentError, compileMaskedConv, conv2d, MaskaccError } from '../../src/index.js';
 import type { CacheEvent } from '../../src/codegen/cache.js';
 import { addonKey, writeAddonSources } from '../../src/codegen/compile.js';
@@ -152,13 +152,15 @@ const sanitizers = (() => {
 
 describe.runIf(sanitizers.length > 0)('sanitizer canary (npm run test:sanitize)', () => {
   let addon = '';
+  let dir = '';
+  afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
   const run = (call: string, env: NodeJS.ProcessEnv = process.env) => {
     const r = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(addon)}); console.log('result', ${call});`], { encoding: 'utf8', env });
     return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
   };
 
   it('builds a sanitized canary addon with the JIT build files; a correct call passes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'maskacc-canary-'));
+    dir = mkdtempSync(join(tmpdir(), 'maskacc-canary-'));
     const flags = addonFlags(sanitizers);
     writeFileSync(join(dir, 'module.cpp'), CANARY);
     writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({
