@@ -99,6 +99,27 @@ Napi::Value MaxPoolBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// (N, F, J, threads) -> LinearArgs.
+LinearArgs linearArgs(const Napi::CallbackInfo& info) {
+  return LinearArgs{integer(info, 0, "N", 1), integer(info, 1, "F", 1), integer(info, 2, "J", 1), integer(info, 3, "threads", 1)};
+}
+
+// linearForward(N, F, J, threads, x, w, b, y)
+Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  const LinearArgs a = linearArgs(info);
+  linearForward(a, floats(info, 4, (long)a.N * a.F, "x"), floats(info, 5, (long)a.F * a.J, "w"), floats(info, 6, a.J, "b"),
+                floats(info, 7, (long)a.N * a.J, "y"));
+  return info.Env().Undefined();
+}
+
+// linearBackward(N, F, J, threads, x, w, dy, dx, dw, db)
+Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
+  const LinearArgs a = linearArgs(info);
+  linearBackward(a, floats(info, 4, (long)a.N * a.F, "x"), floats(info, 5, (long)a.F * a.J, "w"), floats(info, 6, (long)a.N * a.J, "dy"),
+                 floats(info, 7, (long)a.N * a.F, "dx"), floats(info, 8, (long)a.F * a.J, "dw"), floats(info, 9, a.J, "db"));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -106,6 +127,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("maxPoolForward", Napi::Function::New(env, MaxPoolForward));
   exports.Set("maxPoolBackward", Napi::Function::New(env, MaxPoolBackward));
+  exports.Set("linearForward", Napi::Function::New(env, LinearForward));
+  exports.Set("linearBackward", Napi::Function::New(env, LinearBackward));
   return exports;
 }
 

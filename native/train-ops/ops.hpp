@@ -1,4 +1,5 @@
-// maskacc training ops (NCHW): batch norm (+ReLU) with a channel keep-mask, and max pooling.
+// maskacc training ops (NCHW): batch norm (+ReLU) with a channel keep-mask, max pooling and a
+// fully connected layer.
 #pragma once
 #include <cstdint>
 
@@ -30,5 +31,14 @@ struct PoolArgs {
 };
 void maxPoolForward(const PoolArgs& a, const float* x, float* y);
 void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx);
+
+// Fully connected layer: y[N][J] = x[N][F] w[F][J] + b[J].
+struct LinearArgs {
+  int N, F, J;
+  int threads;
+};
+void linearForward(const LinearArgs& a, const float* x, const float* w, const float* b, float* y);
+// dx = dy w^T, dw = x^T dy, db = column sums of dy.
+void linearBackward(const LinearArgs& a, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db);
 
 }  // namespace maskacc_ops

@@ -13,8 +13,14 @@ const require = createRequire(import.meta.url);
 export const NODE_ADDON_API_DIR = dirname(require.resolve('node-addon-api/package.json'));
 const CMAKE_JS_BIN = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
 
-/** Flags of every translation unit; per-ISA flags are added per kernel file. */
-export const BASE_CXX_FLAGS: readonly string[] = ['-O3', '-fno-math-errno', '-fno-trapping-math', '-Wall', '-Wno-unused-function'];
+/**
+ * Flags of every translation unit; per-ISA flags are added per kernel file. -fvisibility=hidden:
+ * every addon names its layers layer0, layer1, ...; a symbol the compiler emits as STB_GNU_UNIQUE
+ * (sanitized builds keep constants like layer1::ForwardView::DST_A) is shared by the dynamic linker
+ * across all addons of a process, so a second addon would read the first one's shapes. Only the
+ * Node-API entry point (explicitly default visibility) needs exporting.
+ */
+export const BASE_CXX_FLAGS: readonly string[] = ['-O3', '-fno-math-errno', '-fno-trapping-math', '-fvisibility=hidden', '-Wall', '-Wno-unused-function'];
 
 export const SANITIZERS = ['address', 'undefined'] as const;
 export type Sanitizer = (typeof SANITIZERS)[number];
@@ -43,17 +49,14 @@ export function parseSanitize(value: string | undefined = process.env.MASKACC_SA
  * Flags for a build with `sanitize` (default: from MASKACC_SANITIZE). -O3 stays: the sanitizers
  * then check the same vectorized code that ships (where GCC -O3 bugs were found before).
  * -fno-sanitize-recover makes UBSan abort instead of printing and going on, so a finding fails
- * the test run whatever UBSAN_OPTIONS says. -fvisibility=hidden: instrumented code keeps layer
- * constants such as layer1::ForwardView::DST_A as STB_GNU_UNIQUE symbols, which the dynamic linker
- * shares across every addon of the process (RTLD_LOCAL or not), and every addon names its layers
- * layer0, layer1, ...: a second addon would read the first one's shapes (plain -O3 folds them).
+ * the test run whatever UBSAN_OPTIONS says.
  */
 export function addonFlags(sanitize: readonly Sanitizer[] = parseSanitize()): AddonFlags {
   if (sanitize.length === 0) return { sanitize: [], cxx: BASE_CXX_FLAGS, link: [] };
   const fsan = `-fsanitize=${sanitize.join(',')}`;
   return {
     sanitize: [...sanitize],
-    cxx: [...BASE_CXX_FLAGS, fsan, '-fno-sanitize-recover=all', '-fno-omit-frame-pointer', '-g', '-fvisibility=hidden'],
+    cxx: [...BASE_CXX_FLAGS, fsan, '-fno-sanitize-recover=all', '-fno-omit-frame-pointer', '-g'],
     link: [fsan],
   };
 }

@@ -1,12 +1,13 @@
-// Builds (or fetches from the kernel cache) the training-ops addon: batch norm + ReLU and max
-// pooling in NCHW (native/train-ops), the non-conv layers a masked CNN step needs at native speed.
+// Builds (or fetches from the kernel cache) the training-ops addon: batch norm + ReLU, max pooling
+// (NCHW) and a dense layer (native/train-ops), the non-conv layers a masked CNN step needs at
+// native speed.
 // Not specialized per layer: one addon per ISA, keyed by its sources, flags and compiler.
 
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ISAS, supportedIsas, type IsaName } from '../schedule/isa.js';
-import { BASE_CXX_FLAGS, NODE_ADDON_API_DIR, buildAddon, compilerId } from './build.js';
+import { NODE_ADDON_API_DIR, addonFlags, buildAddon, compilerId } from './build.js';
 import { getOrBuildArtifact } from './cache.js';
 import { cacheKey } from './cache-key.js';
 import { GENERATOR_VERSION, TEMPLATE_DIR, renderCMakeLists } from './render.js';
@@ -24,6 +25,9 @@ export interface TrainOpsAddon {
   maxPoolForward(planes: number, H: number, W: number, k: number, stride: number, threads: number, x: Float32Array, y: Float32Array): void;
   maxPoolBackward(planes: number, H: number, W: number, k: number, stride: number, threads: number, x: Float32Array,
     dy: Float32Array, dx: Float32Array): void;
+  linearForward(N: number, F: number, J: number, threads: number, x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array): void;
+  linearBackward(N: number, F: number, J: number, threads: number, x: Float32Array, w: Float32Array, dy: Float32Array,
+    dx: Float32Array, dw: Float32Array, db: Float32Array): void;
 }
 
 const loaded = new Map<string, Promise<TrainOpsAddon>>();
@@ -32,8 +36,9 @@ const loaded = new Map<string, Promise<TrainOpsAddon>>();
 export function compileTrainOps(opts: { cacheDir: string; isa?: IsaName; log?: (line: string) => void }): Promise<TrainOpsAddon> {
   const isa = opts.isa ?? supportedIsas()[0];
   const sources = Object.fromEntries(readdirSync(SOURCE_DIR).sort().map((f) => [f, readFileSync(join(SOURCE_DIR, f), 'utf8')]));
+  const flags = addonFlags();  // sanitized with the kernels under MASKACC_SANITIZE
   const cmake = (target: string) => renderCMakeLists({
-    target, nodeAddonApiDir: NODE_ADDON_API_DIR, baseFlags: BASE_CXX_FLAGS, units: [{ file: 'ops.cpp', flags: ISAS[isa].cxxFlags }],
+    target, nodeAddonApiDir: NODE_ADDON_API_DIR, baseFlags: flags.cxx, linkFlags: flags.link, units: [{ file: 'ops.cpp', flags: ISAS[isa].cxxFlags }],
   });
   const key = cacheKey({ generator: GENERATOR_VERSION, kind: 'train-ops', sources, cmake: cmake('TARGET'), compiler: compilerId(), isa });
   const id = `${opts.cacheDir}\0${key}`;

@@ -1,7 +1,7 @@
 // maskacc/tfjs: TF.js layers on maskacc kernels and the pruning loop built on them. A separate
 // entry so `import 'maskacc'` does not load TF.js.
 export { tf, useBackend, type TfBackend } from './tf.js';
-export { BatchNormRelu, MaskedConv2d, maxPool2d, type MaskedConv2dOptions } from './layers.js';
+export { BatchNormRelu, MaskedConv2d, dense, maxPool2d, type MaskedConv2dOptions } from './layers.js';
 export { MaskedCnn, type CnnSpec, type MaskedCnnOptions } from './masked-cnn.js';
 export { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-ops.js';
 export { pruneAtEpoch, selectMasks, type PruningOptions } from '../prune/pruner.js';

@@ -7,7 +7,7 @@ import { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-op
 import { defaultCacheDir } from '../codegen/cache.js';
 import type { ConvSpec } from '../ir/conv.js';
 import { ArgumentError } from '../errors.js';
-import { BatchNormRelu, MaskedConv2d, maxPool2d } from './layers.js';
+import { BatchNormRelu, MaskedConv2d, dense, maxPool2d } from './layers.js';
 import { tf, type Tensor, type Tensor4D, type Variable } from './tf.js';
 
 export interface CnnSpec {
@@ -23,7 +23,13 @@ export interface CnnSpec {
 export interface MaskedCnnOptions {
   /** 'masked': kernels skip pruned filters/channels; 'dense': the conventional way (baseline). */
   mode: 'masked' | 'dense';
-  /** Soft masks (SFP family): pruned filters keep receiving weight gradients. */
+  /**
+   * Soft masks (SFP family): pruned filters keep receiving weight gradients. Here every conv
+   * feeds a batch norm that masks the same channels, so the gradient reaching a pruned filter's
+   * output is exactly zero and its weight-gradient rows are zero under either policy: the masked
+   * network runs the hard-mask kernels, which skip those rows instead of computing zeros (same
+   * numbers, tested). The dense baseline computes every row, as a framework would.
+   */
   soft: boolean;
   /** Kept fraction the masked kernels are planned for (the pruning target); default 1. */
   density?: number;
@@ -65,7 +71,8 @@ export class MaskedCnn {
       [c, h, w] = [s.out, s.pool ? h >> 1 : h, s.pool ? w >> 1 : w];
     }
     const cacheDir = opts.cacheDir ?? defaultCacheDir();
-    const compile: CompileOptions = { gradOfPrunedFilters: opts.soft, cacheDir, threads: opts.threads, verbose: opts.verbose };
+    // Hard-mask kernels in both modes: see `soft` (dense mode keeps full masks, so every row runs).
+    const compile: CompileOptions = { gradOfPrunedFilters: false, cacheDir, threads: opts.threads, verbose: opts.verbose };
     const [convs, ops] = await Promise.all([compileMaskedConvs(convSpecs, compile), compileTrainOps({ cacheDir })]);
     const threads = convs[0].plan.threads;
     return new MaskedCnn(spec, convs.map((k) => new MaskedConv2d(k, opts.soft, { mode: opts.mode })),
@@ -79,7 +86,7 @@ export class MaskedCnn {
       h = this.norms[i].apply(this.convs[i].apply(h), training);
       if (s.pool) h = maxPool2d(this.ops, h, 2, 2, this.threads);
     });
-    return tf.add(tf.matMul(tf.reshape(h, [this.spec.batch, -1]), this.classifier.w), this.classifier.b);
+    return dense(this.ops, tf.reshape(h, [this.spec.batch, -1]), this.classifier.w, this.classifier.b, this.threads);
   }
 
   /** Mean softmax cross-entropy against integer labels. */

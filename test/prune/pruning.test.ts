@@ -6,7 +6,7 @@ import { exportCompact } from '../../src/prune/export.js';
 import { evaluate, shuffled, trainEpoch } from '../../src/prune/train.js';
 import { renderPruneSvg, renderPruneTable } from '../../src/prune/report.js';
 import { MaskedCnn, type CnnSpec } from '../../src/tfjs/masked-cnn.js';
-import { tf } from '../../src/tfjs/tf.js';
+import { tf, type Scalar } from '../../src/tfjs/tf.js';
 import type { Split } from '../../src/data/fashion-mnist.js';
 import { relL2, rng } from '../util.js';
 
@@ -86,6 +86,24 @@ describe('MaskedCnn pruning', () => {
     const x = tf.tensor4d(rng(5).uniformArray(6 * 64), [6, 1, 8, 8]);
     expect(relL2(compact.logits(x, false).dataSync(), net.logits(x, false).dataSync())).toBeLessThan(1e-5);
     compact.dispose();
+  });
+
+  it('SFP: the masked network (hard-mask kernels) and the dense baseline (every row computed) give the same gradients', async () => {
+    const baseline = await MaskedCnn.create(spec, { mode: 'dense', soft: true });
+    baseline.copyFrom(net);
+    const x = tf.tensor4d(rng(8).uniformArray(6 * 64), [6, 1, 8, 8]), labels = tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32');
+    const grads = (n: MaskedCnn) => {
+      const { grads: g } = tf.variableGrads(() => n.loss(x, labels) as Scalar, n.variables);
+      return n.variables.map((v) => g[v.name]);
+    };
+    const ours = grads(net), ref = grads(baseline);
+    ours.forEach((g, i) => expect(relL2(g.dataSync(), ref[i].dataSync()), `variable ${i}`).toBeLessThan(1e-5));
+    // The pruned rows of every conv gradient are zero in the baseline's full computation too.
+    net.convs.forEach((c, i) => {
+      const dw = ref[net.variables.indexOf(c.kernel)].dataSync(), row = dw.length / c.conv.spec.outChannels;
+      c.masks.out.forEach((keep, k) => keep || expect(dw.subarray(k * row, (k + 1) * row).every((v) => v === 0), `conv ${i} row ${k}`).toBe(true));
+    });
+    baseline.dispose();
   });
 
   it('shuffles deterministically, and reports render every epoch', () => {

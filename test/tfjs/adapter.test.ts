@@ -4,7 +4,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import { compileMaskedConv, type ConvSpec } from '../../src/index.js';
 import { compileTrainOps, type TrainOpsAddon } from '../../src/codegen/compile-train-ops.js';
 import { defaultCacheDir } from '../../src/codegen/cache.js';
-import { BatchNormRelu, MaskedConv2d, maxPool2d } from '../../src/tfjs/layers.js';
+import { BatchNormRelu, MaskedConv2d, dense, maxPool2d } from '../../src/tfjs/layers.js';
 import { tf, type Scalar, type Tensor, type Tensor4D } from '../../src/tfjs/tf.js';
 import { relL2, rng } from '../util.js';
 
@@ -174,5 +174,17 @@ describe('BatchNormRelu and maxPool2d', () => {
         tf.grads((xt: Tensor) => tf.sum(tf.mul(ref(xt), probe)))([x])[0], 'gradient');
     }
     expect(() => maxPool2d(ops, tf.zeros([1, 1, 2, 2]) as Tensor4D, 3)).toThrow(/k/);
+  });
+
+  it('dense layer: forward and gradients match tf.matMul + bias', () => {
+    const r = rng(11);
+    const x = tf.tensor2d(r.uniformArray(5 * 37), [5, 37]);
+    const w = tf.variable(tf.tensor2d(r.uniformArray(37 * 3), [37, 3])), b = tf.variable(tf.tensor1d(r.uniformArray(3)));
+    const probe = tf.tensor2d(r.uniformArray(15), [5, 3]);
+    close(dense(ops, x, w, b), tf.add(tf.matMul(x, w), b), 'forward');
+    const ours = tf.grads((xt: Tensor, wt: Tensor, bt: Tensor) => tf.sum(tf.mul(dense(ops, xt, wt, bt), probe)))([x, w, b]);
+    const ref = tf.grads((xt: Tensor, wt: Tensor, bt: Tensor) => tf.sum(tf.mul(tf.add(tf.matMul(xt as never, wt as never), bt), probe)))([x, w, b]);
+    ['dx', 'dw', 'db'].forEach((name, i) => close(ours[i], ref[i], name));
+    expect(() => dense(ops, tf.zeros([5, 36]), w, b)).toThrow(/x, w, b/);
   });
 });
