@@ -60,6 +60,7 @@ void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, fl
 
 void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
                            const float* dy, float* dx, float* dgamma, float* dbeta) {
+  const bool relu = a.relu;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.N * a.C * a.HW >= kParallelMin)
   for (int c = 0; c < a.C; ++c) {
     if (!a.keep[c]) {
@@ -68,40 +69,61 @@ void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const floa
       continue;
     }
     const float m = mean[c], is = invstd[c];
-    // g = dy masked by the ReLU (y > 0); sums of g and g * xhat give dbeta and dgamma.
+    // g = dy masked by the ReLU (y > 0); sums of g and g * (x - mean) give dbeta and dgamma.
     double sg = 0, sgx = 0;
     for (int n = 0; n < a.N; ++n) {
       const long o = ((long)n * a.C + c) * a.HW;
+      const float *xp = a.x + o, *yp = y + o, *dyp = dy + o;
       float fg = 0, fgx = 0;
 #pragma omp simd reduction(+ : fg, fgx)
       for (long i = 0; i < a.HW; ++i) {
-        const float g = (!a.relu || y[o + i] > 0) ? dy[o + i] : 0.0f;
+        const float g = (!relu || yp[i] > 0.0f) ? dyp[i] : 0.0f;
         fg += g;
-        fgx += g * (a.x[o + i] - m);
+        fgx += g * (xp[i] - m);
       }
       sg += fg;
       sgx += fgx;
     }
     dbeta[c] = (float)sg;
     dgamma[c] = (float)(sgx * is);
-    // dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat))
+    // dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), as k * g - (u * x + v).
     const double M = (double)a.N * a.HW;
     const float k = a.gamma[c] * is, meanG = (float)(sg / M), meanGx = (float)(sgx * is * is / M);
+    const float u = k * meanGx, v = k * (meanG - m * meanGx);
     for (int n = 0; n < a.N; ++n) {
       const long o = ((long)n * a.C + c) * a.HW;
+      const float *xp = a.x + o, *yp = y + o, *dyp = dy + o;
+      float* dxp = dx + o;
+#pragma omp simd
       for (long i = 0; i < a.HW; ++i) {
-        const float g = (!a.relu || y[o + i] > 0) ? dy[o + i] : 0.0f;
-        dx[o + i] = k * (g - meanG - (a.x[o + i] - m) * meanGx);
+        const float g = (!relu || yp[i] > 0.0f) ? dyp[i] : 0.0f;
+        dxp[i] = k * g - (u * xp[i] + v);
       }
     }
   }
 }
 
+// 2x2 windows with stride 2 (the common case) get straight-line code the compiler vectorizes;
+// other windows take the general loops.
+static void maxPool2x2Forward(const PoolArgs& a, const float* xp, float* yp) {
+  for (int p = 0; p < a.P; ++p) {
+    const float *r0 = xp + 2 * p * a.W, *r1 = r0 + a.W;
+    float* out = yp + p * a.Q;
+#pragma omp simd
+    for (int q = 0; q < a.Q; ++q) out[q] = std::max(std::max(r0[2 * q], r0[2 * q + 1]), std::max(r1[2 * q], r1[2 * q + 1]));
+  }
+}
+
 void maxPoolForward(const PoolArgs& a, const float* x, float* y) {
+  const bool fast = a.k == 2 && a.stride == 2;
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.planes * a.H * a.W >= kParallelMin)
   for (long pl = 0; pl < a.planes; ++pl) {
     const float* xp = x + pl * a.H * a.W;
     float* yp = y + pl * a.P * a.Q;
+    if (fast) {
+      maxPool2x2Forward(a, xp, yp);
+      continue;
+    }
     for (int p = 0; p < a.P; ++p)
       for (int q = 0; q < a.Q; ++q) {
         float best = -INFINITY;
@@ -112,14 +134,39 @@ void maxPoolForward(const PoolArgs& a, const float* x, float* y) {
   }
 }
 
-// The gradient goes to the first maximum of each window (as the forward chose it); windows may
-// overlap when stride < k, so contributions add.
+// The gradient goes to the first maximum of each window in row-major order (where the forward's
+// value came from); windows may overlap when stride < k, so contributions add.
+static void maxPool2x2Backward(const PoolArgs& a, const float* xp, const float* dyp, float* dxp) {
+  for (int p = 0; p < a.P; ++p) {
+    const float *r0 = xp + 2 * p * a.W, *r1 = r0 + a.W;
+    float *d0 = dxp + 2 * p * a.W, *d1 = d0 + a.W;
+    const float* g = dyp + p * a.Q;
+#pragma omp simd
+    for (int q = 0; q < a.Q; ++q) {
+      const float v0 = r0[2 * q], v1 = r0[2 * q + 1], v2 = r1[2 * q], v3 = r1[2 * q + 1];
+      const float m = std::max(std::max(v0, v1), std::max(v2, v3));
+      const bool s0 = v0 == m, s1 = !s0 && v1 == m, s2 = !s0 && !s1 && v2 == m, s3 = !s0 && !s1 && !s2;
+      d0[2 * q] = s0 ? g[q] : 0.0f;
+      d0[2 * q + 1] = s1 ? g[q] : 0.0f;
+      d1[2 * q] = s2 ? g[q] : 0.0f;
+      d1[2 * q + 1] = s3 ? g[q] : 0.0f;
+    }
+    if (a.W & 1) d0[a.W - 1] = d1[a.W - 1] = 0.0f;  // an odd last column is in no window
+  }
+  if (a.H & 1) std::fill_n(dxp + (long)(a.H - 1) * a.W, a.W, 0.0f);
+}
+
 void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx) {
+  const bool fast = a.k == 2 && a.stride == 2;
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (a.planes * a.H * a.W >= kParallelMin)
   for (long pl = 0; pl < a.planes; ++pl) {
     const float* xp = x + pl * a.H * a.W;
     const float* dyp = dy + pl * a.P * a.Q;
     float* dxp = dx + pl * a.H * a.W;
+    if (fast) {
+      maxPool2x2Backward(a, xp, dyp, dxp);
+      continue;
+    }
     std::fill_n(dxp, (long)a.H * a.W, 0.0f);
     for (int p = 0; p < a.P; ++p)
       for (int q = 0; q < a.Q; ++q) {
