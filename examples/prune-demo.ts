@@ -21,6 +21,9 @@ import type { FilterCriterion } from '../src/prune/criteria.js';
 import { evaluate, trainEpoch } from '../src/prune/train.js';
 import { MaskedCnn, type CnnSpec } from '../src/tfjs/masked-cnn.js';
 import { tf, useBackend, type TfBackend } from '../src/tfjs/tf.js';
+import { NativeMomentumOptimizer } from '../src/tfjs/optimizer.js';
+import { compileTrainOps } from '../src/codegen/compile-train-ops.js';
+import { defaultCacheDir } from '../src/codegen/cache.js';
 import { relL2 } from '../bench/report.js';
 
 const { values: a } = parseArgs({
@@ -51,7 +54,9 @@ const soft = isSoft(pruning.schedule);
 const masked = await MaskedCnn.create(spec, { mode: 'masked', soft, density: 1 - pruning.schedule.rate, verbose: true });
 const dense = await MaskedCnn.create(spec, { mode: 'dense', soft, verbose: true });
 dense.copyFrom(masked);  // same initial weights: the two runs differ only in how convolutions are computed
-const optimizers = { maskacc: tf.train.momentum(lr, 0.9), dense: tf.train.momentum(lr, 0.9) };
+// SGD with momentum 0.9: TF.js's MomentumOptimizer with the update in one native pass.
+const ops = await compileTrainOps({ cacheDir: defaultCacheDir() });
+const optimizers = { maskacc: new NativeMomentumOptimizer(ops, lr, 0.9), dense: new NativeMomentumOptimizer(ops, lr, 0.9) };
 
 const rows: PruneEpochRow[] = [];
 for (let epoch = 0; epoch < epochs; epoch++) {

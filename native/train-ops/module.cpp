@@ -120,6 +120,17 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// momentumStep(lr, momentum, w, g, accum, wOut): all of w's length.
+Napi::Value MomentumStep(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "lr, momentum: expected numbers");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), "w: expected a Float32Array");
+  const long n = (long)info[2].As<Napi::Float32Array>().ElementLength();
+  momentumStep(n, info[0].As<Napi::Number>().FloatValue(), info[1].As<Napi::Number>().FloatValue(), floats(info, 2, n, "w"),
+               floats(info, 3, n, "g"), floats(info, 4, n, "accum"), floats(info, 5, n, "wOut"));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -129,6 +140,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maxPoolBackward", Napi::Function::New(env, MaxPoolBackward));
   exports.Set("linearForward", Napi::Function::New(env, LinearForward));
   exports.Set("linearBackward", Napi::Function::New(env, LinearBackward));
+  exports.Set("momentumStep", Napi::Function::New(env, MomentumStep));
   return exports;
 }
 

@@ -226,4 +226,12 @@ void linearBackward(const LinearArgs& a, const float* x, const float* w, const f
     for (int j = 0; j < a.J; ++j) db[j] += dy[(long)n * a.J + j];
 }
 
+void momentumStep(long n, float lr, float momentum, const float* w, const float* g, float* accum, float* wOut) {
+#pragma omp simd
+  for (long i = 0; i < n; ++i) {
+    accum[i] = momentum * accum[i] + g[i];
+    wOut[i] = w[i] - lr * accum[i];
+  }
+}
+
 }  // namespace maskacc_ops

@@ -41,4 +41,7 @@ void linearForward(const LinearArgs& a, const float* x, const float* w, const fl
 // dx = dy w^T, dw = x^T dy, db = column sums of dy.
 void linearBackward(const LinearArgs& a, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db);
 
+// SGD with momentum, one fused pass: accum = momentum * accum + g; wOut = w - lr * accum.
+void momentumStep(long n, float lr, float momentum, const float* w, const float* g, float* accum, float* wOut);
+
 }  // namespace maskacc_ops

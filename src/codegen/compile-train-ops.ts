@@ -1,5 +1,5 @@
 // Builds (or fetches from the kernel cache) the training-ops addon: batch norm + ReLU, max pooling
-// (NCHW) and a dense layer (native/train-ops), the non-conv layers a masked CNN step needs at
+// (NCHW), a dense layer and the momentum update (native/train-ops), the non-conv layers a masked CNN step needs at
 // native speed.
 // Not specialized per layer: one addon per ISA, keyed by its sources, flags and compiler.
 
@@ -28,6 +28,7 @@ export interface TrainOpsAddon {
   linearForward(N: number, F: number, J: number, threads: number, x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array): void;
   linearBackward(N: number, F: number, J: number, threads: number, x: Float32Array, w: Float32Array, dy: Float32Array,
     dx: Float32Array, dw: Float32Array, db: Float32Array): void;
+  momentumStep(lr: number, momentum: number, w: Float32Array, g: Float32Array, accum: Float32Array, wOut: Float32Array): void;
 }
 
 const loaded = new Map<string, Promise<TrainOpsAddon>>();

@@ -6,6 +6,7 @@ import { compileTrainOps, type TrainOpsAddon } from '../../src/codegen/compile-t
 import { defaultCacheDir } from '../../src/codegen/cache.js';
 import { BatchNormRelu, MaskedConv2d, dense, maxPool2d } from '../../src/tfjs/layers.js';
 import { tf, type Scalar, type Tensor, type Tensor4D } from '../../src/tfjs/tf.js';
+import { NativeMomentumOptimizer } from '../../src/tfjs/optimizer.js';
 import { relL2, rng } from '../util.js';
 
 const toNhwc = (t: Tensor) => tf.transpose(t, [0, 2, 3, 1]);
@@ -186,5 +187,29 @@ describe('BatchNormRelu and maxPool2d', () => {
     const ref = tf.grads((xt: Tensor, wt: Tensor, bt: Tensor) => tf.sum(tf.mul(tf.add(tf.matMul(xt as never, wt as never), bt), probe)))([x, w, b]);
     ['dx', 'dw', 'db'].forEach((name, i) => close(ours[i], ref[i], name));
     expect(() => dense(ops, tf.zeros([5, 36]), w, b)).toThrow(/x, w, b/);
+  });
+
+  it('native momentum optimizer follows tf.train.momentum step for step, and round-trips its state', async () => {
+    const r = rng(12);
+    const init = r.uniformArray(40);
+    const [a, b] = [tf.variable(tf.tensor2d(init, [8, 5])), tf.variable(tf.tensor2d(init, [8, 5]))];
+    const ours = new NativeMomentumOptimizer(ops, 0.1, 0.9), theirs = tf.train.momentum(0.1, 0.9);
+    const target = tf.tensor2d(r.uniformArray(40), [8, 5]);
+    for (let step = 0; step < 5; step++) {
+      ours.minimize(() => tf.sum(tf.square(tf.sub(a, target))) as Scalar, false, [a]);
+      theirs.minimize(() => tf.sum(tf.square(tf.sub(b, target))) as Scalar, false, [b]);
+      close(a, b, `step ${step}`);
+    }
+    // A second optimizer restored from getWeights continues exactly where the first one is.
+    const copy = new NativeMomentumOptimizer(ops, 0.1, 0.9);
+    await copy.setWeights(await ours.getWeights());
+    const before = a.clone();
+    const loss = () => tf.sum(tf.square(tf.sub(a, target))) as Scalar;
+    ours.minimize(loss, false, [a]);
+    const after = a.clone();
+    a.assign(before);
+    copy.minimize(loss, false, [a]);
+    close(a, after, 'restored');
+    expect(ours.iterations).toBe(6);
   });
 });
