@@ -35,9 +35,9 @@ export function renderPruneTable(rows: readonly PruneEpochRow[]): string {
 /** Two panels side by side: test accuracy (%) and epoch time (s) per epoch, maskacc vs dense. */
 export function renderPruneSvg(rows: readonly PruneEpochRow[], title: string): string {
   const W = 360, H = 220, M = { l: 48, r: 12, t: 30, b: 36 };
-  const panel = (x0: number, label: string, get: (r: RunEpoch) => number, fmt: (v: number) => string) => {
+  const panel = (x0: number, label: string, get: (r: RunEpoch) => number, fmt: (v: number) => string, fromZero = false) => {
     const values = rows.flatMap((r) => [get(r.maskacc), get(r.dense)]);
-    let lo = Math.min(...values), hi = Math.max(...values);
+    let lo = fromZero ? 0 : Math.min(...values), hi = Math.max(...values);
     if (hi - lo < 1e-9) [lo, hi] = [lo - 1, hi + 1];
     const pad = (hi - lo) * 0.1;
     [lo, hi] = [Math.max(0, lo - pad), hi + pad];
@@ -60,7 +60,7 @@ export function renderPruneSvg(rows: readonly PruneEpochRow[], title: string): s
     `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 24}" font-family="sans-serif">`,
     `<text x="8" y="${H + 18}" font-size="11">${escapeXml(title)} — red: maskacc, grey: dense convolutions with masks applied</text>`,
     panel(0, 'test accuracy (%)', (r) => 100 * r.accuracy, (v) => v.toFixed(1)),
-    panel(W, 'epoch time (s)', (r) => r.seconds, (v) => v.toFixed(0)),
+    panel(W, 'epoch time (s)', (r) => r.seconds, (v) => v.toFixed(0), true),  // from 0: heights compare as ratios
     '</svg>',
   ].join('\n');
 }
