@@ -1,7 +1,7 @@
 // The TF.js adapter against TF.js's own ops: masked conv (forward, input and weight gradients,
 // hard and soft masks, dense mode), batch norm + ReLU with a channel mask, and max pooling.
 import { describe, expect, it, beforeAll } from 'vitest';
-import { compileMaskedConv, type ConvSpec } from '../../src/index.js';
+import { compileMaskedConv, supportedIsas, type ConvSpec } from '../../src/index.js';
 import { compileTrainOps, type TrainOpsAddon } from '../../src/codegen/compile-train-ops.js';
 import { defaultCacheDir } from '../../src/codegen/cache.js';
 import { BatchNormRelu, MaskedConv2d, dense, maxPool2d } from '../../src/tfjs/layers.js';
@@ -129,7 +129,13 @@ describe('a chain of adapter layers (outputs recycled between steps)', () => {
   });
 });
 
-describe('BatchNormRelu and maxPool2d', () => {
+// The training ops are built per ISA like the kernels: test every build this machine runs.
+describe.each(supportedIsas())('training ops [%s]: batch norm, pooling, dense, momentum', (isa) => {
+  let ops: TrainOpsAddon;  // this ISA's build (shadows the default one above)
+  beforeAll(async () => {
+    ops = await compileTrainOps({ cacheDir: defaultCacheDir(), isa });
+  });
+
   it('batch norm + ReLU (training) matches tf.moments/batchNorm/relu, pruned channels are exactly 0 with no gradient', () => {
     const r = rng(7);
     const [N, C, H, W] = [3, 5, 4, 6];
