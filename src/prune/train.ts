@@ -3,6 +3,7 @@
 import type { Split } from '../data/fashion-mnist.js';
 import type { MaskedCnn } from '../tfjs/masked-cnn.js';
 import { tf, type Tensor4D } from '../tfjs/tf.js';
+import { adopt, takeArray } from '../tfjs/buffers.js';
 import type { Optimizer, Scalar } from '@tensorflow/tfjs';
 
 export interface EpochResult {
@@ -41,14 +42,15 @@ export function trainEpoch(net: MaskedCnn, data: Split, optimizer: Optimizer, se
   onStep?: (step: number, steps: number, loss: number) => void): EpochResult {
   const batch = net.spec.batch, steps = Math.floor(data.count / batch);
   const order = shuffled(data.count, seed);
-  const x = new Float32Array(batch * data.height * data.width), labels = new Int32Array(batch);
+  const labels = new Int32Array(batch), shape = [batch, 1, data.height, data.width];
   net.convMs(true);
   let total = 0;
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) {
+    const x = takeArray(batch * data.height * data.width);  // a batch's images, recycled like activations
     gather(data, order, s * batch, batch, x, labels);
     const loss = tf.tidy(() => {
-      const xs = tf.tensor4d(x.slice(), [batch, 1, data.height, data.width]) as Tensor4D, ys = tf.tensor1d(labels, 'int32');
+      const xs = adopt<Tensor4D>(x, shape), ys = tf.tensor1d(labels.slice(), 'int32');
       return optimizer.minimize(() => net.loss(xs, ys) as Scalar, true, net.variables)!.dataSync()[0];
     });
     total += loss;
@@ -60,12 +62,13 @@ export function trainEpoch(net: MaskedCnn, data: Split, optimizer: Optimizer, se
 /** Top-1 accuracy on `data` (a last partial batch is padded and its padding ignored). */
 export function evaluate(net: MaskedCnn, data: Split): number {
   const batch = net.spec.batch;
-  const x = new Float32Array(batch * data.height * data.width), labels = new Int32Array(batch);
+  const labels = new Int32Array(batch), shape = [batch, 1, data.height, data.width];
   const order = Uint32Array.from({ length: data.count }, (_, i) => i);
   let correct = 0;
   for (let from = 0; from < data.count; from += batch) {
+    const x = takeArray(batch * data.height * data.width);
     gather(data, order, from, batch, x, labels);
-    const predicted = tf.tidy(() => tf.argMax(net.logits(tf.tensor4d(x.slice(), [batch, 1, data.height, data.width]), false), 1).dataSync());
+    const predicted = tf.tidy(() => tf.argMax(net.logits(adopt<Tensor4D>(x, shape), false), 1).dataSync());
     for (let b = 0; b < Math.min(batch, data.count - from); b++) if (predicted[b] === labels[b]) correct++;
   }
   return correct / data.count;

@@ -43,15 +43,13 @@ export class MaskedCnn {
   readonly convs: MaskedConv2d[];
   readonly norms: BatchNormRelu[];
   readonly classifier: { w: Variable; b: Variable };
-  private readonly featureShape: [number, number, number];
 
   private constructor(readonly spec: CnnSpec, convs: MaskedConv2d[], norms: BatchNormRelu[], private readonly ops: TrainOpsAddon,
     readonly threads: number) {
     this.convs = convs;
     this.norms = norms;
-    const last = convs[convs.length - 1].conv.spec;
-    this.featureShape = [last.outChannels, ...finalSize(spec)] as [number, number, number];
-    const features = this.featureShape[0] * this.featureShape[1] * this.featureShape[2];
+    const [h, w] = finalSize(spec);
+    const features = convs[convs.length - 1].conv.spec.outChannels * h * w;  // the last stage, flattened channel-major
     this.classifier = {
       w: tf.variable(tf.randomNormal([features, spec.classes], 0, Math.sqrt(1 / features))),
       b: tf.variable(tf.zeros([spec.classes])),
