@@ -91,6 +91,34 @@ describe('MaskedConv2d', () => {
   });
 });
 
+describe('MaskedConv2d inside an ordinary TF.js model', () => {
+  it('trains with TF.js ops around it (relu, global average pooling, matMul, softmax cross-entropy) and tf.train.adam', async () => {
+    const r = rng(31);
+    const conv = await compileMaskedConv({ batch: 8, inChannels: 2, outChannels: 6, inHeight: 6, inWidth: 6, kernel: 3, padding: 1, bias: true },
+      { respecialize: false });
+    const layer = new MaskedConv2d(conv, false);
+    layer.setMasks({ out: [1, 1, 0, 1, 1, 0] });
+    const head = tf.variable(tf.randomNormal([6, 2], 0, 0.5)), opt = tf.train.adam(0.05);
+    // Toy task: which of the two input channels is brighter.
+    const labels = Array.from({ length: 8 }, (_, i) => i % 2);
+    const x = tf.tensor4d(Float32Array.from({ length: 8 * 2 * 36 }, (_, i) => {
+      const n = Math.floor(i / 72), c = Math.floor(i / 36) % 2;
+      return r.next() * 0.3 + (c === labels[n] ? 0.7 : 0);
+    }), [8, 2, 6, 6]);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 2);
+    const loss = () => tf.losses.softmaxCrossEntropy(y, tf.matMul(tf.mean(tf.relu(layer.apply(x)), [2, 3]), head)) as Scalar;
+    const row = 2 * 9, initial = Float32Array.from(layer.kernel.dataSync());
+    const first = loss().dataSync()[0];
+    for (let step = 0; step < 40; step++) opt.minimize(loss, false, [layer.kernel, layer.bias!, head]);
+    expect(loss().dataSync()[0]).toBeLessThan(0.5 * first);
+    // Hard masks: pruned filters (2 and 5) get zero gradients, so Adam leaves them as they were; kept ones learned.
+    const w = layer.kernel.dataSync();
+    for (const k of [2, 5]) expect(Array.from(w.subarray(k * row, (k + 1) * row))).toEqual(Array.from(initial.subarray(k * row, (k + 1) * row)));
+    expect(Array.from(w.subarray(0, row))).not.toEqual(Array.from(initial.subarray(0, row)));
+    layer.dispose();
+  });
+});
+
 describe('a chain of adapter layers (outputs recycled between steps)', () => {
   it('conv -> bn+relu -> pool -> conv: input and weight gradients match the TF.js chain, over repeated steps; earlier outputs stay intact', async () => {
     const r = rng(21);
