@@ -51,7 +51,7 @@ console.log(`Fashion-MNIST: ${data.train.count} train / ${data.test.count} test 
 console.log(`pruning: ${pruning.schedule.kind}, ${pruning.criterion}, rate ${pruning.schedule.rate} per ${pruning.scope}; TF.js backend ${a.backend}`);
 
 const soft = isSoft(pruning.schedule);
-const masked = await MaskedCnn.create(spec, { mode: 'masked', soft, density: 1 - pruning.schedule.rate, verbose: true });
+const masked = await MaskedCnn.create(spec, { mode: 'masked', soft, density: 1 - pruning.schedule.rate, verbose: true, seed });
 const dense = await MaskedCnn.create(spec, { mode: 'dense', soft, verbose: true });
 dense.copyFrom(masked);  // same initial weights: the two runs differ only in how convolutions are computed
 // SGD with momentum 0.9: TF.js's MomentumOptimizer with the update in one native pass.

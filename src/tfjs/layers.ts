@@ -30,6 +30,8 @@ export interface MaskedConv2dOptions {
    * masks, w * m_out * m_in (and the gradients multiplied by them afterwards).
    */
   mode?: 'masked' | 'dense';
+  /** Seed of the initial weights (default: unseeded). */
+  seed?: number;
 }
 
 /** A conv layer (weights OIHW, optional bias) on a compiled MaskedConv; one batch size. */
@@ -48,7 +50,7 @@ export class MaskedConv2d {
     const [R, S] = l.kernel;
     this.mode = opts.mode ?? 'masked';
     // He-normal initialization (ReLU networks).
-    this.kernel = tf.variable(tf.randomNormal([l.outChannels, l.inChannels, R, S], 0, Math.sqrt(2 / (l.inChannels * R * S))), true, name && `${name}/kernel`);
+    this.kernel = tf.variable(tf.randomNormal([l.outChannels, l.inChannels, R, S], 0, Math.sqrt(2 / (l.inChannels * R * S)), 'float32', opts.seed), true, name && `${name}/kernel`);
     if (l.bias) this.bias = tf.variable(tf.zeros([l.outChannels]), true, name && `${name}/bias`);
     this.outMask = new Uint8Array(l.outChannels).fill(1);
     this.inMask = new Uint8Array(l.inChannels).fill(1);

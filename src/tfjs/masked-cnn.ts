@@ -37,6 +37,8 @@ export interface MaskedCnnOptions {
   threads?: number;
   /** Passed to the compiler (progress output while compiling). */
   verbose?: boolean;
+  /** Seed of the initial weights (default: unseeded). */
+  seed?: number;
 }
 
 export class MaskedCnn {
@@ -45,13 +47,13 @@ export class MaskedCnn {
   readonly classifier: { w: Variable; b: Variable };
 
   private constructor(readonly spec: CnnSpec, convs: MaskedConv2d[], norms: BatchNormRelu[], private readonly ops: TrainOpsAddon,
-    readonly threads: number) {
+    readonly threads: number, seed?: number) {
     this.convs = convs;
     this.norms = norms;
     const [h, w] = finalSize(spec);
     const features = convs[convs.length - 1].conv.spec.outChannels * h * w;  // the last stage, flattened channel-major
     this.classifier = {
-      w: tf.variable(tf.randomNormal([features, spec.classes], 0, Math.sqrt(1 / features))),
+      w: tf.variable(tf.randomNormal([features, spec.classes], 0, Math.sqrt(1 / features), 'float32', seed)),
       b: tf.variable(tf.zeros([spec.classes])),
     };
   }
@@ -73,8 +75,9 @@ export class MaskedCnn {
     const compile: CompileOptions = { gradOfPrunedFilters: false, cacheDir, threads: opts.threads, verbose: opts.verbose };
     const [convs, ops] = await Promise.all([compileMaskedConvs(convSpecs, compile), compileTrainOps({ cacheDir })]);
     const threads = convs[0].plan.threads;
-    return new MaskedCnn(spec, convs.map((k) => new MaskedConv2d(k, opts.soft, { mode: opts.mode })),
-      spec.stages.map((s) => new BatchNormRelu(ops, s.out, { threads })), ops, threads);
+    const seed = (i: number) => (opts.seed === undefined ? undefined : opts.seed * 1000 + i);
+    return new MaskedCnn(spec, convs.map((k, i) => new MaskedConv2d(k, opts.soft, { mode: opts.mode, seed: seed(i) })),
+      spec.stages.map((s) => new BatchNormRelu(ops, s.out, { threads })), ops, threads, seed(spec.stages.length));
   }
 
   /** Class scores [batch, classes] for an NCHW batch. */

@@ -119,6 +119,14 @@ describe('MaskedCnn pruning', () => {
     expect(svg.match(/<path /g)).toHaveLength(4);
   });
 
+  it('a seed fixes the initial weights', async () => {
+    const [a, b] = await Promise.all([1, 2].map(() => MaskedCnn.create(spec, { mode: 'dense', soft: false, seed: 5 })));
+    a.variables.forEach((v, i) => expect(Array.from(v.dataSync())).toEqual(Array.from(b.variables[i].dataSync())));
+    expect(Array.from(a.convs[1].kernel.dataSync())).not.toEqual(Array.from(a.convs[2].kernel.dataSync()).slice(0, a.convs[1].kernel.size));
+    a.dispose();
+    b.dispose();
+  });
+
   it('refuses a bad network spec and mask lists of the wrong length', async () => {
     await expect(MaskedCnn.create({ ...spec, stages: [] }, { mode: 'masked', soft: false })).rejects.toThrow(/spec\.stages/);
     await expect(MaskedCnn.create({ ...spec, input: [1, 2, 2], stages: [{ out: 2, pool: true }, { out: 2, pool: true }] }, { mode: 'masked', soft: false }))
