@@ -94,10 +94,7 @@ export class MaskedConv2d {
           const dx = conv.backwardData(dy, w, takeArray(xs.length));
           const g = conv.backwardWeights(dy, xs, takeArray(w.length), bt ? new Float32Array(l.outChannels) : undefined);
           this.kernelMs += performance.now() - t0;
-          if (dense) this.maskInputs(dx);
-          if (dense && !this.soft) this.maskRows(g.dw, g.dw.length / l.outChannels, true);
-          if (dense) this.maskColumns(g.dw);
-          if (dense && !this.soft && g.dbias) this.maskRows(g.dbias, 1, true);
+          if (dense) this.maskGradients(dx, g.dw, g.dbias);
           const grads = [adopt(dx, xt.shape), adopt(g.dw, wt.shape)];
           if (bt) grads.push(tf.tensor(g.dbias!, bt.shape));
           return grads;
@@ -128,6 +125,18 @@ export class MaskedConv2d {
       this.kernel.assign(tf.mul(this.kernel, tf.tensor(this.outMask, [K, 1, 1, 1], 'float32')));
       if (this.bias) this.bias.assign(tf.mul(this.bias, tf.tensor(this.outMask, [K], 'float32')));
     });
+  }
+
+  /**
+   * Dense mode: the chain rule through w * m_out * m_in and x * m_in, applied after the full-mask
+   * kernels (soft masks keep the pruned filters' rows, the gradient w.r.t. the effective weights).
+   */
+  private maskGradients(dx: Float32Array, dw: Float32Array, dbias?: Float32Array): void {
+    this.maskInputs(dx);
+    this.maskColumns(dw);
+    if (this.soft) return;
+    this.maskRows(dw, dw.length / this.conv.spec.outChannels, true);
+    if (dbias) this.maskRows(dbias, 1, true);
   }
 
   /** Rows of pruned filters zeroed: a copy, or in place. */
@@ -191,7 +200,7 @@ export class BatchNormRelu {
       const invstd = this.runningVar.map((v) => 1 / Math.sqrt(v + eps));
       const y = takeArray(x.size);
       this.ops.batchNormForward(data(x), data(this.gamma), data(this.beta), keep, N, C, HW, eps, relu, threads, false,
-        this.runningMean.slice(), invstd, y);
+        this.runningMean, invstd, y);  // inference reads mean/invstd, never writes them
       return adopt(y, x.shape);
     }
     const f = tf.customGrad((xt, gt, bt, save) => {
