@@ -197,8 +197,8 @@ function resolveIsa(isa: unknown): IsaName {
 }
 
 const STRATEGIES: Record<keyof Strategy, readonly string[]> = {
-  forward: ['planes', 'im2col', 'direct'],
-  backwardData: ['planes', 'im2col', 'direct'],
+  forward: ['planes', 'im2col', 'pointwise', 'direct'],
+  backwardData: ['planes', 'im2col', 'pointwise', 'direct'],
   backwardWeights: ['planes', 'im2row', 'direct'],
 };
 

@@ -18,6 +18,11 @@ const FIXED: ConvSpec[] = [
   { batch: 1, inChannels: 3, outChannels: 64, inHeight: 20, inWidth: 20, kernel: 7, stride: 3, padding: 4, bias: true },
   { batch: 2, inChannels: 1, outChannels: 1, inHeight: 5, inWidth: 5, kernel: 2 },
   { batch: 4, inChannels: 32, outChannels: 40, inHeight: 40, inWidth: 40, kernel: 3, padding: 1 },           // dw over several image blocks
+  { batch: 3, inChannels: 40, outChannels: 33, inHeight: 7, inWidth: 7, kernel: 1, stride: 2 },              // strided 1x1 (projection)
+  { batch: 1, inChannels: 70, outChannels: 20, inHeight: 5, inWidth: 9, kernel: 1, padding: 1, bias: true }, // padded 1x1
+  { batch: 2, inChannels: 17, outChannels: 65, inHeight: 14, inWidth: 13, kernel: 1, bias: true },           // 1x1, columns cross images
+  { batch: 2, inChannels: 3, outChannels: 40, inHeight: 37, inWidth: 35, kernel: 7, stride: 2, padding: 3 }, // stem: dw tiles over column taps
+  { batch: 21, inChannels: 20, outChannels: 33, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 },            // dw row blocks of 2 whole images
 ];
 
 function randomSpec(r: Rng): ConvSpec {
@@ -107,6 +112,10 @@ const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
   { name: 'direct', strategy: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' }, specs: SPECS.map((_, i) => i) },
   { name: 'im2col/im2row', strategy: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' }, specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 0) },
   {
+    name: 'pointwise', strategy: { forward: 'pointwise', backwardData: 'pointwise' },
+    specs: SPECS.map((s, i) => [s, i] as const).filter(([s]) => conv2d(s).kernel.every((v) => v === 1)).map(([, i]) => i),
+  },
+  {
     name: 'planes', strategy: { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' },
     specs: SPECS.map((s, i) => [s, i] as const).filter(([s, i]) => conv2d(s).stride.every((v) => v === 1) && i % 2 === 1).map(([, i]) => i),
   },
@@ -134,8 +143,8 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
   });
 
   it('the heuristic plans use several engines', () => {
-    const used = new Set(hard.flatMap((c) => [c.plan.forward.source, c.plan.backwardData.source, c.plan.backwardWeights.source]));
-    for (const v of ['planes', 'direct']) expect(used, v).toContain(v);
+    const used = new Set(hard.flatMap((c) => [c.plan.forward.source, c.plan.backwardData!.source, c.plan.backwardWeights.source]));
+    for (const v of ['planes', 'direct', 'pointwise']) expect(used, v).toContain(v);
   });
 
   it('changing masks does not recompile and reuses the kernel', () => {

@@ -73,12 +73,13 @@ export function renderKernel(unit: KernelUnit): string {
       },
       // Only the engines this plan uses are emitted: no dead code in a kernel's source.
       uses: {
-        gemm: plan.forward.engine === 'gemm' || plan.backwardData.engine === 'gemm',
+        gemm: plan.forward.engine === 'gemm' || plan.backwardData?.engine === 'gemm',
         dot: plan.backwardWeights.engine === 'dot',
-        direct: [plan.forward, plan.backwardData, plan.backwardWeights].some((p) => p.engine === 'direct'),
+        direct: [plan.forward, plan.backwardData, plan.backwardWeights].some((p) => p?.engine === 'direct'),
       },
       fwd: gemmArgs(plan.forward, false),
-      bwd: gemmArgs(plan.backwardData, true),
+      inputGrad: plan.backwardData !== null,
+      bwd: plan.backwardData ? gemmArgs(plan.backwardData, true) : {},
       wgt: weightsArgs(plan.backwardWeights),
     },
     { partials: { isa: isaPartial } },
@@ -87,15 +88,18 @@ export function renderKernel(unit: KernelUnit): string {
 
 function weightsArgs(d: WeightsPlan) {
   return d.engine === 'direct'
-    ? { direct: true, mt: d.MT, nv: d.NV, imagesPerBlock: d.imagesPerBlock }
+    ? {
+      direct: true, engine: d.tile === 'taps' ? 'DirectWeightsTaps' : 'DirectWeights', mt: d.MT, nv: d.NV,
+      imagesPerBlock: d.imagesPerBlock, rowsPerBlock: d.blocking === 'rows' ? d.rowsPerBlock : 0,
+    }
     : { direct: false, lanes: d.source === 'planes' ? 'PlaneLanes' : 'RowLanes', mrw: d.filtersPerTile, nt: d.columnsPerTile };
 }
 
 function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
   if (g.engine === 'direct') return { direct: true, mq: g.MQ, nv: g.NV, batch: g.tile === 'images', rowsPerBlock: g.rowsPerBlock };
-  const call = g.source === 'planes'
-    ? `template runPlanes<${g.rowsPerBlock}>`
-    : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
+  const call = g.source === 'planes' ? `template runPlanes<${g.rowsPerBlock}>`
+    : g.source === 'pointwise' ? `template runPointwise<${g.columnsPerBlock}>`
+      : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
   // Backward-data in planes mode is a forward conv with the taps flipped.
   return { direct: false, mr: g.MR, nv: g.NV, call, flip: isBackwardData && g.source === 'planes' ? 'true' : 'false' };
 }

@@ -17,6 +17,11 @@ export interface ConvSpec {
   padding?: number | [number, number];
   dilation?: number | [number, number];
   bias?: boolean;
+  /**
+   * Whether backwardData (dx) is needed (default true). A network's first layer never needs the
+   * gradient of its input image: false builds no backward-data pass and backwardData throws.
+   */
+  inputGrad?: boolean;
   /** Expected kept fraction of filters (`out`) and input channels (`in`): tunes the plan only. */
   density?: { out?: number; in?: number };
 }
@@ -34,6 +39,7 @@ export interface ConvLayer {
   readonly padding: Pair;
   readonly dilation: Pair;
   readonly bias: boolean;
+  readonly inputGrad: boolean;
   readonly density: { readonly out: number; readonly in: number };
   readonly outHeight: number;
   readonly outWidth: number;
@@ -50,7 +56,7 @@ const MAX_ELEMENTS = 2 ** 31 - 1;
 export function conv2d(spec: ConvSpec): ConvLayer {
   if (typeof spec !== 'object' || spec === null) throw new SpecError('spec', spec, 'an object');
   const known = new Set(['batch', 'inChannels', 'outChannels', 'inHeight', 'inWidth', 'kernel', 'stride',
-    'padding', 'dilation', 'bias', 'density', 'kind', 'outHeight', 'outWidth']);
+    'padding', 'dilation', 'bias', 'inputGrad', 'density', 'kind', 'outHeight', 'outWidth']);
   for (const key of Object.keys(spec)) {
     if (!known.has(key)) throw new SpecError(key, (spec as unknown as Record<string, unknown>)[key], 'no such field (typo?)');
   }
@@ -64,6 +70,9 @@ export function conv2d(spec: ConvSpec): ConvLayer {
   const padding = pair(spec.padding, 'padding', 0, 0);
   const dilation = pair(spec.dilation, 'dilation', 1, 1);
   if (spec.bias !== undefined && typeof spec.bias !== 'boolean') throw new SpecError('bias', spec.bias, 'a boolean');
+  if (spec.inputGrad !== undefined && typeof spec.inputGrad !== 'boolean') {
+    throw new SpecError('inputGrad', spec.inputGrad, 'a boolean (false: no backwardData pass)');
+  }
   const density = densities(spec.density);
 
   const outSize = (inSize: number, k: number, s: number, p: number, d: number) =>
@@ -91,6 +100,7 @@ export function conv2d(spec: ConvSpec): ConvLayer {
     batch, inChannels, outChannels, inHeight, inWidth,
     kernel, stride, padding, dilation,
     bias: spec.bias ?? false,
+    inputGrad: spec.inputGrad ?? true,
     density,
     outHeight, outWidth,
   });

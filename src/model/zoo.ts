@@ -15,6 +15,8 @@ function conv(o: ZooOptions, c: number, k: number, size: number, kernel: number,
   return {
     batch: o.batch ?? 64, inChannels: c, outChannels: k, inHeight: size, inWidth: size, kernel, stride,
     padding: Math.floor(kernel / 2), density: { out: d, in: first ? 1 : d },
+    // Training never needs the gradient of the input image.
+    ...(first ? { inputGrad: false } : {}),
   };
 }
 

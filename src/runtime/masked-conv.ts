@@ -6,7 +6,7 @@ import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
 import { describePlan, regimeOf, type Plan } from '../schedule/plan.js';
 import type { BackwardDataArgs, BackwardWeightsArgs, ForwardArgs, NativeKernel } from '../codegen/compile.js';
 import { layerText } from '../codegen/render.js';
-import { ArgumentError, DisposedError } from '../errors.js';
+import { ArgumentError, DisposedError, SpecError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
 import { runExclusive } from './exec-queue.js';
 
@@ -178,6 +178,9 @@ export class MaskedConv {
 
   private backwardDataArgs(dy: Float32Array, w: Float32Array, dx?: Float32Array): BackwardDataArgs {
     this.live('backwardData');
+    if (!this.spec.inputGrad) {
+      throw new SpecError('inputGrad', false, 'true to call backwardData: this layer was compiled without an input-gradient pass');
+    }
     floats(dy, this.sizes.y, 'dy', '[N][K][P][Q]');
     floats(w, this.sizes.w, 'w', '[K][C][R][S]');
     return [dy, w, output(dx, this.sizes.x, 'dx', '[N][C][H][W]', [dy, w]), this.ko, this.ci];

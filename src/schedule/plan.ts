@@ -8,15 +8,18 @@ import type { Isa, IsaName } from './isa.js';
 /** Forward / backward-data: an implicit GEMM over destination positions. */
 export interface GemmPlan {
   readonly engine: 'gemm';
-  /** planes: zero-padded planes, taps are shifts (stride 1); im2col: gathered blocks, padding taps skipped. */
-  readonly source: 'planes' | 'im2col';
+  /**
+   * planes: zero-padded planes, taps are shifts (stride 1); im2col: gathered blocks, padding taps
+   * skipped; pointwise (1x1 kernels): kept source channels are the B rows, columns span images.
+   */
+  readonly source: 'planes' | 'im2col' | 'pointwise';
   /** im2col column order: image-major (n,p,q) or position-major (p,q,n), which skips more padding taps. */
   readonly order: 'image' | 'position';
   /** Microtile: MR rows (filters or channels) x NR = NV vectors of columns. */
   readonly MR: number;
   readonly NV: number;
   readonly NR: number;
-  /** planes: destination rows per work item; im2col: columns per packed block. */
+  /** planes: destination rows per work item; im2col and pointwise: columns per packed block. */
   readonly rowsPerBlock: number;
   readonly columnsPerBlock: number;
 }
@@ -36,22 +39,30 @@ export interface DirectPlan {
 
 export type ConvPassPlan = GemmPlan | DirectPlan;
 
-/** Backward-weights, tap-major direct: MT channels x NR = NV vectors of filters per tap, blocked over images. */
+/** Backward-weights, tap-major direct: MT channels x NR = NV vectors of filters per tap. */
 export interface DirectWeightsPlan {
   readonly engine: 'direct';
   readonly source: 'direct';
+  /** What the MT broadcasts of a step range over: kept channels, or column taps of one channel (few channels). */
+  readonly tile: 'channels' | 'taps';
   readonly MT: number;
   readonly NV: number;
   readonly NR: number;
+  /**
+   * images: blocks of images shared by all threads (small planes); rows: blocks of one image x
+   * rowsPerBlock output rows, each packed and reduced by one thread into private partial sums.
+   */
+  readonly blocking: 'images' | 'rows';
   readonly imagesPerBlock: number;
+  readonly rowsPerBlock: number;
 }
 
 export type WeightsPlan = DotPlan | DirectWeightsPlan;
 
 /** Expert override of the gather strategy per pass (tests and tuning use it); unset = heuristic. */
 export interface Strategy {
-  forward?: 'planes' | 'im2col' | 'direct';
-  backwardData?: 'planes' | 'im2col' | 'direct';
+  forward?: 'planes' | 'im2col' | 'pointwise' | 'direct';
+  backwardData?: 'planes' | 'im2col' | 'pointwise' | 'direct';
   backwardWeights?: 'planes' | 'im2row' | 'direct';
 }
 
@@ -69,7 +80,8 @@ export interface Plan {
   readonly vectorWidth: number;
   readonly threads: number;
   readonly forward: ConvPassPlan;
-  readonly backwardData: ConvPassPlan;
+  /** null: the layer has inputGrad: false, so no backward-data pass is built. */
+  readonly backwardData: ConvPassPlan | null;
   readonly backwardWeights: WeightsPlan;
 }
 
@@ -85,17 +97,20 @@ export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy
     rows: keptOut, reduceChannels: keptIn, taps: R * S, batch: layer.batch,
     dstH: layer.outHeight, dstW: layer.outWidth, planeExtraH: (R - 1) * layer.dilation[0],
     planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1, srcW: layer.inWidth, strides: layer.stride,
+    pointwiseUseful: R === 1 && S === 1,
   };
+  // Backward-data's columns are dx positions: a strided 1x1 would compute every skipped one as zeros.
   const bwd: GemmShape = {
     ...fwd, rows: keptIn, reduceChannels: keptOut, dstH: layer.inHeight, dstW: layer.inWidth, srcW: layer.outWidth, strides: [1, 1],
+    pointwiseUseful: R === 1 && S === 1 && stride1,
   };
   return Object.freeze({
     isa: isa.name,
     vectorWidth: isa.vectorWidth,
     threads,
     forward: convPassPlan(isa, threads, fwd, strategy.forward, 'forward'),
-    backwardData: convPassPlan(isa, threads, bwd, strategy.backwardData, 'backwardData'),
-    backwardWeights: weightsPlan(isa, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
+    backwardData: layer.inputGrad ? convPassPlan(isa, threads, bwd, strategy.backwardData, 'backwardData') : null,
+    backwardWeights: weightsPlan(isa, threads, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
   });
 }
 
@@ -104,11 +119,16 @@ interface GemmShape {
   dstH: number; dstW: number; planeExtraH: number; planeExtraW: number; planesAllowed: boolean;
   /** Source width and the source-side stride between neighbouring destination columns. */
   srcW: number; strides: Pair;
+  /** A 1x1 kernel whose every destination column has a source (the pointwise GEMM wastes nothing). */
+  pointwiseUseful: boolean;
 }
 
 function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy['forward'], pass: string): ConvPassPlan {
   if (forced === 'planes' && !g.planesAllowed) {
     throw new ArgumentError(`options.strategy.${pass}`, forced, "'im2col' or 'direct': 'planes' needs stride 1");
+  }
+  if (forced === 'pointwise' && g.taps !== 1) {
+    throw new ArgumentError(`options.strategy.${pass}`, forced, "'planes', 'im2col' or 'direct': 'pointwise' needs a 1x1 kernel");
   }
   const source = forced ?? defaultConvSource(isa, g);
   return source === 'direct' ? directPlan(isa, threads, g, g.strides) : gemmPlan(isa, threads, g, source);
@@ -119,13 +139,17 @@ function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy[
 // GFLOP/s against 140 for planes); with fewer rows or few reduction channels, planes
 // (stride 1) vectorize spatially instead. Strided layers stay direct: its column phases read
 // only real taps (im2col on a strided backward-data measured 8 GFLOP/s on ResNet's 16->32 s2).
-function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'direct' {
+// 1x1 kernels are plain GEMMs: vectors along positions store straight into the destination
+// channel, where the direct engine spends a scalar store per output (ResNet-50's 1x1 layers ran at
+// 8-15% of peak on it).
+function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'pointwise' | 'direct' {
+  if (g.pointwiseUseful) return 'pointwise';
   if (g.rows >= isa.vectorWidth && g.reduceChannels >= 8) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
 }
 
-function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'im2col'): GemmPlan {
+function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'im2col' | 'pointwise'): GemmPlan {
   const vw = isa.vectorWidth;
   const cols = source === 'planes' ? (g.dstW + g.planeExtraW) * g.dstH : g.batch * g.dstH * g.dstW;
   const { MR, NV } = pickMicrotile(isa, g.rows, cols);
@@ -137,9 +161,14 @@ function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'i
     rowsPerBlock = clamp(Math.floor(L2_BUDGET / rowBytes) - g.planeExtraH, 1, g.dstH);
     // Enough items for every thread: split rows when the batch alone does not feed them.
     while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads) rowsPerBlock = Math.ceil(rowsPerBlock / 2);
-  } else {
+  } else if (source === 'im2col') {
     const colBytes = g.reduceChannels * g.taps * 4;
     columnsPerBlock = clamp(Math.floor(L2_BUDGET / colBytes / NR), 1, 8) * NR;
+  } else {
+    // Pointwise: a packed block (kept channels x columns) takes half the L2 budget; at least 4 items per thread.
+    const byCache = Math.floor(L2_BUDGET / 2 / (g.reduceChannels * 4) / NR);
+    const byThreads = Math.floor(cols / (4 * threads) / NR);
+    columnsPerBlock = clamp(Math.min(byCache, byThreads), 1, 16) * NR;
   }
   // Small outputs: position-major columns share their padding taps, which the block then skips.
   const order = source === 'im2col' && g.dstH * g.dstW <= 64 ? 'position' : 'image';
@@ -201,7 +230,7 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
 }
 
 
-function weightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number, stride1: boolean,
+function weightsPlan(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number, stride1: boolean,
   forced: Strategy['backwardWeights']): WeightsPlan {
   const [R, S] = layer.kernel;
   const P = layer.outHeight, Q = layer.outWidth;
@@ -213,7 +242,7 @@ function weightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number
   // for planes lanes); with fewer kept filters its vectors run half empty (44 against 81).
   const source = forced ?? (keptOut >= isa.vectorWidth && keptIn >= 8 ? 'direct'
     : stride1 && useful >= 0.6 ? 'planes' : keptOut >= isa.vectorWidth ? 'direct' : 'im2row');
-  if (source === 'direct') return directWeightsPlan(isa, layer, keptOut, keptIn);
+  if (source === 'direct') return directWeightsPlan(isa, threads, layer, keptOut, keptIn);
   const ncol = keptIn * R * S;
   // Per lane chunk: MRW aligned dy loads + NT unaligned x loads (most split a cache line, so count
   // them twice) feed MRW*NT FMAs; with two load and two FMA ports, loads must not outnumber FMAs.
@@ -231,25 +260,58 @@ function weightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number
   return Object.freeze({ engine: 'dot' as const, source, filtersPerTile: best.MRW, columnsPerTile: best.NT });
 }
 
-/** Tap-major direct dw: MT kept channels (broadcast) x NV vectors of kept filters. */
-function directWeightsPlan(isa: Isa, layer: ConvLayer, keptOut: number, keptIn: number): DirectWeightsPlan {
+/**
+ * Tap-major direct dw: MT broadcasts x NR = NV vectors of kept filters per step. The MT broadcasts
+ * range over kept channels, or, with few kept channels (first layers: C = 1 or 3), over the column
+ * taps of one channel, so the tile stays wide.
+ */
+function directWeightsPlan(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number): DirectWeightsPlan {
+  const taps = keptIn <= 4 && layer.kernel[1] >= 3 && layer.outWidth >= 8 ? directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'taps') : undefined;
+  // Tap tiles need row blocking; where that does not pay (few rows and images), tile channels.
+  return taps?.blocking === 'rows' ? taps : directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'channels');
+}
+
+function directWeightsTiling(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number,
+  tile: 'channels' | 'taps'): DirectWeightsPlan {
   const vw = isa.vectorWidth;
+  const [R, S] = layer.kernel, P = layer.outHeight, Q = layer.outWidth;
+  const across = tile === 'taps' ? S : keptIn;
   let best = { MT: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 4; NV++) {
     for (let MT = 1; MT <= 16; MT++) {
       if (MT * NV + NV + 1 > isa.registers || MT * NV < Math.min(8, isa.registers / 2)) continue;
       const rowsPadded = Math.ceil(keptOut / (NV * vw)) * NV * vw / keptOut;
-      const chanPadded = Math.ceil(keptIn / MT) * MT / keptIn;
+      const acrossPadded = Math.ceil(across / MT) * MT / across;
       const fmas = MT * NV;
-      const cost = rowsPadded * chanPadded * Math.max(1, (MT + NV) / fmas) * (1 + 2 / fmas);
+      const cost = rowsPadded * acrossPadded * Math.max(1, (MT + NV) / fmas) * (1 + 2 / fmas);
       if (cost < best.cost - 1e-9) best = { MT, NV, cost };
     }
   }
+  const Mpad = Math.ceil(keptOut / (best.NV * vw)) * best.NV * vw;
   // Images per reduction block: packed dy and x of a block should stay in L2.
-  const pq = layer.outHeight * layer.outWidth, hw = layer.inHeight * layer.inWidth;
-  const bytesPerImage = 4 * (pq * Math.ceil(keptOut / (best.NV * vw)) * best.NV * vw + hw * keptIn);
+  const bytesPerImage = 4 * (P * Q * Mpad + layer.inHeight * layer.inWidth * keptIn);
   const imagesPerBlock = clamp(Math.floor((2 * L2_BUDGET) / bytesPerImage), 1, layer.batch);
-  return Object.freeze({ engine: 'direct' as const, source: 'direct' as const, MT: best.MT, NV: best.NV, NR: best.NV * vw, imagesPerBlock });
+  // Long rows: blocks of output rows whose packed dy and input rows stay in L2, taken by the
+  // threads on their own (ResNet-50's 56x56 layers ran at 2-8% of peak with the whole batch
+  // transposed up front and every item streaming it from memory).
+  const xRow = tile === 'taps'
+    ? keptIn * ((Q - 1) * layer.stride[1] + (Math.ceil(S / best.MT) * best.MT - 1) * layer.dilation[1] + 1)
+    : Math.ceil(keptIn / best.MT) * best.MT * layer.inWidth;
+  const rowBytes = 4 * (Q * Mpad + layer.stride[0] * xRow);
+  const fixedBytes = 4 * (R - 1) * layer.dilation[0] * xRow;
+  let rowsPerBlock = clamp(Math.floor((L2_BUDGET - fixedBytes) / rowBytes), 1, P);
+  while (rowsPerBlock > 1 && layer.batch * Math.ceil(P / rowsPerBlock) < 4 * threads) rowsPerBlock = Math.ceil(rowsPerBlock / 2);
+  const blocking = Q >= 8 && layer.batch * Math.ceil(P / rowsPerBlock) >= 2 * threads ? 'rows' : 'images';
+  // Whole images fit: several per block amortize the partial sums' traffic (channel tiles only).
+  let imagesPerRowBlock = 1;
+  if (blocking === 'rows' && rowsPerBlock === P && tile === 'channels') {
+    imagesPerRowBlock = clamp(Math.floor(L2_BUDGET / (P * rowBytes + fixedBytes)), 1, layer.batch);
+    while (imagesPerRowBlock > 1 && Math.ceil(layer.batch / imagesPerRowBlock) < 4 * threads) imagesPerRowBlock = Math.ceil(imagesPerRowBlock / 2);
+  }
+  return Object.freeze({
+    engine: 'direct' as const, source: 'direct' as const, tile, MT: best.MT, NV: best.NV, NR: best.NV * vw,
+    blocking, imagesPerBlock: blocking === 'images' ? imagesPerBlock : imagesPerRowBlock, rowsPerBlock: blocking === 'rows' ? rowsPerBlock : P,
+  });
 }
 
 function clamp(v: number, lo: number, hi: number): number {
@@ -261,15 +323,17 @@ export function describePlan(p: Plan): string[] {
   const conv = (g: ConvPassPlan) =>
     g.engine === 'direct'
       ? `direct (channel-vectorized, ${g.tile} tiles, ${g.rowsPerBlock} rows/block), tile MQ positions x NR channels = ${g.MQ} x ${g.NR}`
-      : `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile MR x NR = ${g.MR} x ${g.NR}`;
+      : `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)`
+        : g.source === 'pointwise' ? ` (${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile MR x NR = ${g.MR} x ${g.NR}`;
   const d = p.backwardWeights;
   const weights = d.engine === 'direct'
-    ? `direct (tap-major), tile MT channels x NR filters = ${d.MT} x ${d.NR}, ${d.imagesPerBlock} images/block`
+    ? `direct (tap-major), tile MT ${d.tile === 'taps' ? 'column taps' : 'channels'} x NR filters = ${d.MT} x ${d.NR}, ${d.blocking === 'rows'
+      ? `${d.imagesPerBlock} image(s) x ${d.rowsPerBlock} rows/block per thread` : `${d.imagesPerBlock} images/block`}`
     : `${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`;
   return [
     `isa: ${p.isa} (vector width ${p.vectorWidth}), threads: ${p.threads}`,
     `forward: ${conv(p.forward)}`,
-    `backwardData: ${conv(p.backwardData)}`,
+    `backwardData: ${p.backwardData ? conv(p.backwardData) : 'none (inputGrad: false)'}`,
     `backwardWeights: ${weights}`,
   ];
 }
@@ -279,5 +343,5 @@ export function describePlan(p: Plan): string[] {
  * compiled kernel as is; a mask that changes it is worth a re-specialized kernel.
  */
 export function regimeOf(p: Plan): string {
-  return [p.forward.source, p.backwardData.source, p.backwardWeights.source].join('/');
+  return [p.forward.source, p.backwardData?.source ?? 'none', p.backwardWeights.source].join('/');
 }

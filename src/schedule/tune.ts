@@ -52,6 +52,7 @@ export function candidates(layer: ConvLayer): Record<string, Strategy> {
     im2col: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
   };
   if (layer.stride[0] === 1 && layer.stride[1] === 1) out.planes = { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' };
+  if (layer.kernel[0] === 1 && layer.kernel[1] === 1) out.pointwise = { forward: 'pointwise', backwardData: 'pointwise', backwardWeights: 'direct' };
   return out;
 }
 
@@ -79,7 +80,7 @@ export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: re
       backwardWeights: () => k.backwardWeights(dy, x, dw, null, ko, ci),
     };
     const t = {} as Record<PassName, number>;
-    for (const p of PASSES) t[p] = medianMs(run[p]);
+    for (const p of PASSES) t[p] = p === 'backwardData' && !layer.inputGrad ? 0 : medianMs(run[p]);
     times[names[i]] = t;
     k.dispose();
   });
@@ -94,7 +95,7 @@ export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: re
   const heuristic = choosePlan(layer, isa, threads);
   let heuristicMs = 0;
   for (const p of PASSES) {
-    const family = names.find((n) => candidates(layer)[n][p] === heuristic[p].source);
+    const family = names.find((n) => candidates(layer)[n][p] === (heuristic[p]?.source ?? candidates(layer)[n][p]));
     heuristicMs += family ? times[family][p] : NaN;
   }
   return {

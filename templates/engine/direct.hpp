@@ -229,11 +229,37 @@ struct DirectPass {
   }
 };
 
+// An MT x NV-vector tile of partial sums in memory <-> registers.
+template <int MT, int NV>
+static inline void loadTile(const float* p, simd::vec (&acc)[MT][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::loadu(p + (m * NV + v) * simd::VW);
+}
+template <int MT, int NV>
+static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
+}
+
+// The sum of one entry over the private partial buffers (ws.bBlock[t]) of a team of threads.
+static inline float sumOverTeam(Workspace& ws, int team, long at) {
+  float sum = 0.f;
+  for (int t = 0; t < team; ++t) sum += ws.bBlock[t].data[at];
+  return sum;
+}
+
 // Backward-weights, tap-major: for one tap (r,s), acc[m][v] += broadcast(x of kept channel m) *
 // dy[v-th vector of kept filters], summed over the output positions where the tap reads real
-// input (padding positions are skipped by bounds). Reduction blocked over images so the packed
-// dy and x of a block stay in L2; partial sums live in a buffer between blocks.
-// (dy is indexed from the start of the batch, x likewise: tapTile takes absolute image numbers.)
+// input (padding positions are skipped by bounds). Two blockings of the reduction:
+//  - images (small planes): all threads share one block of images at a time and split the
+//    (panel, channel group, taps) items; partial sums live in a buffer between blocks;
+//  - rows (long rows): each thread takes blocks of one image x ROWS output rows on its own, packs
+//    them into its L2 and accumulates every item into a private partial sum; one reduction at the
+//    end. Nothing is packed beyond the block, so large planes stream from memory once.
 template <int MT, int NV>
 struct DirectWeights {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
@@ -243,20 +269,16 @@ struct DirectWeights {
   // noise on large outputs).
   static constexpr long XGROUP = HW * MT;
 
-  // One tap's tile over images [n0, n1): the positions where tap (r,s) reads real input form a
-  // rectangle p in [plo, phi), q in [qlo, qhi), walked with plain pointer steps.
-  static inline void tapTile(int tap, int n0, int n1, const float* dyT, long Mpad, const float* xg, long KCpad,
-                             simd::vec (&acc)[MT][NV]) {
+  // acc += one tap over images [0, nb) and output rows [pa, pb) of the tap's valid rectangle.
+  // Packed dy is dyT[n][p - pOrigin][q][Mpad] (image stride dyImg), packed x is
+  // xg[n][h - hOrigin][w][MT] of one channel group (image stride xImg).
+  static inline void tapTile(int tap, int nb, int pa, int pb, int pOrigin, int hOrigin, const float* dyT, long dyImg,
+                             long Mpad, const float* xg, long xImg, simd::vec (&acc)[MT][NV]) {
     const int r = tap / L::S, s = tap % L::S;
-    const int plo = std::max(0, ceilDiv(L::PH - r * L::DH, L::SH));
-    const int phi = std::min(L::P, ceilDiv(L::H + L::PH - r * L::DH, L::SH));
+    const int plo = std::max(pa, ceilDiv(L::PH - r * L::DH, L::SH));
+    const int phi = std::min(pb, ceilDiv(L::H + L::PH - r * L::DH, L::SH));
     const int qlo = std::max(0, ceilDiv(L::PW - s * L::DW, L::SW));
     const int qhi = std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW));
-#pragma GCC unroll 16
-    for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-    const long dyImg = PQ * Mpad, xImg = KCpad * HW;
     auto step = [&](const float* d, const float* xr) {
       simd::vec dv[NV];
 #pragma GCC unroll 8
@@ -268,70 +290,143 @@ struct DirectWeights {
         for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
       }
     };
-    auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)p * L::Q + q) * Mpad; };
+    auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)(p - pOrigin) * L::Q + q) * Mpad; };
     auto xAt = [&](int n, int p, int q) {
-      return xg + n * xImg + ((long)(p * L::SH - L::PH + r * L::DH) * L::W + (q * L::SW - L::PW + s * L::DW)) * MT;
+      return xg + n * xImg +
+             ((long)(p * L::SH - L::PH + r * L::DH - hOrigin) * L::W + (q * L::SW - L::PW + s * L::DW)) * MT;
     };
     if constexpr (L::Q >= 8) {  // long rows: the inner loop walks q
-      for (int n = n0; n < n1; ++n)
+      for (int n = 0; n < nb; ++n)
         for (int p = plo; p < phi; ++p) {
           const float* d = dyAt(n, p, qlo);
           const float* xr = xAt(n, p, qlo);
           for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW * MT) step(d, xr);
         }
     } else {  // tiny outputs: the inner loop walks the images instead
+      if (nb == 0) return;
       for (int p = plo; p < phi; ++p)
         for (int q = qlo; q < qhi; ++q) {
-          const float* d = dyAt(n0, p, q);
-          const float* xr = xAt(n0, p, q);
-          for (int n = n0; n < n1; ++n, d += dyImg, xr += xImg) step(d, xr);
+          const float* d = dyAt(0, p, q);
+          const float* xr = xAt(0, p, q);
+          for (int n = 0; n < nb; ++n, d += dyImg, xr += xImg) step(d, xr);
         }
     }
   }
 
   static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
-  static void run(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
-                  int imagesPerBlock, Workspace& ws, int threads) {
+  // dyT[pq - pq0][Mpad] for positions [pq0, pq1) of image n: filters innermost so one load gives NR
+  // of them, pad filters zero. Transposed in runs of 16 positions so the written lines stay in L1.
+  static void packDyT(const float* dy, const int32_t* rows, int M, long Mpad, int n, long pq0, long pq1, float* out) {
+    constexpr long PB = 16;
+    for (long b0 = pq0; b0 < pq1; b0 += PB) {
+      float* o = out + (b0 - pq0) * Mpad;
+      const long np = std::min(PB, pq1 - b0);
+      for (long pq = 0; pq < np; ++pq) std::memset(o + pq * Mpad + M, 0, sizeof(float) * (Mpad - M));
+      for (int i = 0; i < M; ++i) {
+        const float* in = dy + ((long)n * L::K + rows[i]) * PQ + b0;
+        for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
+      }
+    }
+  }
+
+  // xg[hw - hw0][MT] of channel group g for input positions [hw0, hw1) of image n: the group's kept
+  // channels interleaved, channels past KC zero. Runs of 64 positions keep the written lines in L1.
+  static void packXg(const float* x, const int32_t* ci, int KC, int n, int g, long hw0, long hw1, float* out) {
+    for (long b0 = hw0; b0 < hw1; b0 += 64) {
+      const long nhw = std::min(64L, hw1 - b0);
+      for (int m = 0; m < MT; ++m) {
+        const int c = g * MT + m;
+        float* o = out + (b0 - hw0) * MT + m;
+        if (c >= KC) {
+          for (long j = 0; j < nhw; ++j) o[j * MT] = 0.f;
+          continue;
+        }
+        const float* in = x + ((long)n * L::C + ci[c]) * HW + b0;
+        for (long j = 0; j < nhw; ++j) o[j * MT] = in[j];
+      }
+    }
+  }
+
+  // Rows blocking: blocks of IMGS images x ROWS output rows (IMGS > 1 only for whole images), each
+  // packed and reduced by one thread into its private partial sums part[panel][group][tap][MT][NR];
+  // the partials of all threads are summed into dw at the end.
+  template <int ROWS, int IMGS>
+  static void runRows(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
+                      Workspace& ws, int threads) {
+    const int panels = (M + NR - 1) / NR, groups = (KC + MT - 1) / MT;
+    if (panels == 0 || groups == 0) return;
+    const long Mpad = (long)panels * NR, KCpad = (long)groups * MT;
+    constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
+    constexpr int IN_ROWS = std::min(L::H, (ROWS - 1) * L::SH + (L::R - 1) * L::DH + 1);  // input rows a block reads
+    constexpr long BLOCKS = (long)(L::N + IMGS - 1) / IMGS * ROW_BLOCKS;
+    static_assert(IMGS == 1 || ROWS >= L::P, "blocks of several images hold whole images");
+    // dyT[image][row][q][Mpad] and xg[group][image][row][w][MT] of one block
+    const long dyImg = (long)ROWS * L::Q * Mpad, xImg = (long)IN_ROWS * L::W * MT;
+    const long partSize = Mpad * KCpad * RS, dySize = IMGS * dyImg, xGroup = IMGS * xImg;
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(partSize + dySize + groups * xGroup));
+#pragma omp parallel num_threads(threads)
+    {
+      const int team = omp_get_num_threads();
+      float* part = ws.bBlock[omp_get_thread_num()].data;
+      float* dyT = part + partSize;
+      float* xg = dyT + dySize;
+      std::memset(part, 0, sizeof(float) * partSize);
+#pragma omp for schedule(dynamic, 1)
+      for (long blk = 0; blk < BLOCKS; ++blk) {
+        const int n0 = (int)(blk / ROW_BLOCKS) * IMGS, nb = std::min(IMGS, L::N - n0);
+        const int p0 = (int)(blk % ROW_BLOCKS) * ROWS, p1 = std::min(L::P, p0 + ROWS);
+        const int h0 = std::max(0, p0 * L::SH - L::PH);
+        const int h1 = std::min(L::H, (p1 - 1) * L::SH - L::PH + (L::R - 1) * L::DH + 1);
+        if (h1 <= h0) continue;  // every tap of these rows reads padding only
+        for (int b = 0; b < nb; ++b) {
+          packDyT(dy, rows, M, Mpad, n0 + b, (long)p0 * L::Q, (long)p1 * L::Q, dyT + b * dyImg);
+          for (int g = 0; g < groups; ++g)
+            packXg(x, ci, KC, n0 + b, g, (long)h0 * L::W, (long)h1 * L::W, xg + g * xGroup + b * xImg);
+        }
+        for (int pm = 0; pm < panels; ++pm)
+          for (int g = 0; g < groups; ++g)
+            for (int tap = 0; tap < RS; ++tap) {
+              float* p = part + (((long)pm * groups + g) * RS + tap) * MT * NR;
+              simd::vec acc[MT][NV];
+              loadTile(p, acc);
+              tapTile(tap, nb, p0, p1, p0, h0, dyT + (long)pm * NR, dyImg, Mpad, xg + g * xGroup, xImg, acc);
+              storeTile(p, acc);
+            }
+      }
+      // (the loop's barrier: every partial is complete) Sum them into dw, one (panel, group) per item.
+#pragma omp for schedule(static)
+      for (long item = 0; item < (long)panels * groups; ++item) {
+        const int pm = (int)(item / groups), g = (int)(item % groups);
+        for (int m = 0; m < MT && g * MT + m < KC; ++m)
+          for (int i = 0; i < NR && pm * NR + i < M; ++i) {
+            float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
+            for (int tap = 0; tap < RS; ++tap) {
+              out[tap] = sumOverTeam(ws, team, ((item * RS + tap) * MT + m) * NR + i);
+            }
+          }
+      }
+    }
+  }
+
+  // Images blocking: dy and x packed whole up front, blocks of images reduced by all threads together.
+  static void runImages(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
+                        int imagesPerBlock, Workspace& ws, int threads) {
     const int panels = (M + NR - 1) / NR, groups = (KC + MT - 1) / MT;
     if (panels == 0 || groups == 0) return;
     const long Mpad = (long)panels * NR;
-    // dyT[n][p][q][Mpad]: filters innermost so one load gives NR of them.
+    // dyT[n][p][q][Mpad], in chunks of 16 positions per work item.
     float* dyT = ws.dyPack.get((size_t)L::N * PQ * Mpad);
-    // Transposed in blocks of 16 positions so the written lines stay in L1 across filters.
-    constexpr long PB = 16;
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int n = 0; n < L::N; ++n)
-      for (long pq0 = 0; pq0 < PQ; pq0 += PB) {
-        float* o = dyT + ((long)n * PQ + pq0) * Mpad;
-        const long np = std::min(PB, PQ - pq0);
-        for (long pq = 0; pq < np; ++pq) std::memset(o + pq * Mpad + M, 0, sizeof(float) * (Mpad - M));
-        for (int i = 0; i < M; ++i) {
-          const float* in = dy + ((long)n * L::K + rows[i]) * PQ + pq0;
-          for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
-        }
-      }
+      for (long pq0 = 0; pq0 < PQ; pq0 += 16) packDyT(dy, rows, M, Mpad, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * Mpad);
     // xg[n][group][H][W][MT]: kept channels interleaved by group, groups padded with zero channels.
     const long KCpad = (long)groups * MT;
     float* xg = ws.xPack.get((size_t)L::N * KCpad * HW);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int n = 0; n < L::N; ++n)
-      for (int g = 0; g < groups; ++g) {
-        float* o = xg + ((long)n * groups + g) * XGROUP;
-        for (long hw0 = 0; hw0 < HW; hw0 += 64) {  // blocks of positions keep the written lines in L1
-          const long nhw = std::min(64L, HW - hw0);
-          for (int m = 0; m < MT; ++m) {
-            const int c = g * MT + m;
-            float* out = o + hw0 * MT + m;
-            if (c >= KC) {
-              for (long j = 0; j < nhw; ++j) out[j * MT] = 0.f;
-              continue;
-            }
-            const float* in = x + ((long)n * L::C + ci[c]) * HW + hw0;
-            for (long j = 0; j < nhw; ++j) out[j * MT] = in[j];
-          }
-        }
-      }
+      for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n, g, 0, HW, xg + ((long)n * groups + g) * XGROUP);
     // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
     // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
     // image blocks; with a single block they never leave the thread's own buffer.
@@ -349,7 +444,12 @@ struct DirectWeights {
         const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
         for (int tap = t0; tap < t1; ++tap) {
           simd::vec acc[MT][NV];
-          tapTile(tap, n0, n1, dyT + (long)pm * NR, Mpad, xg + (long)g * XGROUP, KCpad, acc);
+#pragma GCC unroll 16
+          for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+          tapTile(tap, n1 - n0, 0, L::P, 0, 0, dyT + n0 * PQ * Mpad + (long)pm * NR, PQ * Mpad, Mpad,
+                  xg + n0 * KCpad * HW + (long)g * XGROUP, KCpad * HW, acc);
           float* p = buf + (tap - t0) * tile;
           for (int m = 0; m < MT; ++m)
             for (int v = 0; v < NV; ++v)
@@ -376,5 +476,99 @@ struct DirectWeights {
         float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
         for (int tap = t0; tap < t1; ++tap) out[tap] = buf[(tap - t0) * MT * NR + m * NR + i];
       }
+  }
+};
+
+// Backward-weights for layers with few kept input channels (first layers: C = 1 or 3), rows
+// blocking as in DirectWeights::runRows: a tile is MT consecutive column taps s of one (channel,
+// kernel row) x NR filters, so even one channel fills a wide tile. The MT values a step broadcasts
+// are neighbours (DW apart) in one zero-padded x row; taps that read padding multiply zeros.
+template <int MT, int NV>
+struct DirectWeightsTaps {
+  static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
+  static constexpr int SG = (L::S + MT - 1) / MT;                             // tap groups per kernel row
+  static constexpr int XW = (L::Q - 1) * L::SW + (SG * MT - 1) * L::DW + 1;   // packed row: every tile reads inside it
+  using Rows = DirectWeights<1, NV>;                                          // its dy packing and ceilDiv
+
+  template <int ROWS, int IMGS>
+  static void runRows(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
+                      Workspace& ws, int threads) {
+    static_assert(IMGS == 1, "tap tiles run one image per block");
+    const int panels = (M + NR - 1) / NR;
+    if (panels == 0 || KC == 0) return;
+    const long Mpad = (long)panels * NR;
+    constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
+    constexpr int IN_ROWS = std::min(L::H, (ROWS - 1) * L::SH + (L::R - 1) * L::DH + 1);
+    constexpr long BLOCKS = (long)L::N * ROW_BLOCKS;
+    constexpr long TILE = (long)MT * NR;
+    // part[panel][channel][r][tap group][MT][NR]
+    const long partSize = Mpad * KC * L::R * SG * MT, dySize = (long)ROWS * L::Q * Mpad, xSize = (long)KC * IN_ROWS * XW;
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(partSize + dySize + xSize));
+#pragma omp parallel num_threads(threads)
+    {
+      const int team = omp_get_num_threads();
+      float* part = ws.bBlock[omp_get_thread_num()].data;
+      float* dyT = part + partSize;
+      float* xp = dyT + dySize;
+      std::memset(part, 0, sizeof(float) * partSize);
+#pragma omp for schedule(dynamic, 1)
+      for (long blk = 0; blk < BLOCKS; ++blk) {
+        const int n = (int)(blk / ROW_BLOCKS), p0 = (int)(blk % ROW_BLOCKS) * ROWS, p1 = std::min(L::P, p0 + ROWS);
+        const int h0 = std::max(0, p0 * L::SH - L::PH);
+        const int h1 = std::min(L::H, (p1 - 1) * L::SH - L::PH + (L::R - 1) * L::DH + 1);
+        if (h1 <= h0) continue;
+        Rows::packDyT(dy, rows, M, Mpad, n, (long)p0 * L::Q, (long)p1 * L::Q, dyT);
+        // xp[c][h - h0][PW + w]: PW zero columns on the left, zeros after the row.
+        constexpr int COPY = std::max(0, std::min(L::W, XW - L::PW));
+        for (int c = 0; c < KC; ++c)
+          for (int h = h0; h < h1; ++h) {
+            float* o = xp + ((long)c * IN_ROWS + (h - h0)) * XW;
+            std::fill(o, o + std::min(L::PW, XW), 0.f);
+            std::memcpy(o + std::min(L::PW, XW), x + (((long)n * L::C + ci[c]) * L::H + h) * L::W, sizeof(float) * COPY);
+            std::fill(o + std::min(L::PW, XW) + COPY, o + XW, 0.f);
+          }
+        for (int pm = 0; pm < panels; ++pm)
+          for (int c = 0; c < KC; ++c)
+            for (int r = 0; r < L::R; ++r) {
+              const int plo = std::max(p0, Rows::ceilDiv(L::PH - r * L::DH, L::SH));
+              const int phi = std::min(p1, Rows::ceilDiv(L::H + L::PH - r * L::DH, L::SH));
+              for (int sg = 0; sg < SG; ++sg) {
+                float* pt = part + ((((long)pm * KC + c) * L::R + r) * SG + sg) * TILE;
+                simd::vec acc[MT][NV];
+                loadTile(pt, acc);
+                for (int p = plo; p < phi; ++p) {
+                  const float* d = dyT + (long)(p - p0) * L::Q * Mpad + (long)pm * NR;
+                  // Padded column of (q, s) is q*SW + s*DW: the left padding PW cancels out.
+                  const float* xr = xp + ((long)c * IN_ROWS + (p * L::SH - L::PH + r * L::DH - h0)) * XW + sg * MT * L::DW;
+                  for (int q = 0; q < L::Q; ++q, d += Mpad, xr += L::SW) {
+                    simd::vec dv[NV];
+#pragma GCC unroll 8
+                    for (int v = 0; v < NV; ++v) dv[v] = simd::loadu(d + v * VW);
+#pragma GCC unroll 16
+                    for (int m = 0; m < MT; ++m) {
+                      const simd::vec b = simd::broadcast(xr[m * L::DW]);
+#pragma GCC unroll 8
+                      for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
+                    }
+                  }
+                }
+                storeTile(pt, acc);
+              }
+            }
+      }
+      // Sum every thread's partials into dw, one (panel, channel) per item.
+#pragma omp for schedule(static)
+      for (long item = 0; item < (long)panels * KC; ++item) {
+        const int pm = (int)(item / KC), c = (int)(item % KC);
+        for (int i = 0; i < NR && pm * NR + i < M; ++i) {
+          float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[c]) * RS;
+          for (int r = 0; r < L::R; ++r)
+            for (int s = 0; s < L::S; ++s) {
+              out[r * L::S + s] = sumOverTeam(ws, team, ((item * L::R + r) * SG + s / MT) * TILE + (s % MT) * NR + i);
+            }
+        }
+      }
+    }
   }
 };

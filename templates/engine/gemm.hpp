@@ -135,6 +135,103 @@ struct GemmPass {
     }
   }
 
+  // Pointwise mode (1x1 kernel): the reduction runs over kept source channels only, so B is the
+  // source itself. Columns are destination positions flattened over images (n, a, b); a block of
+  // NCB of them packs as B[c][column] with one row copy per channel and image (a strided or padded
+  // 1x1 gathers element-wise), no taps and no per-column offset tables. Column tiles run outer and
+  // panels inner: a B tile (KC x NR) stays in L1 while every panel of the item's A streams past.
+  template <int NCB>
+  static void runPointwise(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
+                           const int32_t* kIdx, int KC, Workspace& ws, int threads) {
+    static_assert(NCB > 0 && L::R == 1 && L::S == 1, "pointwise mode serves 1x1 kernels");
+    static_assert(NCB % NR == 0, "column block must hold whole microtiles");
+    constexpr long COLS = (long)L::N * DST_PLANE;
+    constexpr long A_BUDGET = 256 * 1024;  // bytes of A panels one item streams per column tile: keep them in L2
+    const long blocks = (COLS + NCB - 1) / NCB;
+    const int panels = (M + MR - 1) / MR;
+    if (panels == 0) return;
+    const int maxPanels = (int)std::max<long>(1, A_BUDGET / ((long)std::max(KC, 1) * MR * 4));
+    const int perItem = std::min(maxPanels, panelsPerItem(panels, blocks, threads));
+    const int chunks = (panels + perItem - 1) / perItem;
+    const long items = blocks * chunks;
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
+      ws.bBlock[t].get((size_t)std::max(KC, 1) * NCB);
+      ws.aOff[t].get(KC + 1);
+      ws.bOff[t].get(KC + 1);
+    }
+#pragma omp parallel num_threads(threads)
+    {
+      const int tid = omp_get_thread_num();
+      float* B = ws.bBlock[tid].data;
+      int32_t* aOff = ws.aOff[tid].v.data();
+      int32_t* bOff = ws.bOff[tid].v.data();
+      for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * NCB;
+      long packedBlock = -1;
+#pragma omp for schedule(dynamic, 1)
+      for (long item = 0; item < items; ++item) {
+        const int chunk = (int)(item % chunks);
+        const long blk = item / chunks, j0 = blk * NCB;
+        if (blk != packedBlock) {  // consecutive chunks of one block reuse the packed B
+          packPointwise<NCB>(src, kIdx, KC, j0, B);
+          packedBlock = blk;
+        }
+        const int cols = (int)std::min<long>(NCB, COLS - j0);
+        const int pm0 = chunk * perItem, pm1 = std::min(panels, pm0 + perItem);
+        for (int jt = 0; jt < cols; jt += NR) {
+          // Destination offset of column group v (-1: its lanes cross an image or the end) and of one lane.
+          auto laneOff = [&](int v, int l) -> long {
+            const long col = j0 + jt + v * VW + l;
+            return col < COLS ? (col / DST_PLANE) * DST_IMG + col % DST_PLANE : -1;
+          };
+          auto vecOff = [&](int v) -> long {
+            const long col = j0 + jt + v * VW, pos = col % DST_PLANE;
+            return col + VW <= COLS && pos + VW <= DST_PLANE ? (col / DST_PLANE) * DST_IMG + pos : -1;
+          };
+          for (int pm = pm0; pm < pm1; ++pm) {
+            simd::vec acc[MR][NV];
+            microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
+            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+              const int ch = mIdx[pm * MR + i];
+              storeRow(dst + ch * DST_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // B[c][j - j0] for the block's columns j (zeros past the last column). Identity 1x1 (stride 1, no
+  // padding): each image's run is a row copy; otherwise each element is looked up through the view.
+  template <int NCB>
+  static void packPointwise(const float* src, const int32_t* kIdx, int KC, long j0, float* B) {
+    constexpr long COLS = (long)L::N * DST_PLANE;
+    constexpr bool IDENTITY = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
+    const long j1 = std::min(COLS, j0 + NCB);
+    for (int c = 0; c < KC; ++c) {
+      float* out = B + (long)c * NCB;
+      for (long j = j0; j < j1;) {  // one run per image
+        const long n = j / DST_PLANE, pos0 = j % DST_PLANE, len = std::min(j1 - j, DST_PLANE - pos0);
+        const float* plane = src + n * SRC_IMG + kIdx[c] * SRC_PLANE;
+        float* o = out + (j - j0);
+        if (IDENTITY) {
+          std::memcpy(o, plane + pos0, sizeof(float) * len);
+        } else {
+          for (long k = 0; k < len; ++k) {
+            const int a = (int)((pos0 + k) / V::DST_B), b = (int)((pos0 + k) % V::DST_B);
+            int i = 0, jj = 0;
+            const bool ok = V::source(a, b, 0, 0, i, jj);
+            // Unconditional load then select: the conditional-load form is what GCC 12 -O3 miscompiled.
+            const float v = plane[ok ? (long)i * V::SRC_B + jj : 0];
+            o[k] = ok ? v : 0.f;
+          }
+        }
+        j += len;
+      }
+      std::fill(out + (j1 - j0), out + NCB, 0.f);
+    }
+  }
+
   // Im2col mode (any stride, dilation, padding): per block of NCB destination columns, gather the
   // taps that reach at least one column into a packed B block; taps that only read padding for
   // the whole block are skipped (ORDER 1, position-major columns, groups equal positions so small
