@@ -134,7 +134,7 @@ program.command('build <model>')
     if (!(name in MODEL_ZOO)) throw new Error(`${name}: not a model (${Object.keys(MODEL_ZOO).join(', ')})`);
     const model = MODEL_ZOO[name as ZooName]({ batch: o.batch, density: o.density });
     const out = o.out ?? join('generated', name);
-    const files = generateModel(model, out);
+    const files = await generateModel(model, out);
     console.log(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)`);
     if (!o.compile) return;
     const t0 = performance.now();
