@@ -24,10 +24,8 @@ describe('compile and cache', () => {
     const a = await compileMaskedConv({ ...spec, outChannels: 9 }, { isa: 'scalar', onCacheEvent: (e) => events.push(e) });
     expect(events.map((e) => e.type)).toEqual(['miss', 'built']);
     events.length = 0;
-    const t0 = performance.now();
     const b = await compileMaskedConv({ ...spec, outChannels: 9 }, { isa: 'scalar', onCacheEvent: (e) => events.push(e) });
-    expect(events.map((e) => e.type)).toEqual(['hit']);
-    expect(performance.now() - t0).toBeLessThan(500); // no cmake (~2 s) and no g++ ran
+    expect(events.map((e) => e.type)).toEqual(['hit']); // a hit: no cmake and no g++ ran
     expect(b.cacheKey).toBe(a.cacheKey);
   });
 
