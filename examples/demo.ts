@@ -9,7 +9,7 @@ const DENSITY = 0.5;
 const r = rng(7);
 console.log(`maskacc demo: VGG-16-CIFAR, batch 64, ${DENSITY * 100}% of filters kept per layer (masks linked layer to layer)`);
 
-let t = performance.now();
+const t = performance.now();
 const masked = await compileModel(vgg16Cifar({ density: DENSITY }), { verbose: true, respecialize: false });
 const dense = await compileModel(vgg16Cifar(), { verbose: true, respecialize: false });
 console.log(`compile (or cache hit) of both models: ${((performance.now() - t) / 1000).toFixed(1)} s`);

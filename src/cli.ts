@@ -1,9 +1,11 @@
 // The maskacc command line: compile a spec, explain the plan of a spec or zoo model, time a zoo
-// model at a density, and list or clean the kernel cache. `--json` where the output is data.
+// model at a density, build a model ahead of time, list or clean the kernel cache, check the
+// toolchain. `--json` on every command that prints data; progress goes to stderr.
+// Exit codes: 0 done, 1 failed, 2 usage error (unknown command or option, bad argument).
 
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { compileMaskedConvs, compileModel, conv2d, MODEL_ZOO, passFlops, type ConvLayer, type ConvSpec, type IsaName } from './index.js';
 import { defaultCacheDir } from './codegen/cache.js';
 import { choosePlan, describePlan } from './schedule/plan.js';
@@ -12,12 +14,19 @@ import { layerText } from './codegen/render.js';
 import type { Model } from './model/model.js';
 import { AOT_ISAS, aotTarget, generateModel } from './codegen/aot.js';
 import { buildAddon } from './codegen/build.js';
+import { diagnoseToolchain, formatToolchain } from './codegen/toolchain.js';
 import { availableParallelism } from 'node:os';
 import { progress } from './runtime/progress.js';
 
 type ZooName = keyof typeof MODEL_ZOO;
 
-const program = new Command('maskacc').description('mask-aware conv2d kernel compiler for filter pruning');
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('maskacc')
+  .description('mask-aware conv2d kernel compiler for filter pruning')
+  .version(version)
+  // Throw instead of exiting, so usage errors exit with 2 (below); subcommands inherit this.
+  .exitOverride();
 
 const density = (v: string) => {
   const d = Number(v);
@@ -130,18 +139,32 @@ program.command('build <model>')
   .option('--batch <n>', 'batch size', (v) => Number(v), 64)
   .option('--density <d>', 'expected kept fraction', density, 1)
   .option('--no-compile', 'write the sources only')
-  .action(async (name: string, o: { out?: string; batch: number; density: number; compile: boolean }) => {
+  .option('--json', 'print the output folder, the files written and the built addon as JSON')
+  .action(async (name: string, o: { out?: string; batch: number; density: number; compile: boolean; json?: boolean }) => {
     if (!(name in MODEL_ZOO)) throw new Error(`${name}: not a model (${Object.keys(MODEL_ZOO).join(', ')})`);
     const model = MODEL_ZOO[name as ZooName]({ batch: o.batch, density: o.density });
     const out = o.out ?? join('generated', name);
-    const files = generateModel(model, out);
-    console.log(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)`);
-    if (!o.compile) return;
-    const t0 = performance.now();
-    const bar = progress(process.stdout);
-    bar.update(`building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)`);
-    const built = await buildAddon(join(out, 'src'), aotTarget(model), files[0], availableParallelism());
-    bar.done(`built ${built} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const files = await generateModel(model, out);
+    const bar = progress();
+    bar.done(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)`);
+    let built: string | undefined;
+    if (o.compile) {
+      bar.update(`building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)`);
+      built = await buildAddon(join(out, 'src'), aotTarget(model), files[0], availableParallelism());
+      bar.done(`built ${aotTarget(model)}`);
+    }
+    if (o.json) console.log(JSON.stringify({ out, files, addon: built ?? null }, null, 1));
+    else console.log(built ?? `${out}: sources only (--no-compile)`);
+  });
+
+program.command('doctor')
+  .description('check the toolchain (C++17 + OpenMP compiler, cmake, make), the CPU\'s ISAs and the cache directory')
+  .option('--json', 'print the findings as JSON')
+  .action((o: { json?: boolean }) => {
+    const report = diagnoseToolchain();
+    if (o.json) console.log(JSON.stringify(report, null, 1));
+    else console.log([...formatToolchain(report), report.ok ? 'maskacc can build kernels here' : 'maskacc cannot build kernels here yet'].join('\n'));
+    if (!report.ok) process.exitCode = 1;
   });
 
 const cache = program.command('cache').description('the kernel cache (MASKACC_CACHE_DIR or the user cache dir)');
@@ -167,7 +190,7 @@ cache.command('ls').option('--json', 'print entries as JSON').action((o: { json?
   console.log(`${dir}: ${entries.length} kernel addon(s)`);
   for (const e of entries) console.log(`  ${e.key.slice(0, 16)}  ${(e.bytes / 1024).toFixed(0)} KiB  ${e.createdAt ?? '?'}  ${e.layers.length} layer(s)`);
 });
-cache.command('clean').option('--all', 'also remove the tuning file').action((o: { all?: boolean }) => {
+cache.command('clean').option('--all', 'also remove the tuning file').option('--json', 'print what was removed as JSON').action((o: { all?: boolean; json?: boolean }) => {
   const dir = defaultCacheDir();
   let removed = 0;
   for (const f of (() => { try { return readdirSync(dir); } catch { return []; } })()) {
@@ -175,6 +198,7 @@ cache.command('clean').option('--all', 'also remove the tuning file').action((o:
     rmSync(join(dir, f), { recursive: true, force: true });
     removed++;
   }
+  if (o.json) return void console.log(JSON.stringify({ dir, removed }));
   console.log(`${dir}: removed ${removed} entr${removed === 1 ? 'y' : 'ies'}`);
 });
 
@@ -182,6 +206,11 @@ cache.command('clean').option('--all', 'also remove the tuning file').action((o:
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
 
 program.parseAsync().catch((e: Error) => {
+  if (e instanceof CommanderError) {
+    // commander printed its message already; --help and --version are not errors.
+    const done = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(e.code) && e.exitCode === 0;
+    process.exit(done ? 0 : 2);
+  }
   console.error(`maskacc: ${e.message}`);
   process.exit(1);
 });

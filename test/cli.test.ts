@@ -1,7 +1,8 @@
-// The maskacc CLI end to end: explain (no compile), compile a spec file into a temp cache, list and
-// clean the cache, and errors that name the file and field.
+// The maskacc CLI end to end (the compiled JS in dist/, as installed): explain (no compile), compile a
+// spec file into a temp cache, list and clean the cache, doctor, exit codes, and errors that name the
+// file and field.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -41,5 +42,41 @@ describe('maskacc CLI', () => {
     expect(run('explain', 'resnet99').stderr).toMatch(/resnet99: neither a model/);
     expect(run('explain', 'vgg16-cifar', '--density', '2').stderr).toMatch(/kept fraction in \(0, 1\]/);
     expect(() => execFileSync(process.execPath, [bin, 'nonsense'], { stdio: 'pipe' })).toThrow();
+  });
+
+  it('exit codes: 2 for usage errors, 1 for failures, 0 for --version and --help', () => {
+    expect(run('nonsense').status).toBe(2);
+    expect(run('explain', 'vgg16-cifar', '--bogus').status).toBe(2);
+    expect(run('explain', 'vgg16-cifar', '--density', '2').status).toBe(2);
+    expect(run('explain').status).toBe(2);
+    expect(run('explain', 'resnet99').status).toBe(1);
+    const version = run('--version');
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version);
+    expect(run('--help').status).toBe(0);
+  });
+
+  it('doctor reports the toolchain, ISAs and the cache dir, as text or JSON', () => {
+    const text = run('doctor');
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^ok +cmake \d+\.\d+/m);
+    expect(text.stdout).toMatch(/maskacc can build kernels here/);
+    const report = JSON.parse(run('doctor', '--json').stdout);
+    expect(report.ok).toBe(true);
+    expect(report.cacheDir).toBe(cacheDir);
+    expect(report.cpu.isas).toContain('scalar');
+    const broken = spawnSync(process.execPath, [bin, 'doctor', '--json'], { encoding: 'utf8', env: { ...process.env, MASKACC_CACHE_DIR: cacheDir, CXX: '/nonexistent/g++' } });
+    expect(broken.status).toBe(1);
+    expect(JSON.parse(broken.stdout).install).toContain('Debian/Ubuntu: apt-get install g++');
+  });
+
+  it('build writes progress to stderr and only the result to stdout', () => {
+    const out = join(cacheDir, 'gen-resnet20');
+    const r = run('build', 'resnet20-cifar', '--batch', '2', '--no-compile', '--out', out, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({ out, addon: null });
+    expect(result.files).toContain('index.ts');
+    expect(r.stderr).toMatch(/wrote \d+ files/);
   });
 });

@@ -4,7 +4,6 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Project, VariableDeclarationKind } from 'ts-morph';
 import type { Model } from '../model/model.js';
 import { AOT_ISAS, aotPlan } from '../schedule/aot-plan.js';
 import type { ConvLayer } from '../ir/conv.js';
@@ -19,7 +18,7 @@ export function aotTarget(model: Model): string {
 export { AOT_ISAS };
 
 /** Write `outDir/src` (C++, CMakeLists, package.json) and `outDir/index.ts`; returns the file list. */
-export function generateModel(model: Model, outDir: string): string[] {
+export async function generateModel(model: Model, outDir: string): Promise<string[]> {
   const unique = new Map<string, { id: string; layer: ConvLayer }>();
   const unitOfLayer = model.layers.map((l) => {
     const k = JSON.stringify(l.layer);
@@ -34,7 +33,7 @@ export function generateModel(model: Model, outDir: string): string[] {
   // node-addon-api relative to generated/<name>/src, i.e. the repository's node_modules.
   const files = writeAddonSources(src, units, key, target, '${CMAKE_CURRENT_SOURCE_DIR}/../../../node_modules/node-addon-api');
   writeFileSync(join(src, 'package.json'), JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }));
-  writeFileSync(join(outDir, 'index.ts'), typedModule(model, unitOfLayer, target, key));
+  writeFileSync(join(outDir, 'index.ts'), await typedModule(model, unitOfLayer, target, key));
   return [...files, 'module.cpp', 'layer-abi.hpp', 'CMakeLists.txt', 'package.json'].map((f) => join('src', f)).concat('index.ts');
 }
 
@@ -43,7 +42,9 @@ function className(model: Model): string {
 }
 
 /** The typed TS module: layer shapes as const data and a class with one typed accessor per layer. */
-function typedModule(model: Model, unitOfLayer: string[], target: string, key: string): string {
+async function typedModule(model: Model, unitOfLayer: string[], target: string, key: string): Promise<string> {
+  // Loaded here, not at the top: only generation needs ts-morph (and its TypeScript compiler).
+  const { Project, VariableDeclarationKind } = await import('ts-morph');
   const project = new Project({ useInMemoryFileSystem: true });
   const file = project.createSourceFile('index.ts');
   const name = className(model);

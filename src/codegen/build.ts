@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { ArgumentError, CompileError } from '../errors.js';
+import { diagnoseToolchain, formatToolchain } from './toolchain.js';
 
 const require = createRequire(import.meta.url);
 
@@ -95,7 +96,10 @@ export async function buildAddon(buildDir: string, target: string, mainSource: s
   const args = [CMAKE_JS_BIN, 'build', '--directory', dir, '--out', join(dir, 'build'), '--parallel', String(jobs), '--log-level', 'error'];
   const output = await run(process.execPath, args, dir);
   if (output.code !== 0) {
-    throw new CompileError(`maskacc: building kernel addon ${target} failed (exit ${output.code})`, output.text, join(dir, mainSource));
+    // Probed only now that a build failed: the same findings as `maskacc doctor`.
+    const doctor = formatToolchain(diagnoseToolchain()).map((l) => `  ${l}`).join('\n');
+    const message = `maskacc: building kernel addon ${target} failed (exit ${output.code})\n  toolchain (as \`maskacc doctor\` sees it):\n${doctor}`;
+    throw new CompileError(message, output.text, join(dir, mainSource));
   }
   return join(dir, 'build', 'Release', `${target}.node`);
 }

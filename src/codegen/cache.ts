@@ -61,7 +61,7 @@ export function getOrBuildArtifact(opts: GetOrBuildOptions): Promise<string> {
   }
   const cacheDir = path.resolve(opts.cacheDir);
   const id = `${cacheDir}\0${opts.key}`;
-  let entry = inFlight.get(id);
+  const entry = inFlight.get(id);
   if (!entry) {
     const listeners = new Set<(e: CacheEvent) => void>();
     const emit = (e: CacheEvent): void => {

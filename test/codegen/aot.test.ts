@@ -21,9 +21,9 @@ function sourceFiles(dir: string): string[] {
 }
 
 describe('generated models', () => {
-  it('generated/vgg16-cifar is in sync with the generator', () => {
+  it('generated/vgg16-cifar is in sync with the generator', async () => {
     const fresh = mkdtempSync(join(tmpdir(), 'maskacc-aot-'));
-    generateModel(MODEL_ZOO['vgg16-cifar'](), fresh);
+    await generateModel(MODEL_ZOO['vgg16-cifar'](), fresh);
     const checkedIn = join(root, 'generated', 'vgg16-cifar');
     expect(sourceFiles(checkedIn)).toEqual(sourceFiles(fresh));
     for (const f of sourceFiles(fresh)) {
@@ -35,7 +35,7 @@ describe('generated models', () => {
     const m = MODEL_ZOO['resnet20-cifar']({ batch: 2, density: 0.5 });
     const dir = join(root, 'generated', `.test-resnet20-${process.pid}`);
     try {
-      const files = generateModel(m, dir);
+      const files = await generateModel(m, dir);
       await buildAddon(join(dir, 'src'), aotTarget(m), files[0], 2);
       const mod = await import(pathToFileURL(join(dir, 'index.ts')).href);
       const aot = await mod.Resnet20Cifar.load();
