@@ -1,5 +1,6 @@
 // MaskedConv: the user-facing kernel object of one layer. It validates every argument before any
-// native code runs, keeps the mask index lists, allocates omitted outputs and forwards to C++.
+// native code runs, keeps the mask index lists, takes omitted outputs from the output pool
+// (runtime/pool.ts) and forwards to C++.
 
 import { passFlops, type ConvLayer } from '../ir/conv.js';
 import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
@@ -9,6 +10,7 @@ import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
 import { runExclusive } from './exec-queue.js';
+import { poolText, releasePool, retainPool, takeArray } from './pool.js';
 
 export interface Masks {
   out?: MaskLike;
@@ -62,6 +64,7 @@ export class MaskedConv {
     this.ko = keptIndices(undefined, K, 'masks.out');
     this.ci = keptIndices(undefined, C, 'masks.in');
     this.gradRows = this.ko;
+    retainPool();
   }
 
   /** Set the filter (`out`, length K) and input-channel (`in`, length C) masks; omitted = all kept. */
@@ -206,13 +209,15 @@ export class MaskedConv {
 
   /** The plan as text: ISA, tiles and gather strategy per pass. */
   explain(): string {
-    return [`layer: ${layerText(this.spec)}`, ...describePlan(this.plan)].join('\n');
+    return [`layer: ${layerText(this.spec)}`, ...describePlan(this.plan), poolText()].join('\n');
   }
 
   /** Free the kernel's buffers now; later calls throw DisposedError. Throws while an async call is pending. */
   dispose(): void {
-    this.native?.dispose();
+    if (!this.native) return;
+    this.native.dispose();
     this.native = null;
+    releasePool();  // the last kernel disposed: the pool's free blocks go back to the system
   }
 
   private live(what: string): NativeKernel {
@@ -226,9 +231,12 @@ function floats(a: unknown, n: number, name: string, layout: string): asserts a 
   if (a.length !== n) throw new ArgumentError(name, a, `${n} elements ${layout}, got ${a.length}`);
 }
 
-/** Validate or allocate an output; an output must not overlap any input (it is written in full). */
+/**
+ * Validate an output or take one from the pool; an output must not overlap any input (it is
+ * written in full, so pooled memory that held older data is fine).
+ */
 function output(a: Float32Array | undefined, n: number, name: string, layout: string, inputs: (Float32Array | undefined)[]): Float32Array {
-  if (a === undefined) return new Float32Array(n);
+  if (a === undefined) return takeArray(n);
   floats(a, n, name, layout);
   for (const i of inputs) {
     if (i && i.buffer === a.buffer && i.byteOffset < a.byteOffset + a.byteLength && a.byteOffset < i.byteOffset + i.byteLength) {
