@@ -5,14 +5,16 @@ export type Pass = 'fwd' | 'bwd_data' | 'bwd_weights';
 export const PASSES: readonly Pass[] = ['fwd', 'bwd_data', 'bwd_weights'];
 
 /** Contenders that run at the benchmark's masks; oneDNN dense ignores them. */
-export type MaskedContender = 'maskacc' | 'onednn_compact' | 'im2col_blas';
-export const MASKED_CONTENDERS: readonly MaskedContender[] = ['maskacc', 'onednn_compact', 'im2col_blas'];
+export type MaskedContender = 'maskacc' | 'onednn_compact' | 'onednn_nocopy' | 'im2col_blas';
+/** onednn_nocopy: oneDNN on the kept shapes, operands pre-gathered, no copies (the efficiency yardstick). */
+export const MASKED_CONTENDERS: readonly MaskedContender[] = ['maskacc', 'onednn_compact', 'onednn_nocopy', 'im2col_blas'];
 export type Contender = MaskedContender | 'onednn_dense';
 
 export const CONTENDER_LABEL: Record<Contender | 'torch', string> = {
   maskacc: 'maskacc',
   onednn_dense: 'oneDNN dense',
   onednn_compact: 'oneDNN compact+copies',
+  onednn_nocopy: 'oneDNN compact, no copies',
   im2col_blas: 'im2col+OpenBLAS',
   torch: 'PyTorch masked-dense',
 };
@@ -177,7 +179,7 @@ export function stepMs(layer: LayerRun, contender: Contender, d: DensityRun | un
 }
 
 export type SummaryContender = Contender | 'torch';
-export const SUMMARY_CONTENDERS: readonly SummaryContender[] = ['maskacc', 'onednn_dense', 'onednn_compact', 'im2col_blas', 'torch'];
+export const SUMMARY_CONTENDERS: readonly SummaryContender[] = ['maskacc', 'onednn_dense', 'onednn_compact', 'onednn_nocopy', 'im2col_blas', 'torch'];
 
 export interface DensitySummary {
   density: number;
@@ -326,30 +328,30 @@ function maskaccCell(d: DensityRun, pass: Pass): string {
 }
 
 function otherCell(l: LayerRun, c: Contender, d: DensityRun, pass: Pass): string {
-  if (c !== 'onednn_dense' && !d.checks[c].ok) return 'FAILED';
+  if (c !== 'onednn_dense' && d.checks[c]?.ok === false) return 'FAILED';
   if (c === 'onednn_dense' && l.dense.error) return 'FAILED';
   return fmtMs(medianMs(l, c, d, pass));
 }
 
 const LAYER_HEADERS = ['layer', 'pass', 'maskacc ms [IQR]', 'GFLOP/s', '% peak', 'dense ms', 'vs dense',
-  'compact ms', 'vs compact', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch'];
+  'compact ms', 'vs compact', 'no-copy ms', 'vs no-copy', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch'];
 
 function passRow(l: LayerRun, d: DensityRun, pass: Pass, peak: number, first: boolean): string[] {
   const m = d.checks.maskacc.ok ? medianMs(l, 'maskacc', d, pass) : null;
   const perf = m === null ? null : gflops(d.keptFlops, m);
   const vs = (c: Contender) => {
-    const o = c === 'onednn_dense' || d.checks[c].ok ? medianMs(l, c, d, pass) : null;
+    const o = c === 'onednn_dense' || d.checks[c]?.ok !== false ? medianMs(l, c, d, pass) : null;
     return fmtRatio(o !== null && m !== null ? o / m : null);
   };
   return [first ? layerLabel(l) : '', pass, maskaccCell(d, pass), perf === null ? '—' : perf.toFixed(0),
     fmtPct(perf === null ? null : perf / peak),
     otherCell(l, 'onednn_dense', d, pass), vs('onednn_dense'), otherCell(l, 'onednn_compact', d, pass), vs('onednn_compact'),
-    otherCell(l, 'im2col_blas', d, pass), vs('im2col_blas'), '', ''];
+    otherCell(l, 'onednn_nocopy', d, pass), vs('onednn_nocopy'), otherCell(l, 'im2col_blas', d, pass), vs('im2col_blas'), '', ''];
 }
 
 /** The per-layer training step: sums of the pass medians, and PyTorch's measured step. */
 function stepRow(model: ModelRun, l: LayerRun, d: DensityRun, peak: number): string[] {
-  const ok = (c: Contender) => c === 'onednn_dense' ? !l.dense.error : d.checks[c].ok;
+  const ok = (c: Contender) => c === 'onednn_dense' ? !l.dense.error : d.checks[c]?.ok !== false;  // (absent in older results: no samples)
   const step = (c: Contender) => (ok(c) ? stepMs(l, c, d, model.passes) : null);
   const m = step('maskacc');
   const flops = d.keptFlops * model.passes.length;
@@ -359,7 +361,7 @@ function stepRow(model: ModelRun, l: LayerRun, d: DensityRun, peak: number): str
   return ['', 'step', ok('maskacc') ? fmtMs(m) : 'FAILED', perf === null ? '—' : perf.toFixed(0),
     fmtPct(perf === null ? null : perf / peak),
     fmtMs(step('onednn_dense')), vs(step('onednn_dense')), fmtMs(step('onednn_compact')), vs(step('onednn_compact')),
-    fmtMs(step('im2col_blas')), vs(step('im2col_blas')), fmtMs(torch), vs(torch)];
+    fmtMs(step('onednn_nocopy')), vs(step('onednn_nocopy')), fmtMs(step('im2col_blas')), vs(step('im2col_blas')), fmtMs(torch), vs(torch)];
 }
 
 function layerTable(model: ModelRun, density: number, peak: number): string {
@@ -379,7 +381,7 @@ function failureNotes(model: ModelRun, density: number): string[] {
     const d = densityRun(l, density);
     if (!d) continue;
     for (const c of MASKED_CONTENDERS) {
-      if (!d.checks[c].ok) notes.push(`- **FAILED** ${CONTENDER_LABEL[c]} on ${l.name}: ${d.checks[c].reason ?? 'check failed'}`);
+      if (d.checks[c]?.ok === false) notes.push(`- **FAILED** ${CONTENDER_LABEL[c]} on ${l.name}: ${d.checks[c].reason ?? 'check failed'}`);
     }
   }
   return notes;
@@ -387,12 +389,13 @@ function failureNotes(model: ModelRun, density: number): string[] {
 
 function summaryTable(model: ModelRun, sums: DensitySummary[]): string {
   const headers = ['density', 'ideal', 'maskacc ms', 'dense ms', 'vs dense', 'compact ms', 'vs compact',
-    'im2col ms', 'vs im2col', 'torch ms', 'vs torch', 'maskacc/ideal'];
+    'no-copy ms', 'vs no-copy', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch', 'maskacc/ideal'];
   const rows = sums.map((s) => {
     const cell = (c: SummaryContender) => (s.totalMs[c] === null && s.missing[c].length > 0 && c !== 'torch' ? 'FAILED' : fmtMs(s.totalMs[c]));
     const vsDense = s.maskaccSpeedup.onednn_dense;
     return [s.density.toFixed(2), fmtRatio(s.ideal), cell('maskacc'), cell('onednn_dense'), fmtRatio(vsDense),
-      cell('onednn_compact'), fmtRatio(s.maskaccSpeedup.onednn_compact), cell('im2col_blas'), fmtRatio(s.maskaccSpeedup.im2col_blas),
+      cell('onednn_compact'), fmtRatio(s.maskaccSpeedup.onednn_compact), cell('onednn_nocopy'), fmtRatio(s.maskaccSpeedup.onednn_nocopy),
+      cell('im2col_blas'), fmtRatio(s.maskaccSpeedup.im2col_blas),
       cell('torch'), fmtRatio(s.maskaccSpeedup.torch), fmtPct(vsDense === null ? null : vsDense / s.ideal)];
   });
   return mdTable(headers, rows, headers.map((_, i) => i >= 1));
@@ -482,6 +485,7 @@ type SvgSeries = { label: string; color: string; dashed?: boolean; points: { x: 
 const SERIES_STYLE: Record<SummaryContender | 'ideal', { color: string; dashed?: boolean }> = {
   maskacc: { color: '#d62728' },
   onednn_compact: { color: '#1f77b4' },
+  onednn_nocopy: { color: '#17becf', dashed: true },
   im2col_blas: { color: '#2ca02c' },
   torch: { color: '#9467bd' },
   onednn_dense: { color: '#7f7f7f' },
@@ -491,7 +495,7 @@ const SERIES_STYLE: Record<SummaryContender | 'ideal', { color: string; dashed?:
 /** The curves of one model: each contender's speedup over dense oneDNN, plus the ideal. */
 export function speedupSeries(model: ModelRun): SvgSeries[] {
   const sums = summarizeModel(model);
-  const contenders: SummaryContender[] = ['maskacc', 'onednn_compact', 'im2col_blas', 'torch'];
+  const contenders: SummaryContender[] = ['maskacc', 'onednn_compact', 'onednn_nocopy', 'im2col_blas', 'torch'];
   const series: SvgSeries[] = contenders.map((c) => ({
     label: CONTENDER_LABEL[c],
     ...SERIES_STYLE[c],
