@@ -101,7 +101,15 @@ export interface BenchRun {
     versions: Record<string, string>;
   };
   models: ModelRun[];
+  /** The runtime's fixed costs (issue 14), unless --no-runtime. */
+  runtime?: RuntimeRun;
 }
+
+/** Outputs allocated by the call (the obvious loop) against outputs passed in and reused. */
+export interface AllocationRow { layer: string; pass: Pass; allocatedMs: number[]; reusedMs: number[] }
+/** Per-call cost of a small layer, µs: maskacc with reused and with allocated outputs, oneDNN dense. */
+export interface CallCostRow { layer: string; density: number; pass: Pass; reusedUs: number[]; allocatedUs: number[]; denseUs: number[]; check: CheckResult }
+export interface RuntimeRun { allocation: AllocationRow[]; calls: CallCostRow[] }
 
 // ---------------------------------------------------------------- statistics
 
@@ -449,7 +457,33 @@ export function renderMarkdown(run: BenchRun): string {
       'oneDNN dense runs the full layer regardless of the masks. Every contender was checked against ' +
       'oneDNN dense on masked inputs before timing (relative L2 <= 1e-4); FAILED marks a mismatch.', '',
   ];
-  return [...head, ...run.models.map((model) => renderModel(model, m.peakGflops.used))].join('\n');
+  return [...head, ...run.models.map((model) => renderModel(model, m.peakGflops.used)), ...(run.runtime ? [renderRuntime(run.runtime)] : [])].join('\n');
+}
+
+/** Issue 14's done-criteria: the obvious loop within 15% of reused outputs; small calls in µs. */
+export function renderRuntime(rt: RuntimeRun): string {
+  const med = (a: number[]) => (a.length ? median(a) : null);
+  const alloc = rt.allocation.map((r) => {
+    const a = med(r.allocatedMs), u = med(r.reusedMs);
+    return [r.layer, r.pass, fmtMs(a), fmtMs(u), fmtRatio(a !== null && u !== null ? a / u : null)];
+  });
+  const us = (v: number | null) => (v === null ? '—' : v.toFixed(1));
+  const calls = rt.calls.map((r) => {
+    const m = med(r.reusedUs), d = med(r.denseUs);
+    return [r.layer, r.density.toFixed(2), r.pass, r.check.ok ? us(m) : 'FAILED', us(med(r.allocatedUs)), us(d),
+      fmtRatio(r.check.ok && m !== null && d !== null ? d / m : null)];
+  });
+  return [
+    '## Runtime fixed costs', '',
+    'The obvious loop `y = conv.forward(x, w)` (output allocated by the call, from the output pool) against ' +
+      'the same call with an output passed in and reused; ResNet-50 batch-64 layers at 56x56, d=0.5 on both masks. ' +
+      'Target (issue 14): allocated within 15% of reused.', '',
+    mdTable(['layer', 'pass', 'allocated ms', 'reused ms', 'allocated / reused'], alloc, [false, false, true, true, true]), '',
+    'Per-call cost of small layers, µs (medians; maskacc checked against oneDNN dense on masked inputs first). ' +
+      'Targets: the 16-channel 1x1-plane layer at most 5 µs forward and 10 µs backward-weights; no layer slower than dense oneDNN.', '',
+    mdTable(['layer', 'density', 'pass', 'maskacc µs (reused)', 'maskacc µs (allocated)', 'oneDNN dense µs', 'vs dense'], calls,
+      [false, true, false, true, true, true, true]), '',
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------- SVG
