@@ -15,6 +15,8 @@ export type { PoolStats };
 /** Arrays below this many bytes are plain Float32Arrays: malloc serves them from warm memory. */
 export const MIN_POOLED_BYTES = 16 * 1024;
 export const DEFAULT_POOL_MAX_BYTES = 1 << 30;
+/** The native pool's limit (2 GiB blocks); larger arrays are plain ones. */
+const MAX_POOLED_LENGTH = 2 ** 29 - 1;
 
 let addon: RuntimeAddon | undefined;
 let loading: Promise<void> | undefined;
@@ -60,7 +62,7 @@ export function loadPool(cacheDir: string, log?: (line: string) => void): Promis
  * every element. Its memory is never handed out again while the array can be reached.
  */
 export function takeArray(n: number): Float32Array {
-  if (addon && n * 4 >= MIN_POOLED_BYTES) return addon.take(n);
+  if (addon && n * 4 >= MIN_POOLED_BYTES && n <= MAX_POOLED_LENGTH) return addon.take(n);
   const a = new Float32Array(n);
   if (poisonSmall) a.fill(NaN);
   return a;
