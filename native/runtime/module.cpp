@@ -13,6 +13,7 @@
 //
 // Free blocks are kept per size class up to a byte bound (maxKeptBytes); a block that does not
 // fit is unmapped at once, and trim() releases every free block (the last kernel's dispose()).
+#include <dlfcn.h>
 #include <napi.h>
 #include <v8.h>
 #include <sys/mman.h>
@@ -187,6 +188,11 @@ Napi::Value Trim(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Node unloads addons when a worker thread's environment ends, but V8 frees that isolate's
+  // array buffers afterwards and calls giveBack: pin this library so the deleter stays mapped.
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&giveBack), &self) && self.dli_fname)
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
   exports.Set("take", Napi::Function::New(env, Take));
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("configure", Napi::Function::New(env, Configure));

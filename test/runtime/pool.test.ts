@@ -53,6 +53,10 @@ describe('output pool', () => {
     expect(o.explain).toMatch(/output pool: .*huge pages advised/);
   });
 
+  it('a worker thread that exits holding pooled outputs does not crash the process', () => {
+    expect(run('worker').exit).toBe(0);
+  });
+
   it('the bound limits what the pool keeps, and disposing the last kernel gives the free blocks back', () => {
     const d = run('dispose');
     expect(d.keptBeforeDispose).toBeGreaterThan(0);
