@@ -40,8 +40,12 @@ export interface DenseBaseline {
 export interface Baselines {
   /** Dense oneDNN from plain NCHW/OIHW, reorders to oneDNN's blocked layouts included in each call. */
   OneDnnConv: new (spec: BaselineConvSpec, threads: number) => DenseBaseline;
-  /** Gather kept outputs `ko` / inputs `ci` into compact tensors, dense oneDNN, scatter back. */
-  CompactOneDnnConv: new (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number) => DenseBaseline;
+  /**
+   * Gather kept outputs `ko` / inputs `ci` into compact tensors, dense oneDNN, scatter back. With
+   * `noCopies` only the first call of each pass copies (the checked one); later calls run oneDNN
+   * alone on the operands gathered then: the efficiency yardstick, as if the gather were free.
+   */
+  CompactOneDnnConv: new (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number, noCopies?: boolean) => DenseBaseline;
   /** The MaskACC paper's baseline: im2col of kept channels + cblas_sgemm per image, scatter back. */
   Im2colBlasConv: new (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number) => DenseBaseline;
   /** FP32 AVX-512 FMA peak of `threads` threads, GFLOP/s (best of a few trials over ~`seconds`, default 1). */
@@ -64,7 +68,7 @@ interface NativeSpec {
 
 interface NativeAddon {
   OneDnnConv: new (spec: NativeSpec, threads: number) => DenseBaseline;
-  CompactOneDnnConv: new (spec: NativeSpec, ko: Int32Array, ci: Int32Array, threads: number) => DenseBaseline;
+  CompactOneDnnConv: new (spec: NativeSpec, ko: Int32Array, ci: Int32Array, threads: number, noCopies?: boolean) => DenseBaseline;
   Im2colBlasConv: new (spec: NativeSpec, ko: Int32Array, ci: Int32Array, threads: number) => DenseBaseline;
   measurePeakGflops(threads: number, seconds?: number): number;
   setThreads(n: number): void;
@@ -184,8 +188,8 @@ async function load(): Promise<Baselines> {
   const OneDnnConv = function (spec: BaselineConvSpec, threads: number) {
     return new addon.OneDnnConv(toNative(spec), threads);
   } as unknown as Baselines['OneDnnConv'];
-  const CompactOneDnnConv = function (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number) {
-    return new addon.CompactOneDnnConv(toNative(spec), ko, ci, threads);
+  const CompactOneDnnConv = function (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number, noCopies = false) {
+    return new addon.CompactOneDnnConv(toNative(spec), ko, ci, threads, noCopies);
   } as unknown as Baselines['CompactOneDnnConv'];
   const Im2colBlasConv = function (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number) {
     return new addon.Im2colBlasConv(toNative(spec), ko, ci, threads);

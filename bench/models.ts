@@ -1,8 +1,9 @@
-// The benchmark's workloads as data: the conv layers of VGG-16 and ResNet-56 for CIFAR-10, with a
-// count per unique layer so model totals weight each timed layer by how often the network runs it.
-import { resnet56Cifar, vgg16Cifar, type ConvLayer, type ConvSpec } from '../src/index.js';
+// The benchmark's workloads as data: the conv layers of VGG-16 and ResNet-56 for CIFAR-10 and of
+// ResNet-50 for ImageNet, with a count per unique layer so model totals weight each timed layer
+// by how often the network runs it.
+import { resnet50ImageNet, resnet56Cifar, vgg16Cifar, type ConvLayer, type ConvSpec } from '../src/index.js';
 
-export type ModelKey = 'vgg16' | 'resnet56';
+export type ModelKey = 'vgg16' | 'resnet56' | 'resnet50';
 
 export interface ModelLayer {
   name: string;
@@ -72,14 +73,31 @@ const resnet56: Model = {
   })),
 };
 
-export const MODELS: Record<ModelKey, Model> = { vgg16, resnet56 };
+/**
+ * ResNet-50 for ImageNet (224x224): the 7x7 stem and 16 bottlenecks (1x1, 3x3, 1x1, plus a 1x1
+ * projection in each stage's first block), 53 convs in 23 unique shapes. Batch 8 by default so the
+ * whole benchmark stays within its time budget (--batch overrides every model's batch). Entries
+ * are named by stage and shape, e.g. `s1 64-64 3x3`, `s2 256-512 1x1/2`.
+ */
+const RESNET50_BATCH = 8;
+const resnet50: Model = {
+  name: `ResNet-50 (ImageNet, batch ${RESNET50_BATCH})`,
+  maskLinking: 'independent',
+  layers: dedupe(resnet50ImageNet({ batch: RESNET50_BATCH }).layers.map((l) => {
+    const L = l.layer, stage = /^s(\d)/.exec(l.name)?.[1];
+    const name = !stage ? l.name : `s${stage} ${L.inChannels}-${L.outChannels} ${L.kernel.join('x')}${L.stride[0] > 1 ? `/${L.stride[0]}` : ''}`;
+    return { name, spec: benchSpec(L), count: 1 };
+  })),
+};
+
+export const MODELS: Record<ModelKey, Model> = { vgg16, resnet56, resnet50 };
 
 /** The model with every layer's batch replaced (for quick runs; counts and links unchanged). */
 export function withBatch(model: Model, batch: number): Model {
   return { ...model, layers: model.layers.map((l) => ({ ...l, spec: { ...l.spec, batch } })) };
 }
 
-/** Total number of convs the entries stand for (13 for VGG-16, 55 for ResNet-56). */
+/** Total number of convs the entries stand for (13 for VGG-16, 55 for ResNet-56, 53 for ResNet-50). */
 export function convCount(model: Model): number {
   return model.layers.reduce((s, l) => s + l.count, 0);
 }

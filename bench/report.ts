@@ -5,14 +5,16 @@ export type Pass = 'fwd' | 'bwd_data' | 'bwd_weights';
 export const PASSES: readonly Pass[] = ['fwd', 'bwd_data', 'bwd_weights'];
 
 /** Contenders that run at the benchmark's masks; oneDNN dense ignores them. */
-export type MaskedContender = 'maskacc' | 'onednn_compact' | 'im2col_blas';
-export const MASKED_CONTENDERS: readonly MaskedContender[] = ['maskacc', 'onednn_compact', 'im2col_blas'];
+export type MaskedContender = 'maskacc' | 'onednn_compact' | 'onednn_nocopy' | 'im2col_blas';
+/** onednn_nocopy: oneDNN on the kept shapes, operands pre-gathered, no copies (the efficiency yardstick). */
+export const MASKED_CONTENDERS: readonly MaskedContender[] = ['maskacc', 'onednn_compact', 'onednn_nocopy', 'im2col_blas'];
 export type Contender = MaskedContender | 'onednn_dense';
 
 export const CONTENDER_LABEL: Record<Contender | 'torch', string> = {
   maskacc: 'maskacc',
   onednn_dense: 'oneDNN dense',
   onednn_compact: 'oneDNN compact+copies',
+  onednn_nocopy: 'oneDNN compact, no copies',
   im2col_blas: 'im2col+OpenBLAS',
   torch: 'PyTorch masked-dense',
 };
@@ -99,7 +101,15 @@ export interface BenchRun {
     versions: Record<string, string>;
   };
   models: ModelRun[];
+  /** The runtime's fixed costs (issue 14), unless --no-runtime. */
+  runtime?: RuntimeRun;
 }
+
+/** Outputs allocated by the call (the obvious loop) against outputs passed in and reused. */
+export interface AllocationRow { layer: string; pass: Pass; allocatedMs: number[]; reusedMs: number[] }
+/** Per-call cost of a small layer, µs: maskacc with reused and with allocated outputs, oneDNN dense. */
+export interface CallCostRow { layer: string; density: number; pass: Pass; reusedUs: number[]; allocatedUs: number[]; denseUs: number[]; check: CheckResult }
+export interface RuntimeRun { allocation: AllocationRow[]; calls: CallCostRow[] }
 
 // ---------------------------------------------------------------- statistics
 
@@ -177,7 +187,7 @@ export function stepMs(layer: LayerRun, contender: Contender, d: DensityRun | un
 }
 
 export type SummaryContender = Contender | 'torch';
-export const SUMMARY_CONTENDERS: readonly SummaryContender[] = ['maskacc', 'onednn_dense', 'onednn_compact', 'im2col_blas', 'torch'];
+export const SUMMARY_CONTENDERS: readonly SummaryContender[] = ['maskacc', 'onednn_dense', 'onednn_compact', 'onednn_nocopy', 'im2col_blas', 'torch'];
 
 export interface DensitySummary {
   density: number;
@@ -326,30 +336,30 @@ function maskaccCell(d: DensityRun, pass: Pass): string {
 }
 
 function otherCell(l: LayerRun, c: Contender, d: DensityRun, pass: Pass): string {
-  if (c !== 'onednn_dense' && !d.checks[c].ok) return 'FAILED';
+  if (c !== 'onednn_dense' && d.checks[c]?.ok === false) return 'FAILED';
   if (c === 'onednn_dense' && l.dense.error) return 'FAILED';
   return fmtMs(medianMs(l, c, d, pass));
 }
 
 const LAYER_HEADERS = ['layer', 'pass', 'maskacc ms [IQR]', 'GFLOP/s', '% peak', 'dense ms', 'vs dense',
-  'compact ms', 'vs compact', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch'];
+  'compact ms', 'vs compact', 'no-copy ms', 'vs no-copy', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch'];
 
 function passRow(l: LayerRun, d: DensityRun, pass: Pass, peak: number, first: boolean): string[] {
   const m = d.checks.maskacc.ok ? medianMs(l, 'maskacc', d, pass) : null;
   const perf = m === null ? null : gflops(d.keptFlops, m);
   const vs = (c: Contender) => {
-    const o = c === 'onednn_dense' || d.checks[c].ok ? medianMs(l, c, d, pass) : null;
+    const o = c === 'onednn_dense' || d.checks[c]?.ok !== false ? medianMs(l, c, d, pass) : null;
     return fmtRatio(o !== null && m !== null ? o / m : null);
   };
   return [first ? layerLabel(l) : '', pass, maskaccCell(d, pass), perf === null ? '—' : perf.toFixed(0),
     fmtPct(perf === null ? null : perf / peak),
     otherCell(l, 'onednn_dense', d, pass), vs('onednn_dense'), otherCell(l, 'onednn_compact', d, pass), vs('onednn_compact'),
-    otherCell(l, 'im2col_blas', d, pass), vs('im2col_blas'), '', ''];
+    otherCell(l, 'onednn_nocopy', d, pass), vs('onednn_nocopy'), otherCell(l, 'im2col_blas', d, pass), vs('im2col_blas'), '', ''];
 }
 
 /** The per-layer training step: sums of the pass medians, and PyTorch's measured step. */
 function stepRow(model: ModelRun, l: LayerRun, d: DensityRun, peak: number): string[] {
-  const ok = (c: Contender) => c === 'onednn_dense' ? !l.dense.error : d.checks[c].ok;
+  const ok = (c: Contender) => c === 'onednn_dense' ? !l.dense.error : d.checks[c]?.ok !== false;  // (absent in older results: no samples)
   const step = (c: Contender) => (ok(c) ? stepMs(l, c, d, model.passes) : null);
   const m = step('maskacc');
   const flops = d.keptFlops * model.passes.length;
@@ -359,7 +369,7 @@ function stepRow(model: ModelRun, l: LayerRun, d: DensityRun, peak: number): str
   return ['', 'step', ok('maskacc') ? fmtMs(m) : 'FAILED', perf === null ? '—' : perf.toFixed(0),
     fmtPct(perf === null ? null : perf / peak),
     fmtMs(step('onednn_dense')), vs(step('onednn_dense')), fmtMs(step('onednn_compact')), vs(step('onednn_compact')),
-    fmtMs(step('im2col_blas')), vs(step('im2col_blas')), fmtMs(torch), vs(torch)];
+    fmtMs(step('onednn_nocopy')), vs(step('onednn_nocopy')), fmtMs(step('im2col_blas')), vs(step('im2col_blas')), fmtMs(torch), vs(torch)];
 }
 
 function layerTable(model: ModelRun, density: number, peak: number): string {
@@ -379,7 +389,7 @@ function failureNotes(model: ModelRun, density: number): string[] {
     const d = densityRun(l, density);
     if (!d) continue;
     for (const c of MASKED_CONTENDERS) {
-      if (!d.checks[c].ok) notes.push(`- **FAILED** ${CONTENDER_LABEL[c]} on ${l.name}: ${d.checks[c].reason ?? 'check failed'}`);
+      if (d.checks[c]?.ok === false) notes.push(`- **FAILED** ${CONTENDER_LABEL[c]} on ${l.name}: ${d.checks[c].reason ?? 'check failed'}`);
     }
   }
   return notes;
@@ -387,12 +397,13 @@ function failureNotes(model: ModelRun, density: number): string[] {
 
 function summaryTable(model: ModelRun, sums: DensitySummary[]): string {
   const headers = ['density', 'ideal', 'maskacc ms', 'dense ms', 'vs dense', 'compact ms', 'vs compact',
-    'im2col ms', 'vs im2col', 'torch ms', 'vs torch', 'maskacc/ideal'];
+    'no-copy ms', 'vs no-copy', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch', 'maskacc/ideal'];
   const rows = sums.map((s) => {
     const cell = (c: SummaryContender) => (s.totalMs[c] === null && s.missing[c].length > 0 && c !== 'torch' ? 'FAILED' : fmtMs(s.totalMs[c]));
     const vsDense = s.maskaccSpeedup.onednn_dense;
     return [s.density.toFixed(2), fmtRatio(s.ideal), cell('maskacc'), cell('onednn_dense'), fmtRatio(vsDense),
-      cell('onednn_compact'), fmtRatio(s.maskaccSpeedup.onednn_compact), cell('im2col_blas'), fmtRatio(s.maskaccSpeedup.im2col_blas),
+      cell('onednn_compact'), fmtRatio(s.maskaccSpeedup.onednn_compact), cell('onednn_nocopy'), fmtRatio(s.maskaccSpeedup.onednn_nocopy),
+      cell('im2col_blas'), fmtRatio(s.maskaccSpeedup.im2col_blas),
       cell('torch'), fmtRatio(s.maskaccSpeedup.torch), fmtPct(vsDense === null ? null : vsDense / s.ideal)];
   });
   return mdTable(headers, rows, headers.map((_, i) => i >= 1));
@@ -446,7 +457,33 @@ export function renderMarkdown(run: BenchRun): string {
       'oneDNN dense runs the full layer regardless of the masks. Every contender was checked against ' +
       'oneDNN dense on masked inputs before timing (relative L2 <= 1e-4); FAILED marks a mismatch.', '',
   ];
-  return [...head, ...run.models.map((model) => renderModel(model, m.peakGflops.used))].join('\n');
+  return [...head, ...run.models.map((model) => renderModel(model, m.peakGflops.used)), ...(run.runtime ? [renderRuntime(run.runtime)] : [])].join('\n');
+}
+
+/** Issue 14's done-criteria: the obvious loop within 15% of reused outputs; small calls in µs. */
+export function renderRuntime(rt: RuntimeRun): string {
+  const med = (a: number[]) => (a.length ? median(a) : null);
+  const alloc = rt.allocation.map((r) => {
+    const a = med(r.allocatedMs), u = med(r.reusedMs);
+    return [r.layer, r.pass, fmtMs(a), fmtMs(u), fmtRatio(a !== null && u !== null ? a / u : null)];
+  });
+  const us = (v: number | null) => (v === null ? '—' : v.toFixed(1));
+  const calls = rt.calls.map((r) => {
+    const m = med(r.reusedUs), d = med(r.denseUs);
+    return [r.layer, r.density.toFixed(2), r.pass, r.check.ok ? us(m) : 'FAILED', us(med(r.allocatedUs)), us(d),
+      fmtRatio(r.check.ok && m !== null && d !== null ? d / m : null)];
+  });
+  return [
+    '## Runtime fixed costs', '',
+    'The obvious loop `y = conv.forward(x, w)` (output allocated by the call, from the output pool) against ' +
+      'the same call with an output passed in and reused; ResNet-50 batch-64 layers at 56x56, d=0.5 on both masks. ' +
+      'Target (issue 14): allocated within 15% of reused.', '',
+    mdTable(['layer', 'pass', 'allocated ms', 'reused ms', 'allocated / reused'], alloc, [false, false, true, true, true]), '',
+    'Per-call cost of small layers, µs (medians; maskacc checked against oneDNN dense on masked inputs first). ' +
+      'Targets: the 16-channel 1x1-plane layer at most 5 µs forward and 10 µs backward-weights; no layer slower than dense oneDNN.', '',
+    mdTable(['layer', 'density', 'pass', 'maskacc µs (reused)', 'maskacc µs (allocated)', 'oneDNN dense µs', 'vs dense'], calls,
+      [false, true, false, true, true, true, true]), '',
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------- SVG
@@ -482,6 +519,7 @@ type SvgSeries = { label: string; color: string; dashed?: boolean; points: { x: 
 const SERIES_STYLE: Record<SummaryContender | 'ideal', { color: string; dashed?: boolean }> = {
   maskacc: { color: '#d62728' },
   onednn_compact: { color: '#1f77b4' },
+  onednn_nocopy: { color: '#17becf', dashed: true },
   im2col_blas: { color: '#2ca02c' },
   torch: { color: '#9467bd' },
   onednn_dense: { color: '#7f7f7f' },
@@ -491,7 +529,7 @@ const SERIES_STYLE: Record<SummaryContender | 'ideal', { color: string; dashed?:
 /** The curves of one model: each contender's speedup over dense oneDNN, plus the ideal. */
 export function speedupSeries(model: ModelRun): SvgSeries[] {
   const sums = summarizeModel(model);
-  const contenders: SummaryContender[] = ['maskacc', 'onednn_compact', 'im2col_blas', 'torch'];
+  const contenders: SummaryContender[] = ['maskacc', 'onednn_compact', 'onednn_nocopy', 'im2col_blas', 'torch'];
   const series: SvgSeries[] = contenders.map((c) => ({
     label: CONTENDER_LABEL[c],
     ...SERIES_STYLE[c],

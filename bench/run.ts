@@ -6,14 +6,14 @@ import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { compileMaskedConvs, conv2d, passFlops, type ConvLayer, type MaskedConv } from '../src/index.js';
+import { compileMaskedConvs, conv2d, passFlops, type ConvLayer, type ConvSpec, type MaskedConv } from '../src/index.js';
 import { rng, type Rng } from '../test/util.js';
 import { loadBaselines, type Baselines, type DenseBaseline } from './baselines.js';
 import { convCount, MODELS, withBatch, type Model, type ModelKey, type ModelLayer } from './models.js';
 import {
   MASKED_CONTENDERS, PASSES, peakTargets, relL2, renderMarkdown, renderSpeedupSvg, summarizeModel,
   type BenchRun, type CheckResult, type DensityRun, type LayerRun, type LayerShape,
-  type MaskedContender, type ModelRun, type Pass, type TorchStatus,
+  type AllocationRow, type CallCostRow, type MaskedContender, type ModelRun, type Pass, type RuntimeRun, type TorchStatus,
 } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -33,6 +33,8 @@ interface Options {
   layers?: number;
   passes: Pass[];
   torch: boolean;
+  /** Measure the runtime's fixed costs (issue 14). */
+  runtime: boolean;
   out: string;
   seed: number;
   /** Re-render latest.md and speedup.svg from this results JSON instead of measuring. */
@@ -40,7 +42,8 @@ interface Options {
 }
 
 const USAGE = `usage: npm run bench -- [options]
-  --model vgg16|resnet56|all   models to run (default all)
+  --model vgg16,resnet56,resnet50|all|none   models to run, comma-separated (default all)
+  --no-runtime    skip the runtime fixed costs (obvious loop vs reused outputs, small-call µs)
   --densities 1,0.9,0.7,0.5,0.3  kept fraction of filters and of input channels
   --reps N        timed reps (default 7)        --warmup N   warm-up reps (default 2)
   --threads N     threads per kernel (default 2) --batch N    override the batch (default 64)
@@ -82,6 +85,7 @@ function parseOptions(argv: string[]): Options {
       layers: { type: 'string' },
       passes: { type: 'string', default: PASSES.join(',') },
       'no-torch': { type: 'boolean', default: false },
+      'no-runtime': { type: 'boolean', default: false },
       out: { type: 'string', default: path.join(here, 'results') },
       seed: { type: 'string' },
       render: { type: 'string' },
@@ -94,9 +98,11 @@ function parseOptions(argv: string[]): Options {
   }
   const keys = Object.keys(MODELS) as ModelKey[];
   const model = values.model!;
-  if (model !== 'all' && !keys.includes(model as ModelKey)) throw new Error(`--model must be one of ${keys.join(', ')}, all`);
+  const picked = model === 'all' ? keys : model === 'none' ? [] : model.split(',').map((m) => m.trim());
+  for (const m of picked) if (!keys.includes(m as ModelKey)) throw new Error(`--model must be a comma-separated list of ${keys.join(', ')}, or all or none`);
   return {
-    models: model === 'all' ? keys : [model as ModelKey],
+    models: picked as ModelKey[],
+    runtime: !values['no-runtime'],
     densities: parseDensities(values.densities!),
     reps: positiveInt(values.reps, 'reps', 7),
     warmup: positiveInt(values.warmup, 'warmup', 2),
@@ -303,16 +309,20 @@ function makeDensityCase(b: Baselines, l: ConvLayer, density: number, conv: Mask
   const run: DensityRun = {
     density, keptOut: ko.length, keptIn: ci.length, keptFlops: passFlops(l, ko.length, ci.length),
     plan: conv.explain(),
-    checks: { maskacc: { ok: true, relErr: {} }, onednn_compact: { ok: true, relErr: {} }, im2col_blas: { ok: true, relErr: {} } },
-    samples: { maskacc: {}, onednn_compact: {}, im2col_blas: {} },
+    checks: Object.fromEntries(MASKED_CONTENDERS.map((c) => [c, { ok: true, relErr: {} }])) as DensityRun['checks'],
+    samples: Object.fromEntries(MASKED_CONTENDERS.map((c) => [c, {}])) as DensityRun['samples'],
   };
   const runners: DensityCase['runners'] = { maskacc: maskaccRunner(conv, data) };
-  const compact = tryBuild(() => new b.CompactOneDnnConv(l, ko, ci, threads), data);
-  const im2col = tryBuild(() => new b.Im2colBlasConv(l, ko, ci, threads), data);
-  if (compact.runner) runners.onednn_compact = compact.runner;
-  else run.checks.onednn_compact = failed(compact.error!);
-  if (im2col.runner) runners.im2col_blas = im2col.runner;
-  else run.checks.im2col_blas = failed(im2col.error!);
+  const built: Record<Exclude<MaskedContender, 'maskacc'>, ReturnType<typeof tryBuild>> = {
+    onednn_compact: tryBuild(() => new b.CompactOneDnnConv(l, ko, ci, threads), data),
+    // Its first call per pass (the checked one) copies; the timed calls run oneDNN alone.
+    onednn_nocopy: tryBuild(() => new b.CompactOneDnnConv(l, ko, ci, threads, true), data),
+    im2col_blas: tryBuild(() => new b.Im2colBlasConv(l, ko, ci, threads), data),
+  };
+  for (const [c, r] of Object.entries(built) as [Exclude<MaskedContender, 'maskacc'>, ReturnType<typeof tryBuild>][]) {
+    if (r.runner) runners[c] = r.runner;
+    else run.checks[c] = failed(r.error!);
+  }
   return { run, runners, masks };
 }
 
@@ -591,6 +601,111 @@ async function runModel(key: ModelKey, b: Baselines, o: Options): Promise<ModelR
   };
 }
 
+// ---------------------------------------------------------------- runtime fixed costs (issue 14)
+
+/** Median-friendly samples of `f`: each sample is the mean of `calls` calls, in µs. */
+function perCallUs(f: () => void, calls: number): number {
+  const t = performance.now();
+  for (let i = 0; i < calls; i++) f();
+  return ((performance.now() - t) / calls) * 1000;
+}
+
+/**
+ * The obvious loop (outputs allocated by each call, as a new user writes it) against outputs passed
+ * in and reused, on ResNet-50's batch-64 layers at 56x56 (1x1 and 3x3, d=0.5), all three passes.
+ */
+async function allocationPhase(o: Options): Promise<AllocationRow[]> {
+  const layers: [string, ConvSpec][] = [
+    ['1x1 64-64 @56 b64', { batch: 64, inChannels: 64, outChannels: 64, inHeight: 56, inWidth: 56, kernel: 1 }],
+    ['3x3 64-64 @56 b64', { batch: 64, inChannels: 64, outChannels: 64, inHeight: 56, inWidth: 56, kernel: 3, padding: 1 }],
+  ];
+  const r = rng(o.seed + 14);
+  const rows: AllocationRow[] = [];
+  for (const [name, spec] of layers) {
+    progress(`runtime: obvious loop vs reused outputs on ${name}`);
+    const [conv] = await compileMaskedConvs([{ ...spec, density: { out: 0.5, in: 0.5 } }], { threads: o.threads, respecialize: false });
+    const l = conv.spec;
+    conv.setMasks({ out: exactMask(r, l.outChannels, 0.5), in: exactMask(r, l.inChannels, 0.5) });
+    const d = layerData(l, r), n = sizes(l);
+    const out = { y: new Float32Array(n.y), dx: new Float32Array(n.x), dw: new Float32Array(n.w) };
+    let held: unknown;  // the obvious loop keeps only the latest result alive
+    const allocated: Record<Pass, () => void> = {
+      fwd: () => { held = conv.forward(d.x, d.w); },
+      bwd_data: () => { held = conv.backwardData(d.dy, d.w); },
+      bwd_weights: () => { held = conv.backwardWeights(d.dy, d.x); },
+    };
+    const reused: Record<Pass, () => void> = {
+      fwd: () => conv.forward(d.x, d.w, undefined, out.y),
+      bwd_data: () => conv.backwardData(d.dy, d.w, out.dx),
+      bwd_weights: () => conv.backwardWeights(d.dy, d.x, out.dw),
+    };
+    for (const pass of o.passes) {
+      const row: AllocationRow = { layer: name, pass, allocatedMs: [], reusedMs: [] };
+      for (let rep = 0; rep < o.warmup + o.reps; rep++) {
+        const order = rep % 2 ? [reused, allocated] : [allocated, reused];  // alternate who goes first
+        for (const f of order) {
+          const ms = perCallUs(f[pass], 1) / 1000;
+          if (rep >= o.warmup) (f === allocated ? row.allocatedMs : row.reusedMs).push(ms);
+        }
+      }
+      rows.push(row);
+    }
+    void held;
+    conv.dispose();
+  }
+  return rows;
+}
+
+/**
+ * The fixed cost of a call on small layers, µs per call (outputs reused, and allocated by the
+ * call), next to dense oneDNN on the full layer. The first is the issue's tiny layer.
+ */
+async function callCostPhase(b: Baselines, o: Options): Promise<CallCostRow[]> {
+  const layers: [string, ConvSpec, number[]][] = [
+    ['16-16 3x3 @1x1 b1', { batch: 1, inChannels: 16, outChannels: 16, inHeight: 1, inWidth: 1, kernel: 3, padding: 1 }, [1, 0.5]],
+    ['64-64 3x3 @4x4 b1', { batch: 1, inChannels: 64, outChannels: 64, inHeight: 4, inWidth: 4, kernel: 3, padding: 1 }, [0.5]],
+    ['32-32 3x3 d2 @7x7 b2', { batch: 2, inChannels: 32, outChannels: 32, inHeight: 7, inWidth: 7, kernel: 3, padding: 2, dilation: 2 }, [0.5]],
+    ['256-256 1x1 @2x2 b1', { batch: 1, inChannels: 256, outChannels: 256, inHeight: 2, inWidth: 2, kernel: 1 }, [0.5]],
+  ];
+  const r = rng(o.seed + 15);
+  const rows: CallCostRow[] = [];
+  for (const [name, spec, densities] of layers) {
+    const l = conv2d(spec), d = layerData(l, r), n = sizes(l);
+    const dense = new b.OneDnnConv(l, o.threads), denseRun = baselineRunner(dense, d);
+    const out = { y: new Float32Array(n.y), dx: new Float32Array(n.x), dw: new Float32Array(n.w), db: new Float32Array(l.outChannels) };
+    for (const density of densities) {
+      progress(`runtime: per-call cost on ${name} at d=${density}`);
+      const [conv] = await compileMaskedConvs([{ ...spec, density: { out: density, in: density } }], { threads: o.threads, respecialize: false });
+      const masks = { out: exactMask(r, l.outChannels, density), in: exactMask(r, l.inChannels, density) };
+      conv.setMasks(masks);
+      const run = maskaccRunner(conv, d);
+      const allocated: Record<Pass, () => void> = {
+        fwd: () => conv.forward(d.x, d.w, d.bias),
+        bwd_data: () => conv.backwardData(d.dy, d.w),
+        bwd_weights: () => conv.backwardWeights(d.dy, d.x),
+      };
+      const checked = check(run, out, reference(dense, l, d, masks, o.passes), o.passes);
+      for (const pass of o.passes) {
+        const row: CallCostRow = { layer: name, density, pass, reusedUs: [], allocatedUs: [], denseUs: [], check: checked };
+        if (checked.ok) {
+          const calls = Math.max(50, Math.min(20_000, Math.round(20_000 / Math.max(1, perCallUs(() => run(pass, out), 20)))));
+          for (let rep = 0; rep < o.warmup + o.reps; rep++) {
+            const samples: [number[], () => void][] = [[row.reusedUs, () => run(pass, out)], [row.allocatedUs, allocated[pass]], [row.denseUs, () => denseRun(pass, out)]];
+            for (let k = 0; k < samples.length; k++) {
+              const [into, f] = samples[(rep + k) % samples.length];
+              const us = perCallUs(f, calls);
+              if (rep >= o.warmup) into.push(us);
+            }
+          }
+        }
+        rows.push(row);
+      }
+      conv.dispose();
+    }
+  }
+  return rows;
+}
+
 // ---------------------------------------------------------------- output
 
 /** Write-then-rename so a crash never leaves a half-written result file. */
@@ -650,9 +765,10 @@ async function main(): Promise<void> {
   b.setThreads(o.threads);
   const loadStart = loadavg()[0];
   const peakStart = await measurePeak(b, o.threads);
-  progress(`FMA peak at start: ${peakStart.used.toFixed(0)} GFLOP/s on ${o.threads} threads (sustained ${peakStart.sustained.toFixed(0)}, bursts ${peakStart.burst.toFixed(0)})`);
+  progress(`CPU: ${cpuModel()}; FMA peak at start: ${peakStart.used.toFixed(0)} GFLOP/s on ${o.threads} threads (sustained ${peakStart.sustained.toFixed(0)}, bursts ${peakStart.burst.toFixed(0)})`);
   const models: ModelRun[] = [];
   for (const key of o.models) models.push(await runModel(key, b, o));
+  const runtime: RuntimeRun | undefined = o.runtime ? { allocation: await allocationPhase(o), calls: await callCostPhase(b, o) } : undefined;
   const loadEnd = loadavg()[0];
   const peakEnd = await measurePeak(b, o.threads);
   progress(`FMA peak at end: ${peakEnd.used.toFixed(0)} GFLOP/s (sustained ${peakEnd.sustained.toFixed(0)}, bursts ${peakEnd.burst.toFixed(0)})`);
@@ -672,6 +788,7 @@ async function main(): Promise<void> {
       versions: { ...versions(), ...(torchVersion ? { torch: torchVersion } : {}) },
     },
     models,
+    ...(runtime ? { runtime } : {}),
   };
   const markdown = renderMarkdown(run);
   writeResults(run, markdown, o.out);

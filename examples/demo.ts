@@ -1,7 +1,9 @@
 // The main job in one command: VGG-16 for CIFAR-10 at 50% filter pruning with linked masks.
 // Compiles every conv layer, checks each against the float64 reference, and times a full
-// training step of all convs (fwd, bwd-data, bwd-weights) against the same model with dense masks.
-import { compileModel, passFlops, vgg16Cifar, type CompiledModel } from '../src/index.js';
+// training step of all convs (fwd, bwd-data, bwd-weights of every layer in order, buffers reused
+// as a framework's allocator would) against the same model with dense masks.
+import { compileModel, passFlops, vgg16Cifar } from '../src/index.js';
+import { medianTiming, timeStep, type LayerBuffers, type StepTiming } from '../src/model/step.js';
 import { refBackwardData, refForward } from '../test/reference.js';
 import { dot, relL2, rng } from '../test/util.js';
 
@@ -21,13 +23,12 @@ for (const l of masked.model.layers) {
   masked.setFilterMask(l.name, keep);
 }
 
-interface Data { x: Float32Array; w: Float32Array; dy: Float32Array }
-const data = new Map<string, Data>(masked.model.layers.map((l) => {
-  const L = l.layer;
+const data = new Map<string, LayerBuffers>(masked.model.layers.map((l) => {
+  const L = l.layer, nx = L.batch * L.inChannels * L.inHeight * L.inWidth, nw = L.outChannels * L.inChannels * 9;
+  const ny = L.batch * L.outChannels * L.outHeight * L.outWidth;
   return [l.name, {
-    x: r.uniformArray(L.batch * L.inChannels * L.inHeight * L.inWidth),
-    w: r.uniformArray(L.outChannels * L.inChannels * 9),
-    dy: r.uniformArray(L.batch * L.outChannels * L.outHeight * L.outWidth),
+    x: r.uniformArray(nx), w: r.uniformArray(nw), dy: r.uniformArray(ny),
+    y: new Float32Array(ny), dx: new Float32Array(nx), dw: new Float32Array(nw),
   }];
 }));
 
@@ -54,24 +55,15 @@ for (const l of masked.model.layers) {
 }
 console.log(`all ${masked.model.layers.length} layers match (worst relative error ${worst.toExponential(1)})`);
 
-// Timing: medians of 7 steps after 2 warm-up steps, masked and dense interleaved.
-const step = (m: CompiledModel) => masked.model.layers.map((l) => {
-  const conv = m.convs.get(l.name)!, { x, w, dy } = data.get(l.name)!;
-  const t0 = performance.now();
-  conv.forward(x, w);
-  const t1 = performance.now();
-  conv.backwardData(dy, w);
-  const t2 = performance.now();
-  conv.backwardWeights(dy, x);
-  return [t1 - t0, t2 - t1, performance.now() - t2];
-});
-const runs = { masked: [] as number[][][], dense: [] as number[][][] };
+// Timing: medians of 7 steps after 2 warm-up steps, masked and dense interleaved; each step runs
+// every layer's three passes in order on the buffers allocated above (outputs reused).
+const runs = { masked: [] as StepTiming[], dense: [] as StepTiming[] };
 for (let i = 0; i < 9; i++) {
-  runs.masked.push(step(masked));
-  runs.dense.push(step(dense));
+  runs.masked.push(timeStep(masked, data));
+  runs.dense.push(timeStep(dense, data));
 }
-const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
-const med = (k: 'masked' | 'dense', layer: number, pass: number) => median(runs[k].slice(2).map((s) => s[layer][pass]));
+const timing = { masked: medianTiming(runs.masked.slice(2)), dense: medianTiming(runs.dense.slice(2)) };
+const med = (k: 'masked' | 'dense', layer: number, pass: number) => timing[k].layers[layer].ms[pass];
 
 console.log('\nlayer      shape           masked ms (fwd/bwd-data/bwd-w)   dense ms   speedup  GFLOP/s kept');
 let mt = 0, dt = 0, keptFlops = 0, denseFlops = 0;
@@ -85,4 +77,6 @@ masked.model.layers.forEach((l, i) => {
   console.log(`${l.name.padEnd(10)} ${shape.padEnd(15)} ${m.map((v) => v.toFixed(2).padStart(6)).join(' ')}  = ${ms.toFixed(2).padStart(6)}  ${ds.toFixed(2).padStart(8)}  ${(ds / ms).toFixed(2).padStart(6)}x ${(kf / ms / 1e6).toFixed(0).padStart(8)}`);
 });
 console.log(`${'total'.padEnd(26)} ${''.padStart(20)}  = ${mt.toFixed(1).padStart(6)}  ${dt.toFixed(1).padStart(8)}  ${(dt / mt).toFixed(2).padStart(6)}x ${(keptFlops / mt / 1e6).toFixed(0).padStart(8)}`);
-console.log(`\nfull conv training step: ${mt.toFixed(1)} ms masked vs ${dt.toFixed(1)} ms dense = ${(dt / mt).toFixed(2)}x (ideal ${(denseFlops / keptFlops).toFixed(2)}x from the kept FLOPs)`);
+const sm = timing.masked.stepMs, sd = timing.dense.stepMs;
+console.log(`\nfull conv training step (wall): ${sm.toFixed(1)} ms masked vs ${sd.toFixed(1)} ms dense = ${(sd / sm).toFixed(2)}x` +
+  ` (per-layer total ${(dt / mt).toFixed(2)}x; ideal ${(denseFlops / keptFlops).toFixed(2)}x from the kept FLOPs)`);

@@ -12,6 +12,7 @@ import type { KernelUnit } from './codegen/render.js';
 import { defaultCacheDir, type CacheEvent } from './codegen/cache.js';
 import { MaskedConv, type Respecializer } from './runtime/masked-conv.js';
 import { diagnosticLine, diagnosticsSink, type DiagnosticsSink } from './runtime/diagnostics.js';
+import { loadPool, poolText } from './runtime/pool.js';
 import { ArgumentError, IsaError } from './errors.js';
 
 export interface CompileOptions {
@@ -86,7 +87,8 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
     return unitOf.get(id)!;
   });
   const units = [...unitOf.values()];
-  const { Kernel, key } = await build(units);
+  const [{ Kernel, key }] = await Promise.all([build(units), loadPool(opts.cacheDir, opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined)]);
+  sink?.(diagnosticLine('pool', poolText().replace(/,/g, ';')));
   return layerUnits.map((u) => {
     // Re-specialization builds this one layer again with the densities its masks now have.
     const respecializer: Respecializer | undefined = opts.respecialize ? {

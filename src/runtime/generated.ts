@@ -12,6 +12,8 @@ import type { NativeKernelClass } from '../codegen/compile.js';
 import { ISAS, isaSupported } from '../schedule/isa.js';
 import { MaskaccError } from '../errors.js';
 import { MaskedConv } from './masked-conv.js';
+import { loadPool } from './pool.js';
+import { defaultCacheDir } from '../codegen/cache.js';
 
 export interface GeneratedLoadOptions {
   threads?: number;
@@ -28,6 +30,7 @@ export async function loadGeneratedModel(moduleUrl: string, target: string,
     throw new MaskaccError(`${addon} is not built: run \`maskacc build ${target.replace(/^maskacc_/, '').replace(/_/g, '-')}\` first`);
   }
   const { Kernel, key } = require(addon) as { Kernel: NativeKernelClass; key: string };
+  await loadPool(defaultCacheDir());  // without a compiler there is no pool: outputs are plain arrays
   const isa = AOT_ISAS.find((i) => isaSupported(ISAS[i]))!;
   const threads = options.threads ?? availableParallelism();
   return Object.fromEntries(Object.entries(layers).map(([name, l]) => {

@@ -1,5 +1,6 @@
 // MaskedConv: the user-facing kernel object of one layer. It validates every argument before any
-// native code runs, keeps the mask index lists, allocates omitted outputs and forwards to C++.
+// native code runs, keeps the mask index lists, takes omitted outputs from the output pool
+// (runtime/pool.ts) and forwards to C++.
 
 import { passFlops, type ConvLayer } from '../ir/conv.js';
 import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
@@ -9,6 +10,7 @@ import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError, SpecError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
 import { runExclusive } from './exec-queue.js';
+import { poolText, releasePool, retainPool, takeArray } from './pool.js';
 
 export interface Masks {
   out?: MaskLike;
@@ -62,6 +64,7 @@ export class MaskedConv {
     this.ko = keptIndices(undefined, K, 'masks.out');
     this.ci = keptIndices(undefined, C, 'masks.in');
     this.gradRows = this.ko;
+    retainPool();
   }
 
   /** Set the filter (`out`, length K) and input-channel (`in`, length C) masks; omitted = all kept. */
@@ -112,29 +115,29 @@ export class MaskedConv {
 
   /** y = conv(x * m_in, w * m_out) + bias * m_out. */
   forward(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): Float32Array {
-    const args = this.forwardArgs(x, w, bias, y);
+    const a = this.forwardArgs(x, w, bias, y);
     const t0 = this.diagnostics && performance.now();
-    this.live('forward').forward(...args);
+    this.native!.forward(a[0], a[1], a[2], a[3], a[4], a[5]);  // (forwardArgs checked it is live; no spread: µs calls)
     if (t0) this.report('forward', t0);
-    return args[3];
+    return a[3];
   }
 
   /** dx = dL/dx given dy = dL/dy; pruned input channels get exactly 0. */
   backwardData(dy: Float32Array, w: Float32Array, dx?: Float32Array): Float32Array {
-    const args = this.backwardDataArgs(dy, w, dx);
+    const a = this.backwardDataArgs(dy, w, dx);
     const t0 = this.diagnostics && performance.now();
-    this.live('backwardData').backwardData(...args);
+    this.native!.backwardData(a[0], a[1], a[2], a[3], a[4]);
     if (t0) this.report('backwardData', t0);
-    return args[2];
+    return a[2];
   }
 
   /** dw = dL/dw (and dbias when the spec has bias); zero for pruned channels and, unless soft, pruned filters. */
   backwardWeights(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): { dw: Float32Array; dbias?: Float32Array } {
-    const args = this.backwardWeightsArgs(dy, x, dw, dbias);
+    const a = this.backwardWeightsArgs(dy, x, dw, dbias);
     const t0 = this.diagnostics && performance.now();
-    this.live('backwardWeights').backwardWeights(...args);
+    this.native!.backwardWeights(a[0], a[1], a[2], a[3], a[4], a[5]);
     if (t0) this.report('backwardWeights', t0);
-    return args[3] ? { dw: args[2], dbias: args[3] } : { dw: args[2] };
+    return a[3] ? { dw: a[2], dbias: a[3] } : { dw: a[2] };
   }
 
   /**
@@ -209,13 +212,15 @@ export class MaskedConv {
 
   /** The plan as text: ISA, tiles and gather strategy per pass. */
   explain(): string {
-    return [`layer: ${layerText(this.spec)}`, ...describePlan(this.plan)].join('\n');
+    return [`layer: ${layerText(this.spec)}`, ...describePlan(this.plan), poolText()].join('\n');
   }
 
   /** Free the kernel's buffers now; later calls throw DisposedError. Throws while an async call is pending. */
   dispose(): void {
-    this.native?.dispose();
+    if (!this.native) return;
+    this.native.dispose();
     this.native = null;
+    releasePool();  // the last kernel disposed: the pool's free blocks go back to the system
   }
 
   private live(what: string): NativeKernel {
@@ -229,9 +234,12 @@ function floats(a: unknown, n: number, name: string, layout: string): asserts a 
   if (a.length !== n) throw new ArgumentError(name, a, `${n} elements ${layout}, got ${a.length}`);
 }
 
-/** Validate or allocate an output; an output must not overlap any input (it is written in full). */
+/**
+ * Validate an output or take one from the pool; an output must not overlap any input (it is
+ * written in full, so pooled memory that held older data is fine).
+ */
 function output(a: Float32Array | undefined, n: number, name: string, layout: string, inputs: (Float32Array | undefined)[]): Float32Array {
-  if (a === undefined) return new Float32Array(n);
+  if (a === undefined) return takeArray(n);
   floats(a, n, name, layout);
   for (const i of inputs) {
     if (i && i.buffer === a.buffer && i.byteOffset < a.byteOffset + a.byteLength && a.byteOffset < i.byteOffset + i.byteLength) {

@@ -1,21 +1,58 @@
 // ---- engine/common: workspaces, microkernel, epilogue helpers (shared by all passes) ----
 
-// A growable, 64-byte aligned float buffer that is kept between calls: large packing buffers
-// would otherwise be page-faulted in again on every call.
+// Scratch memory of the same kind as the runtime's output pool (native/runtime): 64-byte aligned;
+// blocks of 2 MiB and more are mmap'ed 2 MiB-aligned and advised for transparent huge pages
+// (MASKACC_HUGEPAGES=0 turns that off), so packing buffers fault in and sit in few TLB entries.
+constexpr size_t HUGE_BLOCK = size_t(2) << 20;
+static inline bool hugePagesWanted() {
+  static const bool on = [] {
+    const char* v = std::getenv("MASKACC_HUGEPAGES");
+    return !(v && (!std::strcmp(v, "0") || !std::strcmp(v, "false") || !std::strcmp(v, "off") || !std::strcmp(v, "no")));
+  }();
+  return on;
+}
+static inline void* scratchAlloc(size_t bytes) {
+  if (bytes < HUGE_BLOCK) return std::aligned_alloc(64, ((bytes + 63) / 64) * 64);
+  const size_t len = bytes + HUGE_BLOCK;
+  char* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (p == MAP_FAILED) return nullptr;
+  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + HUGE_BLOCK - 1) & ~(uintptr_t)(HUGE_BLOCK - 1));
+  if (a > p) munmap(p, a - p);
+  if (p + len > a + bytes) munmap(a + bytes, (p + len) - (a + bytes));
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  madvise(a, bytes, hugePagesWanted() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // EINVAL without THP: harmless
+#endif
+  return a;
+}
+static inline void scratchFree(void* p, size_t bytes) {
+  if (!p) return;
+  if (bytes < HUGE_BLOCK) std::free(p);
+  else munmap(p, bytes);
+}
+
+// A growable float buffer of scratch memory, kept by its Workspace between calls (grown to the
+// largest request once, never per call).
 struct Buffer {
   float* data = nullptr;
-  size_t size = 0;
+  size_t size = 0, bytes = 0;
   float* get(size_t n) {
     if (n > size) {
-      std::free(data);
-      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-      data = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
+      scratchFree(data, bytes);
+      data = nullptr;
+      size = bytes = 0;
+      const size_t want = std::max<size_t>(n * sizeof(float), 64);
+      data = static_cast<float*>(scratchAlloc(want));
       if (!data) throw std::bad_alloc();
+      bytes = want;
       size = n;
     }
     return data;
   }
-  ~Buffer() { std::free(data); }
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept : data(o.data), size(o.size), bytes(o.bytes) { o.data = nullptr; o.size = o.bytes = 0; }
+  ~Buffer() { scratchFree(data, bytes); }
 };
 
 struct IntBuffer {
@@ -76,14 +113,25 @@ static void packPanels(float* dst, int M, int KC, int RS, int threads, WeightAt 
   }
 }
 
-// Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list.
+// Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
+// binding checks): walks the gaps between kept indices, allocates nothing.
 static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
-  std::vector<char> keep(ch, 0);
-  for (int i = 0; i < nKept; ++i) keep[kept[i]] = 1;
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-  for (int b = 0; b < n; ++b)
-    for (int c = 0; c < ch; ++c)
-      if (!keep[c]) std::memset(t + ((long)b * ch + c) * plane, 0, sizeof(float) * plane);
+  if (nKept == ch) return;
+  const auto zeroImage = [&](int b) {
+    float* img = t + (long)b * ch * plane;
+    int c = 0;
+    for (int i = 0; i <= nKept; ++i) {
+      const int end = i < nKept ? kept[i] : ch;
+      if (end > c) std::memset(img + (long)c * plane, 0, sizeof(float) * plane * (end - c));
+      c = end + 1;
+    }
+  };
+  if (threads <= 1 || n == 1) {
+    for (int b = 0; b < n; ++b) zeroImage(b);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int b = 0; b < n; ++b) zeroImage(b);
 }
 
 // Decide how many panels one work item covers: whole M when there are enough items for the

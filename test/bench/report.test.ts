@@ -21,8 +21,8 @@ const passes = (ms: number) => ({ fwd: [ms], bwd_data: [ms], bwd_weights: [ms] }
 function dens(density: number, keptOut: number, keptIn: number, ms: number, denseFlops: number, k: number, c: number): DensityRun {
   return {
     density, keptOut, keptIn, keptFlops: (denseFlops * keptOut * keptIn) / (k * c),
-    checks: { maskacc: ok(), onednn_compact: ok(), im2col_blas: ok() },
-    samples: { maskacc: passes(ms), onednn_compact: passes(2 * ms), im2col_blas: passes(2 * ms) },
+    checks: { maskacc: ok(), onednn_compact: ok(), onednn_nocopy: ok(), im2col_blas: ok() },
+    samples: { maskacc: passes(ms), onednn_compact: passes(2 * ms), onednn_nocopy: passes(1.5 * ms), im2col_blas: passes(2 * ms) },
     torch: { fwdMs: [1], stepMs: [12 * ms] },
   };
 }
@@ -166,14 +166,14 @@ describe('svg', () => {
     for (const label of ['maskacc', 'oneDNN compact+copies', 'im2col+OpenBLAS', 'PyTorch masked-dense', 'ideal 1/(d_out·d_in)']) {
       expect(svg).toContain(`>${label}</text>`);
     }
-    // 2 panels x 5 series, one polyline each.
-    expect(svg.match(/<polyline /g)).toHaveLength(10);
+    // 2 panels x 6 series (maskacc, compact+copies, compact no copies, im2col, torch, ideal), one polyline each.
+    expect(svg.match(/<polyline /g)).toHaveLength(12);
 
     const failedAt05 = model();
     failedAt05.layers[0].densities[1].samples.maskacc = {};
     const gap = renderSpeedupSvg(run([failedAt05]));
-    // maskacc keeps its d=1 point but has no line segment left (a single point is not drawn as a line).
-    expect(gap.match(/<polyline /g)).toHaveLength(4);
+    // maskacc keeps its d=1 point but has no line segment left (a single point is not drawn as a line). (5 other series keep theirs)
+    expect(gap.match(/<polyline /g)).toHaveLength(5);
     expect(gap.match(/<circle [^>]*fill="#d62728"/g)).toHaveLength(1);
   });
 });

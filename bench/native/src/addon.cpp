@@ -208,16 +208,17 @@ class OneDnnConvWrap : public ConvWrap<OneDnnConvWrap, baselines::DnnlConv> {
 
 class CompactOneDnnConvWrap : public ConvWrap<CompactOneDnnConvWrap, baselines::CompactDnnlConv> {
  public:
-  // new CompactOneDnnConv(spec, ko, ci, threads)
+  // new CompactOneDnnConv(spec, ko, ci, threads, noCopies = false)
   explicit CompactOneDnnConvWrap(const Napi::CallbackInfo& info) : ConvWrap(info) {
-    checkArgCount(info, 4, "CompactOneDnnConv(spec, ko, ci, threads)");
+    checkArgCount(info, 4, "CompactOneDnnConv(spec, ko, ci, threads, noCopies?)");
     spec_ = specArg(info, 0);
     ChannelSet ko = channelArg(info, 1, "ko", spec_.K);
     ChannelSet ci = channelArg(info, 2, "ci", spec_.C);
     const int threads = threadsArg(info, 3);
+    const bool noCopies = info.Length() > 4 && info[4].ToBoolean();
     core_ = guarded(info.Env(), [&] {
       return std::make_unique<baselines::CompactDnnlConv>(spec_, std::move(ko), std::move(ci),
-                                                           threads);
+                                                           threads, noCopies);
     });
   }
 };

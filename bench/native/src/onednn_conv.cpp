@@ -143,8 +143,8 @@ void DnnlConv::backwardWeights(const float* dy, const float* x, float* dw, float
   strm_.wait();
 }
 
-CompactDnnlConv::CompactDnnlConv(const ConvSpec& s, ChannelSet ko, ChannelSet ci, int threads)
-    : spec_(s), ko_(std::move(ko)), ci_(std::move(ci)), threads_(threads) {
+CompactDnnlConv::CompactDnnlConv(const ConvSpec& s, ChannelSet ko, ChannelSet ci, int threads, bool noCopies)
+    : spec_(s), ko_(std::move(ko)), ci_(std::move(ci)), threads_(threads), noCopies_(noCopies) {
   const int64_t Kc = ko_.count(), Cc = ci_.count();
   if (Kc == 0 || Cc == 0) return;
   const ConvSpec cs = s.compacted(Kc, Cc);
@@ -153,6 +153,12 @@ CompactDnnlConv::CompactDnnlConv(const ConvSpec& s, ChannelSet ko, ChannelSet ci
   wc_.resize(cs.wSize());
   yc_.resize(cs.ySize());
   bc_.resize(Kc);
+  if (noCopies_) {
+    xg_.resize(cs.xSize());
+    wg_.resize(cs.wSize());
+    dyg_.resize(cs.ySize());
+    bg_.resize(Kc);
+  }
 }
 
 void CompactDnnlConv::forward(const float* x, const float* w, const float* bias, float* y) {
@@ -168,11 +174,15 @@ void CompactDnnlConv::forward(const float* x, const float* w, const float* bias,
       }
     return;
   }
-  gatherPlanes(x, s.N, ci_, s.H * s.W, xc_.data());
-  gatherWeights(w, ko_, ci_, s.R * s.S, wc_.data());
-  if (s.bias) gatherVector(bias, ko_, bc_.data());
-  conv_->forward(xc_.data(), wc_.data(), s.bias ? bc_.data() : nullptr, yc_.data());
-  scatterPlanes(yc_.data(), s.N, ko_, s.P() * s.Q(), y);
+  float *xi = in(xg_, xc_), *wi = in(wg_, wc_), *bi = in(bg_, bc_);
+  const bool copy = copies(0);
+  if (copy) {
+    gatherPlanes(x, s.N, ci_, s.H * s.W, xi);
+    gatherWeights(w, ko_, ci_, s.R * s.S, wi);
+    if (s.bias) gatherVector(bias, ko_, bi);
+  }
+  conv_->forward(xi, wi, s.bias ? bi : nullptr, yc_.data());
+  if (copy) scatterPlanes(yc_.data(), s.N, ko_, s.P() * s.Q(), y);
 }
 
 void CompactDnnlConv::backwardData(const float* dy, const float* w, float* dx) {
@@ -182,10 +192,14 @@ void CompactDnnlConv::backwardData(const float* dy, const float* w, float* dx) {
     std::memset(dx, 0, s.xSize() * sizeof(float));
     return;
   }
-  gatherPlanes(dy, s.N, ko_, s.P() * s.Q(), yc_.data());
-  gatherWeights(w, ko_, ci_, s.R * s.S, wc_.data());
-  conv_->backwardData(yc_.data(), wc_.data(), xc_.data());
-  scatterPlanes(xc_.data(), s.N, ci_, s.H * s.W, dx);
+  float *dyi = in(dyg_, yc_), *wi = in(wg_, wc_);
+  const bool copy = copies(1);
+  if (copy) {
+    gatherPlanes(dy, s.N, ko_, s.P() * s.Q(), dyi);
+    gatherWeights(w, ko_, ci_, s.R * s.S, wi);
+  }
+  conv_->backwardData(dyi, wi, xc_.data());
+  if (copy) scatterPlanes(xc_.data(), s.N, ci_, s.H * s.W, dx);
 }
 
 void CompactDnnlConv::backwardWeights(const float* dy, const float* x, float* dw, float* dbias) {
@@ -206,9 +220,14 @@ void CompactDnnlConv::backwardWeights(const float* dy, const float* x, float* dw
     }
     return;
   }
-  gatherPlanes(dy, s.N, ko_, s.P() * s.Q(), yc_.data());
-  gatherPlanes(x, s.N, ci_, s.H * s.W, xc_.data());
-  conv_->backwardWeights(yc_.data(), xc_.data(), wc_.data(), s.bias ? bc_.data() : nullptr);
+  float *dyi = in(dyg_, yc_), *xi = in(xg_, xc_);
+  const bool copy = copies(2);
+  if (copy) {
+    gatherPlanes(dy, s.N, ko_, s.P() * s.Q(), dyi);
+    gatherPlanes(x, s.N, ci_, s.H * s.W, xi);
+  }
+  conv_->backwardWeights(dyi, xi, wc_.data(), s.bias ? bc_.data() : nullptr);
+  if (!copy) return;
   scatterWeights(wc_.data(), ko_, ci_, s.R * s.S, dw);
   if (dbias) scatterVector(bc_.data(), ko_, dbias);
 }

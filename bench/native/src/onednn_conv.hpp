@@ -63,9 +63,12 @@ class DnnlConv {
 
 // The best a user can assemble from stock parts: gather the kept channels into compact
 // tensors, run dense oneDNN on the smaller shape, scatter back (zeros for pruned channels).
+// With noCopies (the efficiency yardstick: oneDNN on the kept shapes as if the gather were free)
+// only the first call of each pass gathers its inputs and scatters its output (that call is the
+// one the benchmark checks); later calls run oneDNN alone on the operands gathered then.
 class CompactDnnlConv {
  public:
-  CompactDnnlConv(const ConvSpec& spec, ChannelSet ko, ChannelSet ci, int threads);
+  CompactDnnlConv(const ConvSpec& spec, ChannelSet ko, ChannelSet ci, int threads, bool noCopies = false);
   void forward(const float* x, const float* w, const float* bias, float* y);
   void backwardData(const float* dy, const float* w, float* dx);
   void backwardWeights(const float* dy, const float* x, float* dw, float* dbias);
@@ -77,6 +80,12 @@ class CompactDnnlConv {
   int threads_;
   std::unique_ptr<DnnlConv> conv_;  // null when K' or C' is 0: outputs are all zeros
   std::vector<float> xc_, wc_, yc_, bc_;  // compact x/dx, w/dw, y/dy, bias/dbias
+  bool noCopies_;
+  bool copied_[3] = {false, false, false};  // per pass: first call done (noCopies)
+  std::vector<float> xg_, wg_, dyg_, bg_;   // noCopies: gathered inputs, apart from the outputs
+  // Copy this call? Always without noCopies; else the first call of `pass` only.
+  bool copies(int pass) { const bool c = !noCopies_ || !copied_[pass]; copied_[pass] = true; return c; }
+  float* in(std::vector<float>& gathered, std::vector<float>& shared) { return (noCopies_ ? gathered : shared).data(); }
 };
 
 }  // namespace baselines

@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "2bf68114a87e812ae213bb607533292688e3b26a32818024edb04a129b057873"));
+  exports.Set("key", Napi::String::New(env, "ed61afc6337f5698593ce13326a40e9dccbc85b8b8d0ae7afbb0da0a1029d46e"));
   return exports;
 }
 

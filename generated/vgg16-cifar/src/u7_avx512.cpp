@@ -13,6 +13,7 @@
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
 // else (sizes, tiles, ISA) is baked in below.
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -54,22 +55,59 @@ constexpr long X_SIZE = (long)L::N * L::C * L::H * L::W, W_SIZE = (long)L::K * L
 
 // ---- engine/common: workspaces, microkernel, epilogue helpers (shared by all passes) ----
 
-// A growable, 64-byte aligned float buffer that is kept between calls: large packing buffers
-// would otherwise be page-faulted in again on every call.
+// Scratch memory of the same kind as the runtime's output pool (native/runtime): 64-byte aligned;
+// blocks of 2 MiB and more are mmap'ed 2 MiB-aligned and advised for transparent huge pages
+// (MASKACC_HUGEPAGES=0 turns that off), so packing buffers fault in and sit in few TLB entries.
+constexpr size_t HUGE_BLOCK = size_t(2) << 20;
+static inline bool hugePagesWanted() {
+  static const bool on = [] {
+    const char* v = std::getenv("MASKACC_HUGEPAGES");
+    return !(v && (!std::strcmp(v, "0") || !std::strcmp(v, "false") || !std::strcmp(v, "off") || !std::strcmp(v, "no")));
+  }();
+  return on;
+}
+static inline void* scratchAlloc(size_t bytes) {
+  if (bytes < HUGE_BLOCK) return std::aligned_alloc(64, ((bytes + 63) / 64) * 64);
+  const size_t len = bytes + HUGE_BLOCK;
+  char* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (p == MAP_FAILED) return nullptr;
+  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + HUGE_BLOCK - 1) & ~(uintptr_t)(HUGE_BLOCK - 1));
+  if (a > p) munmap(p, a - p);
+  if (p + len > a + bytes) munmap(a + bytes, (p + len) - (a + bytes));
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  madvise(a, bytes, hugePagesWanted() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // EINVAL without THP: harmless
+#endif
+  return a;
+}
+static inline void scratchFree(void* p, size_t bytes) {
+  if (!p) return;
+  if (bytes < HUGE_BLOCK) std::free(p);
+  else munmap(p, bytes);
+}
+
+// A growable float buffer of scratch memory, kept by its Workspace between calls (grown to the
+// largest request once, never per call).
 struct Buffer {
   float* data = nullptr;
-  size_t size = 0;
+  size_t size = 0, bytes = 0;
   float* get(size_t n) {
     if (n > size) {
-      std::free(data);
-      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-      data = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
+      scratchFree(data, bytes);
+      data = nullptr;
+      size = bytes = 0;
+      const size_t want = std::max<size_t>(n * sizeof(float), 64);
+      data = static_cast<float*>(scratchAlloc(want));
       if (!data) throw std::bad_alloc();
+      bytes = want;
       size = n;
     }
     return data;
   }
-  ~Buffer() { std::free(data); }
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept : data(o.data), size(o.size), bytes(o.bytes) { o.data = nullptr; o.size = o.bytes = 0; }
+  ~Buffer() { scratchFree(data, bytes); }
 };
 
 struct IntBuffer {
@@ -130,14 +168,25 @@ static void packPanels(float* dst, int M, int KC, int RS, int threads, WeightAt 
   }
 }
 
-// Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list.
+// Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
+// binding checks): walks the gaps between kept indices, allocates nothing.
 static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
-  std::vector<char> keep(ch, 0);
-  for (int i = 0; i < nKept; ++i) keep[kept[i]] = 1;
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-  for (int b = 0; b < n; ++b)
-    for (int c = 0; c < ch; ++c)
-      if (!keep[c]) std::memset(t + ((long)b * ch + c) * plane, 0, sizeof(float) * plane);
+  if (nKept == ch) return;
+  const auto zeroImage = [&](int b) {
+    float* img = t + (long)b * ch * plane;
+    int c = 0;
+    for (int i = 0; i <= nKept; ++i) {
+      const int end = i < nKept ? kept[i] : ch;
+      if (end > c) std::memset(img + (long)c * plane, 0, sizeof(float) * plane * (end - c));
+      c = end + 1;
+    }
+  };
+  if (threads <= 1 || n == 1) {
+    for (int b = 0; b < n; ++b) zeroImage(b);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int b = 0; b < n; ++b) zeroImage(b);
 }
 
 // Decide how many panels one work item covers: whole M when there are enough items for the
@@ -600,41 +649,59 @@ static void backwardData(const float* dy, const float* w, float* dx, const int32
   DirectPass<BackwardDataView, 13, 2, true, 4>::run(dy, w, nullptr, dx, ci, nci, ko, nko, ws, threads);
 }
 
+// dbias[k] = sum over images and positions of dy[n][k] for the gradient rows, 0 elsewhere.
+static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int nrows, int threads) {
+  std::memset(dbias, 0, sizeof(float) * L::K);
+  const auto row = [&](int i) {
+    double sum = 0;
+    for (int n = 0; n < L::N; ++n) {
+      const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
+      for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
+    }
+    dbias[rows[i]] = (float)sum;
+  };
+  if (threads <= 1) {
+    for (int i = 0; i < nrows; ++i) row(i);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int i = 0; i < nrows; ++i) row(i);
+}
+
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
   std::memset(dw, 0, sizeof(float) * (size_t)L::K * L::C * L::R * L::S);
-  if (dbias) {
-    std::memset(dbias, 0, sizeof(float) * L::K);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int i = 0; i < nrows; ++i) {
-      double sum = 0;
-      for (int n = 0; n < L::N; ++n) {
-        const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
-        for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
-      }
-      dbias[rows[i]] = (float)sum;
-    }
-  }
+  if (dbias) biasGradient(dy, dbias, rows, nrows, threads);
   if (nrows == 0 || nci == 0) return;
   DirectWeights<14, 2>::run(dy, x, dw, rows, nrows, ci, nci, 16, ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----
 
+// Work too small to share runs on one thread: a parallel region costs microseconds to start
+// and join, so each extra thread must get at least MIN_FLOPS_PER_THREAD of kept work
+// (2*N*rows*cols*R*S*P*Q, the same count for all three passes).
+constexpr double MIN_FLOPS_PER_THREAD = 4e6;
+static inline int threadsFor(int threads, int rows, int cols) {
+  const double flops = 2.0 * L::N * rows * cols * L::R * L::S * L::P * L::Q;
+  const double most = std::max(1.0, flops / MIN_FLOPS_PER_THREAD);
+  return most < threads ? (int)most : threads;
+}
+
 static void* createWorkspace() { return new Workspace(); }
 static void destroyWorkspace(void* ws) { delete static_cast<Workspace*>(ws); }
 static void forwardEntry(void* ws, int threads, const float* x, const float* w, const float* bias, float* y,
                          const int32_t* ko, int nko, const int32_t* ci, int nci) {
-  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
+  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
 }
 static void backwardDataEntry(void* ws, int threads, const float* dy, const float* w, float* dx, const int32_t* ko,
                               int nko, const int32_t* ci, int nci) {
-  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
+  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
 }
 static void backwardWeightsEntry(void* ws, int threads, const float* dy, const float* x, float* dw, float* dbias,
                                  const int32_t* rows, int nrows, const int32_t* ci, int nci) {
-  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threads);
+  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nrows, nci));
 }
 
 }  // namespace u7_avx512

@@ -1,0 +1,205 @@
+// maskacc runtime addon: the process-wide pool of output arrays. Every output maskacc allocates
+// (kernel outputs the caller omitted, the TF.js adapter's tensors) is a Float32Array over a block
+// from here: 64-byte aligned, blocks of 2 MiB and more mmap'ed 2 MiB-aligned and advised for
+// transparent huge pages (MADV_HUGEPAGE; MADV_NOHUGEPAGE when huge pages are turned off), so a
+// fresh 50 MB output faults in ~25 huge pages instead of ~12,500 small ones.
+//
+// A block returns to the pool only when V8 frees the array's backing store, i.e. after the
+// ArrayBuffer was garbage-collected: nothing handed out is ever reused while JavaScript can still
+// reach it. The backing store is created through the V8 API (not napi_create_external_arraybuffer)
+// because Node defers N-API finalizers to a later event-loop turn: a synchronous loop
+// `y = conv.forward(x, w)` would then never get a block back and grow without bound. V8 may call
+// the deleter on a background thread: everything below is under one mutex.
+//
+// Free blocks are kept per size class up to a byte bound (maxKeptBytes); a block that does not
+// fit is unmapped at once, and trim() releases every free block (the last kernel's dispose()).
+#include <dlfcn.h>
+#include <napi.h>
+#include <v8.h>
+#include <sys/mman.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace {
+
+constexpr size_t kHuge = size_t(2) << 20;
+
+struct Pool {
+  std::mutex mu;
+  std::map<size_t, std::vector<void*>> free;  // size class (bytes) -> free blocks
+  size_t keptBytes = 0, liveBytes = 0, maxKeptBytes = size_t(1) << 30;
+  bool hugePages = true, poison = false;
+  double hits = 0, misses = 0, dropped = 0;
+};
+
+// Never destroyed: V8 may free backing stores while the process exits.
+Pool& pool() {
+  static Pool* p = new Pool();
+  return *p;
+}
+
+// Size classes: multiples of 2 MiB from 2 MiB on (the huge-page size), else 4 classes per power
+// of two (at most 25% slack), multiples of 64 bytes.
+size_t sizeClass(size_t bytes) {
+  if (bytes <= 64) return 64;
+  if (bytes >= kHuge) return (bytes + kHuge - 1) / kHuge * kHuge;
+  size_t p = 64;
+  while (p < bytes) p <<= 1;
+  const size_t step = p / 8 > 64 ? p / 8 : 64;
+  return (bytes + step - 1) / step * step;
+}
+
+void* rawAlloc(size_t cls, bool huge) {
+  if (cls < kHuge) return std::aligned_alloc(64, cls);
+  const size_t len = cls + kHuge;
+  char* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (p == MAP_FAILED) return nullptr;
+  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(uintptr_t)(kHuge - 1));
+  if (a > p) munmap(p, a - p);
+  if (p + len > a + cls) munmap(a + cls, (p + len) - (a + cls));
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  madvise(a, cls, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // EINVAL where THP is not offered: harmless
+#endif
+  return a;
+}
+
+void rawFree(void* p, size_t cls) {
+  if (cls < kHuge) std::free(p);
+  else munmap(p, cls);
+}
+
+// V8's backing-store deleter: the array is gone, its block may serve the next output.
+void giveBack(void* data, size_t, void* hint) {
+  const size_t cls = reinterpret_cast<size_t>(hint);
+  Pool& pl = pool();
+  {
+    std::lock_guard<std::mutex> lock(pl.mu);
+    pl.liveBytes -= cls;
+    if (pl.keptBytes + cls <= pl.maxKeptBytes) {
+      pl.free[cls].push_back(data);
+      pl.keptBytes += cls;
+      return;
+    }
+    pl.dropped += 1;
+  }
+  rawFree(data, cls);
+}
+
+void trimLocked(Pool& pl, size_t target) {
+  for (auto it = pl.free.begin(); it != pl.free.end() && pl.keptBytes > target;) {
+    auto& blocks = it->second;
+    while (!blocks.empty() && pl.keptBytes > target) {
+      rawFree(blocks.back(), it->first);
+      blocks.pop_back();
+      pl.keptBytes -= it->first;
+    }
+    it = blocks.empty() ? pl.free.erase(it) : std::next(it);
+  }
+}
+
+// take(length) -> Float32Array of `length` floats over a pooled block (contents arbitrary, NaN
+// with poison on); undefined when this V8 refuses external memory (the caller allocates).
+Napi::Value Take(const Napi::CallbackInfo& info) {
+  const double len = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(len >= 1 && len <= (double)(std::numeric_limits<int32_t>::max() / 4) && len == std::floor(len)))
+    throw Napi::RangeError::New(info.Env(), "length: expected an integer >= 1");
+  const size_t bytes = (size_t)len * sizeof(float), cls = sizeClass(bytes);
+  Pool& pl = pool();
+  void* data = nullptr;
+  bool huge, poison;
+  {
+    std::lock_guard<std::mutex> lock(pl.mu);
+    auto it = pl.free.find(cls);
+    if (it != pl.free.end() && !it->second.empty()) {
+      data = it->second.back();
+      it->second.pop_back();
+      pl.keptBytes -= cls;
+      pl.hits += 1;
+    } else {
+      pl.misses += 1;
+    }
+    pl.liveBytes += cls;
+    huge = pl.hugePages;
+    poison = pl.poison;
+  }
+  if (!data) data = rawAlloc(cls, huge);
+  if (!data) {
+    std::lock_guard<std::mutex> lock(pl.mu);
+    pl.liveBytes -= cls;
+    throw Napi::Error::New(info.Env(), "maskacc pool: out of memory for " + std::to_string(bytes) + " bytes");
+  }
+  if (poison) std::fill_n(static_cast<float*>(data), bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  std::unique_ptr<v8::BackingStore> store =
+      v8::ArrayBuffer::NewBackingStore(data, bytes, giveBack, reinterpret_cast<void*>(cls));
+  v8::Local<v8::ArrayBuffer> buffer = v8::ArrayBuffer::New(isolate, std::move(store));
+  v8::Local<v8::Float32Array> array = v8::Float32Array::New(buffer, 0, (size_t)len);
+  v8::Local<v8::Value> value = array;
+  return Napi::Value(info.Env(), reinterpret_cast<napi_value>(*value));
+}
+
+// stats() -> { keptBytes, liveBytes, maxKeptBytes, hugePages, poison, hits, misses, dropped }
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Pool& pl = pool();
+  std::lock_guard<std::mutex> lock(pl.mu);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("keptBytes", (double)pl.keptBytes);
+  o.Set("liveBytes", (double)pl.liveBytes);
+  o.Set("maxKeptBytes", (double)pl.maxKeptBytes);
+  o.Set("hugePages", pl.hugePages);
+  o.Set("poison", pl.poison);
+  o.Set("hits", pl.hits);
+  o.Set("misses", pl.misses);
+  o.Set("dropped", pl.dropped);
+  return o;
+}
+
+// configure({ maxKeptBytes?, hugePages?, poison? }): lowering the bound trims at once.
+Napi::Value Configure(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "configure: expected an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  Pool& pl = pool();
+  std::lock_guard<std::mutex> lock(pl.mu);
+  if (o.Has("maxKeptBytes")) {
+    const double v = o.Get("maxKeptBytes").ToNumber().DoubleValue();
+    if (!(v >= 0)) throw Napi::RangeError::New(info.Env(), "maxKeptBytes: expected a number >= 0");
+    pl.maxKeptBytes = v >= 9e18 ? std::numeric_limits<size_t>::max() : (size_t)v;
+    trimLocked(pl, pl.maxKeptBytes);
+  }
+  if (o.Has("hugePages")) pl.hugePages = o.Get("hugePages").ToBoolean();
+  if (o.Has("poison")) pl.poison = o.Get("poison").ToBoolean();
+  return info.Env().Undefined();
+}
+
+// trim(): release every free block to the system.
+Napi::Value Trim(const Napi::CallbackInfo& info) {
+  Pool& pl = pool();
+  std::lock_guard<std::mutex> lock(pl.mu);
+  trimLocked(pl, 0);
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Node unloads addons when a worker thread's environment ends, but V8 frees that isolate's
+  // array buffers afterwards and calls giveBack: pin this library so the deleter stays mapped.
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&giveBack), &self) && self.dli_fname)
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  exports.Set("take", Napi::Function::New(env, Take));
+  exports.Set("stats", Napi::Function::New(env, Stats));
+  exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("trim", Napi::Function::New(env, Trim));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(maskacc_runtime, Init)
