@@ -33,6 +33,8 @@ export interface LayerShape {
   bias: boolean;
   outHeight: number;
   outWidth: number;
+  /** false: the network's first layer, whose input needs no gradient (no backward-data pass). */
+  inputGrad?: boolean;
 }
 
 /** Outcome of the pre-timing correctness check of one contender at one density. */
@@ -175,10 +177,15 @@ export function medianMs(layer: LayerRun, contender: Contender, d: DensityRun | 
   return samples && samples.length > 0 ? median(samples) : null;
 }
 
+/** The passes a layer runs: a first layer (inputGrad: false) has no backward-data pass, for anyone. */
+export function layerPasses(spec: Pick<LayerShape, 'inputGrad'>, passes: readonly Pass[]): Pass[] {
+  return passes.filter((p) => p !== 'bwd_data' || spec.inputGrad !== false);
+}
+
 /** Sum of per-pass medians (one training step of the layer) or null if any pass is missing. */
 export function stepMs(layer: LayerRun, contender: Contender, d: DensityRun | undefined, passes: readonly Pass[]): number | null {
   let total = 0;
-  for (const p of passes) {
+  for (const p of layerPasses(layer.spec, passes)) {
     const m = medianMs(layer, contender, d, p);
     if (m === null) return null;
     total += m;
@@ -279,7 +286,7 @@ export function peakTargets(model: ModelRun, peakGflops: number): PassTarget[] {
     const cases: TargetCase[] = [];
     for (const l of model.layers) {
       for (const d of l.densities) {
-        if (!targetEligible(l, d)) continue;
+        if (!targetEligible(l, d) || !layerPasses(l.spec, [pass]).length) continue;
         const ms = medianMs(l, 'maskacc', d, pass);
         cases.push({ layer: l.name, density: d.density, fraction: ms === null ? null : gflops(d.keptFlops, ms) / peakGflops });
       }
@@ -377,7 +384,7 @@ function layerTable(model: ModelRun, density: number, peak: number): string {
   for (const l of model.layers) {
     const d = densityRun(l, density);
     if (!d) continue;
-    model.passes.forEach((p, i) => rows.push(passRow(l, d, p, peak, i === 0)));
+    layerPasses(l.spec, model.passes).forEach((p, i) => rows.push(passRow(l, d, p, peak, i === 0)));
     if (model.passes.length > 1) rows.push(stepRow(model, l, d, peak));
   }
   return mdTable(LAYER_HEADERS, rows, LAYER_HEADERS.map((_, i) => i >= 2));

@@ -11,7 +11,7 @@ import { rng, type Rng } from '../test/util.js';
 import { loadBaselines, type Baselines, type DenseBaseline } from './baselines.js';
 import { convCount, MODELS, withBatch, type Model, type ModelKey, type ModelLayer } from './models.js';
 import {
-  MASKED_CONTENDERS, PASSES, peakTargets, relL2, renderMarkdown, renderSpeedupSvg, summarizeModel,
+  MASKED_CONTENDERS, PASSES, layerPasses, peakTargets, relL2, renderMarkdown, renderSpeedupSvg, summarizeModel,
   type BenchRun, type CheckResult, type DensityRun, type LayerRun, type LayerShape,
   type AllocationRow, type CallCostRow, type MaskedContender, type ModelRun, type Pass, type RuntimeRun, type TorchStatus,
 } from './report.js';
@@ -285,7 +285,7 @@ function shapeOf(l: ConvLayer): LayerShape {
   return {
     batch: l.batch, inChannels: l.inChannels, outChannels: l.outChannels, inHeight: l.inHeight, inWidth: l.inWidth,
     kernel: [...l.kernel], stride: [...l.stride], padding: [...l.padding], dilation: [...l.dilation],
-    bias: l.bias, outHeight: l.outHeight, outWidth: l.outWidth,
+    bias: l.bias, outHeight: l.outHeight, outWidth: l.outWidth, inputGrad: l.inputGrad,
   };
 }
 
@@ -391,8 +391,9 @@ function check(runner: PassRunner, out: Outputs, ref: Reference, passes: readonl
   return { ok: false, relErr, reason: `mismatch vs oneDNN dense: ${bad.map(([p, e]) => `${p} relL2=${e.toExponential(2)}`).join(', ')}` };
 }
 
-function checkLayer(lc: LayerCase, pool: OutputPool, denseBase: DenseBaseline, passes: readonly Pass[]): void {
+function checkLayer(lc: LayerCase, pool: OutputPool, denseBase: DenseBaseline, allPasses: readonly Pass[]): void {
   const out = pool.for(lc.layer);
+  const passes = layerPasses(lc.layer, allPasses);
   for (const dc of lc.densities) {
     const ref = reference(denseBase, lc.layer, lc.data, dc.masks, passes);
     for (const c of MASKED_CONTENDERS) {
@@ -450,7 +451,7 @@ function timeRounds(cases: LayerCase[], pool: OutputPool, o: Options, label: str
     progress(`${label}: rep ${rep + 1}/${total}${warm ? ' (warm-up)' : ''}`);
     cases.forEach((lc, li) => {
       const out = pool.for(lc.layer);
-      o.passes.forEach((pass, pi) => {
+      layerPasses(lc.layer, o.passes).forEach((pass, pi) => {
         const ss = slots(lc);
         const offset = (rep + li + pi) % Math.max(1, ss.length);
         for (let k = 0; k < ss.length; k++) {

@@ -48,7 +48,7 @@ export function timeStep(compiled: CompiledModel, buffers: ReadonlyMap<string, L
     const t0 = performance.now();
     conv.forward(b.x, b.w, b.b, b.y);
     const t1 = performance.now();
-    conv.backwardData(b.dy, b.w, b.dx);
+    if (l.layer.inputGrad) conv.backwardData(b.dy, b.w, b.dx);  // a first layer has no input gradient
     const t2 = performance.now();
     conv.backwardWeights(b.dy, b.x, b.dw, b.db);
     layers.push({ name: l.name, ms: [t1 - t0, t2 - t1, performance.now() - t2] });
