@@ -31,11 +31,10 @@ export function generateModel(model: Model, outDir: string): string[] {
   const key = cacheKey({ generator: GENERATOR_VERSION, templates: templateSources(), units });
   const target = aotTarget(model);
   const src = join(outDir, 'src');
-  // node-addon-api relative to generated/<name>/src, i.e. the repository's node_modules.
-  const files = writeAddonSources(src, units, key, target, '${CMAKE_CURRENT_SOURCE_DIR}/../../../node_modules/node-addon-api');
+  const files = writeAddonSources(src, units, key, target);
   writeFileSync(join(src, 'package.json'), JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }));
   writeFileSync(join(outDir, 'index.ts'), typedModule(model, unitOfLayer, target, key));
-  return [...files, 'module.cpp', 'layer-abi.hpp', 'CMakeLists.txt', 'package.json'].map((f) => join('src', f)).concat('index.ts');
+  return [...files, 'module.cpp', 'CMakeLists.txt', 'package.json'].map((f) => join('src', f)).concat('index.ts');
 }
 
 function className(model: Model): string {

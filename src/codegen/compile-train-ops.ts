@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ISAS, supportedIsas, type IsaName } from '../schedule/isa.js';
-import { NODE_ADDON_API_DIR, addonFlags, buildAddon, compilerId } from './build.js';
+import { addonFlags, buildAddon, compilerId } from './build.js';
 import { getOrBuildArtifact } from './cache.js';
 import { cacheKey } from './cache-key.js';
 import { GENERATOR_VERSION, TEMPLATE_DIR, renderCMakeLists } from './render.js';
@@ -39,7 +39,7 @@ export function compileTrainOps(opts: { cacheDir: string; isa?: IsaName; log?: (
   const sources = Object.fromEntries(readdirSync(SOURCE_DIR).sort().map((f) => [f, readFileSync(join(SOURCE_DIR, f), 'utf8')]));
   const flags = addonFlags();  // sanitized with the kernels under MASKACC_SANITIZE
   const cmake = (target: string) => renderCMakeLists({
-    target, nodeAddonApiDir: NODE_ADDON_API_DIR, baseFlags: flags.cxx, linkFlags: flags.link, units: [{ file: 'ops.cpp', flags: ISAS[isa].cxxFlags }],
+    target, baseFlags: flags.cxx, linkFlags: flags.link, units: [{ file: 'ops.cpp', flags: ISAS[isa].cxxFlags }],
   });
   const key = cacheKey({ generator: GENERATOR_VERSION, kind: 'train-ops', sources, cmake: cmake('TARGET'), compiler: compilerId(), isa });
   const id = `${opts.cacheDir}\0${key}`;

@@ -1,4 +1,6 @@
 // ---- engine/common: workspaces, microkernel, epilogue helpers (shared by all passes) ----
+// Expects (kernel.cpp includes it inside the layer namespace): the std headers <algorithm> <cstdint>
+// <cstdlib> <cstring> <new> <vector>, <omp.h>, and simd:: (isa/<isa>.hpp).
 
 // A growable, 64-byte aligned float buffer that is kept between calls: large packing buffers
 // would otherwise be page-faulted in again on every call.

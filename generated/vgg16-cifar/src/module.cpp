@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "2bf68114a87e812ae213bb607533292688e3b26a32818024edb04a129b057873"));
+  exports.Set("key", Napi::String::New(env, "1147b7a86bbcaaa0cb78a4c9a34dfc64e7e148e04ea8bf18de0f94adcb88166e"));
   return exports;
 }
 
