@@ -37,7 +37,7 @@ describe('generated models', () => {
     try {
       const files = generateModel(m, dir);
       await buildAddon(join(dir, 'src'), aotTarget(m), files[0], 2);
-      const mod = await import(pathToFileURL(join(dir, 'index.ts')).href);
+      const mod = await import(pathToFileURL(join(dir, 'index.js')).href);  // imports maskacc (the vitest alias: src/)
       const aot = await mod.Resnet20Cifar.load();
       const jit = await compileModel(m, { respecialize: false });
       const r = rng(4);
