@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { refForward } from '../reference.js';
-import { expectClose } from '../util.js';
+import { checkTinyNetOutput, TINY_NET_MAIN, TINY_NET_MODEL } from './fixtures/tiny-net.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'maskacc.mjs');
@@ -17,32 +16,7 @@ const bin = join(root, 'bin', 'maskacc.mjs');
 // generated module itself is plain JS (index.js) and is imported as such.
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
-const model = {
-  name: 'tiny-net',
-  batch: 2,
-  density: 0.5,
-  layers: [
-    { name: 'conv1', input: null, spec: { inChannels: 3, outChannels: 8, inHeight: 7, inWidth: 6, kernel: 3, padding: 1, bias: true } },
-    { name: 'conv2', input: 'conv1', spec: { inChannels: 8, outChannels: 8, inHeight: 7, inWidth: 6, kernel: 3, stride: 2, padding: 1 } },
-    { name: 'conv-3', input: 'conv2', spec: { inChannels: 8, outChannels: 4, inHeight: 4, inWidth: 3, kernel: 1 } },
-  ],
-};
-
-// The consumer: plain JS, deterministic inputs, masks that prune every other filter and channel.
-const MAIN = `import { TinyNet } from './lib/net/index.js';
-const net = await TinyNet.load({ threads: 1 });
-const out = {};
-for (const [name, conv] of Object.entries(net.layers)) {
-  const s = conv.spec;
-  const x = Float32Array.from({ length: s.batch * s.inChannels * s.inHeight * s.inWidth }, (_, i) => Math.sin(i));
-  const w = Float32Array.from({ length: s.outChannels * s.inChannels * s.kernel[0] * s.kernel[1] }, (_, i) => Math.cos(i));
-  const bias = s.bias ? Float32Array.from({ length: s.outChannels }, (_, i) => i / 4) : undefined;
-  const masks = { out: Array.from({ length: s.outChannels }, (_, k) => k % 2), in: Array.from({ length: s.inChannels }, (_, c) => (c % 2 === 0 || s.inChannels === 3 ? 1 : 0)) };
-  conv.setMasks(masks);
-  out[name] = { spec: s, masks, x: Array.from(x), w: Array.from(w), bias: bias && Array.from(bias), y: Array.from(conv.forward(x, w, bias)) };
-}
-console.log(JSON.stringify(out));
-`;
+const model = TINY_NET_MODEL;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
@@ -80,23 +54,10 @@ describe('maskacc build in a user project', () => {
       expect(text, f).not.toMatch(/\.\.\/(src|node_modules)\//);
     }
 
-    writeFileSync(join(project, 'main.mjs'), MAIN);
+    writeFileSync(join(project, 'main.mjs'), TINY_NET_MAIN);
     const ran = spawnSync(process.execPath, ['--import', tsxLoader, 'main.mjs'], { cwd: project, encoding: 'utf8' });
     expect(ran.status, ran.stderr).toBe(0);
-    const layers = JSON.parse(ran.stdout) as Record<string, {
-      spec: Parameters<typeof refForward>[0] & { bias: boolean }; masks: { out: number[]; in: number[] };
-      x: number[]; w: number[]; bias?: number[]; y: number[];
-    }>;
-    expect(Object.keys(layers)).toEqual(['conv1', 'conv2', 'conv-3']);
-    for (const [name, l] of Object.entries(layers)) {
-      const ref = refForward(l.spec, Float32Array.from(l.x), Float32Array.from(l.w), l.bias && Float32Array.from(l.bias), l.masks.out, l.masks.in);
-      expect(l.y.length, name).toBe(ref.length);
-      expectClose(l.y, ref, 1e-5, `${name} forward`);
-      // Not trivially zero, and the pruned filters' outputs are exactly zero (the masks reached the kernel).
-      const plane = l.y.length / (l.spec.batch * l.spec.outChannels);
-      expect(l.y.some((v) => v !== 0), name).toBe(true);
-      l.y.forEach((v, i) => { if (!l.masks.out[Math.floor(i / plane) % l.spec.outChannels]) expect(v, `${name}[${i}]`).toBe(0); });
-    }
+    checkTinyNetOutput(ran.stdout);
   });
 
   it('refuses to replace a package.json in --out that is not an ES module scope', () => {
