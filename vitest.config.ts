@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // Tests that need no C++ compiler: the DSL, plans, spec errors, cache keys and locking, the
@@ -24,6 +25,8 @@ const common = {
 };
 
 export default defineConfig({
+  // Generated models import maskacc by package name: tests run them on the sources.
+  resolve: { alias: { maskacc: fileURLToPath(new URL('./src/index.ts', import.meta.url)) } },
   test: {
     projects: [
       { test: { ...common, name: 'unit', include: UNIT } },

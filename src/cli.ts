@@ -3,8 +3,8 @@
 // toolchain. `--json` on every command that prints data; progress goes to stderr.
 // Exit codes: 0 done, 1 failed, 2 usage error (unknown command or option, bad argument).
 
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { compileMaskedConvs, compileModel, conv2d, MODEL_ZOO, passFlops, type ConvLayer, type ConvSpec, type IsaName } from './index.js';
 import { defaultCacheDir } from './codegen/cache.js';
@@ -13,7 +13,8 @@ import { ISA_PREFERENCE, ISAS, supportedIsas } from './schedule/isa.js';
 import { layerText } from './codegen/render.js';
 import type { Model } from './model/model.js';
 import { medianTiming, stepBuffers, timeStep } from './model/step.js';
-import { AOT_ISAS, aotTarget, generateModel } from './codegen/aot.js';
+import { AOT_ISAS, aotTarget, ensureEsmScope, generateModel } from './codegen/aot.js';
+import { readModelFile } from './model/model-file.js';
 import { buildAddon } from './codegen/build.js';
 import { diagnoseToolchain, formatToolchain } from './codegen/toolchain.js';
 import { availableParallelism } from 'node:os';
@@ -142,24 +143,34 @@ program.command('bench <model>')
   });
 
 program.command('build <model>')
-  .description('generate C++ (all ISAs) and a typed TS module for a zoo model, then build its addon')
-  .option('--out <dir>', 'output folder (default generated/<model>)')
-  .option('--batch <n>', 'batch size', (v) => Number(v), 64)
-  .option('--density <d>', 'expected kept fraction', density, 1)
+  .description('generate a zoo model or a model file (model.json) ahead of time: C++ for all ISAs and a typed ES module ' +
+    '(index.js + index.d.ts) that imports maskacc, then build its addon against the installed maskacc and node-addon-api')
+  .option('--out <dir>', 'output folder (default generated/<model name>)')
+  .option('--batch <n>', 'batch size of a zoo model (default 64; a model file sets its own)', (v) => Number(v))
+  .option('--density <d>', 'expected kept fraction, zoo models (default 1; a model file sets its own)', density)
   .option('--no-compile', 'write the sources only')
   .option('--json', 'print the output folder, the files written and the built addon as JSON')
-  .action(async (name: string, o: { out?: string; batch: number; density: number; compile: boolean; json?: boolean }) => {
-    if (!(name in MODEL_ZOO)) throw new Error(`${name}: not a model (${Object.keys(MODEL_ZOO).join(', ')})`);
-    const model = MODEL_ZOO[name as ZooName]({ batch: o.batch, density: o.density });
-    const out = o.out ?? join('generated', name);
+  .action(async (target: string, o: { out?: string; batch?: number; density?: number; compile: boolean; json?: boolean }) => {
+    let model: Model;
+    if (target in MODEL_ZOO) {
+      model = MODEL_ZOO[target as ZooName]({ batch: o.batch ?? 64, density: o.density ?? 1 });
+    } else if (target.endsWith('.json') || existsSync(target)) {
+      if (o.batch !== undefined || o.density !== undefined) throw new Error(`--batch and --density apply to zoo models; ${target} sets its own`);
+      model = readModelFile(target);
+    } else {
+      throw new Error(`${target}: neither a zoo model (${Object.keys(MODEL_ZOO).join(', ')}) nor a model file (.json)`);
+    }
+    const out = o.out ?? join('generated', model.name);
+    const scope = ensureEsmScope(out);
     const files = await generateModel(model, out);
     const bar = progress();
-    bar.done(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)`);
+    bar.done(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)${scope ? `, and ${scope} ("type": "module")` : ''}`);
     let built: string | undefined;
     if (o.compile) {
+      const t0 = performance.now();
       bar.update(`building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)`);
-      built = await buildAddon(join(out, 'src'), aotTarget(model), files[0], availableParallelism());
-      bar.done(`built ${aotTarget(model)}`);
+      built = await buildAddon(join(out, 'src'), aotTarget(model), basename(files[0]), availableParallelism());
+      bar.done(`built ${built} in ${((performance.now() - t0) / 1000).toFixed(1)} s; import ${join(out, 'index.js')}`);
     }
     if (o.json) console.log(JSON.stringify({ out, files, addon: built ?? null }, null, 1));
     else console.log(built ?? `${out}: sources only (--no-compile)`);

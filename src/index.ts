@@ -3,6 +3,7 @@ export { conv2d, isConvLayer, passFlops, type ConvLayer, type ConvSpec, type Pai
 export { compileMaskedConv, compileMaskedConvs, type CompileOptions } from './compile-masked-conv.js';
 export { MaskedConv, type Masks } from './runtime/masked-conv.js';
 export { configurePool, poolStats, trimPool, type PoolStats } from './runtime/pool.js';
+export { loadGeneratedModel, type GeneratedLoadOptions } from './runtime/generated.js';
 export type { Plan, GemmPlan, DotPlan } from './schedule/plan.js';
 export { supportedIsas, type IsaName } from './schedule/isa.js';
 export { ArgumentError, CompileError, DisposedError, IsaError, MaskaccError, SpecError } from './errors.js';

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { ArgumentError, CompileError } from '../errors.js';
 import { diagnoseToolchain, formatToolchain } from './toolchain.js';
+import { HEADER_DIR } from './render.js';
 
 const require = createRequire(import.meta.url);
 
@@ -88,12 +89,15 @@ export function compilerId(): string {
 /**
  * Run cmake-js in `dir` (which holds CMakeLists.txt and the sources) and return the built
  * `<target>.node`. `mainSource` is named in the error so a person can open the generated code.
+ * The include directories of this installed maskacc and its node-addon-api are passed as -D
+ * definitions, so the sources (and generated/ in the repository) carry no machine paths.
  */
 export async function buildAddon(buildDir: string, target: string, mainSource: string, jobs: number): Promise<string> {
   const dir = resolve(buildDir);
   // cmake-js reads napi_versions from the project's package.json: with it, no headers download.
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }));
-  const args = [CMAKE_JS_BIN, 'build', '--directory', dir, '--out', join(dir, 'build'), '--parallel', String(jobs), '--log-level', 'error'];
+  const args = [CMAKE_JS_BIN, 'build', '--directory', dir, '--out', join(dir, 'build'), '--parallel', String(jobs), '--log-level', 'error',
+    `--CDMASKACC_INCLUDE_DIR=${HEADER_DIR}`, `--CDMASKACC_NODE_ADDON_API_DIR=${NODE_ADDON_API_DIR}`];
   const output = await run(process.execPath, args, dir);
   if (output.code !== 0) {
     // Probed only now that a build failed: the same findings as `maskacc doctor`.

@@ -8,7 +8,7 @@ import { ISAS } from '../schedule/isa.js';
 import { cacheKey } from './cache-key.js';
 import { progress } from '../runtime/progress.js';
 import { getOrBuildArtifact, type CacheEvent } from './cache.js';
-import { type AddonFlags, NODE_ADDON_API_DIR, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
+import { type AddonFlags, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
 import { MaskaccError } from '../errors.js';
 import {
   GENERATOR_VERSION, type KernelUnit, layerText, renderCMakeLists, renderKernel, renderModule, templateSources,
@@ -85,7 +85,7 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
       const bar = opts.log ? progress() : undefined;
       bar?.update(`maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`);
       try {
-        const files = writeAddonSources(workDir, units, key, target, NODE_ADDON_API_DIR, flags);
+        const files = writeAddonSources(workDir, units, key, target, flags);
         const built = await buildAddon(workDir, target, files[0] ?? 'module.cpp', opts.jobs);
         bar?.done(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         return built;
@@ -101,16 +101,16 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
 
 /**
  * Write an addon's sources into `dir`: one `<ns>.cpp` per unit (its ISA flags in CMakeLists),
- * module.cpp with the binding, layer-abi.hpp. Returns the kernel file names. `flags` defaults to
- * a normal build whatever the environment says: ahead-of-time sources must not depend on it.
+ * module.cpp with the binding, CMakeLists.txt. The headers they include stay in the package
+ * (HEADER_DIR). Returns the kernel file names. `flags` defaults to a normal build whatever the
+ * environment says: ahead-of-time sources must not depend on it.
  */
 export function writeAddonSources(dir: string, units: readonly KernelUnit[], key: string, target: string,
-  nodeAddonApiDir = NODE_ADDON_API_DIR, flags: AddonFlags = addonFlags([])): string[] {
+  flags: AddonFlags = addonFlags([])): string[] {
   mkdirSync(dir, { recursive: true });
   const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
   units.forEach((u, i) => writeFileSync(join(dir, files[i].file), renderKernel(u)));
   writeFileSync(join(dir, 'module.cpp'), renderModule(units, key));
-  writeFileSync(join(dir, 'layer-abi.hpp'), templateSources()['layer-abi.hpp']);
-  writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({ target, nodeAddonApiDir, baseFlags: flags.cxx, linkFlags: flags.link, units: files }));
+  writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({ target, baseFlags: flags.cxx, linkFlags: flags.link, units: files }));
   return files.map((f) => f.file);
 }

@@ -5,7 +5,8 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { NODE_ADDON_API_DIR, addonFlags, buildAddon, compilerId } from './build.js';
+import { availableParallelism } from 'node:os';
+import { addonFlags, buildAddon, compilerId } from './build.js';
 import { getOrBuildArtifact } from './cache.js';
 import { cacheKey } from './cache-key.js';
 import { GENERATOR_VERSION, TEMPLATE_DIR, renderCMakeLists } from './render.js';
@@ -32,7 +33,7 @@ export function loadNativeAddon<T>(spec: NativeAddonSpec): Promise<T> {
   const sources = Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
   const flags = addonFlags();  // sanitized with the kernels under MASKACC_SANITIZE
   const cmake = (target: string) => renderCMakeLists({
-    target, nodeAddonApiDir: NODE_ADDON_API_DIR, baseFlags: [...flags.cxx, ...(spec.cxxFlags ?? [])], linkFlags: flags.link, units: spec.units,
+    target, baseFlags: [...flags.cxx, ...(spec.cxxFlags ?? [])], linkFlags: flags.link, units: spec.units,
   });
   const key = cacheKey({ generator: GENERATOR_VERSION, kind: spec.kind, sources, cmake: cmake('TARGET'), compiler: compilerId(), ...spec.extraKey });
   const id = `${spec.cacheDir}\0${key}`;
@@ -46,7 +47,7 @@ export function loadNativeAddon<T>(spec: NativeAddonSpec): Promise<T> {
         mkdirSync(buildDir, { recursive: true });
         for (const [file, text] of Object.entries(sources)) writeFileSync(join(buildDir, file), text);
         writeFileSync(join(buildDir, 'CMakeLists.txt'), cmake(target));
-        return buildAddon(buildDir, target, 'module.cpp', 2);
+        return buildAddon(buildDir, target, 'module.cpp', availableParallelism());
       },
     }).then((path) => require(path) as T);
     loaded.set(id, addon);

@@ -9,6 +9,12 @@ import type { ConvLayer } from '../ir/conv.js';
 import { describePlan, type ConvPassPlan, type Plan, type WeightsPlan } from '../schedule/plan.js';
 
 export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
+/**
+ * The include directory of every build: the engine headers (engine/*.hpp), the ISA headers
+ * (isa/<isa>.hpp) and layer-abi.hpp live here, in the installed package; a generated translation
+ * unit includes them. templateSources() hashes them all into the cache key.
+ */
+export const HEADER_DIR = TEMPLATE_DIR;
 export const GENERATOR_VERSION: string = JSON.parse(
   readFileSync(join(TEMPLATE_DIR, '..', 'package.json'), 'utf8'),
 ).version;
@@ -26,22 +32,12 @@ export function templateSources(): Record<string, string> {
   return out;
 }
 
-let hb: typeof Handlebars | undefined;
-function engine(): typeof Handlebars {
-  if (hb) return hb;
-  hb = Handlebars.create();
-  const src = templateSources();
-  for (const [name, text] of Object.entries(src)) {
-    if (name.startsWith('engine/')) hb.registerPartial(name.slice('engine/'.length).replace(/\.hpp$/, ''), text);
-  }
-  return hb;
-}
-
+const hb = Handlebars.create();
 const compiled = new Map<string, HandlebarsTemplateDelegate>();
 function template(name: string): HandlebarsTemplateDelegate {
   let t = compiled.get(name);
   if (!t) {
-    t = engine().compile(readFileSync(join(TEMPLATE_DIR, name), 'utf8'), { noEscape: true, strict: true });
+    t = hb.compile(readFileSync(join(TEMPLATE_DIR, name), 'utf8'), { noEscape: true, strict: true });
     compiled.set(name, t);
   }
   return t;
@@ -57,10 +53,10 @@ export interface KernelUnit {
 
 export function renderKernel(unit: KernelUnit): string {
   const { layer: l, plan } = unit;
-  const isaPartial = readFileSync(join(TEMPLATE_DIR, 'isa', `${plan.isa}.hpp.hbs`), 'utf8');
   return template('kernel.cpp.hbs')(
     {
       ns: unit.ns,
+      isa: plan.isa,
       generatorVersion: GENERATOR_VERSION,
       layerText: layerText(l),
       planLines: describePlan(plan),
@@ -71,7 +67,7 @@ export function renderKernel(unit: KernelUnit): string {
         R: l.kernel[0], S: l.kernel[1], SH: l.stride[0], SW: l.stride[1], PH: l.padding[0], PW: l.padding[1],
         DH: l.dilation[0], DW: l.dilation[1], P: l.outHeight, Q: l.outWidth,
       },
-      // Only the engines this plan uses are emitted: no dead code in a kernel's source.
+      // Only the engines this plan uses are included: no dead code in a kernel's translation unit.
       uses: {
         gemm: plan.forward.engine === 'gemm' || plan.backwardData?.engine === 'gemm',
         dot: plan.backwardWeights.engine === 'dot',
@@ -82,7 +78,6 @@ export function renderKernel(unit: KernelUnit): string {
       bwd: plan.backwardData ? gemmArgs(plan.backwardData, true) : {},
       wgt: weightsArgs(plan.backwardWeights),
     },
-    { partials: { isa: isaPartial } },
   );
 }
 
@@ -115,13 +110,16 @@ export function renderModule(units: readonly { ns: string }[], key: string): str
   return template('module.cpp.hbs')({ units, key });
 }
 
+/**
+ * The addon's CMakeLists.txt. It holds no machine paths: buildAddon passes the include directories
+ * of the installed maskacc and node-addon-api as -D definitions (see build.ts).
+ */
 export function renderCMakeLists(args: {
-  target: string; nodeAddonApiDir: string; baseFlags: readonly string[]; linkFlags?: readonly string[];
+  target: string; baseFlags: readonly string[]; linkFlags?: readonly string[];
   units: readonly { file: string; flags: readonly string[] }[];
 }): string {
   return template('CMakeLists.txt.hbs')({
     target: args.target,
-    nodeAddonApiDir: args.nodeAddonApiDir,
     baseFlags: args.baseFlags.join(' '),
     linkFlags: (args.linkFlags ?? []).join(' '),
     units: args.units.map((u) => ({ file: u.file, flags: u.flags.join(';') })),

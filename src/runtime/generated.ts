@@ -27,7 +27,7 @@ export async function loadGeneratedModel(moduleUrl: string, target: string,
   const dir = dirname(fileURLToPath(moduleUrl));
   const addon = join(dir, 'src', 'build', 'Release', `${target}.node`);
   if (!existsSync(addon)) {
-    throw new MaskaccError(`${addon} is not built: run \`maskacc build ${target.replace(/^maskacc_/, '').replace(/_/g, '-')}\` first`);
+    throw new MaskaccError(`${addon} is not built: run \`maskacc build <zoo model | model.json> --out ${dir}\` (without --no-compile) first`);
   }
   const { Kernel, key } = require(addon) as { Kernel: NativeKernelClass; key: string };
   await loadPool(defaultCacheDir());  // without a compiler there is no pool: outputs are plain arrays

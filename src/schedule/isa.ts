@@ -1,6 +1,6 @@
 // Instruction sets as data: what the scheduler needs to know (vector width, registers, compiler
 // flags, CPU flags) and which template implements the vector ops. Adding an ISA adds a row here
-// and a templates/isa/<name>.hpp.hbs file; no scheduler logic changes.
+// and a templates/isa/<name>.hpp header; no scheduler logic changes.
 
 import { readFileSync } from 'node:fs';
 

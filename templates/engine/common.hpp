@@ -1,4 +1,6 @@
 // ---- engine/common: workspaces, microkernel, epilogue helpers (shared by all passes) ----
+// Expects (kernel.cpp includes it inside the layer namespace): the std headers <algorithm> <cstdint>
+// <cstdlib> <cstring> <new> <vector>, <omp.h>, and simd:: (isa/<isa>.hpp).
 
 // Scratch memory of the same kind as the runtime's output pool (native/runtime): 64-byte aligned;
 // blocks of 2 MiB and more are mmap'ed 2 MiB-aligned and advised for transparent huge pages

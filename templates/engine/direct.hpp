@@ -3,6 +3,8 @@
 // Spatial positions are the broadcast side, so taps that only read padding are skipped exactly by
 // loop bounds (rows) and per-phase tap lists (strided backward-data): the choice for small outputs
 // and for many kept channels. Results go to their original channel by index (scalar stores).
+// Expects (kernel.cpp includes it inside the layer namespace): the std headers, L:: (the layer's
+// shape), simd:: (isa/<isa>.hpp) and engine/common.hpp (Workspace).
 
 // The broadcast microkernel: acc[MQ][NV] = sum over channels c < KC and steps t < nT of
 //   broadcast(X[c*xChan + xOff[t] + m*XSTEP]) * W[c*wChan + wOff[t] + v*VW ... +VW).

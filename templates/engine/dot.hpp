@@ -2,6 +2,8 @@
 // dw[rows[i]][cols[c]][tap] = sum_j dyLane(i)[j] * xLane(c, tap)[j]. Vectors run along j, so both
 // operands are plain vector loads, and an MRW x NT block of accumulators stays in registers for
 // the whole reduction; work items own disjoint dw entries, so threads never reduce across.
+// Expects (kernel.cpp includes it inside the layer namespace): the std headers, L:: (the layer's
+// shape), simd:: (isa/<isa>.hpp) and engine/common.hpp.
 
 template <int MRW, int NT>
 struct DotPass {

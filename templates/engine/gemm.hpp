@@ -1,6 +1,8 @@
 // ---- engine/gemm: forward and backward-data as an implicit GEMM over destination positions ----
 // dst[n][mIdx[m]][a][b] = sum over kept source channels c and taps (r,s) of A[m][c][tap] * src[...]
 // (V = view: which tensor is gathered, how a tap maps a destination position to a source one).
+// Expects (kernel.cpp includes it inside the layer namespace): the std headers, L:: (the layer's
+// shape), simd:: (isa/<isa>.hpp) and engine/common.hpp (Workspace, packPanels).
 
 template <class V, int MR, int NV>
 struct GemmPass {

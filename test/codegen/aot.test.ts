@@ -10,6 +10,14 @@ import { compileModel, MODEL_ZOO } from '../../src/index.js';
 import { aotTarget, generateModel } from '../../src/codegen/aot.js';
 import { buildAddon } from '../../src/codegen/build.js';
 import { expectClose, rng } from '../util.js';
+import type { Vgg16Cifar } from '../../generated/vgg16-cifar/index.js';
+
+// The generated declarations carry the shapes (checked by `npm run typecheck`, which covers test/).
+type Conv31 = Vgg16Cifar['layers']['conv3_1'];
+const typedShapes: [Conv31['spec']['outChannels'], Conv31['spec']['kernel'], Conv31['forward']] extends
+  [256, readonly [3, 3], (x: Float32Array, w: Float32Array, ...rest: never[]) => Float32Array] ? true : false = true;
+// @ts-expect-error: no such layer
+type NoLayer = Vgg16Cifar['layers']['conv9_9'];
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -22,6 +30,7 @@ function sourceFiles(dir: string): string[] {
 
 describe('generated models', () => {
   it('generated/vgg16-cifar is in sync with the generator', async () => {
+    expect(typedShapes).toBe(true);
     const fresh = mkdtempSync(join(tmpdir(), 'maskacc-aot-'));
     await generateModel(MODEL_ZOO['vgg16-cifar'](), fresh);
     const checkedIn = join(root, 'generated', 'vgg16-cifar');
@@ -37,7 +46,7 @@ describe('generated models', () => {
     try {
       const files = await generateModel(m, dir);
       await buildAddon(join(dir, 'src'), aotTarget(m), files[0], 2);
-      const mod = await import(pathToFileURL(join(dir, 'index.ts')).href);
+      const mod = await import(pathToFileURL(join(dir, 'index.js')).href);  // imports maskacc (the vitest alias: src/)
       const aot = await mod.Resnet20Cifar.load();
       const jit = await compileModel(m, { respecialize: false });
       const r = rng(4);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileMaskedConv, conv2d, CompileError } from '../../src/index.js';
 import { addonKey } from '../../src/codegen/compile.js';
-import { renderKernel, templateSources } from '../../src/codegen/render.js';
+import { renderKernel, renderModule, templateSources } from '../../src/codegen/render.js';
 import type { CacheEvent } from '../../src/codegen/cache.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
@@ -38,6 +38,22 @@ describe('compile and cache', () => {
     expect(addonKey([unit({ ...spec, padding: 0 })])).not.toBe(k);
     expect(addonKey([{ ...u, plan: { ...u.plan, vectorWidth: u.plan.vectorWidth + 1 } }])).not.toBe(k);
     expect(addonKey([unit()])).toBe(k);
+  });
+
+  it('every maskacc header a translation unit includes is hashed into the key, and an edit of any changes it', () => {
+    const templates = templateSources();
+    const k = addonKey([unit()], templates);
+    // The quoted includes of kernels (each ISA, each engine) and of module.cpp: what the build reads from HEADER_DIR.
+    const strategies = [{ forward: 'planes', backwardWeights: 'planes' }, { forward: 'direct', backwardWeights: 'direct' }] as const;
+    const sources = [...strategies.flatMap((st) => (['scalar', 'avx2', 'avx512'] as const).map((isa) =>
+      renderKernel({ ...unit(), plan: choosePlan(unit().layer, ISAS[isa], 1, st) }))), renderModule([{ ns: 'layer0' }], k)];
+    const included = new Set(sources.flatMap((src) => [...src.matchAll(/^#include "([^"]+)"$/gm)].map((m) => m[1])));
+    // Every header in the package reaches some translation unit (so this test sees them all) ...
+    expect([...included].sort()).toEqual(Object.keys(templates).filter((f) => f.endsWith('.hpp')).sort());
+    // ... and each is hashed: an edit changes the key.
+    for (const h of included) {
+      expect(addonKey([unit()], { ...templates, [h]: `${templates[h]}\n// edit` }), h).not.toBe(k);
+    }
   });
 
   it('generated C++ states the layer, the plan and the generator', () => {

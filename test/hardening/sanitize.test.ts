@@ -87,14 +87,14 @@ describe('MASKACC_SANITIZE', () => {
 
     const dir = mkdtempSync(join(tmpdir(), 'maskacc-sanitize-'));
     try {
-      writeAddonSources(join(dir, 'san'), units, 'k', 'maskacc_san', '/nowhere', san);
+      writeAddonSources(join(dir, 'san'), units, 'k', 'maskacc_san', san);
       const cm = readFileSync(join(dir, 'san', 'CMakeLists.txt'), 'utf8');
       expect(cm).toMatch(/^target_compile_options\(\$\{PROJECT_NAME\} PRIVATE .*-O3 .*-fsanitize=address,undefined .*-fno-omit-frame-pointer -g( .*)?\)$/m);
       expect(cm).toMatch(/^target_link_options\(\$\{PROJECT_NAME\} PRIVATE -fsanitize=address,undefined\)$/m);
 
       // The default is a normal build whatever the environment says (ahead-of-time sources must not depend on it).
       process.env.MASKACC_SANITIZE = 'address';
-      writeAddonSources(join(dir, 'plain'), units, 'k', 'maskacc_plain', '/nowhere');
+      writeAddonSources(join(dir, 'plain'), units, 'k', 'maskacc_plain');
       const plain = readFileSync(join(dir, 'plain', 'CMakeLists.txt'), 'utf8');
       expect(plain).not.toMatch(/sanitize|target_link_options/);
     } finally {
@@ -167,8 +167,7 @@ describe('sanitizer canary: the sanitized build flags catch real bugs', () => {
     const flags = addonFlags(sanitizers);
     writeFileSync(join(dir, 'module.cpp'), CANARY);
     writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({
-      target: 'canary', nodeAddonApiDir: join(import.meta.dirname, '..', '..', 'node_modules', 'node-addon-api'),
-      baseFlags: flags.cxx, linkFlags: flags.link, units: [],
+      target: 'canary', baseFlags: flags.cxx, linkFlags: flags.link, units: [],
     }));
     addon = await buildAddon(dir, 'canary', 'module.cpp', 2);
     const r = run('a.ok(8)');

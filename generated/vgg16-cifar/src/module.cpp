@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "ed61afc6337f5698593ce13326a40e9dccbc85b8b8d0ae7afbb0da0a1029d46e"));
+  exports.Set("key", Napi::String::New(env, "1147b7a86bbcaaa0cb78a4c9a34dfc64e7e148e04ea8bf18de0f94adcb88166e"));
   return exports;
 }
 

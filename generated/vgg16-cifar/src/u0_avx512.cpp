@@ -11,9 +11,9 @@
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
-// else (sizes, tiles, ISA) is baked in below.
+// else (sizes, tiles, ISA) is baked in below. The engines are maskacc's headers (templates/ on
+// the include path): included inside this layer's namespace, they see its L:: and simd::.
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -27,24 +27,6 @@
 
 namespace u0_avx512 {
 
-// ISA: AVX-512F, 16 floats per vector, 32 vector registers.
-
-namespace simd {
-constexpr int VW = 16;
-using vec = __m512;
-inline vec zero() { return _mm512_setzero_ps(); }
-inline vec broadcast(float a) { return _mm512_set1_ps(a); }
-inline vec loadu(const float* p) { return _mm512_loadu_ps(p); }
-inline void storeu(float* p, vec v) { _mm512_storeu_ps(p, v); }
-inline vec fmadd(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
-inline float hsum(vec v) { return _mm512_reduce_add_ps(v); }
-// Pin a loaded value in a register: stops g++ from folding the load into every FMA that uses it
-// (which would repeat the load once per use and make the loop load-bound).
-inline void keep(vec& v) { asm("" : "+v"(v)); }
-inline void spill(float* out, vec v) { _mm512_storeu_ps(out, v); }
-}  // namespace simd
-
 namespace L {  // the layer's shape
 constexpr int N = 64, C = 3, K = 64, H = 32, W = 32;
 constexpr int R = 3, S = 3, SH = 1, SW = 1, PH = 1, PW = 1, DH = 1, DW = 1;
@@ -53,562 +35,10 @@ constexpr int P = 32, Q = 32;
 constexpr long X_SIZE = (long)L::N * L::C * L::H * L::W, W_SIZE = (long)L::K * L::C * L::R * L::S,
                Y_SIZE = (long)L::N * L::K * L::P * L::Q;
 
-// ---- engine/common: workspaces, microkernel, epilogue helpers (shared by all passes) ----
-
-// Scratch memory of the same kind as the runtime's output pool (native/runtime): 64-byte aligned;
-// blocks of 2 MiB and more are mmap'ed 2 MiB-aligned and advised for transparent huge pages
-// (MASKACC_HUGEPAGES=0 turns that off), so packing buffers fault in and sit in few TLB entries.
-constexpr size_t HUGE_BLOCK = size_t(2) << 20;
-static inline bool hugePagesWanted() {
-  static const bool on = [] {
-    const char* v = std::getenv("MASKACC_HUGEPAGES");
-    return !(v && (!std::strcmp(v, "0") || !std::strcmp(v, "false") || !std::strcmp(v, "off") || !std::strcmp(v, "no")));
-  }();
-  return on;
-}
-static inline void* scratchAlloc(size_t bytes) {
-  if (bytes < HUGE_BLOCK) return std::aligned_alloc(64, ((bytes + 63) / 64) * 64);
-  const size_t len = bytes + HUGE_BLOCK;
-  char* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (p == MAP_FAILED) return nullptr;
-  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + HUGE_BLOCK - 1) & ~(uintptr_t)(HUGE_BLOCK - 1));
-  if (a > p) munmap(p, a - p);
-  if (p + len > a + bytes) munmap(a + bytes, (p + len) - (a + bytes));
-#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
-  madvise(a, bytes, hugePagesWanted() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // EINVAL without THP: harmless
-#endif
-  return a;
-}
-static inline void scratchFree(void* p, size_t bytes) {
-  if (!p) return;
-  if (bytes < HUGE_BLOCK) std::free(p);
-  else munmap(p, bytes);
-}
-
-// A growable float buffer of scratch memory, kept by its Workspace between calls (grown to the
-// largest request once, never per call).
-struct Buffer {
-  float* data = nullptr;
-  size_t size = 0, bytes = 0;
-  float* get(size_t n) {
-    if (n > size) {
-      scratchFree(data, bytes);
-      data = nullptr;
-      size = bytes = 0;
-      const size_t want = std::max<size_t>(n * sizeof(float), 64);
-      data = static_cast<float*>(scratchAlloc(want));
-      if (!data) throw std::bad_alloc();
-      bytes = want;
-      size = n;
-    }
-    return data;
-  }
-  Buffer() = default;
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& o) noexcept : data(o.data), size(o.size), bytes(o.bytes) { o.data = nullptr; o.size = o.bytes = 0; }
-  ~Buffer() { scratchFree(data, bytes); }
-};
-
-struct IntBuffer {
-  std::vector<int32_t> v;
-  int32_t* get(size_t n) { if (v.size() < n) v.resize(n); return v.data(); }
-};
-
-// Per-thread scratch (packed B block and offset tables) plus per-call shared packs.
-struct Workspace {
-  std::vector<Buffer> bBlock;
-  std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
-  Buffer aPack, dyPack, xPack;
-  void ensureThreads(int t) {
-    if ((int)bBlock.size() < t) { bBlock.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
-  }
-};
-
-// The register-blocked microkernel: acc[MR][NV] = sum over `rows` reduction rows t of
-//   broadcast(A[aOff[t] + i]) * B[bOff[t] + v*VW ... +VW).
-// Offset tables let one kernel read packed im2col blocks, padded planes or raw tensors.
-template <int MR, int NV>
-static inline void microkernel(int rows, const int32_t* __restrict aOff, const int32_t* __restrict bOff,
-                               const float* __restrict A, const float* __restrict B, simd::vec (&acc)[MR][NV]) {
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[i][v] = simd::zero();
-  for (int t = 0; t < rows; ++t) {
-    const float* a = A + aOff[t];
-    const float* b = B + bOff[t];
-    simd::vec bv[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = simd::loadu(b + v * simd::VW);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const simd::vec ai = simd::broadcast(a[i]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[i][v] = simd::fmadd(ai, bv[v], acc[i][v]);
-    }
-  }
-}
-
-// Pack weights into MR-row panels: panel[pm][row][MR] for reduction rows (c, tap); rows past M are 0.
-// `weightAt(m, c, tap)` returns the weight of output row m, reduction channel c, tap.
-template <int MR, class WeightAt>
-static void packPanels(float* dst, int M, int KC, int RS, int threads, WeightAt weightAt) {
-  const int panels = (M + MR - 1) / MR;
-  const long rowsPerPanel = (long)KC * RS;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int pm = 0; pm < panels; ++pm) {
-    float* out = dst + (long)pm * rowsPerPanel * MR;
-    for (int c = 0; c < KC; ++c)
-      for (int tap = 0; tap < RS; ++tap, out += MR)
-        for (int i = 0; i < MR; ++i) {
-          const int m = pm * MR + i;
-          out[i] = m < M ? weightAt(m, c, tap) : 0.f;
-        }
-  }
-}
-
-// Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
-// binding checks): walks the gaps between kept indices, allocates nothing.
-static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
-  if (nKept == ch) return;
-  const auto zeroImage = [&](int b) {
-    float* img = t + (long)b * ch * plane;
-    int c = 0;
-    for (int i = 0; i <= nKept; ++i) {
-      const int end = i < nKept ? kept[i] : ch;
-      if (end > c) std::memset(img + (long)c * plane, 0, sizeof(float) * plane * (end - c));
-      c = end + 1;
-    }
-  };
-  if (threads <= 1 || n == 1) {
-    for (int b = 0; b < n; ++b) zeroImage(b);
-    return;
-  }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int b = 0; b < n; ++b) zeroImage(b);
-}
-
-// Decide how many panels one work item covers: whole M when there are enough items for the
-// threads, else split M so both cores get work (e.g. a 2x2-output layer with few column blocks).
-static inline int panelsPerItem(int panels, long baseItems, int threads) {
-  if (panels <= 1 || baseItems >= 4L * threads) return panels > 0 ? panels : 1;
-  const long want = (4L * threads + baseItems - 1) / baseItems;
-  const int chunks = (int)std::min<long>(panels, want);
-  return (panels + chunks - 1) / chunks;
-}
-// ---- engine/gemm: forward and backward-data as an implicit GEMM over destination positions ----
-// dst[n][mIdx[m]][a][b] = sum over kept source channels c and taps (r,s) of A[m][c][tap] * src[...]
-// (V = view: which tensor is gathered, how a tap maps a destination position to a source one).
-
-template <class V, int MR, int NV>
-struct GemmPass {
-  static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
-  static constexpr long SRC_PLANE = (long)V::SRC_A * V::SRC_B, SRC_IMG = SRC_PLANE * V::SRC_C;
-  static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
-
-  // Pack the weights of kept rows x kept reduction channels into MR-row panels (once per call).
-  static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
-                            bool flipTaps, Workspace& ws, int threads) {
-    const int panels = (M + MR - 1) / MR;
-    float* A = ws.aPack.get((size_t)std::max(panels, 1) * KC * RS * MR + 1);
-    packPanels<MR>(A, M, KC, RS, threads, [&](int m, int c, int tap) {
-      int r = tap / L::S, s = tap % L::S;
-      if (flipTaps) { r = L::R - 1 - r; s = L::S - 1 - s; }
-      return V::weight(w, mIdx[m], kIdx[c], r, s);
-    });
-    return A;
-  }
-
-  // Write one accumulator row of NR columns: `vecOff(v)` gives the destination offset of column
-  // group v when its VW lanes are contiguous and valid, else -1 and `laneOff(v, l)` is used (-1 = skip).
-  template <class VecOff, class LaneOff>
-  static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneOff laneOff) {
-    const simd::vec b = simd::broadcast(bias);
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      const long off = vecOff(v);
-      if (off >= 0) {
-        simd::storeu(base + off, simd::add(row[v], b));
-      } else {
-        alignas(64) float lanes[VW];
-        simd::spill(lanes, row[v]);
-        for (int l = 0; l < VW; ++l) {
-          const long o = laneOff(v, l);
-          if (o >= 0) base[o] = lanes[l] + bias;
-        }
-      }
-    }
-  }
-
-  // Planes mode (stride 1): per (image, block of PB destination rows) copy the kept source channels
-  // into zero-padded planes of pitch WP; tap (r,s) is then a constant shift, so nothing is
-  // replicated and every B row is a shifted window of one plane. Columns u = row*WP + col, where
-  // columns col >= DST_B are padding garbage that is computed but never stored.
-  template <int PB>
-  static void runPlanes(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
-                        const int32_t* kIdx, int KC, Workspace& ws, int threads) {
-    constexpr int WP = V::DST_B + (L::S - 1) * L::DW;
-    constexpr int ROW_BLOCKS = (V::DST_A + PB - 1) / PB;
-    constexpr int PLANE_ROWS = PB + (L::R - 1) * L::DH;
-    constexpr long PLANE = ((long)PLANE_ROWS * WP + (L::S - 1) * L::DW + NR + 15) / 16 * 16;
-    const int panels = (M + MR - 1) / MR;
-    if (panels == 0) return;
-    const int perItem = panelsPerItem(panels, (long)L::N * ROW_BLOCKS, threads);
-    const int chunks = (panels + perItem - 1) / perItem;
-    const long items = (long)L::N * ROW_BLOCKS * chunks;
-    const int rows = KC * RS;
-    ws.ensureThreads(threads);
-    for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
-      ws.bBlock[t].get((size_t)std::max(KC, 1) * PLANE);
-      ws.aOff[t].get(rows + 1);
-      ws.bOff[t].get(rows + 1);
-    }
-#pragma omp parallel num_threads(threads)
-    {
-      const int tid = omp_get_thread_num();
-      float* planes = ws.bBlock[tid].data;
-      int32_t* aOff = ws.aOff[tid].v.data();
-      int32_t* bOff = ws.bOff[tid].v.data();
-      for (int c = 0; c < KC; ++c)
-        for (int tap = 0; tap < RS; ++tap) {
-          aOff[c * RS + tap] = (c * RS + tap) * MR;
-          bOff[c * RS + tap] = (int32_t)(c * PLANE + (tap / L::S) * L::DH * WP + (tap % L::S) * L::DW);
-        }
-      int packedN = -1, packedBlock = -1;
-#pragma omp for schedule(dynamic, 1)
-      for (long item = 0; item < items; ++item) {
-        const int chunk = (int)(item % chunks);
-        const int rb = (int)((item / chunks) % ROW_BLOCKS);
-        const int n = (int)(item / chunks / ROW_BLOCKS);
-        const int a0 = rb * PB, a1 = std::min(V::DST_A, a0 + PB);
-        const int usedRows = (a1 - a0) + (L::R - 1) * L::DH;
-        if (n != packedN || rb != packedBlock) {  // consecutive chunks of one block reuse the planes
-          packPlanes(src + n * SRC_IMG, kIdx, KC, a0, usedRows, WP, PLANE, planes);
-          packedN = n, packedBlock = rb;
-        }
-        const int cols = (a1 - a0) * WP;
-        const int pm1 = std::min(panels, (chunk + 1) * perItem);
-        for (int u0 = 0; u0 < cols; u0 += NR) {
-          for (int pm = chunk * perItem; pm < pm1; ++pm) {
-            simd::vec acc[MR][NV];
-            microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * rows * MR, planes + u0, acc);
-            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
-              const int ch = mIdx[pm * MR + i];
-              float* base = dst + n * DST_IMG + ch * DST_PLANE + (long)a0 * V::DST_B;
-              auto laneOff = [&](int v, int l) -> long {
-                const int u = u0 + v * VW + l, a = u / WP, b = u % WP;
-                return (a < a1 - a0 && b < V::DST_B) ? (long)a * V::DST_B + b : -1;
-              };
-              auto vecOff = [&](int v) -> long {
-                const int u = u0 + v * VW, a = u / WP, b = u % WP;
-                return (a < a1 - a0 && b + VW <= V::DST_B) ? (long)a * V::DST_B + b : -1;
-              };
-              storeRow(base, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
-            }
-          }
-        }
-      }
-    }
-  }
-
-  // Copy rows [a0 - PAD_A, a0 - PAD_A + usedRows) of each kept source channel into zero-padded
-  // planes of pitch WP; the tail after the used rows is zeroed so garbage columns read zeros.
-  static void packPlanes(const float* img, const int32_t* kIdx, int KC, int a0, int usedRows, int WP, long PLANE,
-                         float* planes) {
-    const int jl = std::max(0, V::PAD_B), jh = std::min(WP, V::SRC_B + V::PAD_B);
-    for (int c = 0; c < KC; ++c) {
-      const float* plane = img + kIdx[c] * SRC_PLANE;
-      float* out = planes + c * PLANE;
-      for (int i = 0; i < usedRows; ++i, out += WP) {
-        const int sr = a0 + i - V::PAD_A;
-        if (sr < 0 || sr >= V::SRC_A || jh <= jl) {
-          std::memset(out, 0, sizeof(float) * WP);
-          continue;
-        }
-        std::memset(out, 0, sizeof(float) * jl);
-        std::memcpy(out + jl, plane + (long)sr * V::SRC_B + (jl - V::PAD_B), sizeof(float) * (jh - jl));
-        std::memset(out + jh, 0, sizeof(float) * (WP - jh));
-      }
-      std::memset(out, 0, sizeof(float) * (PLANE - (long)usedRows * WP));
-    }
-  }
-
-  // Im2col mode (any stride, dilation, padding): per block of NCB destination columns, gather the
-  // taps that reach at least one column into a packed B block; taps that only read padding for
-  // the whole block are skipped (ORDER 1, position-major columns, groups equal positions so small
-  // outputs skip most padding taps).
-  template <int NCB, int ORDER>
-  static void runIm2col(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
-                        const int32_t* kIdx, int KC, Workspace& ws, int threads) {
-    static_assert(NCB % NR == 0, "column block must hold whole microtiles");
-    constexpr long COLS = (long)L::N * V::DST_A * V::DST_B;
-    const long blocks = (COLS + NCB - 1) / NCB;
-    const int panels = (M + MR - 1) / MR;
-    if (panels == 0) return;
-    const int perItem = panelsPerItem(panels, blocks, threads);
-    const int chunks = (panels + perItem - 1) / perItem;
-    const long items = blocks * chunks;
-    ws.ensureThreads(threads);
-    for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
-      ws.bBlock[t].get((size_t)std::max(KC, 1) * RS * NCB);
-      ws.aOff[t].get(KC * RS + 1);
-      ws.bOff[t].get(KC * RS + 1);
-      ws.colOff[t].get(NCB + NCB / VW);
-      ws.tapOff[t].get((size_t)RS * NCB + RS);
-    }
-#pragma omp parallel num_threads(threads)
-    {
-      const int tid = omp_get_thread_num();
-      float* B = ws.bBlock[tid].data;
-      int32_t* aOff = ws.aOff[tid].v.data();
-      int32_t* bOff = ws.bOff[tid].v.data();
-      int32_t* colOff = ws.colOff[tid].v.data();
-      int32_t* contiguous = colOff + NCB;  // per VW-column group: 1 if its lanes are consecutive
-      int32_t* tapOff = ws.tapOff[tid].v.data();
-      int32_t* validTaps = tapOff + (long)RS * NCB;
-      long packedBlock = -1;
-      int nT = 0;
-#pragma omp for schedule(dynamic, 1)
-      for (long item = 0; item < items; ++item) {
-        const int chunk = (int)(item % chunks);
-        const long blk = item / chunks;
-        if (blk != packedBlock) {
-          nT = gatherBlock<NCB, ORDER>(src, kIdx, KC, blk * NCB, B, colOff, contiguous, tapOff, validTaps);
-          for (int c = 0; c < KC; ++c)
-            for (int t = 0; t < nT; ++t) {
-              aOff[c * nT + t] = (c * RS + validTaps[t]) * MR;
-              bOff[c * nT + t] = (c * nT + t) * NCB;
-            }
-          packedBlock = blk;
-        }
-        const int rows = KC * nT;
-        const int pm1 = std::min(panels, (chunk + 1) * perItem);
-        for (int jr = 0; jr < NCB && colOff[jr] >= 0; jr += NR) {
-          for (int pm = chunk * perItem; pm < pm1; ++pm) {
-            simd::vec acc[MR][NV];
-            microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * KC * RS * MR, B + jr, acc);
-            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
-              const int ch = mIdx[pm * MR + i];
-              auto laneOff = [&](int v, int l) -> long { return colOff[jr + v * VW + l]; };
-              auto vecOff = [&](int v) -> long {
-                const int j = jr + v * VW;
-                return contiguous[j / VW] ? colOff[j] : -1;
-              };
-              storeRow(dst + ch * DST_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
-            }
-          }
-        }
-      }
-    }
-  }
-
-  // Decode the block's columns, find per tap the source offsets (-1 = padding), keep the taps that
-  // reach any column, and gather B[(c, tap)][column]. Returns the number of kept taps.
-  template <int NCB, int ORDER>
-  static int gatherBlock(const float* src, const int32_t* kIdx, int KC, long j0, float* B, int32_t* colOff,
-                         int32_t* contiguous, int32_t* tapOff, int32_t* validTaps) {
-    constexpr long COLS = (long)L::N * V::DST_A * V::DST_B;
-    for (int j = 0; j < NCB; ++j) {
-      const long col = j0 + j;
-      if (col >= COLS) {
-        colOff[j] = -1;
-        for (int tap = 0; tap < RS; ++tap) tapOff[tap * NCB + j] = -1;
-        continue;
-      }
-      int n, a, b;
-      if (ORDER == 0) {
-        b = (int)(col % V::DST_B); a = (int)((col / V::DST_B) % V::DST_A); n = (int)(col / DST_PLANE);
-      } else {
-        n = (int)(col % L::N); b = (int)((col / L::N) % V::DST_B); a = (int)(col / L::N / V::DST_B);
-      }
-      colOff[j] = (int32_t)(n * DST_IMG + (long)a * V::DST_B + b);
-      for (int tap = 0; tap < RS; ++tap) {
-        int i, jj;
-        tapOff[tap * NCB + j] =
-            V::source(a, b, tap / L::S, tap % L::S, i, jj) ? (int32_t)(n * SRC_IMG + (long)i * V::SRC_B + jj) : -1;
-      }
-    }
-    for (int g = 0; g < NCB / VW; ++g) {
-      bool run = colOff[g * VW] >= 0;
-      for (int l = 1; l < VW && run; ++l) run = colOff[g * VW + l] == colOff[g * VW] + l;
-      contiguous[g] = run;
-    }
-    int nT = 0;
-    for (int tap = 0; tap < RS; ++tap) {
-      bool any = false;
-      for (int j = 0; j < NCB && !any; ++j) any = tapOff[tap * NCB + j] >= 0;
-      if (any) validTaps[nT++] = tap;
-    }
-    for (int c = 0; c < KC; ++c) {
-      const float* plane = src + kIdx[c] * SRC_PLANE;
-      for (int t = 0; t < nT; ++t) {
-        const int32_t* off = tapOff + validTaps[t] * NCB;
-        float* out = B + (long)(c * nT + t) * NCB;
-        // Load unconditionally (padding reads element 0, then is replaced by 0): a conditional
-        // load in this loop is the form GCC 12 -O3 miscompiled in RowLanes::packX.
-        for (int j = 0; j < NCB; ++j) {
-          const float v = plane[std::max(off[j], 0)];
-          out[j] = off[j] >= 0 ? v : 0.f;
-        }
-      }
-    }
-    return nT;
-  }
-};
-// ---- engine/dot: backward-weights as dot products along one long lane axis ----
-// dw[rows[i]][cols[c]][tap] = sum_j dyLane(i)[j] * xLane(c, tap)[j]. Vectors run along j, so both
-// operands are plain vector loads, and an MRW x NT block of accumulators stays in registers for
-// the whole reduction; work items own disjoint dw entries, so threads never reduce across.
-
-template <int MRW, int NT>
-struct DotPass {
-  static constexpr int VW = simd::VW, RS = L::R * L::S;
-
-  // dyLanes: M rows of J lanes (stride dyStride); xLanes: column (c, tap) starts at
-  // xLanes + c * xChanStride + tapShift[tap]. Writes dw[rows[i]][cols[c]][tap].
-  static void run(int M, const int32_t* rows, int KC, const int32_t* cols, long J, const float* dyLanes, long dyStride,
-                  const float* xLanes, long xChanStride, const long* tapShift, float* dw, int threads) {
-    const int NCOL = KC * RS;
-    if (M == 0 || NCOL == 0) return;
-    const int rowTiles = (M + MRW - 1) / MRW, colTiles = (NCOL + NT - 1) / NT;
-    const long items = (long)rowTiles * colTiles;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (long item = 0; item < items; ++item) {
-      const int m0 = (int)(item / colTiles) * MRW, k0 = (int)(item % colTiles) * NT;
-      const float* dy[MRW];
-      const float* x[NT];
-      // Tiles at the edge repeat their last row/column: valid memory, results discarded.
-      for (int i = 0; i < MRW; ++i) dy[i] = dyLanes + std::min(m0 + i, M - 1) * dyStride;
-      for (int t = 0; t < NT; ++t) {
-        const int col = std::min(k0 + t, NCOL - 1);
-        x[t] = xLanes + (col / RS) * xChanStride + tapShift[col % RS];
-      }
-      simd::vec acc[MRW][NT];
-#pragma GCC unroll 8
-      for (int i = 0; i < MRW; ++i)
-#pragma GCC unroll 16
-        for (int t = 0; t < NT; ++t) acc[i][t] = simd::zero();
-      for (long j = 0; j < J; j += VW) {
-        simd::vec d[MRW];
-#pragma GCC unroll 8
-        for (int i = 0; i < MRW; ++i) d[i] = simd::loadu(dy[i] + j);
-#pragma GCC unroll 16
-        for (int t = 0; t < NT; ++t) {
-          simd::vec xv = simd::loadu(x[t] + j);
-          simd::keep(xv);
-#pragma GCC unroll 8
-          for (int i = 0; i < MRW; ++i) acc[i][t] = simd::fmadd(d[i], xv, acc[i][t]);
-        }
-      }
-      for (int i = 0; i < MRW && m0 + i < M; ++i)
-        for (int t = 0; t < NT && k0 + t < NCOL; ++t) {
-          const int col = k0 + t;
-          dw[((long)rows[m0 + i] * L::C + cols[col / RS]) * RS + col % RS] = simd::hsum(acc[i][t]);
-        }
-    }
-  }
-};
-
-// Planes lanes (stride 1): image n's lanes are a zero-padded HP x WP plane (x row i <-> input row
-// i - PH); dy sits at rows < P, columns < Q of the same pitch, zeros elsewhere, so tap (r,s) is
-// the constant shift r*DH*WP + s*DW and garbage lanes multiply zeros.
-struct PlaneLanes {
-  static constexpr int WP = L::Q + (L::S - 1) * L::DW, HP = L::P + (L::R - 1) * L::DH;
-  static constexpr long IMG = (long)HP * WP;
-  static constexpr long J = (L::N * IMG + simd::VW - 1) / simd::VW * simd::VW;
-  static constexpr long MAX_SHIFT = (long)(L::R - 1) * L::DH * WP + (L::S - 1) * L::DW;
-  static constexpr long X_STRIDE = (J + MAX_SHIFT + 15) / 16 * 16;
-
-  static void tapShifts(long* shift) {
-    for (int tap = 0; tap < L::R * L::S; ++tap) shift[tap] = (long)(tap / L::S) * L::DH * WP + (tap % L::S) * L::DW;
-  }
-  static void packDy(const float* dy, const int32_t* rows, int M, float* out, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int i = 0; i < M; ++i) {
-      float* o = out + (long)i * J;
-      for (int n = 0; n < L::N; ++n) {  // each lane written once: copies, then zero gaps
-        float* img = o + n * IMG;
-        for (int p = 0; p < L::P; ++p) {
-          std::memcpy(img + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
-          std::memset(img + (long)p * WP + L::Q, 0, sizeof(float) * (WP - L::Q));
-        }
-        std::memset(img + (long)L::P * WP, 0, sizeof(float) * (IMG - (long)L::P * WP));
-      }
-      std::memset(o + L::N * IMG, 0, sizeof(float) * (J - L::N * IMG));
-    }
-  }
-  static void packX(const float* x, const int32_t* cols, int KC, float* out, int threads) {
-    const int jl = std::max(0, L::PW), jh = std::min(WP, L::W + L::PW);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int c = 0; c < KC; ++c) {
-      float* o = out + (long)c * X_STRIDE;
-      for (int n = 0; n < L::N; ++n)  // each lane written once: zero borders, copy the rest
-        for (int i = 0; i < HP; ++i) {
-          float* row = o + n * IMG + (long)i * WP;
-          const int sr = i - L::PH;
-          if (sr < 0 || sr >= L::H || jh <= jl) {
-            std::memset(row, 0, sizeof(float) * WP);
-            continue;
-          }
-          std::memset(row, 0, sizeof(float) * jl);
-          std::memcpy(row + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW), sizeof(float) * (jh - jl));
-          std::memset(row + jh, 0, sizeof(float) * (WP - jh));
-        }
-      std::memset(o + L::N * IMG, 0, sizeof(float) * (X_STRIDE - L::N * IMG));
-    }
-  }
-};
-
-// Im2row lanes (any stride): lanes are the output positions (n, p, q) without padding garbage;
-// x is gathered per (channel, tap) row, so taps are replicated: the choice for small outputs.
-struct RowLanes {
-  static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-  static constexpr long J = ((long)L::N * L::P * L::Q + simd::VW - 1) / simd::VW * simd::VW;
-  static constexpr long X_STRIDE = J * L::R * L::S;
-
-  static void tapShifts(long* shift) {
-    for (int tap = 0; tap < L::R * L::S; ++tap) shift[tap] = (long)tap * J;
-  }
-  static void packDy(const float* dy, const int32_t* rows, int M, float* out, int threads) {
-    constexpr long PQ = (long)L::P * L::Q;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int i = 0; i < M; ++i) {
-      float* o = out + (long)i * J;
-      for (int n = 0; n < L::N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
-      std::memset(o + L::N * PQ, 0, sizeof(float) * (J - L::N * PQ));
-    }
-  }
-  static void packX(const float* x, const int32_t* cols, int KC, float* out, int threads) {
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int c = 0; c < KC; ++c)
-      for (int tap = 0; tap < L::R * L::S; ++tap) {
-        const int r = tap / L::S, s = tap % L::S;
-        float* o = out + (long)c * X_STRIDE + (long)tap * J;
-        // Columns q in [qlo, qhi) read real input; the rest are padding. Loops without a
-        // conditional load: GCC 12 -O3 miscompiled the select-inside-the-loop form (found by
-        // the fuzzer, test/fuzz/regressions/4a96730aed74.json).
-        const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
-        const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
-        long j = 0;
-        for (int n = 0; n < L::N; ++n) {
-          const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
-          for (int p = 0; p < L::P; ++p, j += L::Q) {
-            const int ih = p * L::SH - L::PH + r * L::DH;
-            if (ih < 0 || ih >= L::H) {
-              std::fill(o + j, o + j + L::Q, 0.f);
-              continue;
-            }
-            const float* row = plane + (long)ih * L::W;
-            std::fill(o + j, o + j + qlo, 0.f);
-            for (int q = qlo; q < qhi; ++q) o[j + q] = row[q * L::SW + s * L::DW - L::PW];
-            std::fill(o + j + qhi, o + j + L::Q, 0.f);
-          }
-        }
-        std::fill(o + j, o + J, 0.f);
-      }
-  }
-};
+#include "isa/avx512.hpp"
+#include "engine/common.hpp"
+#include "engine/gemm.hpp"
+#include "engine/dot.hpp"
 
 // Forward view: y[n][k][p][q] gathers x[n][c][p*SH - PH + r*DH][q*SW - PW + s*DW].
 struct ForwardView {
@@ -685,30 +115,22 @@ static void backwardData(const float* dy, const float* w, float* dx, const int32
   Pass::template runPlanes<32>(dy, A, nullptr, dx, ci, nci, ko, nko, ws, threads);
 }
 
-// dbias[k] = sum over images and positions of dy[n][k] for the gradient rows, 0 elsewhere.
-static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int nrows, int threads) {
-  std::memset(dbias, 0, sizeof(float) * L::K);
-  const auto row = [&](int i) {
-    double sum = 0;
-    for (int n = 0; n < L::N; ++n) {
-      const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
-      for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
-    }
-    dbias[rows[i]] = (float)sum;
-  };
-  if (threads <= 1) {
-    for (int i = 0; i < nrows; ++i) row(i);
-    return;
-  }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int i = 0; i < nrows; ++i) row(i);
-}
-
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
   std::memset(dw, 0, sizeof(float) * (size_t)L::K * L::C * L::R * L::S);
-  if (dbias) biasGradient(dy, dbias, rows, nrows, threads);
+  if (dbias) {
+    std::memset(dbias, 0, sizeof(float) * L::K);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < nrows; ++i) {
+      double sum = 0;
+      for (int n = 0; n < L::N; ++n) {
+        const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
+        for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
+      }
+      dbias[rows[i]] = (float)sum;
+    }
+  }
   if (nrows == 0 || nci == 0) return;
   using Lanes = PlaneLanes;
   float* dyLanes = ws.dyPack.get((size_t)nrows * Lanes::J);
@@ -723,29 +145,19 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----
 
-// Work too small to share runs on one thread: a parallel region costs microseconds to start
-// and join, so each extra thread must get at least MIN_FLOPS_PER_THREAD of kept work
-// (2*N*rows*cols*R*S*P*Q, the same count for all three passes).
-constexpr double MIN_FLOPS_PER_THREAD = 4e6;
-static inline int threadsFor(int threads, int rows, int cols) {
-  const double flops = 2.0 * L::N * rows * cols * L::R * L::S * L::P * L::Q;
-  const double most = std::max(1.0, flops / MIN_FLOPS_PER_THREAD);
-  return most < threads ? (int)most : threads;
-}
-
 static void* createWorkspace() { return new Workspace(); }
 static void destroyWorkspace(void* ws) { delete static_cast<Workspace*>(ws); }
 static void forwardEntry(void* ws, int threads, const float* x, const float* w, const float* bias, float* y,
                          const int32_t* ko, int nko, const int32_t* ci, int nci) {
-  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
+  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
 }
 static void backwardDataEntry(void* ws, int threads, const float* dy, const float* w, float* dx, const int32_t* ko,
                               int nko, const int32_t* ci, int nci) {
-  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
+  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
 }
 static void backwardWeightsEntry(void* ws, int threads, const float* dy, const float* x, float* dw, float* dbias,
                                  const int32_t* rows, int nrows, const int32_t* ci, int nci) {
-  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nrows, nci));
+  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threads);
 }
 
 }  // namespace u0_avx512

@@ -11,9 +11,9 @@
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
-// else (sizes, tiles, ISA) is baked in below.
+// else (sizes, tiles, ISA) is baked in below. The engines are maskacc's headers (templates/ on
+// the include path): included inside this layer's namespace, they see its L:: and simd::.
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -27,24 +27,6 @@
 
 namespace u7_avx512 {
 
-// ISA: AVX-512F, 16 floats per vector, 32 vector registers.
-
-namespace simd {
-constexpr int VW = 16;
-using vec = __m512;
-inline vec zero() { return _mm512_setzero_ps(); }
-inline vec broadcast(float a) { return _mm512_set1_ps(a); }
-inline vec loadu(const float* p) { return _mm512_loadu_ps(p); }
-inline void storeu(float* p, vec v) { _mm512_storeu_ps(p, v); }
-inline vec fmadd(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
-inline float hsum(vec v) { return _mm512_reduce_add_ps(v); }
-// Pin a loaded value in a register: stops g++ from folding the load into every FMA that uses it
-// (which would repeat the load once per use and make the loop load-bound).
-inline void keep(vec& v) { asm("" : "+v"(v)); }
-inline void spill(float* out, vec v) { _mm512_storeu_ps(out, v); }
-}  // namespace simd
-
 namespace L {  // the layer's shape
 constexpr int N = 64, C = 512, K = 512, H = 4, W = 4;
 constexpr int R = 3, S = 3, SH = 1, SW = 1, PH = 1, PW = 1, DH = 1, DW = 1;
@@ -53,530 +35,9 @@ constexpr int P = 4, Q = 4;
 constexpr long X_SIZE = (long)L::N * L::C * L::H * L::W, W_SIZE = (long)L::K * L::C * L::R * L::S,
                Y_SIZE = (long)L::N * L::K * L::P * L::Q;
 
-// ---- engine/common: workspaces, microkernel, epilogue helpers (shared by all passes) ----
-
-// Scratch memory of the same kind as the runtime's output pool (native/runtime): 64-byte aligned;
-// blocks of 2 MiB and more are mmap'ed 2 MiB-aligned and advised for transparent huge pages
-// (MASKACC_HUGEPAGES=0 turns that off), so packing buffers fault in and sit in few TLB entries.
-constexpr size_t HUGE_BLOCK = size_t(2) << 20;
-static inline bool hugePagesWanted() {
-  static const bool on = [] {
-    const char* v = std::getenv("MASKACC_HUGEPAGES");
-    return !(v && (!std::strcmp(v, "0") || !std::strcmp(v, "false") || !std::strcmp(v, "off") || !std::strcmp(v, "no")));
-  }();
-  return on;
-}
-static inline void* scratchAlloc(size_t bytes) {
-  if (bytes < HUGE_BLOCK) return std::aligned_alloc(64, ((bytes + 63) / 64) * 64);
-  const size_t len = bytes + HUGE_BLOCK;
-  char* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (p == MAP_FAILED) return nullptr;
-  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + HUGE_BLOCK - 1) & ~(uintptr_t)(HUGE_BLOCK - 1));
-  if (a > p) munmap(p, a - p);
-  if (p + len > a + bytes) munmap(a + bytes, (p + len) - (a + bytes));
-#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
-  madvise(a, bytes, hugePagesWanted() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // EINVAL without THP: harmless
-#endif
-  return a;
-}
-static inline void scratchFree(void* p, size_t bytes) {
-  if (!p) return;
-  if (bytes < HUGE_BLOCK) std::free(p);
-  else munmap(p, bytes);
-}
-
-// A growable float buffer of scratch memory, kept by its Workspace between calls (grown to the
-// largest request once, never per call).
-struct Buffer {
-  float* data = nullptr;
-  size_t size = 0, bytes = 0;
-  float* get(size_t n) {
-    if (n > size) {
-      scratchFree(data, bytes);
-      data = nullptr;
-      size = bytes = 0;
-      const size_t want = std::max<size_t>(n * sizeof(float), 64);
-      data = static_cast<float*>(scratchAlloc(want));
-      if (!data) throw std::bad_alloc();
-      bytes = want;
-      size = n;
-    }
-    return data;
-  }
-  Buffer() = default;
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& o) noexcept : data(o.data), size(o.size), bytes(o.bytes) { o.data = nullptr; o.size = o.bytes = 0; }
-  ~Buffer() { scratchFree(data, bytes); }
-};
-
-struct IntBuffer {
-  std::vector<int32_t> v;
-  int32_t* get(size_t n) { if (v.size() < n) v.resize(n); return v.data(); }
-};
-
-// Per-thread scratch (packed B block and offset tables) plus per-call shared packs.
-struct Workspace {
-  std::vector<Buffer> bBlock;
-  std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
-  Buffer aPack, dyPack, xPack;
-  void ensureThreads(int t) {
-    if ((int)bBlock.size() < t) { bBlock.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
-  }
-};
-
-// The register-blocked microkernel: acc[MR][NV] = sum over `rows` reduction rows t of
-//   broadcast(A[aOff[t] + i]) * B[bOff[t] + v*VW ... +VW).
-// Offset tables let one kernel read packed im2col blocks, padded planes or raw tensors.
-template <int MR, int NV>
-static inline void microkernel(int rows, const int32_t* __restrict aOff, const int32_t* __restrict bOff,
-                               const float* __restrict A, const float* __restrict B, simd::vec (&acc)[MR][NV]) {
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[i][v] = simd::zero();
-  for (int t = 0; t < rows; ++t) {
-    const float* a = A + aOff[t];
-    const float* b = B + bOff[t];
-    simd::vec bv[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = simd::loadu(b + v * simd::VW);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const simd::vec ai = simd::broadcast(a[i]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[i][v] = simd::fmadd(ai, bv[v], acc[i][v]);
-    }
-  }
-}
-
-// Pack weights into MR-row panels: panel[pm][row][MR] for reduction rows (c, tap); rows past M are 0.
-// `weightAt(m, c, tap)` returns the weight of output row m, reduction channel c, tap.
-template <int MR, class WeightAt>
-static void packPanels(float* dst, int M, int KC, int RS, int threads, WeightAt weightAt) {
-  const int panels = (M + MR - 1) / MR;
-  const long rowsPerPanel = (long)KC * RS;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int pm = 0; pm < panels; ++pm) {
-    float* out = dst + (long)pm * rowsPerPanel * MR;
-    for (int c = 0; c < KC; ++c)
-      for (int tap = 0; tap < RS; ++tap, out += MR)
-        for (int i = 0; i < MR; ++i) {
-          const int m = pm * MR + i;
-          out[i] = m < M ? weightAt(m, c, tap) : 0.f;
-        }
-  }
-}
-
-// Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
-// binding checks): walks the gaps between kept indices, allocates nothing.
-static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
-  if (nKept == ch) return;
-  const auto zeroImage = [&](int b) {
-    float* img = t + (long)b * ch * plane;
-    int c = 0;
-    for (int i = 0; i <= nKept; ++i) {
-      const int end = i < nKept ? kept[i] : ch;
-      if (end > c) std::memset(img + (long)c * plane, 0, sizeof(float) * plane * (end - c));
-      c = end + 1;
-    }
-  };
-  if (threads <= 1 || n == 1) {
-    for (int b = 0; b < n; ++b) zeroImage(b);
-    return;
-  }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int b = 0; b < n; ++b) zeroImage(b);
-}
-
-// Decide how many panels one work item covers: whole M when there are enough items for the
-// threads, else split M so both cores get work (e.g. a 2x2-output layer with few column blocks).
-static inline int panelsPerItem(int panels, long baseItems, int threads) {
-  if (panels <= 1 || baseItems >= 4L * threads) return panels > 0 ? panels : 1;
-  const long want = (4L * threads + baseItems - 1) / baseItems;
-  const int chunks = (int)std::min<long>(panels, want);
-  return (panels + chunks - 1) / chunks;
-}
-// ---- engine/direct: channel-vectorized direct convolution (forward, backward-data, backward-weights) ----
-// Vectors run along output channels (filters): acc[m][v] += broadcast(src at position m) * weights[v].
-// Spatial positions are the broadcast side, so taps that only read padding are skipped exactly by
-// loop bounds (rows) and per-phase tap lists (strided backward-data): the choice for small outputs
-// and for many kept channels. Results go to their original channel by index (scalar stores).
-
-// The broadcast microkernel: acc[MQ][NV] = sum over channels c < KC and steps t < nT of
-//   broadcast(X[c*xChan + xOff[t] + m*XSTEP]) * W[c*wChan + wOff[t] + v*VW ... +VW).
-template <int MQ, int NV, long XSTEP>
-static inline void bcastKernel(int KC, long wChan, long xChan, int nT, const int32_t* __restrict wOff,
-                               const int32_t* __restrict xOff, const float* __restrict W, const float* __restrict X,
-                               simd::vec (&acc)[MQ][NV]) {
-#pragma GCC unroll 16
-  for (int m = 0; m < MQ; ++m)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-  for (int c = 0; c < KC; ++c, W += wChan, X += xChan) {
-    for (int t = 0; t < nT; ++t) {
-      const float* w = W + wOff[t];
-      const float* x = X + xOff[t];
-      simd::vec wv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) wv[v] = simd::loadu(w + v * simd::VW);
-#pragma GCC unroll 16
-      for (int m = 0; m < MQ; ++m) {
-        const simd::vec b = simd::broadcast(x[m * XSTEP]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, wv[v], acc[m][v]);
-      }
-    }
-  }
-}
-
-// Zero padding left of each source row: the most negative column any valid tap reads.
-template <class V>
-constexpr int directLeftPad() {
-  int lo = 0;
-  for (int ph = 0; ph < V::PHASES; ++ph)
-    for (int s = 0; s < L::S; ++s) {
-      int col = 0;
-      if (V::colTap(ph, 0, s, col)) lo = std::min(lo, col);
-    }
-  return -lo;
-}
-
-// Padded source row width: covers every column any tile, tail tile included, may read.
-template <class V, int MQ>
-constexpr int directRowWidth() {
-  int hi = V::SRC_B - 1;
-  for (int ph = 0; ph < V::PHASES; ++ph) {
-    const int tiles = (V::count(ph) + MQ - 1) / MQ;
-    for (int s = 0; s < L::S; ++s) {
-      int col = 0;
-      if (tiles > 0 && V::colTap(ph, 0, s, col)) hi = std::max(hi, col + (tiles * MQ - 1) * (int)V::XSTEP);
-    }
-  }
-  return directLeftPad<V>() + hi + 1;
-}
-
-// Source rows read by destination rows [a0, a1) through valid row taps: [lo, hi) (empty: lo >= hi).
-template <class V>
-constexpr void directRowSpan(int a0, int a1, int& lo, int& hi) {
-  lo = V::SRC_A, hi = 0;
-  for (int a = a0; a < a1; ++a)
-    for (int r = 0; r < L::R; ++r) {
-      int row = 0;
-      if (V::rowTap(a, r, row)) lo = std::min(lo, row), hi = std::max(hi, row + 1);
-    }
-}
-
-// The most source rows any block of ROWS destination rows reads.
-template <class V, int ROWS>
-constexpr int directMaxRows() {
-  int most = 1;
-  for (int a0 = 0; a0 < V::DST_A; a0 += ROWS) {
-    int lo = 0, hi = 0;
-    directRowSpan<V>(a0, std::min(V::DST_A, a0 + ROWS), lo, hi);
-    most = std::max(most, hi - lo);
-  }
-  return most;
-}
-
-// Forward / backward-data. V (a view) says, per destination row a, which row taps are valid and
-// their source row; per column phase ph, which column taps are valid and their source column.
-// Destination columns of phase ph are b = ph + j*BSTEP. A work item packs the source rows it
-// needs (kept channels only, zero-padded columns) for a block of images and destination rows.
-// Tiles hold MQ positions: consecutive columns of one row (BATCH false), or MQ images at one
-// position (BATCH true: tiny outputs, where every position has its own exact tap list).
-template <class V, int MQ, int NV, bool BATCH, int ROWS_PER_BLOCK>
-struct DirectPass {
-  static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
-  static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
-  static constexpr int LPAD = directLeftPad<V>(), BW = directRowWidth<V, BATCH ? 1 : MQ>();
-  static constexpr int NB = BATCH ? MQ : 1;  // images per item
-  static constexpr int ROW_BLOCKS = (V::DST_A + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
-  static constexpr int MAX_ROWS = directMaxRows<V, ROWS_PER_BLOCK>();
-  static constexpr long IMG = (long)MAX_ROWS * BW;           // one image of one channel in the pack
-  static constexpr long XSTEP = BATCH ? IMG : V::XSTEP;      // source distance between tile positions
-
-  // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][tap][NR].
-  static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
-                            int threads) {
-    const int panels = (M + NR - 1) / NR;
-    float* out = ws.aPack.get((size_t)std::max(panels, 1) * KC * RS * NR + 1);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int pm = 0; pm < panels; ++pm)
-      for (int c = 0; c < KC; ++c)
-        for (int tap = 0; tap < RS; ++tap) {
-          float* o = out + (((long)pm * KC + c) * RS + tap) * NR;
-          for (int i = 0; i < NR; ++i) {
-            const int m = pm * NR + i;
-            o[i] = m < M ? V::weight(w, mIdx[m], kIdx[c], tap / L::S, tap % L::S) : 0.f;
-          }
-        }
-    return out;
-  }
-
-  // Source rows [lo, hi) of images n0.. n0+NB (zeros past the batch) into pack[c][nb][row][BW].
-  static void packSrc(const float* src, const int32_t* kIdx, int KC, int n0, int lo, int hi, float* pack) {
-    for (int c = 0; c < KC; ++c)
-      for (int nb = 0; nb < NB; ++nb) {
-        float* o = pack + ((long)c * NB + nb) * IMG;
-        const int n = n0 + nb;
-        if (n >= L::N) {
-          std::memset(o, 0, sizeof(float) * (hi - lo) * BW);
-          continue;
-        }
-        const float* in = src + (((long)n * V::SRC_C + kIdx[c]) * V::SRC_A + lo) * V::SRC_B;
-        for (int i = lo; i < hi; ++i, o += BW, in += V::SRC_B) {
-          std::memset(o, 0, sizeof(float) * LPAD);
-          std::memcpy(o + LPAD, in, sizeof(float) * V::SRC_B);
-          std::memset(o + LPAD + V::SRC_B, 0, sizeof(float) * (BW - LPAD - V::SRC_B));
-        }
-      }
-  }
-
-  static void run(const float* src, const float* w, const float* bias, float* dst, const int32_t* mIdx, int M,
-                  const int32_t* kIdx, int KC, Workspace& ws, int threads) {
-    const int panels = (M + NR - 1) / NR;
-    if (panels == 0) return;
-    const float* Wp = packW(w, mIdx, M, kIdx, KC, ws, threads);
-    constexpr int PH_ITEMS = BATCH ? 1 : V::PHASES;  // batch items cover all phases
-    const long baseItems = (long)((L::N + NB - 1) / NB) * ROW_BLOCKS * PH_ITEMS;
-    const int perItem = panelsPerItem(panels, baseItems, threads);
-    const int chunks = (panels + perItem - 1) / perItem;
-    const long items = baseItems * chunks;
-    ws.ensureThreads(threads);
-    for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
-      ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);
-      ws.aOff[t].get(RS);
-      ws.bOff[t].get(RS);
-    }
-#pragma omp parallel num_threads(threads)
-    {
-      const int tid = omp_get_thread_num();
-      float* pack = ws.bBlock[tid].data;
-      int32_t* wOff = ws.aOff[tid].v.data();
-      int32_t* xOff = ws.bOff[tid].v.data();
-#pragma omp for schedule(dynamic, 1)
-      for (long item = 0; item < items; ++item) {
-        const int chunk = (int)(item % chunks);
-        long rest = item / chunks;
-        const int phItem = (int)(rest % PH_ITEMS);
-        rest /= PH_ITEMS;
-        const int a0 = (int)(rest % ROW_BLOCKS) * ROWS_PER_BLOCK, a1 = std::min(V::DST_A, a0 + ROWS_PER_BLOCK);
-        const int n0 = (int)(rest / ROW_BLOCKS) * NB;
-        int lo, hi;
-        directRowSpan<V>(a0, a1, lo, hi);
-        if (lo < hi) packSrc(src, kIdx, KC, n0, lo, hi, pack);
-        // Panels outer: one panel of packed weights stays in L2 while every position of the item uses it.
-        for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm) {
-          const float* Wpanel = Wp + (long)pm * KC * RS * NR;
-          for (int a = a0; a < a1; ++a)
-            for (int ph = BATCH ? 0 : phItem; ph < (BATCH ? V::PHASES : phItem + 1); ++ph) {
-              const int count = V::count(ph);
-              // BATCH: one tile per column j with its exact taps; else tiles of MQ columns that
-              // share the taps of the phase.
-              int nT = BATCH ? 0 : tapTable(a, ph, 0, lo, wOff, xOff);
-              for (int j0 = 0; j0 < count; j0 += BATCH ? 1 : MQ) {
-                if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
-                simd::vec acc[MQ][NV];
-                bcastKernel<MQ, NV, XSTEP>(KC, (long)RS * NR, NB * IMG, nT, wOff, xOff, Wpanel,
-                                           pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
-                store(acc, dst, bias, mIdx, M, pm, n0, a, ph, j0, count);
-              }
-            }
-        }
-      }
-    }
-  }
-
-  // Offsets of the valid taps for destination row a, phase ph, column j, relative to a channel
-  // (column taps into padding are dropped only when checked per column, i.e. BATCH).
-  static int tapTable(int a, int ph, int j, int lo, int32_t* wOff, int32_t* xOff) {
-    int nT = 0;
-    for (int r = 0; r < L::R; ++r) {
-      int row;
-      if (!V::rowTap(a, r, row)) continue;
-      for (int s = 0; s < L::S; ++s) {
-        int col;
-        if (!V::colTap(ph, j, s, col)) continue;
-        if (BATCH && (col < 0 || col >= V::SRC_B)) continue;
-        wOff[nT] = (r * L::S + s) * NR;
-        xOff[nT++] = (int32_t)((row - lo) * BW + LPAD + col);
-      }
-    }
-    return nT;
-  }
-
-  // Lane l of acc[m][v] is destination channel mIdx[pm*NR + v*VW + l]; position m is column
-  // ph + (j0+m)*BSTEP of image n0 (or image n0+m at column ph + j0*BSTEP when BATCH).
-  static inline void store(const simd::vec (&acc)[MQ][NV], float* dst, const float* bias, const int32_t* mIdx, int M,
-                           int pm, int n0, int a, int ph, int j0, int count) {
-    alignas(64) float lanes[MQ][NR];
-#pragma GCC unroll 16
-    for (int m = 0; m < MQ; ++m)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) simd::spill(&lanes[m][v * VW], acc[m][v]);
-    const int rows = std::min(NR, M - pm * NR);
-    const int cols = BATCH ? std::min(MQ, L::N - n0) : std::min(MQ, count - j0);
-    const long step = BATCH ? DST_IMG : (long)V::BSTEP;
-    float* base = dst + (long)n0 * DST_IMG + (long)a * V::DST_B + ph + (long)j0 * V::BSTEP;
-    for (int i = 0; i < rows; ++i) {
-      const int ch = mIdx[pm * NR + i];
-      const float b = bias ? bias[ch] : 0.f;
-      float* out = base + ch * DST_PLANE;
-      for (int m = 0; m < cols; ++m) out[m * step] = lanes[m][i] + b;
-    }
-  }
-};
-
-// Backward-weights, tap-major: for one tap (r,s), acc[m][v] += broadcast(x of kept channel m) *
-// dy[v-th vector of kept filters], summed over the output positions where the tap reads real
-// input (padding positions are skipped by bounds). Reduction blocked over images so the packed
-// dy and x of a block stay in L2; partial sums live in a buffer between blocks.
-// (dy is indexed from the start of the batch, x likewise: tapTile takes absolute image numbers.)
-template <int MT, int NV>
-struct DirectWeights {
-  static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
-  static constexpr long HW = (long)L::H * L::W, PQ = (long)L::P * L::Q;
-  // Packed x is channel-interleaved, xg[n][group][H][W][MT]: the MT values a step broadcasts are
-  // adjacent, so a step reads one x stream instead of MT (512-512 @2x2: 8.0 -> 4.8 ms; within
-  // noise on large outputs).
-  static constexpr long XGROUP = HW * MT;
-
-  // One tap's tile over images [n0, n1): the positions where tap (r,s) reads real input form a
-  // rectangle p in [plo, phi), q in [qlo, qhi), walked with plain pointer steps.
-  static inline void tapTile(int tap, int n0, int n1, const float* dyT, long Mpad, const float* xg, long KCpad,
-                             simd::vec (&acc)[MT][NV]) {
-    const int r = tap / L::S, s = tap % L::S;
-    const int plo = std::max(0, ceilDiv(L::PH - r * L::DH, L::SH));
-    const int phi = std::min(L::P, ceilDiv(L::H + L::PH - r * L::DH, L::SH));
-    const int qlo = std::max(0, ceilDiv(L::PW - s * L::DW, L::SW));
-    const int qhi = std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW));
-#pragma GCC unroll 16
-    for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-    const long dyImg = PQ * Mpad, xImg = KCpad * HW;
-    auto step = [&](const float* d, const float* xr) {
-      simd::vec dv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) dv[v] = simd::loadu(d + v * VW);
-#pragma GCC unroll 16
-      for (int m = 0; m < MT; ++m) {
-        const simd::vec b = simd::broadcast(xr[m]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
-      }
-    };
-    auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)p * L::Q + q) * Mpad; };
-    auto xAt = [&](int n, int p, int q) {
-      return xg + n * xImg + ((long)(p * L::SH - L::PH + r * L::DH) * L::W + (q * L::SW - L::PW + s * L::DW)) * MT;
-    };
-    if constexpr (L::Q >= 8) {  // long rows: the inner loop walks q
-      for (int n = n0; n < n1; ++n)
-        for (int p = plo; p < phi; ++p) {
-          const float* d = dyAt(n, p, qlo);
-          const float* xr = xAt(n, p, qlo);
-          for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW * MT) step(d, xr);
-        }
-    } else {  // tiny outputs: the inner loop walks the images instead
-      for (int p = plo; p < phi; ++p)
-        for (int q = qlo; q < qhi; ++q) {
-          const float* d = dyAt(n0, p, q);
-          const float* xr = xAt(n0, p, q);
-          for (int n = n0; n < n1; ++n, d += dyImg, xr += xImg) step(d, xr);
-        }
-    }
-  }
-
-  static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-
-  static void run(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
-                  int imagesPerBlock, Workspace& ws, int threads) {
-    const int panels = (M + NR - 1) / NR, groups = (KC + MT - 1) / MT;
-    if (panels == 0 || groups == 0) return;
-    const long Mpad = (long)panels * NR;
-    // dyT[n][p][q][Mpad]: filters innermost so one load gives NR of them.
-    float* dyT = ws.dyPack.get((size_t)L::N * PQ * Mpad);
-    // Transposed in blocks of 16 positions so the written lines stay in L1 across filters.
-    constexpr long PB = 16;
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int n = 0; n < L::N; ++n)
-      for (long pq0 = 0; pq0 < PQ; pq0 += PB) {
-        float* o = dyT + ((long)n * PQ + pq0) * Mpad;
-        const long np = std::min(PB, PQ - pq0);
-        for (long pq = 0; pq < np; ++pq) std::memset(o + pq * Mpad + M, 0, sizeof(float) * (Mpad - M));
-        for (int i = 0; i < M; ++i) {
-          const float* in = dy + ((long)n * L::K + rows[i]) * PQ + pq0;
-          for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
-        }
-      }
-    // xg[n][group][H][W][MT]: kept channels interleaved by group, groups padded with zero channels.
-    const long KCpad = (long)groups * MT;
-    float* xg = ws.xPack.get((size_t)L::N * KCpad * HW);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int n = 0; n < L::N; ++n)
-      for (int g = 0; g < groups; ++g) {
-        float* o = xg + ((long)n * groups + g) * XGROUP;
-        for (long hw0 = 0; hw0 < HW; hw0 += 64) {  // blocks of positions keep the written lines in L1
-          const long nhw = std::min(64L, HW - hw0);
-          for (int m = 0; m < MT; ++m) {
-            const int c = g * MT + m;
-            float* out = o + hw0 * MT + m;
-            if (c >= KC) {
-              for (long j = 0; j < nhw; ++j) out[j * MT] = 0.f;
-              continue;
-            }
-            const float* in = x + ((long)n * L::C + ci[c]) * HW + hw0;
-            for (long j = 0; j < nhw; ++j) out[j * MT] = in[j];
-          }
-        }
-      }
-    // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
-    // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
-    // image blocks; with a single block they never leave the thread's own buffer.
-    const int tapChunks = std::min<long>(RS, std::max<long>(1, (4L * threads + panels * groups - 1) / (panels * groups)));
-    const int tapsPer = (RS + tapChunks - 1) / tapChunks;
-    const long items = (long)panels * groups * tapChunks, tile = (long)MT * NR;
-    const bool single = imagesPerBlock >= L::N;
-    float* part = ws.aPack.get((size_t)(single ? threads : items) * tapsPer * tile);
-    for (int n0 = 0; n0 < L::N; n0 += imagesPerBlock) {
-      const int n1 = std::min(L::N, n0 + imagesPerBlock);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-      for (long item = 0; item < items; ++item) {
-        const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
-        float* buf = part + (single ? omp_get_thread_num() : item) * tapsPer * tile;
-        const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
-        for (int tap = t0; tap < t1; ++tap) {
-          simd::vec acc[MT][NV];
-          tapTile(tap, n0, n1, dyT + (long)pm * NR, Mpad, xg + (long)g * XGROUP, KCpad, acc);
-          float* p = buf + (tap - t0) * tile;
-          for (int m = 0; m < MT; ++m)
-            for (int v = 0; v < NV; ++v)
-              simd::storeu(p + m * NR + v * VW, n0 == 0 ? acc[m][v] : simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
-        }
-        if (single) scatter(buf, dw, rows, M, ci, KC, pm, g, t0, t1);
-      }
-    }
-    if (!single) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (long item = 0; item < items; ++item) {
-        const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
-        const int t0 = chunk * tapsPer;
-        scatter(part + item * tapsPer * tile, dw, rows, M, ci, KC, pm, g, t0, std::min(RS, t0 + tapsPer));
-      }
-    }
-  }
-
-  // Write one item's sums to dw[row][channel][tap]: taps innermost, so each (row, channel) is one run.
-  static void scatter(const float* buf, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC, int pm, int g,
-                      int t0, int t1) {
-    for (int m = 0; m < MT && g * MT + m < KC; ++m)
-      for (int i = 0; i < NR && pm * NR + i < M; ++i) {
-        float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
-        for (int tap = t0; tap < t1; ++tap) out[tap] = buf[(tap - t0) * MT * NR + m * NR + i];
-      }
-  }
-};
+#include "isa/avx512.hpp"
+#include "engine/common.hpp"
+#include "engine/direct.hpp"
 
 // Forward view: y[n][k][p][q] gathers x[n][c][p*SH - PH + r*DH][q*SW - PW + s*DW].
 struct ForwardView {
@@ -649,59 +110,41 @@ static void backwardData(const float* dy, const float* w, float* dx, const int32
   DirectPass<BackwardDataView, 13, 2, true, 4>::run(dy, w, nullptr, dx, ci, nci, ko, nko, ws, threads);
 }
 
-// dbias[k] = sum over images and positions of dy[n][k] for the gradient rows, 0 elsewhere.
-static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int nrows, int threads) {
-  std::memset(dbias, 0, sizeof(float) * L::K);
-  const auto row = [&](int i) {
-    double sum = 0;
-    for (int n = 0; n < L::N; ++n) {
-      const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
-      for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
-    }
-    dbias[rows[i]] = (float)sum;
-  };
-  if (threads <= 1) {
-    for (int i = 0; i < nrows; ++i) row(i);
-    return;
-  }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int i = 0; i < nrows; ++i) row(i);
-}
-
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
   std::memset(dw, 0, sizeof(float) * (size_t)L::K * L::C * L::R * L::S);
-  if (dbias) biasGradient(dy, dbias, rows, nrows, threads);
+  if (dbias) {
+    std::memset(dbias, 0, sizeof(float) * L::K);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < nrows; ++i) {
+      double sum = 0;
+      for (int n = 0; n < L::N; ++n) {
+        const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
+        for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
+      }
+      dbias[rows[i]] = (float)sum;
+    }
+  }
   if (nrows == 0 || nci == 0) return;
   DirectWeights<14, 2>::run(dy, x, dw, rows, nrows, ci, nci, 16, ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----
 
-// Work too small to share runs on one thread: a parallel region costs microseconds to start
-// and join, so each extra thread must get at least MIN_FLOPS_PER_THREAD of kept work
-// (2*N*rows*cols*R*S*P*Q, the same count for all three passes).
-constexpr double MIN_FLOPS_PER_THREAD = 4e6;
-static inline int threadsFor(int threads, int rows, int cols) {
-  const double flops = 2.0 * L::N * rows * cols * L::R * L::S * L::P * L::Q;
-  const double most = std::max(1.0, flops / MIN_FLOPS_PER_THREAD);
-  return most < threads ? (int)most : threads;
-}
-
 static void* createWorkspace() { return new Workspace(); }
 static void destroyWorkspace(void* ws) { delete static_cast<Workspace*>(ws); }
 static void forwardEntry(void* ws, int threads, const float* x, const float* w, const float* bias, float* y,
                          const int32_t* ko, int nko, const int32_t* ci, int nci) {
-  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
+  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
 }
 static void backwardDataEntry(void* ws, int threads, const float* dy, const float* w, float* dx, const int32_t* ko,
                               int nko, const int32_t* ci, int nci) {
-  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
+  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
 }
 static void backwardWeightsEntry(void* ws, int threads, const float* dy, const float* x, float* dw, float* dbias,
                                  const int32_t* rows, int nrows, const int32_t* ci, int nci) {
-  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nrows, nci));
+  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threads);
 }
 
 }  // namespace u7_avx512

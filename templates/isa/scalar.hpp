@@ -1,4 +1,6 @@
 // ISA: portable scalar C++ (one float per "vector"); the fallback every x86-64 CPU runs.
+// Header included by a generated kernel.cpp inside its layer namespace; needs nothing included
+// before it. The engine headers call the vector operations through simd::.
 namespace simd {
 constexpr int VW = 1;
 using vec = float;

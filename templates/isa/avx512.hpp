@@ -1,4 +1,6 @@
 // ISA: AVX-512F, 16 floats per vector, 32 vector registers.
+// Header included by a generated kernel.cpp inside its layer namespace; needs <immintrin.h> (AVX-512F enabled) included
+// before it. The engine headers call the vector operations through simd::.
 
 namespace simd {
 constexpr int VW = 16;

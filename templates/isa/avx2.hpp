@@ -1,4 +1,6 @@
 // ISA: AVX2 + FMA, 8 floats per vector, 16 vector registers.
+// Header included by a generated kernel.cpp inside its layer namespace; needs <immintrin.h> (AVX2 + FMA enabled) included
+// before it. The engine headers call the vector operations through simd::.
 
 namespace simd {
 constexpr int VW = 8;
