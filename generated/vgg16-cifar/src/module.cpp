@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "1147b7a86bbcaaa0cb78a4c9a34dfc64e7e148e04ea8bf18de0f94adcb88166e"));
+  exports.Set("key", Napi::String::New(env, "4b4bb7ed294ecabebefa5cf88f6afd5bf814a0a7eb05d7109e691e38f6213f05"));
   return exports;
 }
 

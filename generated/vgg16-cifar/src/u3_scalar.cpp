@@ -6,14 +6,15 @@
 //   isa: scalar (vector width 1), threads: 2
 //   forward: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 4 x 3
 //   backwardData: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 4 x 3
-//   backwardWeights: direct (tap-major), tile MT channels x NR filters = 4 x 3, 3 images/block
-// plan JSON: {"isa":"scalar","vectorWidth":1,"threads":2,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":4,"NV":3,"NR":3},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":4,"NV":3,"NR":3},"backwardWeights":{"engine":"direct","source":"direct","MT":4,"NV":3,"NR":3,"imagesPerBlock":3}}
+//   backwardWeights: direct (tap-major), tile MT channels x NR filters = 4 x 3, 1 image(s) x 16 rows/block per thread
+// plan JSON: {"isa":"scalar","vectorWidth":1,"threads":2,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":4,"NV":3,"NR":3},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":4,"NV":3,"NR":3},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":4,"NV":3,"NR":3,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":16}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
 // else (sizes, tiles, ISA) is baked in below. The engines are maskacc's headers (templates/ on
 // the include path): included inside this layer's namespace, they see its L:: and simd::.
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -109,41 +110,60 @@ static void backwardData(const float* dy, const float* w, float* dx, const int32
   DirectPass<BackwardDataView, 4, 3, false, 16>::run(dy, w, nullptr, dx, ci, nci, ko, nko, ws, threads);
 }
 
+// dbias[k] = sum over images and positions of dy[n][k] for the gradient rows, 0 elsewhere.
+static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int nrows, int threads) {
+  std::memset(dbias, 0, sizeof(float) * L::K);
+  const auto row = [&](int i) {
+    double sum = 0;
+    for (int n = 0; n < L::N; ++n) {
+      const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
+      for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
+    }
+    dbias[rows[i]] = (float)sum;
+  };
+  if (threads <= 1) {
+    for (int i = 0; i < nrows; ++i) row(i);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int i = 0; i < nrows; ++i) row(i);
+}
+
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
   std::memset(dw, 0, sizeof(float) * (size_t)L::K * L::C * L::R * L::S);
-  if (dbias) {
-    std::memset(dbias, 0, sizeof(float) * L::K);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int i = 0; i < nrows; ++i) {
-      double sum = 0;
-      for (int n = 0; n < L::N; ++n) {
-        const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
-        for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
-      }
-      dbias[rows[i]] = (float)sum;
-    }
-  }
+  if (dbias) biasGradient(dy, dbias, rows, nrows, threads);
   if (nrows == 0 || nci == 0) return;
-  DirectWeights<4, 3>::run(dy, x, dw, rows, nrows, ci, nci, 3, ws, threads);
+  DirectWeights<4, 3>::template runRows<16, 1>(dy, x, dw, rows, nrows, ci, nci,
+                                                                                      ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----
+
+// Work too small to share runs on one thread: a parallel region costs microseconds to start
+// and join, so each extra thread must get at least MIN_FLOPS_PER_THREAD of kept work
+// (2*N*rows*cols*R*S*P*Q, the same count for all three passes).
+constexpr double MIN_FLOPS_PER_THREAD = 4e6;
+static inline int threadsFor(int threads, int rows, int cols) {
+  const double flops = 2.0 * L::N * rows * cols * L::R * L::S * L::P * L::Q;
+  const double most = std::max(1.0, flops / MIN_FLOPS_PER_THREAD);
+  return most < threads ? (int)most : threads;
+}
 
 static void* createWorkspace() { return new Workspace(); }
 static void destroyWorkspace(void* ws) { delete static_cast<Workspace*>(ws); }
 static void forwardEntry(void* ws, int threads, const float* x, const float* w, const float* bias, float* y,
                          const int32_t* ko, int nko, const int32_t* ci, int nci) {
-  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
+  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
 }
 static void backwardDataEntry(void* ws, int threads, const float* dy, const float* w, float* dx, const int32_t* ko,
                               int nko, const int32_t* ci, int nci) {
-  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threads);
+  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
 }
 static void backwardWeightsEntry(void* ws, int threads, const float* dy, const float* x, float* dw, float* dbias,
                                  const int32_t* rows, int nrows, const int32_t* ci, int nci) {
-  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threads);
+  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nrows, nci));
 }
 
 }  // namespace u3_scalar
