@@ -1,12 +1,14 @@
 // The published package as a user gets it: `npm pack`, then an offline install of the tarball into a
 // fresh project without TF.js, where plain JS runs a masked conv, strict TypeScript type-checks
-// against the shipped .d.ts files, the CLI answers, and node_modules stays under 60 MB.
+// against the shipped .d.ts files, the CLI answers and builds a model file into a module that
+// loads there, and node_modules stays under 60 MB.
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConsumerProject } from './lockfile.js';
+import { TINY_NET_MAIN, TINY_NET_MODEL, checkTinyNetOutput } from '../codegen/fixtures/tiny-net.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 const fixtures = join(import.meta.dirname, 'fixtures');
@@ -92,6 +94,13 @@ describe('the packed tarball in a fresh project', () => {
     expect(json).toMatchObject({ ok: true, cacheDir: env.MASKACC_CACHE_DIR, install: [] });
   });
 
-  // Fourth check of issue 12 (AOT in the user's project): `npx maskacc build <model.json> --out ...`
-  // here, then import and run the generated module in this project. Goes in this describe block.
+  it('npx maskacc build of a model file writes a module that plain node loads and runs here', () => {
+    writeFileSync(join(project, 'model.json'), JSON.stringify(TINY_NET_MODEL));
+    const built = run('npx', ['--no', 'maskacc', 'build', 'model.json', '--out', 'lib/net']);
+    expect(built.status, built.stdout + built.stderr).toBe(0);
+    writeFileSync(join(project, 'main.mjs'), TINY_NET_MAIN);
+    const r = run(process.execPath, ['main.mjs']);
+    expect(r.status, r.stderr).toBe(0);
+    checkTinyNetOutput(r.stdout);
+  });
 });
