@@ -17,7 +17,7 @@ type Conv31 = Vgg16Cifar['layers']['conv3_1'];
 const typedShapes: [Conv31['spec']['outChannels'], Conv31['spec']['kernel'], Conv31['forward']] extends
   [256, readonly [3, 3], (x: Float32Array, w: Float32Array, ...rest: never[]) => Float32Array] ? true : false = true;
 // @ts-expect-error: no such layer
-type NoLayer = Vgg16Cifar['layers']['conv9_9'];
+type _NoLayer = Vgg16Cifar['layers']['conv9_9'];
 
 const root = join(import.meta.dirname, '..', '..');
 
