@@ -76,7 +76,7 @@ describe('maskacc CLI', () => {
     expect(r.status, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result).toMatchObject({ out, addon: null });
-    expect(result.files).toContain('index.ts');
+    expect(result.files).toContain('index.js');
     expect(r.stderr).toMatch(/wrote \d+ files/);
   });
 });

@@ -40,7 +40,8 @@ function envBytes(name: string, dflt: number): number {
 
 /** Load the native pool once per process (a no-op after the first call; never throws). */
 export function loadPool(cacheDir: string, log?: (line: string) => void): Promise<void> {
-  loading ??= compileRuntime({ cacheDir, log }).then(
+  // Through a promise so a synchronous throw (e.g. a bad MASKACC_SANITIZE) is a rejection handled below.
+  loading ??= Promise.resolve().then(() => compileRuntime({ cacheDir, log })).then(
     (a) => {
       a.configure({
         hugePages: envFlag('MASKACC_HUGEPAGES', true),
