@@ -10,15 +10,15 @@ import { compileMaskedConvs, compileModel, conv2d, MODEL_ZOO, passFlops, type Co
 import { defaultCacheDir } from './codegen/cache.js';
 import { choosePlan, describePlan } from './schedule/plan.js';
 import { ISA_PREFERENCE, ISAS, supportedIsas } from './schedule/isa.js';
-import { layerText } from './codegen/render.js';
+import { layerText } from './ir/conv.js';
 import type { Model } from './model/model.js';
 import { medianTiming, stepBuffers, timeStep } from './model/step.js';
-import { AOT_ISAS, aotTarget, ensureEsmScope, generateModel } from './codegen/aot.js';
+import { AOT_ISAS, aotTarget, ensureEsmScope, generateModel } from './model/aot.js';
 import { readModelFile } from './model/model-file.js';
 import { buildAddon } from './codegen/build.js';
 import { diagnoseToolchain, formatToolchain } from './codegen/toolchain.js';
 import { availableParallelism } from 'node:os';
-import { progress } from './runtime/progress.js';
+import { progress } from './codegen/progress.js';
 
 type ZooName = keyof typeof MODEL_ZOO;
 

@@ -5,13 +5,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ISAS } from '../schedule/isa.js';
+import { layerText } from '../ir/conv.js';
 import { cacheKey } from './cache-key.js';
-import { progress } from '../runtime/progress.js';
+import { progress } from './progress.js';
 import { getOrBuildArtifact, type CacheEvent } from './cache.js';
 import { type AddonFlags, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
 import { MaskaccError } from '../errors.js';
 import {
-  GENERATOR_VERSION, type KernelUnit, layerText, renderCMakeLists, renderKernel, renderModule, templateSources,
+  GENERATOR_VERSION, type KernelUnit, renderCMakeLists, renderKernel, renderModule, templateSources,
 } from './render.js';
 
 const require = createRequire(import.meta.url);

@@ -2,11 +2,10 @@
 // native code runs, keeps the mask index lists, takes omitted outputs from the output pool
 // (runtime/pool.ts) and forwards to C++.
 
-import { passFlops, type ConvLayer } from '../ir/conv.js';
+import { layerText, passFlops, type ConvLayer } from '../ir/conv.js';
 import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
 import { describePlan, regimeOf, type Plan } from '../schedule/plan.js';
 import type { BackwardDataArgs, BackwardWeightsArgs, ForwardArgs, NativeKernel } from '../codegen/compile.js';
-import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError, SpecError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
 import { runExclusive } from './exec-queue.js';

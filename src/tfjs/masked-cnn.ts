@@ -2,7 +2,7 @@
 // batch norm + ReLU (+ 2x2 max pool), then a dense classifier. Filter masks link through the
 // network as in the model DSL: a stage's filter mask is its batch norm's channel mask and the
 // next stage's input-channel mask (and selects the classifier's live features).
-import { compileMaskedConvs, type CompileOptions } from '../compile-masked-conv.js';
+import { compileMaskedConvs, type CompileOptions } from '../api/compile.js';
 import { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-ops.js';
 import { defaultCacheDir } from '../codegen/cache.js';
 import type { ConvSpec } from '../ir/conv.js';

@@ -1,6 +1,7 @@
 // Opt-in tuning: time the engine families on one layer (one build holds every candidate), keep
 // the fastest engine per pass, and persist the choice in a tuning file keyed by workload, ISA,
-// CPU model and threads, so later compiles reuse it without timing anything.
+// CPU model and threads, so later compiles reuse it without timing anything. It builds and runs
+// kernels, so it lives in api/, above codegen and runtime.
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -8,8 +9,9 @@ import type { ConvLayer } from '../ir/conv.js';
 import { cacheKey } from '../codegen/cache-key.js';
 import type { NativeKernelClass } from '../codegen/compile.js';
 import type { KernelUnit } from '../codegen/render.js';
-import { choosePlan, type Strategy } from './plan.js';
-import { cpuModel, type Isa } from './isa.js';
+import { choosePlan, type Strategy } from '../schedule/plan.js';
+import { cpuModel, type Isa } from '../schedule/isa.js';
+import { candidates } from '../schedule/candidates.js';
 
 export interface TuningEntry {
   strategy: Strategy;
@@ -43,17 +45,6 @@ export function writeTuning(file: string, key: string, entry: TuningEntry): void
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(all, null, 1)}\n`);
   renameSync(tmp, file);
-}
-
-/** Candidate engine families for a layer: planes only where they apply (stride 1). */
-export function candidates(layer: ConvLayer): Record<string, Strategy> {
-  const out: Record<string, Strategy> = {
-    direct: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' },
-    im2col: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
-  };
-  if (layer.stride[0] === 1 && layer.stride[1] === 1) out.planes = { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' };
-  if (layer.kernel[0] === 1 && layer.kernel[1] === 1) out.pointwise = { forward: 'pointwise', backwardData: 'pointwise', backwardWeights: 'direct' };
-  return out;
 }
 
 type PassName = 'forward' | 'backwardData' | 'backwardWeights';

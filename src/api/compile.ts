@@ -1,19 +1,21 @@
 // The library entry: compileMaskedConv(spec) runs ir -> schedule -> codegen -> runtime and returns
-// a ready MaskedConv. compileMaskedConvs batches many layers into one addon (one build).
+// a ready MaskedConv. compileMaskedConvs batches many layers into one addon (one build). The api
+// layer: compile, tuning (tune.ts) and re-specialization sit here, above codegen and runtime.
 
 import { availableParallelism } from 'node:os';
-import { conv2d, type ConvLayer, type ConvSpec } from './ir/conv.js';
-import { choosePlan, type Strategy } from './schedule/plan.js';
-import { candidates, readTuning, tuneLayer, tuningKey, writeTuning } from './schedule/tune.js';
+import { conv2d, type ConvLayer, type ConvSpec } from '../ir/conv.js';
+import { choosePlan, type Strategy } from '../schedule/plan.js';
+import { readTuning, tuneLayer, tuningKey, writeTuning } from './tune.js';
+import { candidates } from '../schedule/candidates.js';
 import { join } from 'node:path';
-import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from './schedule/isa.js';
-import { compileUnits } from './codegen/compile.js';
-import type { KernelUnit } from './codegen/render.js';
-import { defaultCacheDir, type CacheEvent } from './codegen/cache.js';
-import { MaskedConv, type Respecializer } from './runtime/masked-conv.js';
-import { diagnosticLine, diagnosticsSink, type DiagnosticsSink } from './runtime/diagnostics.js';
-import { loadPool, poolText } from './runtime/pool.js';
-import { ArgumentError, IsaError } from './errors.js';
+import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from '../schedule/isa.js';
+import { compileUnits } from '../codegen/compile.js';
+import type { KernelUnit } from '../codegen/render.js';
+import { defaultCacheDir, type CacheEvent } from '../codegen/cache.js';
+import { MaskedConv, type Respecializer } from '../runtime/masked-conv.js';
+import { diagnosticLine, diagnosticsSink, type DiagnosticsSink } from '../runtime/diagnostics.js';
+import { loadPool, poolText } from '../runtime/pool.js';
+import { ArgumentError, IsaError } from '../errors.js';
 
 export interface CompileOptions {
   /** false (default): hard masks, pruned filters get no gradient; true: soft/feedback pruning. */
