@@ -98,10 +98,10 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
       build: async (plan, density) => {
         const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
         const built = await build([unit]);
-        return { native: new built.Kernel(unit.ns, plan.threads), cacheKey: built.key };
+        return { native: new built.Kernel(unit.ns, opts.threads), cacheKey: built.key };
       },
     } : undefined;
-    return new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters, sink, respecializer);
+    return new MaskedConv(u.layer, u.plan, new Kernel(u.ns, opts.threads), opts.threads, key, opts.gradOfPrunedFilters, sink, respecializer);
   });
 }
 

@@ -78,7 +78,6 @@ export interface DotPlan {
 export interface Plan {
   readonly isa: IsaName;
   readonly vectorWidth: number;
-  readonly threads: number;
   readonly forward: ConvPassPlan;
   /** null: the layer has inputGrad: false, so no backward-data pass is built. */
   readonly backwardData: ConvPassPlan | null;
@@ -88,7 +87,11 @@ export interface Plan {
 // Bytes of packed B one work item may hold: half the 1-2 MiB L2 of current x86 cores.
 const L2_BUDGET = 512 * 1024;
 
-export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy: Strategy = {}): Plan {
+/**
+ * `parallelism`: the threads the kernel is expected to run with, a hint for the blocking only (the
+ * plan does not hold it; a kernel runs with any thread count).
+ */
+export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, strategy: Strategy = {}): Plan {
   const [R, S] = layer.kernel;
   const keptOut = Math.max(1, Math.round(layer.outChannels * layer.density.out));
   const keptIn = Math.max(1, Math.round(layer.inChannels * layer.density.in));
@@ -107,10 +110,9 @@ export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy
   return Object.freeze({
     isa: isa.name,
     vectorWidth: isa.vectorWidth,
-    threads,
-    forward: convPassPlan(isa, threads, fwd, strategy.forward, 'forward'),
-    backwardData: layer.inputGrad ? convPassPlan(isa, threads, bwd, strategy.backwardData, 'backwardData') : null,
-    backwardWeights: weightsPlan(isa, threads, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
+    forward: convPassPlan(isa, parallelism, fwd, strategy.forward, 'forward'),
+    backwardData: layer.inputGrad ? convPassPlan(isa, parallelism, bwd, strategy.backwardData, 'backwardData') : null,
+    backwardWeights: weightsPlan(isa, parallelism, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
   });
 }
 
@@ -331,7 +333,7 @@ export function describePlan(p: Plan): string[] {
       ? `${d.imagesPerBlock} image(s) x ${d.rowsPerBlock} rows/block per thread` : `${d.imagesPerBlock} images/block`}`
     : `${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`;
   return [
-    `isa: ${p.isa} (vector width ${p.vectorWidth}), threads: ${p.threads}`,
+    `isa: ${p.isa} (vector width ${p.vectorWidth})`,
     `forward: ${conv(p.forward)}`,
     `backwardData: ${p.backwardData ? conv(p.backwardData) : 'none (inputGrad: false)'}`,
     `backwardWeights: ${weights}`,

@@ -74,7 +74,7 @@ export class MaskedCnn {
     // Hard-mask kernels in both modes: see `soft` (dense mode keeps full masks, so every row runs).
     const compile: CompileOptions = { gradOfPrunedFilters: false, cacheDir, threads: opts.threads, verbose: opts.verbose };
     const [convs, ops] = await Promise.all([compileMaskedConvs(convSpecs, compile), compileTrainOps({ cacheDir })]);
-    const threads = convs[0].plan.threads;
+    const threads = convs[0].threads;
     const seed = (i: number) => (opts.seed === undefined ? undefined : opts.seed * 1000 + i);
     return new MaskedCnn(spec, convs.map((k, i) => new MaskedConv2d(k, opts.soft, { mode: opts.mode, seed: seed(i) })),
       spec.stages.map((s) => new BatchNormRelu(ops, s.out, { threads })), ops, threads, seed(spec.stages.length));
