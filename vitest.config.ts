@@ -13,6 +13,7 @@ const UNIT = [
   'test/prune/criteria.test.ts',
   'test/bench/report.test.ts',
   'test/architecture.test.ts',
+  'test/ir/**/*.test.ts',
 ];
 const HARDENING = ['test/hardening/**/*.test.ts'];
 

@@ -4,6 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { conv2d, type ConvLayer, type ConvSpec } from '../ir/conv.js';
+import { PASSES, PASS_NAMES, type PassName } from '../ir/passes.js';
 import { choosePlan, type Strategy } from '../schedule/plan.js';
 import { readTuning, tuneLayer, tuningKey, writeTuning } from './tune.js';
 import { candidates } from '../schedule/candidates.js';
@@ -200,18 +201,12 @@ function resolveIsa(isa: unknown): IsaName {
   return name;
 }
 
-const STRATEGIES: Record<keyof Strategy, readonly string[]> = {
-  forward: ['planes', 'im2col', 'pointwise', 'direct'],
-  backwardData: ['planes', 'im2col', 'pointwise', 'direct'],
-  backwardWeights: ['planes', 'im2row', 'direct'],
-};
-
 function validateStrategy(s: unknown): Strategy {
   if (s === undefined) return {};
   if (s === null || typeof s !== 'object') throw new ArgumentError('options.strategy', s, 'an object { forward?, backwardData?, backwardWeights? }');
   for (const [pass, value] of Object.entries(s)) {
-    const allowed = STRATEGIES[pass as keyof Strategy];
-    if (!allowed) throw new ArgumentError(`options.strategy.${pass}`, value, 'one of forward, backwardData, backwardWeights');
+    if (!Object.hasOwn(PASSES, pass)) throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${PASS_NAMES.join(', ')}`);
+    const allowed: readonly string[] = PASSES[pass as PassName].strategies;
     if (value !== undefined && !allowed.includes(value as string)) {
       throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
     }

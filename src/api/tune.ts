@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ConvLayer } from '../ir/conv.js';
+import { PASS_NAMES, type PassName } from '../ir/passes.js';
 import { cacheKey } from '../codegen/cache-key.js';
 import type { NativeKernelClass } from '../codegen/compile.js';
 import type { KernelUnit } from '../codegen/render.js';
@@ -47,9 +48,6 @@ export function writeTuning(file: string, key: string, entry: TuningEntry): void
   renameSync(tmp, file);
 }
 
-type PassName = 'forward' | 'backwardData' | 'backwardWeights';
-const PASSES: PassName[] = ['forward', 'backwardData', 'backwardWeights'];
-
 /**
  * Time every candidate family (built together as `units`) on random data with masks at the
  * layer's densities; returns the fastest engine per pass.
@@ -71,13 +69,13 @@ export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: re
       backwardWeights: () => k.backwardWeights(dy, x, dw, null, ko, ci),
     };
     const t = {} as Record<PassName, number>;
-    for (const p of PASSES) t[p] = p === 'backwardData' && !layer.inputGrad ? 0 : medianMs(run[p]);
+    for (const p of PASS_NAMES) t[p] = p === 'backwardData' && !layer.inputGrad ? 0 : medianMs(run[p]);
     times[names[i]] = t;
     k.dispose();
   });
   const strategy: Strategy = {};
   let tunedMs = 0;
-  for (const p of PASSES) {
+  for (const p of PASS_NAMES) {
     const best = names.reduce((a, b) => (times[b][p] < times[a][p] ? b : a));
     (strategy as Record<PassName, string>)[p] = candidates(layer)[best][p]!;
     tunedMs += times[best][p];
@@ -85,7 +83,7 @@ export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: re
   // The heuristic's engines are among the candidates: its time is theirs.
   const heuristic = choosePlan(layer, isa, threads);
   let heuristicMs = 0;
-  for (const p of PASSES) {
+  for (const p of PASS_NAMES) {
     const family = names.find((n) => candidates(layer)[n][p] === (heuristic[p]?.source ?? candidates(layer)[n][p]));
     heuristicMs += family ? times[family][p] : NaN;
   }

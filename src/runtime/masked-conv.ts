@@ -3,6 +3,7 @@
 // (runtime/pool.ts) and forwards to C++.
 
 import { layerText, passFlops, type ConvLayer } from '../ir/conv.js';
+import type { PassMethods } from '../ir/passes.js';
 import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
 import { describePlan, regimeOf, type Plan } from '../schedule/plan.js';
 import type { BackwardDataArgs, BackwardWeightsArgs, ForwardArgs, NativeKernel } from '../codegen/compile.js';
@@ -27,7 +28,7 @@ export interface Respecializer {
   build(plan: Plan, density: { out: number; in: number }): Promise<{ native: NativeKernel; cacheKey: string }>;
 }
 
-export class MaskedConv {
+export class MaskedConv implements PassMethods {
   readonly spec: ConvLayer;
   readonly outHeight: number;
   readonly outWidth: number;

@@ -4,6 +4,7 @@
 import type { ConvLayer, Pair } from '../ir/conv.js';
 import { ArgumentError } from '../errors.js';
 import type { Isa, IsaName } from './isa.js';
+import type { PassName, PassStrategy } from '../ir/passes.js';
 
 /** Forward / backward-data: an implicit GEMM over destination positions. */
 export interface GemmPlan {
@@ -60,11 +61,7 @@ export interface DirectWeightsPlan {
 export type WeightsPlan = DotPlan | DirectWeightsPlan;
 
 /** Expert override of the gather strategy per pass (tests and tuning use it); unset = heuristic. */
-export interface Strategy {
-  forward?: 'planes' | 'im2col' | 'pointwise' | 'direct';
-  backwardData?: 'planes' | 'im2col' | 'pointwise' | 'direct';
-  backwardWeights?: 'planes' | 'im2row' | 'direct';
-}
+export type Strategy = { [P in PassName]?: PassStrategy<P> };
 
 /** Backward-weights: dot products along a lane axis with MRW x NT register accumulators. */
 export interface DotPlan {
