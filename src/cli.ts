@@ -87,7 +87,7 @@ program.command('explain <target>')
   .description('print the plan the scheduler picks for a spec file or a zoo model (nothing is compiled)')
   .option('--density <d>', 'expected kept fraction of filters and channels', density, 1)
   .option('--isa <isa>', 'auto | avx512 | avx2 | scalar', isaOption, 'auto')
-  .option('--threads <n>', 'threads per call', (v) => Number(v), 2)
+  .option('--threads <n>', 'threads the plans are blocked for (kernels run with any count)', (v) => Number(v), 2)
   .option('--json', 'print the plans as JSON')
   .action((target: string, o: { density: number; isa: IsaName | 'auto'; threads: number; json?: boolean }) => {
     const isa = ISAS[o.isa === 'auto' ? supportedIsas()[0] : o.isa];
