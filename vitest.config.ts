@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // Tests that need no C++ compiler: the DSL, plans, spec errors, cache keys and locking, the
-// reference, data, pruning criteria, report rendering. `npm run test:unit`, well under a minute.
+// reference, data, pruning criteria, report rendering, the layer check. `npm run test:unit`, well under a minute.
 const UNIT = [
   'test/reference.test.ts',
   'test/errors/spec-errors.test.ts',
@@ -12,6 +12,8 @@ const UNIT = [
   'test/data/**/*.test.ts',
   'test/prune/criteria.test.ts',
   'test/bench/report.test.ts',
+  'test/architecture.test.ts',
+  'test/ir/**/*.test.ts',
 ];
 const HARDENING = ['test/hardening/**/*.test.ts'];
 

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
-import { progress } from '../src/runtime/progress.js';
+import { progress } from '../src/codegen/progress.js';
 import { exportCompact } from '../src/prune/export.js';
 import { pruneAtEpoch, type PruningOptions } from '../src/prune/pruner.js';
 import { renderPruneSvg, renderPruneTable, type PruneEpochRow, type RunEpoch } from '../src/prune/report.js';

@@ -10,15 +10,15 @@ import { compileMaskedConvs, compileModel, conv2d, MODEL_ZOO, passFlops, type Co
 import { defaultCacheDir } from './codegen/cache.js';
 import { choosePlan, describePlan } from './schedule/plan.js';
 import { ISA_PREFERENCE, ISAS, supportedIsas } from './schedule/isa.js';
-import { layerText } from './codegen/render.js';
+import { layerText } from './ir/conv.js';
 import type { Model } from './model/model.js';
 import { medianTiming, stepBuffers, timeStep } from './model/step.js';
-import { AOT_ISAS, aotTarget, ensureEsmScope, generateModel } from './codegen/aot.js';
+import { AOT_ISAS, aotTarget, ensureEsmScope, generateModel } from './model/aot.js';
 import { readModelFile } from './model/model-file.js';
 import { buildAddon } from './codegen/build.js';
 import { diagnoseToolchain, formatToolchain } from './codegen/toolchain.js';
 import { availableParallelism } from 'node:os';
-import { progress } from './runtime/progress.js';
+import { progress } from './codegen/progress.js';
 
 type ZooName = keyof typeof MODEL_ZOO;
 
@@ -87,7 +87,7 @@ program.command('explain <target>')
   .description('print the plan the scheduler picks for a spec file or a zoo model (nothing is compiled)')
   .option('--density <d>', 'expected kept fraction of filters and channels', density, 1)
   .option('--isa <isa>', 'auto | avx512 | avx2 | scalar', isaOption, 'auto')
-  .option('--threads <n>', 'threads per call', (v) => Number(v), 2)
+  .option('--threads <n>', 'threads the plans are blocked for (kernels run with any count)', (v) => Number(v), 2)
   .option('--json', 'print the plans as JSON')
   .action((target: string, o: { density: number; isa: IsaName | 'auto'; threads: number; json?: boolean }) => {
     const isa = ISAS[o.isa === 'auto' ? supportedIsas()[0] : o.isa];

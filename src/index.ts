@@ -1,6 +1,6 @@
 // maskacc public API: the conv DSL, the compiler entry points, the kernel object and the errors.
 export { conv2d, isConvLayer, passFlops, type ConvLayer, type ConvSpec, type Pair } from './ir/conv.js';
-export { compileMaskedConv, compileMaskedConvs, type CompileOptions } from './compile-masked-conv.js';
+export { compileMaskedConv, compileMaskedConvs, type CompileOptions } from './api/compile.js';
 export { MaskedConv, type Masks } from './runtime/masked-conv.js';
 export { configurePool, poolStats, trimPool, type PoolStats } from './runtime/pool.js';
 export { loadGeneratedModel, type GeneratedLoadOptions } from './runtime/generated.js';
@@ -10,7 +10,3 @@ export { ArgumentError, CompileError, DisposedError, IsaError, MaskaccError, Spe
 export { model, type Model, type ModelLayer, type ModelLayerDef } from './model/model.js';
 export { CompiledModel, compileModel } from './model/compiled-model.js';
 export { MODEL_ZOO, resnet18ImageNet, resnet20Cifar, resnet50ImageNet, resnet56Cifar, vgg16Cifar, type ZooOptions } from './model/zoo.js';
-export { FILTER_CRITERIA, filterScores, prunedCount, selectFilters, selectFiltersGlobal, type FilterCriterion } from './prune/criteria.js';
-export { isSoft, pruningSchedule, rateAt, selectsAt, type PruningSchedule, type ScheduleKind } from './prune/schedule.js';
-export { parseIdx, readIdxFile, type IdxArray } from './data/idx.js';
-export { FASHION_MNIST_DIR, loadFashionMnist, type FashionMnist, type Split } from './data/fashion-mnist.js';

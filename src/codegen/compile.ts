@@ -5,32 +5,33 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ISAS } from '../schedule/isa.js';
+import { layerText } from '../ir/conv.js';
+import type { PassArgs, PassName } from '../ir/passes.js';
 import { cacheKey } from './cache-key.js';
-import { progress } from '../runtime/progress.js';
+import { progress } from './progress.js';
 import { getOrBuildArtifact, type CacheEvent } from './cache.js';
 import { type AddonFlags, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
 import { MaskaccError } from '../errors.js';
 import {
-  GENERATOR_VERSION, type KernelUnit, layerText, renderCMakeLists, renderKernel, renderModule, templateSources,
+  GENERATOR_VERSION, type KernelUnit, renderCMakeLists, renderKernel, renderModule, templateSources,
 } from './render.js';
 
 const require = createRequire(import.meta.url);
 
 /** The native side of one layer: `new ctor(threads)` gives the kernel object. */
-export type ForwardArgs = [x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, ko: Int32Array, ci: Int32Array];
-export type BackwardDataArgs = [dy: Float32Array, w: Float32Array, dx: Float32Array, ko: Int32Array, ci: Int32Array];
-export type BackwardWeightsArgs = [dy: Float32Array, x: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: Int32Array, ci: Int32Array];
-export interface NativeKernel {
-  forward(...args: ForwardArgs): void;
-  backwardData(...args: BackwardDataArgs): void;
-  backwardWeights(...args: BackwardWeightsArgs): void;
-  /** Same calls on the libuv thread pool; one call at a time per kernel (else "kernel is busy"). */
-  forwardAsync(...args: ForwardArgs): Promise<void>;
-  backwardDataAsync(...args: BackwardDataArgs): Promise<void>;
-  backwardWeightsAsync(...args: BackwardWeightsArgs): Promise<void>;
-  /** Free the packing workspace now; later calls throw. */
-  dispose(): void;
-}
+export type ForwardArgs = PassArgs<'forward'>;
+export type BackwardDataArgs = PassArgs<'backwardData'>;
+export type BackwardWeightsArgs = PassArgs<'backwardWeights'>;
+/**
+ * One method per pass of the table (ir/passes.ts) with its argument tuple; `<pass>Async` is the
+ * same call on the libuv thread pool, one call at a time per kernel (else "kernel is busy").
+ */
+export type NativeKernel = { [P in PassName]: (...args: PassArgs<P>) => void }
+  & { [P in PassName as `${P}Async`]: (...args: PassArgs<P>) => Promise<void> }
+  & {
+    /** Free the packing workspace now; later calls throw. */
+    dispose(): void;
+  };
 /** The addon's binding class: `new Kernel(layerName, threads)`. */
 export type NativeKernelClass = new (layer: string, threads: number) => NativeKernel;
 

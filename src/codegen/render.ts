@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Handlebars from 'handlebars';
-import type { ConvLayer } from '../ir/conv.js';
+import { layerText, type ConvLayer } from '../ir/conv.js';
 import { describePlan, type ConvPassPlan, type Plan, type WeightsPlan } from '../schedule/plan.js';
 
 export const TEMPLATE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
@@ -97,13 +97,6 @@ function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
       : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
   // Backward-data in planes mode is a forward conv with the taps flipped.
   return { direct: false, mr: g.MR, nv: g.NV, call, flip: isBackwardData && g.source === 'planes' ? 'true' : 'false' };
-}
-
-export function layerText(l: ConvLayer): string {
-  return `N=${l.batch} C=${l.inChannels} K=${l.outChannels} HxW=${l.inHeight}x${l.inWidth} ` +
-    `kernel=${l.kernel.join('x')} stride=${l.stride.join(',')} pad=${l.padding.join(',')} ` +
-    `dil=${l.dilation.join(',')} -> PxQ=${l.outHeight}x${l.outWidth} bias=${l.bias} ` +
-    `density(out=${l.density.out}, in=${l.density.in})`;
 }
 
 export function renderModule(units: readonly { ns: string }[], key: string): string {

@@ -142,3 +142,11 @@ function densities(v: unknown): { readonly out: number; readonly in: number } {
 export function passFlops(l: ConvLayer, keptOut = l.outChannels, keptIn = l.inChannels): number {
   return 2 * l.batch * keptOut * keptIn * l.kernel[0] * l.kernel[1] * l.outHeight * l.outWidth;
 }
+
+/** One line naming the layer's shape, padding and densities (kernel headers, explain, logs). */
+export function layerText(l: ConvLayer): string {
+  return `N=${l.batch} C=${l.inChannels} K=${l.outChannels} HxW=${l.inHeight}x${l.inWidth} ` +
+    `kernel=${l.kernel.join('x')} stride=${l.stride.join(',')} pad=${l.padding.join(',')} ` +
+    `dil=${l.dilation.join(',')} -> PxQ=${l.outHeight}x${l.outWidth} bias=${l.bias} ` +
+    `density(out=${l.density.out}, in=${l.density.in})`;
+}

@@ -2,7 +2,7 @@
 // links of the DSL. Setting a layer's filter mask updates its residual group and the input masks
 // of every layer it feeds.
 
-import { compileMaskedConvs, type CompileOptions } from '../compile-masked-conv.js';
+import { compileMaskedConvs, type CompileOptions } from '../api/compile.js';
 import type { MaskedConv } from '../runtime/masked-conv.js';
 import { keptIndices, type MaskLike } from '../runtime/masks.js';
 import { ArgumentError } from '../errors.js';

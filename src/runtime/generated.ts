@@ -34,7 +34,7 @@ export async function loadGeneratedModel(moduleUrl: string, target: string,
   const isa = AOT_ISAS.find((i) => isaSupported(ISAS[i]))!;
   const threads = options.threads ?? availableParallelism();
   return Object.fromEntries(Object.entries(layers).map(([name, l]) => {
-    const plan = { ...aotPlan(l.spec, isa), threads };
-    return [name, new MaskedConv(l.spec, plan, new Kernel(`${l.unit}_${isa}`, threads), key, options.gradOfPrunedFilters ?? false)];
+    const kernel = new Kernel(`${l.unit}_${isa}`, threads);
+    return [name, new MaskedConv(l.spec, aotPlan(l.spec, isa), kernel, threads, key, options.gradOfPrunedFilters ?? false)];
   }));
 }

@@ -2,11 +2,11 @@
 // native code runs, keeps the mask index lists, takes omitted outputs from the output pool
 // (runtime/pool.ts) and forwards to C++.
 
-import { passFlops, type ConvLayer } from '../ir/conv.js';
+import { layerText, passFlops, type ConvLayer } from '../ir/conv.js';
+import type { PassMethods } from '../ir/passes.js';
 import { diagnosticLine, type DiagnosticsSink } from './diagnostics.js';
 import { describePlan, regimeOf, type Plan } from '../schedule/plan.js';
 import type { BackwardDataArgs, BackwardWeightsArgs, ForwardArgs, NativeKernel } from '../codegen/compile.js';
-import { layerText } from '../codegen/render.js';
 import { ArgumentError, DisposedError, SpecError } from '../errors.js';
 import { keptIndices, type MaskLike } from './masks.js';
 import { runExclusive } from './exec-queue.js';
@@ -28,12 +28,14 @@ export interface Respecializer {
   build(plan: Plan, density: { out: number; in: number }): Promise<{ native: NativeKernel; cacheKey: string }>;
 }
 
-export class MaskedConv {
+export class MaskedConv implements PassMethods {
   readonly spec: ConvLayer;
   readonly outHeight: number;
   readonly outWidth: number;
   /** The schedule of the kernel now running (changes when a re-specialized kernel takes over). */
   plan: Plan;
+  /** OpenMP threads per call (a run-time setting: the plan's blocking only assumed a parallelism). */
+  readonly threads: number;
   /** Where the running kernel came from: its addon's cache key. */
   cacheKey: string;
   /** Settles when a background re-specialization started by setMasks has switched (or failed). */
@@ -45,12 +47,14 @@ export class MaskedConv {
   private gradRows: Int32Array;
   private readonly sizes: { x: number; w: number; y: number; k: number };
 
-  constructor(layer: ConvLayer, plan: Plan, native: NativeKernel, cacheKey: string, gradOfPrunedFilters: boolean,
+  /** `native` runs with `threads` (`new Kernel(ns, threads)`); the plan is what it was compiled from. */
+  constructor(layer: ConvLayer, plan: Plan, native: NativeKernel, threads: number, cacheKey: string, gradOfPrunedFilters: boolean,
     private readonly diagnostics?: DiagnosticsSink, private readonly respecializer?: Respecializer) {
     this.spec = layer;
     this.outHeight = layer.outHeight;
     this.outWidth = layer.outWidth;
     this.plan = plan;
+    this.threads = threads;
     this.cacheKey = cacheKey;
     this.gradOfPrunedFilters = gradOfPrunedFilters;
     this.native = native;
@@ -210,9 +214,9 @@ export class MaskedConv {
     this.diagnostics!(diagnosticLine('exec', pass, shape, `kept=${this.ko.length}/${this.ci.length}`, `ms=${ms.toFixed(3)}`, `gflops=${(flops / ms / 1e6).toFixed(1)}`));
   }
 
-  /** The plan as text: ISA, tiles and gather strategy per pass. */
+  /** The plan as text: ISA, tiles and gather strategy per pass, and the threads it runs with. */
   explain(): string {
-    return [`layer: ${layerText(this.spec)}`, ...describePlan(this.plan), poolText()].join('\n');
+    return [`layer: ${layerText(this.spec)}`, `threads: ${this.threads}`, ...describePlan(this.plan), poolText()].join('\n');
   }
 
   /** Free the kernel's buffers now; later calls throw DisposedError. Throws while an async call is pending. */

@@ -1,5 +1,5 @@
 // The plans of ahead-of-time models: fixed so generated sources are the same on every machine,
-// and shared by the generator (codegen/aot.ts) and the loader (runtime/generated.ts).
+// and shared by the generator (model/aot.ts) and the loader (runtime/generated.ts).
 
 import type { ConvLayer } from '../ir/conv.js';
 import { choosePlan, type Plan } from './plan.js';

@@ -4,6 +4,7 @@
 import type { ConvLayer, Pair } from '../ir/conv.js';
 import { ArgumentError } from '../errors.js';
 import type { Isa, IsaName } from './isa.js';
+import type { PassName, PassStrategy } from '../ir/passes.js';
 
 /** Forward / backward-data: an implicit GEMM over destination positions. */
 export interface GemmPlan {
@@ -60,11 +61,7 @@ export interface DirectWeightsPlan {
 export type WeightsPlan = DotPlan | DirectWeightsPlan;
 
 /** Expert override of the gather strategy per pass (tests and tuning use it); unset = heuristic. */
-export interface Strategy {
-  forward?: 'planes' | 'im2col' | 'pointwise' | 'direct';
-  backwardData?: 'planes' | 'im2col' | 'pointwise' | 'direct';
-  backwardWeights?: 'planes' | 'im2row' | 'direct';
-}
+export type Strategy = { [P in PassName]?: PassStrategy<P> };
 
 /** Backward-weights: dot products along a lane axis with MRW x NT register accumulators. */
 export interface DotPlan {
@@ -78,7 +75,6 @@ export interface DotPlan {
 export interface Plan {
   readonly isa: IsaName;
   readonly vectorWidth: number;
-  readonly threads: number;
   readonly forward: ConvPassPlan;
   /** null: the layer has inputGrad: false, so no backward-data pass is built. */
   readonly backwardData: ConvPassPlan | null;
@@ -88,7 +84,11 @@ export interface Plan {
 // Bytes of packed B one work item may hold: half the 1-2 MiB L2 of current x86 cores.
 const L2_BUDGET = 512 * 1024;
 
-export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy: Strategy = {}): Plan {
+/**
+ * `parallelism`: the threads the kernel is expected to run with, a hint for the blocking only (the
+ * plan does not hold it; a kernel runs with any thread count).
+ */
+export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, strategy: Strategy = {}): Plan {
   const [R, S] = layer.kernel;
   const keptOut = Math.max(1, Math.round(layer.outChannels * layer.density.out));
   const keptIn = Math.max(1, Math.round(layer.inChannels * layer.density.in));
@@ -107,10 +107,9 @@ export function choosePlan(layer: ConvLayer, isa: Isa, threads: number, strategy
   return Object.freeze({
     isa: isa.name,
     vectorWidth: isa.vectorWidth,
-    threads,
-    forward: convPassPlan(isa, threads, fwd, strategy.forward, 'forward'),
-    backwardData: layer.inputGrad ? convPassPlan(isa, threads, bwd, strategy.backwardData, 'backwardData') : null,
-    backwardWeights: weightsPlan(isa, threads, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
+    forward: convPassPlan(isa, parallelism, fwd, strategy.forward, 'forward'),
+    backwardData: layer.inputGrad ? convPassPlan(isa, parallelism, bwd, strategy.backwardData, 'backwardData') : null,
+    backwardWeights: weightsPlan(isa, parallelism, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
   });
 }
 
@@ -331,7 +330,7 @@ export function describePlan(p: Plan): string[] {
       ? `${d.imagesPerBlock} image(s) x ${d.rowsPerBlock} rows/block per thread` : `${d.imagesPerBlock} images/block`}`
     : `${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`;
   return [
-    `isa: ${p.isa} (vector width ${p.vectorWidth}), threads: ${p.threads}`,
+    `isa: ${p.isa} (vector width ${p.vectorWidth})`,
     `forward: ${conv(p.forward)}`,
     `backwardData: ${p.backwardData ? conv(p.backwardData) : 'none (inputGrad: false)'}`,
     `backwardWeights: ${weights}`,

@@ -1,5 +1,5 @@
-// maskacc/tfjs: TF.js layers on maskacc kernels and the pruning loop built on them. A separate
-// entry so `import 'maskacc'` does not load TF.js.
+// maskacc/tfjs: the training stack. TF.js layers on maskacc kernels, the pruning loop and criteria
+// built on them, and the Fashion-MNIST loader. A separate entry so `import 'maskacc'` loads none of it.
 export { tf, useBackend, type TfBackend } from './tf.js';
 export { BatchNormRelu, MaskedConv2d, dense, maxPool2d, type MaskedConv2dOptions } from './layers.js';
 export { NativeMomentumOptimizer } from './optimizer.js';
@@ -9,3 +9,7 @@ export { pruneAtEpoch, selectMasks, type PruningOptions } from '../prune/pruner.
 export { exportCompact } from '../prune/export.js';
 export { evaluate, shuffled, trainEpoch, type EpochResult } from '../prune/train.js';
 export { renderPruneSvg, renderPruneTable, type PruneEpochRow, type RunEpoch } from '../prune/report.js';
+export { FILTER_CRITERIA, filterScores, prunedCount, selectFilters, selectFiltersGlobal, type FilterCriterion } from '../prune/criteria.js';
+export { isSoft, pruningSchedule, rateAt, selectsAt, type PruningSchedule, type ScheduleKind } from '../prune/schedule.js';
+export { parseIdx, readIdxFile, type IdxArray } from '../data/idx.js';
+export { FASHION_MNIST_DIR, loadFashionMnist, type FashionMnist, type Split } from '../data/fashion-mnist.js';

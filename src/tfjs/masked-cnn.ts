@@ -2,7 +2,7 @@
 // batch norm + ReLU (+ 2x2 max pool), then a dense classifier. Filter masks link through the
 // network as in the model DSL: a stage's filter mask is its batch norm's channel mask and the
 // next stage's input-channel mask (and selects the classifier's live features).
-import { compileMaskedConvs, type CompileOptions } from '../compile-masked-conv.js';
+import { compileMaskedConvs, type CompileOptions } from '../api/compile.js';
 import { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-ops.js';
 import { defaultCacheDir } from '../codegen/cache.js';
 import type { ConvSpec } from '../ir/conv.js';
@@ -74,7 +74,7 @@ export class MaskedCnn {
     // Hard-mask kernels in both modes: see `soft` (dense mode keeps full masks, so every row runs).
     const compile: CompileOptions = { gradOfPrunedFilters: false, cacheDir, threads: opts.threads, verbose: opts.verbose };
     const [convs, ops] = await Promise.all([compileMaskedConvs(convSpecs, compile), compileTrainOps({ cacheDir })]);
-    const threads = convs[0].plan.threads;
+    const threads = convs[0].threads;
     const seed = (i: number) => (opts.seed === undefined ? undefined : opts.seed * 1000 + i);
     return new MaskedCnn(spec, convs.map((k, i) => new MaskedConv2d(k, opts.soft, { mode: opts.mode, seed: seed(i) })),
       spec.stages.map((s) => new BatchNormRelu(ops, s.out, { threads })), ops, threads, seed(spec.stages.length));

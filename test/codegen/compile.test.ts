@@ -68,7 +68,10 @@ describe('compile and cache', () => {
   it('the plan is JSON data and explain() prints it', async () => {
     const conv = await compileMaskedConv(spec, { isa: 'scalar' });
     expect(JSON.parse(JSON.stringify(conv.plan))).toEqual(conv.plan);
-    expect(conv.explain()).toMatch(/isa: scalar .*\nforward: .*\nbackwardData: .*\nbackwardWeights: /s);
+    expect(conv.explain()).toMatch(/threads: \d+\nisa: scalar .*\nforward: .*\nbackwardData: .*\nbackwardWeights: /s);
+    // Threads are a run-time setting of the MaskedConv, not part of what was compiled.
+    expect(conv.plan).not.toHaveProperty('threads');
+    expect(conv.threads).toBeGreaterThanOrEqual(1);
   });
 
   it('a failed compile throws CompileError with the output and the source path', async () => {

@@ -10,8 +10,8 @@ describe('threads', () => {
     try {
       process.env.MASKACC_NUM_THREADS = '1';
       const spec = { batch: 1, inChannels: 2, outChannels: 3, inHeight: 4, inWidth: 4, kernel: 3, padding: 1 };
-      expect((await compileMaskedConv(spec, { isa: 'scalar' })).plan.threads).toBe(1);
-      expect((await compileMaskedConv(spec, { isa: 'scalar', threads: 2 })).plan.threads).toBe(2);
+      expect((await compileMaskedConv(spec, { isa: 'scalar' })).threads).toBe(1);
+      expect((await compileMaskedConv(spec, { isa: 'scalar', threads: 2 })).threads).toBe(2);
       process.env.MASKACC_NUM_THREADS = 'many';
       await expect(compileMaskedConv(spec, { isa: 'scalar' })).rejects.toThrowError(/MASKACC_NUM_THREADS: got "many"/);
     } finally {

@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "4b4bb7ed294ecabebefa5cf88f6afd5bf814a0a7eb05d7109e691e38f6213f05"));
+  exports.Set("key", Napi::String::New(env, "aeb47afcddea29461ba19b5ea5db5b34a657d19a987c9142f935e3786e5cce2c"));
   return exports;
 }
 

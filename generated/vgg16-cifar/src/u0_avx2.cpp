@@ -3,11 +3,11 @@
 //
 // layer: N=64 C=3 K=64 HxW=32x32 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=32x32 bias=false density(out=1, in=1)
 // plan:
-//   isa: avx2 (vector width 8), threads: 2
+//   isa: avx2 (vector width 8)
 //   forward: planes (32 rows/block), microtile MR x NR = 13 x 8
 //   backwardData: none (inputGrad: false)
 //   backwardWeights: planes lanes, 3 filters x 3 (channel, tap) accumulators
-// plan JSON: {"isa":"avx2","vectorWidth":8,"threads":2,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":1,"NR":8,"rowsPerBlock":32,"columnsPerBlock":8},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":3}}
+// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":1,"NR":8,"rowsPerBlock":32,"columnsPerBlock":8},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":3}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything

@@ -3,11 +3,11 @@
 //
 // layer: N=64 C=3 K=64 HxW=32x32 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=32x32 bias=false density(out=1, in=1)
 // plan:
-//   isa: avx512 (vector width 16), threads: 2
+//   isa: avx512 (vector width 16)
 //   forward: planes (32 rows/block), microtile MR x NR = 13 x 32
 //   backwardData: none (inputGrad: false)
 //   backwardWeights: planes lanes, 3 filters x 9 (channel, tap) accumulators
-// plan JSON: {"isa":"avx512","vectorWidth":16,"threads":2,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":2,"NR":32,"rowsPerBlock":32,"columnsPerBlock":32},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":9}}
+// plan JSON: {"isa":"avx512","vectorWidth":16,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":2,"NR":32,"rowsPerBlock":32,"columnsPerBlock":32},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":9}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything

@@ -3,11 +3,11 @@
 //
 // layer: N=64 C=3 K=64 HxW=32x32 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=32x32 bias=false density(out=1, in=1)
 // plan:
-//   isa: scalar (vector width 1), threads: 2
+//   isa: scalar (vector width 1)
 //   forward: planes (32 rows/block), microtile MR x NR = 4 x 3
 //   backwardData: none (inputGrad: false)
 //   backwardWeights: planes lanes, 3 filters x 3 (channel, tap) accumulators
-// plan JSON: {"isa":"scalar","vectorWidth":1,"threads":2,"forward":{"engine":"gemm","source":"planes","order":"image","MR":4,"NV":3,"NR":3,"rowsPerBlock":32,"columnsPerBlock":3},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":3}}
+// plan JSON: {"isa":"scalar","vectorWidth":1,"forward":{"engine":"gemm","source":"planes","order":"image","MR":4,"NV":3,"NR":3,"rowsPerBlock":32,"columnsPerBlock":3},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":3}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything

@@ -3,11 +3,11 @@
 //
 // layer: N=64 C=64 K=128 HxW=16x16 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=16x16 bias=false density(out=1, in=1)
 // plan:
-//   isa: avx512 (vector width 16), threads: 2
+//   isa: avx512 (vector width 16)
 //   forward: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 8 x 32
 //   backwardData: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 8 x 32
 //   backwardWeights: direct (tap-major), tile MT channels x NR filters = 13 x 32, 2 image(s) x 16 rows/block per thread
-// plan JSON: {"isa":"avx512","vectorWidth":16,"threads":2,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":8,"NV":2,"NR":32},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":8,"NV":2,"NR":32},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":13,"NV":2,"NR":32,"blocking":"rows","imagesPerBlock":2,"rowsPerBlock":16}}
+// plan JSON: {"isa":"avx512","vectorWidth":16,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":8,"NV":2,"NR":32},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":8,"NV":2,"NR":32},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":13,"NV":2,"NR":32,"blocking":"rows","imagesPerBlock":2,"rowsPerBlock":16}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything

@@ -3,11 +3,11 @@
 //
 // layer: N=64 C=256 K=256 HxW=8x8 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=8x8 bias=false density(out=1, in=1)
 // plan:
-//   isa: scalar (vector width 1), threads: 2
+//   isa: scalar (vector width 1)
 //   forward: direct (channel-vectorized, columns tiles, 8 rows/block), tile MQ positions x NR channels = 4 x 3
 //   backwardData: direct (channel-vectorized, columns tiles, 8 rows/block), tile MQ positions x NR channels = 4 x 3
 //   backwardWeights: direct (tap-major), tile MT channels x NR filters = 6 x 2, 3 image(s) x 8 rows/block per thread
-// plan JSON: {"isa":"scalar","vectorWidth":1,"threads":2,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":8,"MQ":4,"NV":3,"NR":3},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":8,"MQ":4,"NV":3,"NR":3},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":2,"blocking":"rows","imagesPerBlock":3,"rowsPerBlock":8}}
+// plan JSON: {"isa":"scalar","vectorWidth":1,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":8,"MQ":4,"NV":3,"NR":3},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":8,"MQ":4,"NV":3,"NR":3},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":2,"blocking":"rows","imagesPerBlock":3,"rowsPerBlock":8}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything

@@ -3,11 +3,11 @@
 //
 // layer: N=64 C=256 K=512 HxW=4x4 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=4x4 bias=false density(out=1, in=1)
 // plan:
-//   isa: avx512 (vector width 16), threads: 2
+//   isa: avx512 (vector width 16)
 //   forward: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 13 x 32
 //   backwardData: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 13 x 32
 //   backwardWeights: direct (tap-major), tile MT channels x NR filters = 6 x 64, 21 images/block
-// plan JSON: {"isa":"avx512","vectorWidth":16,"threads":2,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":13,"NV":2,"NR":32},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":13,"NV":2,"NR":32},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":4,"NR":64,"blocking":"images","imagesPerBlock":21,"rowsPerBlock":4}}
+// plan JSON: {"isa":"avx512","vectorWidth":16,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":13,"NV":2,"NR":32},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":13,"NV":2,"NR":32},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":4,"NR":64,"blocking":"images","imagesPerBlock":21,"rowsPerBlock":4}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything

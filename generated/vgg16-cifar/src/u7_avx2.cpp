@@ -3,11 +3,11 @@
 //
 // layer: N=64 C=512 K=512 HxW=4x4 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=4x4 bias=false density(out=1, in=1)
 // plan:
-//   isa: avx2 (vector width 8), threads: 2
+//   isa: avx2 (vector width 8)
 //   forward: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 6 x 16
 //   backwardData: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 6 x 16
 //   backwardWeights: direct (tap-major), tile MT channels x NR filters = 6 x 16, 16 images/block
-// plan JSON: {"isa":"avx2","vectorWidth":8,"threads":2,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":16,"blocking":"images","imagesPerBlock":16,"rowsPerBlock":4}}
+// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":16,"blocking":"images","imagesPerBlock":16,"rowsPerBlock":4}}
 //
 // Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything

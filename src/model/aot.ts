@@ -6,12 +6,12 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Model } from '../model/model.js';
+import type { Model } from './model.js';
 import { AOT_ISAS, aotPlan } from '../schedule/aot-plan.js';
 import type { ConvLayer } from '../ir/conv.js';
-import { cacheKey } from './cache-key.js';
-import { writeAddonSources } from './compile.js';
-import { GENERATOR_VERSION, templateSources, type KernelUnit } from './render.js';
+import { cacheKey } from '../codegen/cache-key.js';
+import { writeAddonSources } from '../codegen/compile.js';
+import { GENERATOR_VERSION, templateSources, type KernelUnit } from '../codegen/render.js';
 import { MaskaccError } from '../errors.js';
 
 export function aotTarget(model: Model): string {

@@ -1,15 +1,18 @@
 // Opt-in tuning: time the engine families on one layer (one build holds every candidate), keep
 // the fastest engine per pass, and persist the choice in a tuning file keyed by workload, ISA,
-// CPU model and threads, so later compiles reuse it without timing anything.
+// CPU model and threads, so later compiles reuse it without timing anything. It builds and runs
+// kernels, so it lives in api/, above codegen and runtime.
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ConvLayer } from '../ir/conv.js';
+import { PASS_NAMES, type PassName } from '../ir/passes.js';
 import { cacheKey } from '../codegen/cache-key.js';
 import type { NativeKernelClass } from '../codegen/compile.js';
 import type { KernelUnit } from '../codegen/render.js';
-import { choosePlan, type Strategy } from './plan.js';
-import { cpuModel, type Isa } from './isa.js';
+import { choosePlan, type Strategy } from '../schedule/plan.js';
+import { cpuModel, type Isa } from '../schedule/isa.js';
+import { candidates } from '../schedule/candidates.js';
 
 export interface TuningEntry {
   strategy: Strategy;
@@ -45,20 +48,6 @@ export function writeTuning(file: string, key: string, entry: TuningEntry): void
   renameSync(tmp, file);
 }
 
-/** Candidate engine families for a layer: planes only where they apply (stride 1). */
-export function candidates(layer: ConvLayer): Record<string, Strategy> {
-  const out: Record<string, Strategy> = {
-    direct: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' },
-    im2col: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
-  };
-  if (layer.stride[0] === 1 && layer.stride[1] === 1) out.planes = { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' };
-  if (layer.kernel[0] === 1 && layer.kernel[1] === 1) out.pointwise = { forward: 'pointwise', backwardData: 'pointwise', backwardWeights: 'direct' };
-  return out;
-}
-
-type PassName = 'forward' | 'backwardData' | 'backwardWeights';
-const PASSES: PassName[] = ['forward', 'backwardData', 'backwardWeights'];
-
 /**
  * Time every candidate family (built together as `units`) on random data with masks at the
  * layer's densities; returns the fastest engine per pass.
@@ -80,13 +69,13 @@ export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: re
       backwardWeights: () => k.backwardWeights(dy, x, dw, null, ko, ci),
     };
     const t = {} as Record<PassName, number>;
-    for (const p of PASSES) t[p] = p === 'backwardData' && !layer.inputGrad ? 0 : medianMs(run[p]);
+    for (const p of PASS_NAMES) t[p] = p === 'backwardData' && !layer.inputGrad ? 0 : medianMs(run[p]);
     times[names[i]] = t;
     k.dispose();
   });
   const strategy: Strategy = {};
   let tunedMs = 0;
-  for (const p of PASSES) {
+  for (const p of PASS_NAMES) {
     const best = names.reduce((a, b) => (times[b][p] < times[a][p] ? b : a));
     (strategy as Record<PassName, string>)[p] = candidates(layer)[best][p]!;
     tunedMs += times[best][p];
@@ -94,7 +83,7 @@ export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: re
   // The heuristic's engines are among the candidates: its time is theirs.
   const heuristic = choosePlan(layer, isa, threads);
   let heuristicMs = 0;
-  for (const p of PASSES) {
+  for (const p of PASS_NAMES) {
     const family = names.find((n) => candidates(layer)[n][p] === (heuristic[p]?.source ?? candidates(layer)[n][p]));
     heuristicMs += family ? times[family][p] : NaN;
   }

@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compileModel, MODEL_ZOO } from '../../src/index.js';
-import { aotTarget, generateModel } from '../../src/codegen/aot.js';
+import { aotTarget, generateModel } from '../../src/model/aot.js';
 import { buildAddon } from '../../src/codegen/build.js';
 import { expectClose, rng } from '../util.js';
 import type { Vgg16Cifar } from '../../generated/vgg16-cifar/index.js';

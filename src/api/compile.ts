@@ -1,19 +1,22 @@
 // The library entry: compileMaskedConv(spec) runs ir -> schedule -> codegen -> runtime and returns
-// a ready MaskedConv. compileMaskedConvs batches many layers into one addon (one build).
+// a ready MaskedConv. compileMaskedConvs batches many layers into one addon (one build). The api
+// layer: compile, tuning (tune.ts) and re-specialization sit here, above codegen and runtime.
 
 import { availableParallelism } from 'node:os';
-import { conv2d, type ConvLayer, type ConvSpec } from './ir/conv.js';
-import { choosePlan, type Strategy } from './schedule/plan.js';
-import { candidates, readTuning, tuneLayer, tuningKey, writeTuning } from './schedule/tune.js';
+import { conv2d, type ConvLayer, type ConvSpec } from '../ir/conv.js';
+import { PASSES, PASS_NAMES, type PassName } from '../ir/passes.js';
+import { choosePlan, type Strategy } from '../schedule/plan.js';
+import { readTuning, tuneLayer, tuningKey, writeTuning } from './tune.js';
+import { candidates } from '../schedule/candidates.js';
 import { join } from 'node:path';
-import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from './schedule/isa.js';
-import { compileUnits } from './codegen/compile.js';
-import type { KernelUnit } from './codegen/render.js';
-import { defaultCacheDir, type CacheEvent } from './codegen/cache.js';
-import { MaskedConv, type Respecializer } from './runtime/masked-conv.js';
-import { diagnosticLine, diagnosticsSink, type DiagnosticsSink } from './runtime/diagnostics.js';
-import { loadPool, poolText } from './runtime/pool.js';
-import { ArgumentError, IsaError } from './errors.js';
+import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from '../schedule/isa.js';
+import { compileUnits } from '../codegen/compile.js';
+import type { KernelUnit } from '../codegen/render.js';
+import { defaultCacheDir, type CacheEvent } from '../codegen/cache.js';
+import { MaskedConv, type Respecializer } from '../runtime/masked-conv.js';
+import { diagnosticLine, diagnosticsSink, type DiagnosticsSink } from '../runtime/diagnostics.js';
+import { loadPool, poolText } from '../runtime/pool.js';
+import { ArgumentError, IsaError } from '../errors.js';
 
 export interface CompileOptions {
   /** false (default): hard masks, pruned filters get no gradient; true: soft/feedback pruning. */
@@ -96,10 +99,10 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
       build: async (plan, density) => {
         const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
         const built = await build([unit]);
-        return { native: new built.Kernel(unit.ns, plan.threads), cacheKey: built.key };
+        return { native: new built.Kernel(unit.ns, opts.threads), cacheKey: built.key };
       },
     } : undefined;
-    return new MaskedConv(u.layer, u.plan, new Kernel(u.ns, u.plan.threads), key, opts.gradOfPrunedFilters, sink, respecializer);
+    return new MaskedConv(u.layer, u.plan, new Kernel(u.ns, opts.threads), opts.threads, key, opts.gradOfPrunedFilters, sink, respecializer);
   });
 }
 
@@ -198,18 +201,12 @@ function resolveIsa(isa: unknown): IsaName {
   return name;
 }
 
-const STRATEGIES: Record<keyof Strategy, readonly string[]> = {
-  forward: ['planes', 'im2col', 'pointwise', 'direct'],
-  backwardData: ['planes', 'im2col', 'pointwise', 'direct'],
-  backwardWeights: ['planes', 'im2row', 'direct'],
-};
-
 function validateStrategy(s: unknown): Strategy {
   if (s === undefined) return {};
   if (s === null || typeof s !== 'object') throw new ArgumentError('options.strategy', s, 'an object { forward?, backwardData?, backwardWeights? }');
   for (const [pass, value] of Object.entries(s)) {
-    const allowed = STRATEGIES[pass as keyof Strategy];
-    if (!allowed) throw new ArgumentError(`options.strategy.${pass}`, value, 'one of forward, backwardData, backwardWeights');
+    if (!Object.hasOwn(PASSES, pass)) throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${PASS_NAMES.join(', ')}`);
+    const allowed: readonly string[] = PASSES[pass as PassName].strategies;
     if (value !== undefined && !allowed.includes(value as string)) {
       throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
     }

@@ -1,0 +1,16 @@
+// The engine families a layer can run (pure data, no kernels): what tuning (api/tune.ts) builds and
+// times, and the strategies a caller may force.
+
+import type { ConvLayer } from '../ir/conv.js';
+import type { Strategy } from './plan.js';
+
+/** Candidate engine families for a layer: planes only where they apply (stride 1). */
+export function candidates(layer: ConvLayer): Record<string, Strategy> {
+  const out: Record<string, Strategy> = {
+    direct: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' },
+    im2col: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
+  };
+  if (layer.stride[0] === 1 && layer.stride[1] === 1) out.planes = { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' };
+  if (layer.kernel[0] === 1 && layer.kernel[1] === 1) out.pointwise = { forward: 'pointwise', backwardData: 'pointwise', backwardWeights: 'direct' };
+  return out;
+}
