@@ -142,7 +142,9 @@ function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy[
 // channel, where the direct engine spends a scalar store per output (ResNet-50's 1x1 layers ran at
 // 8-15% of peak on it).
 function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'pointwise' | 'direct' {
-  if (g.pointwiseUseful) return 'pointwise';
+  // ... given enough columns to fill its vector tiles: a 1x1 on a 2x2 plane at batch 1 (4 columns)
+  // ran at 0.75x of dense oneDNN on pointwise; channel vectors serve it better.
+  if (g.pointwiseUseful && g.batch * g.dstH * g.dstW >= 4 * isa.vectorWidth) return 'pointwise';
   if (g.rows >= isa.vectorWidth && g.reduceChannels >= 8) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
