@@ -32,6 +32,8 @@ function benchSpec(l: ConvLayer): ConvSpec {
   return {
     batch: l.batch, inChannels: l.inChannels, outChannels: l.outChannels, inHeight: l.inHeight, inWidth: l.inWidth,
     kernel: l.kernel[0], stride: l.stride[0], padding: l.padding[0],
+    // A first layer has no backward-data pass in training, for maskacc or any baseline.
+    ...(l.inputGrad ? {} : { inputGrad: false }),
   };
 }
 
