@@ -109,7 +109,8 @@ function checkAll(conv: MaskedConv, c: Case, soft: boolean, label: string) {
 // Forced strategies over a subset of the shapes, so every engine meets odd sizes on every ISA
 // (the heuristic alone would leave some engines untried on some shapes).
 const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
-  { name: 'direct', strategy: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' }, specs: SPECS.map((_, i) => i) },
+  // Direct on the odd shapes (the heuristic already runs it on most of the even ones): keeps npm test near 10 minutes.
+  { name: 'direct', strategy: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' }, specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 1) },
   { name: 'im2col/im2row', strategy: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' }, specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 0) },
   {
     name: 'pointwise', strategy: { forward: 'pointwise', backwardData: 'pointwise' },
