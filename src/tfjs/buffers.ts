@@ -1,20 +1,44 @@
-// Output arrays for the adapter's tensors, from maskacc's output pool (src/runtime/pool.ts). A
-// training step allocates ~150 MB of activations and gradients; fresh arrays page-fault and zero
-// that much memory every step, a cost comparable to the pruned convolutions themselves. A pooled
-// array's memory goes back to the pool when the array is garbage-collected, i.e. once TF.js has
-// released every tensor holding it: no TF.js internals are read to know when that is.
+// Output arrays for the adapter's tensors, recycled once TF.js has released the tensor holding
+// them. A training step allocates ~150 MB of activations and gradients; fresh arrays page-fault
+// and zero that much memory every step, a cost comparable to the pruned convolutions themselves.
+// Only on the cpu backend, whose tensors hold our arrays without copying: an array is free again
+// when its data id has left the backend's storage (every tensor and view of it disposed).
 import { tf, type Tensor } from './tf.js';
-import { takeArray as takePooled } from '../runtime/pool.js';
+
+interface Lent {
+  array: Float32Array;
+  dataId: object | undefined;
+}
+
+const pools = new Map<number, Lent[]>();
+
+interface CpuStorage {
+  data: { has(dataId: object): boolean };
+}
+
+function storage(): CpuStorage['data'] | undefined {
+  return tf.getBackend() === 'cpu' ? (tf.backend() as unknown as CpuStorage).data : undefined;
+}
 
 /**
  * A Float32Array of `size` elements with arbitrary contents: the caller writes every element
  * (all maskacc kernels and training ops write their whole outputs).
  */
 export function takeArray(size: number): Float32Array {
-  return takePooled(size);
+  const data = storage();
+  if (!data) return new Float32Array(size);
+  let pool = pools.get(size);
+  if (!pool) pools.set(size, (pool = []));
+  let entry = pool.find((e) => e.dataId !== undefined && !data.has(e.dataId));
+  if (!entry) pool.push((entry = { array: new Float32Array(size), dataId: undefined }));
+  entry.dataId = undefined;  // taken: not free until a tensor adopts it and is released
+  return entry.array;
 }
 
 /** A tensor over an array from takeArray (no copy on the cpu backend). */
 export function adopt<T extends Tensor>(array: Float32Array, shape: readonly number[]): T {
-  return tf.tensor(array, shape as number[], 'float32') as T;
+  const t = tf.tensor(array, shape as number[], 'float32') as T;
+  const entry = pools.get(array.length)?.find((e) => e.array === array);
+  if (entry) entry.dataId = t.dataId;
+  return t;
 }
