@@ -350,6 +350,19 @@ struct DirectWeights {
     }
   }
 
+  // Block blk of the rows blocking: images [n0, n0 + nb), output rows [p0, p1), and the input rows
+  // [h0, h1) their taps read (empty when every tap reads padding only).
+  struct RowBlock {
+    int n0, nb, p0, p1, h0, h1;
+  };
+  template <int ROWS, int IMGS>
+  static RowBlock rowBlock(long blk) {
+    constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
+    const int n0 = (int)(blk / ROW_BLOCKS) * IMGS, p0 = (int)(blk % ROW_BLOCKS) * ROWS, p1 = std::min(L::P, p0 + ROWS);
+    return {n0, std::min(IMGS, L::N - n0), p0, p1, std::max(0, p0 * L::SH - L::PH),
+            std::min(L::H, (p1 - 1) * L::SH - L::PH + (L::R - 1) * L::DH + 1)};
+  }
+
   // Rows blocking: blocks of IMGS images x ROWS output rows (IMGS > 1 only for whole images), each
   // packed and reduced by one thread into its private partial sums part[panel][group][tap][MT][NR];
   // the partials of all threads are summed into dw at the end.
@@ -377,10 +390,7 @@ struct DirectWeights {
       std::memset(part, 0, sizeof(float) * partSize);
 #pragma omp for schedule(dynamic, 1)
       for (long blk = 0; blk < BLOCKS; ++blk) {
-        const int n0 = (int)(blk / ROW_BLOCKS) * IMGS, nb = std::min(IMGS, L::N - n0);
-        const int p0 = (int)(blk % ROW_BLOCKS) * ROWS, p1 = std::min(L::P, p0 + ROWS);
-        const int h0 = std::max(0, p0 * L::SH - L::PH);
-        const int h1 = std::min(L::H, (p1 - 1) * L::SH - L::PH + (L::R - 1) * L::DH + 1);
+        const auto [n0, nb, p0, p1, h0, h1] = rowBlock<ROWS, IMGS>(blk);
         if (h1 <= h0) continue;  // every tap of these rows reads padding only
         for (int b = 0; b < nb; ++b) {
           packDyT(dy, rows, M, Mpad, n0 + b, (long)p0 * L::Q, (long)p1 * L::Q, dyT + b * dyImg);
@@ -516,9 +526,8 @@ struct DirectWeightsTaps {
       std::memset(part, 0, sizeof(float) * partSize);
 #pragma omp for schedule(dynamic, 1)
       for (long blk = 0; blk < BLOCKS; ++blk) {
-        const int n = (int)(blk / ROW_BLOCKS), p0 = (int)(blk % ROW_BLOCKS) * ROWS, p1 = std::min(L::P, p0 + ROWS);
-        const int h0 = std::max(0, p0 * L::SH - L::PH);
-        const int h1 = std::min(L::H, (p1 - 1) * L::SH - L::PH + (L::R - 1) * L::DH + 1);
+        const auto [n, nb, p0, p1, h0, h1] = Rows::template rowBlock<ROWS, 1>(blk);
+        (void)nb;
         if (h1 <= h0) continue;
         Rows::packDyT(dy, rows, M, Mpad, n, (long)p0 * L::Q, (long)p1 * L::Q, dyT);
         // xp[c][h - h0][PW + w]: PW zero columns on the left, zeros after the row.

@@ -252,7 +252,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "aeb47afcddea29461ba19b5ea5db5b34a657d19a987c9142f935e3786e5cce2c"));
+  exports.Set("key", Napi::String::New(env, "2e6acc738548855748d5c6a4d7306b4b41c2f94c12c0de98ed8c63977ce03c8b"));
   return exports;
 }
 
