@@ -5,14 +5,27 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'build/', 'generated/**/src/build/', 'bench/native/build/', 'scratch/', 'generated/.test-*/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'build/',
+      'generated/**/src/build/',
+      'bench/native/build/',
+      'scratch/',
+      'generated/.test-*/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     languageOptions: { globals: globals.node },
     rules: {
       // `_name` marks a parameter kept for its position.
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
     },
   },
 );

@@ -45,7 +45,13 @@ export interface Baselines {
    * `noCopies` only the first call of each pass copies (the checked one); later calls run oneDNN
    * alone on the operands gathered then: the efficiency yardstick, as if the gather were free.
    */
-  CompactOneDnnConv: new (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number, noCopies?: boolean) => DenseBaseline;
+  CompactOneDnnConv: new (
+    spec: BaselineConvSpec,
+    ko: Int32Array,
+    ci: Int32Array,
+    threads: number,
+    noCopies?: boolean,
+  ) => DenseBaseline;
   /** The MaskACC paper's baseline: im2col of kept channels + cblas_sgemm per image, scatter back. */
   Im2colBlasConv: new (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number) => DenseBaseline;
   /** FP32 AVX-512 FMA peak of `threads` threads, GFLOP/s (best of a few trials over ~`seconds`, default 1). */
@@ -61,14 +67,31 @@ export function outputSize(input: number, kernel: number, stride: number, pad: n
 
 /** The addon's own spec object (single-letter dims). */
 interface NativeSpec {
-  N: number; C: number; K: number; H: number; W: number; R: number; S: number;
-  strideH: number; strideW: number; padH: number; padW: number; dilH: number; dilW: number;
+  N: number;
+  C: number;
+  K: number;
+  H: number;
+  W: number;
+  R: number;
+  S: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilH: number;
+  dilW: number;
   bias: boolean;
 }
 
 interface NativeAddon {
   OneDnnConv: new (spec: NativeSpec, threads: number) => DenseBaseline;
-  CompactOneDnnConv: new (spec: NativeSpec, ko: Int32Array, ci: Int32Array, threads: number, noCopies?: boolean) => DenseBaseline;
+  CompactOneDnnConv: new (
+    spec: NativeSpec,
+    ko: Int32Array,
+    ci: Int32Array,
+    threads: number,
+    noCopies?: boolean,
+  ) => DenseBaseline;
   Im2colBlasConv: new (spec: NativeSpec, ko: Int32Array, ci: Int32Array, threads: number) => DenseBaseline;
   measurePeakGflops(threads: number, seconds?: number): number;
   setThreads(n: number): void;
@@ -87,8 +110,20 @@ function toNative(spec: BaselineConvSpec): NativeSpec {
   const [dilH, dilW] = pair(spec.dilation, 'dilation');
   // Ranges and integrality are checked by the addon, which names the native field.
   return {
-    N: spec.batch, C: spec.inChannels, K: spec.outChannels, H: spec.inHeight, W: spec.inWidth,
-    R, S, strideH, strideW, padH, padW, dilH, dilW, bias: spec.bias,
+    N: spec.batch,
+    C: spec.inChannels,
+    K: spec.outChannels,
+    H: spec.inHeight,
+    W: spec.inWidth,
+    R,
+    S,
+    strideH,
+    strideW,
+    padH,
+    padW,
+    dilH,
+    dilW,
+    bias: spec.bias,
   };
 }
 
@@ -141,7 +176,9 @@ function pinOpenBlasCore(): void {
   if (process.env.OPENBLAS_CORETYPE) return;
   let flags: Set<string>;
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
     flags = new Set((line ?? '').split(':')[1]?.trim().split(/\s+/) ?? []);
   } catch {
     return;
@@ -188,7 +225,13 @@ async function load(): Promise<Baselines> {
   const OneDnnConv = function (spec: BaselineConvSpec, threads: number) {
     return new addon.OneDnnConv(toNative(spec), threads);
   } as unknown as Baselines['OneDnnConv'];
-  const CompactOneDnnConv = function (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number, noCopies = false) {
+  const CompactOneDnnConv = function (
+    spec: BaselineConvSpec,
+    ko: Int32Array,
+    ci: Int32Array,
+    threads: number,
+    noCopies = false,
+  ) {
     return new addon.CompactOneDnnConv(toNative(spec), ko, ci, threads, noCopies);
   } as unknown as Baselines['CompactOneDnnConv'];
   const Im2colBlasConv = function (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number) {

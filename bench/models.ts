@@ -30,8 +30,14 @@ export interface Model {
  */
 function benchSpec(l: ConvLayer): ConvSpec {
   return {
-    batch: l.batch, inChannels: l.inChannels, outChannels: l.outChannels, inHeight: l.inHeight, inWidth: l.inWidth,
-    kernel: l.kernel[0], stride: l.stride[0], padding: l.padding[0],
+    batch: l.batch,
+    inChannels: l.inChannels,
+    outChannels: l.outChannels,
+    inHeight: l.inHeight,
+    inWidth: l.inWidth,
+    kernel: l.kernel[0],
+    stride: l.stride[0],
+    padding: l.padding[0],
     // A first layer has no backward-data pass in training, for maskacc or any baseline.
     ...(l.inputGrad ? {} : { inputGrad: false }),
   };
@@ -68,11 +74,13 @@ const vgg16: Model = {
 const resnet56: Model = {
   name: 'ResNet-56 (CIFAR-10)',
   maskLinking: 'independent',
-  layers: dedupe(resnet56Cifar().layers.map((l) => {
-    const stage = /^s(\d)/.exec(l.name)?.[1];
-    const name = !stage ? l.name : l.layer.stride[0] > 1 ? `s${stage}_down` : `s${stage}`;
-    return { name, spec: benchSpec(l.layer), count: 1 };
-  })),
+  layers: dedupe(
+    resnet56Cifar().layers.map((l) => {
+      const stage = /^s(\d)/.exec(l.name)?.[1];
+      const name = !stage ? l.name : l.layer.stride[0] > 1 ? `s${stage}_down` : `s${stage}`;
+      return { name, spec: benchSpec(l.layer), count: 1 };
+    }),
+  ),
 };
 
 /**
@@ -85,11 +93,16 @@ const RESNET50_BATCH = 8;
 const resnet50: Model = {
   name: `ResNet-50 (ImageNet, batch ${RESNET50_BATCH})`,
   maskLinking: 'independent',
-  layers: dedupe(resnet50ImageNet({ batch: RESNET50_BATCH }).layers.map((l) => {
-    const L = l.layer, stage = /^s(\d)/.exec(l.name)?.[1];
-    const name = !stage ? l.name : `s${stage} ${L.inChannels}-${L.outChannels} ${L.kernel.join('x')}${L.stride[0] > 1 ? `/${L.stride[0]}` : ''}`;
-    return { name, spec: benchSpec(L), count: 1 };
-  })),
+  layers: dedupe(
+    resnet50ImageNet({ batch: RESNET50_BATCH }).layers.map((l) => {
+      const L = l.layer,
+        stage = /^s(\d)/.exec(l.name)?.[1];
+      const name = !stage
+        ? l.name
+        : `s${stage} ${L.inChannels}-${L.outChannels} ${L.kernel.join('x')}${L.stride[0] > 1 ? `/${L.stride[0]}` : ''}`;
+      return { name, spec: benchSpec(L), count: 1 };
+    }),
+  ),
 };
 
 export const MODELS: Record<ModelKey, Model> = { vgg16, resnet56, resnet50 };

@@ -7,7 +7,12 @@ export const PASSES: readonly Pass[] = ['fwd', 'bwd_data', 'bwd_weights'];
 /** Contenders that run at the benchmark's masks; oneDNN dense ignores them. */
 export type MaskedContender = 'maskacc' | 'onednn_compact' | 'onednn_nocopy' | 'im2col_blas';
 /** onednn_nocopy: oneDNN on the kept shapes, operands pre-gathered, no copies (the efficiency yardstick). */
-export const MASKED_CONTENDERS: readonly MaskedContender[] = ['maskacc', 'onednn_compact', 'onednn_nocopy', 'im2col_blas'];
+export const MASKED_CONTENDERS: readonly MaskedContender[] = [
+  'maskacc',
+  'onednn_compact',
+  'onednn_nocopy',
+  'im2col_blas',
+];
 export type Contender = MaskedContender | 'onednn_dense';
 
 export const CONTENDER_LABEL: Record<Contender | 'torch', string> = {
@@ -97,7 +102,12 @@ export interface BenchRun {
     logicalCpus: number;
     threads: number;
     /** Max of the sustained and burst readings at start and end; `used` is the larger of the two. */
-    peakGflops: { start: number; end: number; used: number; readings?: Record<'start' | 'end', { sustained: number; burst: number }> };
+    peakGflops: {
+      start: number;
+      end: number;
+      used: number;
+      readings?: Record<'start' | 'end', { sustained: number; burst: number }>;
+    };
     /** 1-minute load average at start and end: how contended the (shared) machine was. */
     loadAverage?: { start: number; end: number };
     versions: Record<string, string>;
@@ -108,10 +118,26 @@ export interface BenchRun {
 }
 
 /** Outputs allocated by the call (the obvious loop) against outputs passed in and reused. */
-export interface AllocationRow { layer: string; pass: Pass; allocatedMs: number[]; reusedMs: number[] }
+export interface AllocationRow {
+  layer: string;
+  pass: Pass;
+  allocatedMs: number[];
+  reusedMs: number[];
+}
 /** Per-call cost of a small layer, µs: maskacc with reused and with allocated outputs, oneDNN dense. */
-export interface CallCostRow { layer: string; density: number; pass: Pass; reusedUs: number[]; allocatedUs: number[]; denseUs: number[]; check: CheckResult }
-export interface RuntimeRun { allocation: AllocationRow[]; calls: CallCostRow[] }
+export interface CallCostRow {
+  layer: string;
+  density: number;
+  pass: Pass;
+  reusedUs: number[];
+  allocatedUs: number[];
+  denseUs: number[];
+  check: CheckResult;
+}
+export interface RuntimeRun {
+  allocation: AllocationRow[];
+  calls: CallCostRow[];
+}
 
 // ---------------------------------------------------------------- statistics
 
@@ -183,7 +209,12 @@ export function layerPasses(spec: Pick<LayerShape, 'inputGrad'>, passes: readonl
 }
 
 /** Sum of per-pass medians (one training step of the layer) or null if any pass is missing. */
-export function stepMs(layer: LayerRun, contender: Contender, d: DensityRun | undefined, passes: readonly Pass[]): number | null {
+export function stepMs(
+  layer: LayerRun,
+  contender: Contender,
+  d: DensityRun | undefined,
+  passes: readonly Pass[],
+): number | null {
   let total = 0;
   for (const p of layerPasses(layer.spec, passes)) {
     const m = medianMs(layer, contender, d, p);
@@ -194,7 +225,14 @@ export function stepMs(layer: LayerRun, contender: Contender, d: DensityRun | un
 }
 
 export type SummaryContender = Contender | 'torch';
-export const SUMMARY_CONTENDERS: readonly SummaryContender[] = ['maskacc', 'onednn_dense', 'onednn_compact', 'onednn_nocopy', 'im2col_blas', 'torch'];
+export const SUMMARY_CONTENDERS: readonly SummaryContender[] = [
+  'maskacc',
+  'onednn_dense',
+  'onednn_compact',
+  'onednn_nocopy',
+  'im2col_blas',
+  'torch',
+];
 
 export interface DensitySummary {
   density: number;
@@ -250,7 +288,14 @@ export function summarizeDensity(model: ModelRun, density: number): DensitySumma
     maskaccSpeedup[c] = ratio(totalMs[c], totalMs.maskacc);
     speedupOverDense[c] = ratio(totalMs.onednn_dense, totalMs[c]);
   }
-  return { density, ideal: keptFlops > 0 ? denseFlops / keptFlops : Infinity, totalMs, maskaccSpeedup, speedupOverDense, missing };
+  return {
+    density,
+    ideal: keptFlops > 0 ? denseFlops / keptFlops : Infinity,
+    totalMs,
+    maskaccSpeedup,
+    speedupOverDense,
+    missing,
+  };
 }
 
 export function summarizeModel(model: ModelRun): DensitySummary[] {
@@ -262,7 +307,9 @@ export const PEAK_TARGET = 0.85;
 
 export function targetEligible(l: LayerRun, d: DensityRun): boolean {
   const s = l.spec;
-  return s.kernel[0] === 3 && s.kernel[1] === 3 && d.keptOut >= 64 && d.keptIn >= 64 && s.outHeight >= 8 && s.outWidth >= 8;
+  return (
+    s.kernel[0] === 3 && s.kernel[1] === 3 && d.keptOut >= 64 && d.keptIn >= 64 && s.outHeight >= 8 && s.outWidth >= 8
+  );
 }
 
 export interface TargetCase {
@@ -288,7 +335,11 @@ export function peakTargets(model: ModelRun, peakGflops: number): PassTarget[] {
       for (const d of l.densities) {
         if (!targetEligible(l, d) || !layerPasses(l.spec, [pass]).length) continue;
         const ms = medianMs(l, 'maskacc', d, pass);
-        cases.push({ layer: l.name, density: d.density, fraction: ms === null ? null : gflops(d.keptFlops, ms) / peakGflops });
+        cases.push({
+          layer: l.name,
+          density: d.density,
+          fraction: ms === null ? null : gflops(d.keptFlops, ms) / peakGflops,
+        });
       }
     }
     const met = cases.filter((c) => c.fraction !== null && c.fraction >= PEAK_TARGET).length;
@@ -348,8 +399,23 @@ function otherCell(l: LayerRun, c: Contender, d: DensityRun, pass: Pass): string
   return fmtMs(medianMs(l, c, d, pass));
 }
 
-const LAYER_HEADERS = ['layer', 'pass', 'maskacc ms [IQR]', 'GFLOP/s', '% peak', 'dense ms', 'vs dense',
-  'compact ms', 'vs compact', 'no-copy ms', 'vs no-copy', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch'];
+const LAYER_HEADERS = [
+  'layer',
+  'pass',
+  'maskacc ms [IQR]',
+  'GFLOP/s',
+  '% peak',
+  'dense ms',
+  'vs dense',
+  'compact ms',
+  'vs compact',
+  'no-copy ms',
+  'vs no-copy',
+  'im2col ms',
+  'vs im2col',
+  'torch ms',
+  'vs torch',
+];
 
 function passRow(l: LayerRun, d: DensityRun, pass: Pass, peak: number, first: boolean): string[] {
   const m = d.checks.maskacc.ok ? medianMs(l, 'maskacc', d, pass) : null;
@@ -358,25 +424,51 @@ function passRow(l: LayerRun, d: DensityRun, pass: Pass, peak: number, first: bo
     const o = c === 'onednn_dense' || d.checks[c]?.ok !== false ? medianMs(l, c, d, pass) : null;
     return fmtRatio(o !== null && m !== null ? o / m : null);
   };
-  return [first ? layerLabel(l) : '', pass, maskaccCell(d, pass), perf === null ? '—' : perf.toFixed(0),
+  return [
+    first ? layerLabel(l) : '',
+    pass,
+    maskaccCell(d, pass),
+    perf === null ? '—' : perf.toFixed(0),
     fmtPct(perf === null ? null : perf / peak),
-    otherCell(l, 'onednn_dense', d, pass), vs('onednn_dense'), otherCell(l, 'onednn_compact', d, pass), vs('onednn_compact'),
-    otherCell(l, 'onednn_nocopy', d, pass), vs('onednn_nocopy'), otherCell(l, 'im2col_blas', d, pass), vs('im2col_blas'), '', ''];
+    otherCell(l, 'onednn_dense', d, pass),
+    vs('onednn_dense'),
+    otherCell(l, 'onednn_compact', d, pass),
+    vs('onednn_compact'),
+    otherCell(l, 'onednn_nocopy', d, pass),
+    vs('onednn_nocopy'),
+    otherCell(l, 'im2col_blas', d, pass),
+    vs('im2col_blas'),
+    '',
+    '',
+  ];
 }
 
 /** The per-layer training step: sums of the pass medians, and PyTorch's measured step. */
 function stepRow(model: ModelRun, l: LayerRun, d: DensityRun, peak: number): string[] {
-  const ok = (c: Contender) => c === 'onednn_dense' ? !l.dense.error : d.checks[c]?.ok !== false;  // (absent in older results: no samples)
+  const ok = (c: Contender) => (c === 'onednn_dense' ? !l.dense.error : d.checks[c]?.ok !== false); // (absent in older results: no samples)
   const step = (c: Contender) => (ok(c) ? stepMs(l, c, d, model.passes) : null);
   const m = step('maskacc');
   const flops = d.keptFlops * model.passes.length;
   const perf = m === null ? null : gflops(flops, m);
   const torch = layerStep(model, l, 'torch', d.density);
   const vs = (o: number | null) => fmtRatio(o !== null && m !== null ? o / m : null);
-  return ['', 'step', ok('maskacc') ? fmtMs(m) : 'FAILED', perf === null ? '—' : perf.toFixed(0),
+  return [
+    '',
+    'step',
+    ok('maskacc') ? fmtMs(m) : 'FAILED',
+    perf === null ? '—' : perf.toFixed(0),
     fmtPct(perf === null ? null : perf / peak),
-    fmtMs(step('onednn_dense')), vs(step('onednn_dense')), fmtMs(step('onednn_compact')), vs(step('onednn_compact')),
-    fmtMs(step('onednn_nocopy')), vs(step('onednn_nocopy')), fmtMs(step('im2col_blas')), vs(step('im2col_blas')), fmtMs(torch), vs(torch)];
+    fmtMs(step('onednn_dense')),
+    vs(step('onednn_dense')),
+    fmtMs(step('onednn_compact')),
+    vs(step('onednn_compact')),
+    fmtMs(step('onednn_nocopy')),
+    vs(step('onednn_nocopy')),
+    fmtMs(step('im2col_blas')),
+    vs(step('im2col_blas')),
+    fmtMs(torch),
+    vs(torch),
+  ];
 }
 
 function layerTable(model: ModelRun, density: number, peak: number): string {
@@ -387,7 +479,11 @@ function layerTable(model: ModelRun, density: number, peak: number): string {
     layerPasses(l.spec, model.passes).forEach((p, i) => rows.push(passRow(l, d, p, peak, i === 0)));
     if (model.passes.length > 1) rows.push(stepRow(model, l, d, peak));
   }
-  return mdTable(LAYER_HEADERS, rows, LAYER_HEADERS.map((_, i) => i >= 2));
+  return mdTable(
+    LAYER_HEADERS,
+    rows,
+    LAYER_HEADERS.map((_, i) => i >= 2),
+  );
 }
 
 function failureNotes(model: ModelRun, density: number): string[] {
@@ -396,29 +492,62 @@ function failureNotes(model: ModelRun, density: number): string[] {
     const d = densityRun(l, density);
     if (!d) continue;
     for (const c of MASKED_CONTENDERS) {
-      if (d.checks[c]?.ok === false) notes.push(`- **FAILED** ${CONTENDER_LABEL[c]} on ${l.name}: ${d.checks[c].reason ?? 'check failed'}`);
+      if (d.checks[c]?.ok === false)
+        notes.push(`- **FAILED** ${CONTENDER_LABEL[c]} on ${l.name}: ${d.checks[c].reason ?? 'check failed'}`);
     }
   }
   return notes;
 }
 
 function summaryTable(model: ModelRun, sums: DensitySummary[]): string {
-  const headers = ['density', 'ideal', 'maskacc ms', 'dense ms', 'vs dense', 'compact ms', 'vs compact',
-    'no-copy ms', 'vs no-copy', 'im2col ms', 'vs im2col', 'torch ms', 'vs torch', 'maskacc/ideal'];
+  const headers = [
+    'density',
+    'ideal',
+    'maskacc ms',
+    'dense ms',
+    'vs dense',
+    'compact ms',
+    'vs compact',
+    'no-copy ms',
+    'vs no-copy',
+    'im2col ms',
+    'vs im2col',
+    'torch ms',
+    'vs torch',
+    'maskacc/ideal',
+  ];
   const rows = sums.map((s) => {
-    const cell = (c: SummaryContender) => (s.totalMs[c] === null && s.missing[c].length > 0 && c !== 'torch' ? 'FAILED' : fmtMs(s.totalMs[c]));
+    const cell = (c: SummaryContender) =>
+      s.totalMs[c] === null && s.missing[c].length > 0 && c !== 'torch' ? 'FAILED' : fmtMs(s.totalMs[c]);
     const vsDense = s.maskaccSpeedup.onednn_dense;
-    return [s.density.toFixed(2), fmtRatio(s.ideal), cell('maskacc'), cell('onednn_dense'), fmtRatio(vsDense),
-      cell('onednn_compact'), fmtRatio(s.maskaccSpeedup.onednn_compact), cell('onednn_nocopy'), fmtRatio(s.maskaccSpeedup.onednn_nocopy),
-      cell('im2col_blas'), fmtRatio(s.maskaccSpeedup.im2col_blas),
-      cell('torch'), fmtRatio(s.maskaccSpeedup.torch), fmtPct(vsDense === null ? null : vsDense / s.ideal)];
+    return [
+      s.density.toFixed(2),
+      fmtRatio(s.ideal),
+      cell('maskacc'),
+      cell('onednn_dense'),
+      fmtRatio(vsDense),
+      cell('onednn_compact'),
+      fmtRatio(s.maskaccSpeedup.onednn_compact),
+      cell('onednn_nocopy'),
+      fmtRatio(s.maskaccSpeedup.onednn_nocopy),
+      cell('im2col_blas'),
+      fmtRatio(s.maskaccSpeedup.im2col_blas),
+      cell('torch'),
+      fmtRatio(s.maskaccSpeedup.torch),
+      fmtPct(vsDense === null ? null : vsDense / s.ideal),
+    ];
   });
-  return mdTable(headers, rows, headers.map((_, i) => i >= 1));
+  return mdTable(
+    headers,
+    rows,
+    headers.map((_, i) => i >= 1),
+  );
 }
 
 function targetLines(model: ModelRun, peak: number): string[] {
   return peakTargets(model, peak).map((t) => {
-    if (t.cases.length === 0) return `- ${t.pass}: no eligible cases (3x3, >= 64 kept filters and channels, >= 8x8 outputs)`;
+    if (t.cases.length === 0)
+      return `- ${t.pass}: no eligible cases (3x3, >= 64 kept filters and channels, >= 8x8 outputs)`;
     const verdict = t.holds ? '**holds**' : '**does not hold**';
     const worst = t.worst ? `; worst ${fmtPct(t.worst.fraction)} on ${t.worst.layer} @ d=${t.worst.density}` : '';
     return `- ${t.pass}: ${verdict}: ${t.met}/${t.cases.length} eligible (layer, density) cases at >= ${PEAK_TARGET * 100}% of peak${worst}`;
@@ -427,69 +556,117 @@ function targetLines(model: ModelRun, peak: number): string[] {
 
 function torchNote(model: ModelRun): string {
   const t = model.torch;
-  if (t.status === 'ok') return `PyTorch ${t.version ?? ''}: masked-dense fwd+bwd step timed in a separate phase (not interleaved).`;
+  if (t.status === 'ok')
+    return `PyTorch ${t.version ?? ''}: masked-dense fwd+bwd step timed in a separate phase (not interleaved).`;
   return `PyTorch: ${t.status}${t.note ? ` (${t.note})` : ''}.`;
 }
 
 export function renderModel(model: ModelRun, peak: number): string {
   const sums = summarizeModel(model);
   const out: string[] = [`## ${model.name}, batch ${model.batch}`, ''];
-  out.push(`${model.layers.length} unique layers standing for ${model.convs} convs; passes: ${model.passes.join(', ')}. ${torchNote(model)}`, '');
+  out.push(
+    `${model.layers.length} unique layers standing for ${model.convs} convs; passes: ${model.passes.join(', ')}. ${torchNote(model)}`,
+    '',
+  );
   for (const density of model.densities) {
     out.push(`### ${model.name} at density ${density}`, '', layerTable(model, density, peak), '');
     const notes = failureNotes(model, density);
     if (notes.length) out.push(...notes, '');
   }
   out.push(`### ${model.name}: summary over densities`, '');
-  out.push(`Count-weighted total ms of ${model.passes.join('+')} per contender; "vs X" = X total / maskacc total ` +
-    '(> 1: maskacc faster); ideal = dense FLOPs / kept FLOPs from the actual masks; maskacc/ideal = speedup over dense as a fraction of ideal.', '');
+  out.push(
+    `Count-weighted total ms of ${model.passes.join('+')} per contender; "vs X" = X total / maskacc total ` +
+      '(> 1: maskacc faster); ideal = dense FLOPs / kept FLOPs from the actual masks; maskacc/ideal = speedup over dense as a fraction of ideal.',
+    '',
+  );
   out.push(summaryTable(model, sums), '');
-  out.push(`Target >= ${PEAK_TARGET * 100}% of peak (${peak.toFixed(0)} GFLOP/s):`, '', ...targetLines(model, peak), '');
+  out.push(
+    `Target >= ${PEAK_TARGET * 100}% of peak (${peak.toFixed(0)} GFLOP/s):`,
+    '',
+    ...targetLines(model, peak),
+    '',
+  );
   return out.join('\n');
 }
 
 export function renderMarkdown(run: BenchRun): string {
   const m = run.machine;
-  const versions = Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ');
+  const versions = Object.entries(m.versions)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   const head = [
-    '# maskacc benchmark', '',
-    `${run.startedAt} → ${run.finishedAt}. \`${run.command}\``, '',
+    '# maskacc benchmark',
+    '',
+    `${run.startedAt} → ${run.finishedAt}. \`${run.command}\``,
+    '',
     `CPU: ${m.cpu} (${m.logicalCpus} logical CPUs), threads: ${m.threads}. ` +
       `FMA peak: ${m.peakGflops.start.toFixed(0)} GFLOP/s at start, ${m.peakGflops.end.toFixed(0)} at end; ` +
       `% of peak uses the max, ${m.peakGflops.used.toFixed(0)} (each reading is the best of a 1 s run and short bursts).` +
-      (m.loadAverage ? ` Load average (1 min): ${m.loadAverage.start.toFixed(2)} at start, ${m.loadAverage.end.toFixed(2)} at end.` : ''), '',
-    `Versions: ${versions}.`, '',
+      (m.loadAverage
+        ? ` Load average (1 min): ${m.loadAverage.start.toFixed(2)} at start, ${m.loadAverage.end.toFixed(2)} at end.`
+        : ''),
+    '',
+    `Versions: ${versions}.`,
+    '',
     'Times are medians of interleaved reps (contenders in rotating order, IQR in brackets). ' +
       'GFLOP/s count kept FLOPs only (2·N·K′·C′·R·S·P·Q per pass). "vs X" = X ms / maskacc ms. ' +
       'oneDNN dense runs the full layer regardless of the masks. Every contender was checked against ' +
-      'oneDNN dense on masked inputs before timing (relative L2 <= 1e-4); FAILED marks a mismatch.', '',
+      'oneDNN dense on masked inputs before timing (relative L2 <= 1e-4); FAILED marks a mismatch.',
+    '',
   ];
-  return [...head, ...run.models.map((model) => renderModel(model, m.peakGflops.used)), ...(run.runtime ? [renderRuntime(run.runtime)] : [])].join('\n');
+  return [
+    ...head,
+    ...run.models.map((model) => renderModel(model, m.peakGflops.used)),
+    ...(run.runtime ? [renderRuntime(run.runtime)] : []),
+  ].join('\n');
 }
 
 /** Issue 14's done-criteria: the obvious loop within 15% of reused outputs; small calls in µs. */
 export function renderRuntime(rt: RuntimeRun): string {
   const med = (a: number[]) => (a.length ? median(a) : null);
   const alloc = rt.allocation.map((r) => {
-    const a = med(r.allocatedMs), u = med(r.reusedMs);
+    const a = med(r.allocatedMs),
+      u = med(r.reusedMs);
     return [r.layer, r.pass, fmtMs(a), fmtMs(u), fmtRatio(a !== null && u !== null ? a / u : null)];
   });
   const us = (v: number | null) => (v === null ? '—' : v.toFixed(1));
   const calls = rt.calls.map((r) => {
-    const m = med(r.reusedUs), d = med(r.denseUs);
-    return [r.layer, r.density.toFixed(2), r.pass, r.check.ok ? us(m) : 'FAILED', us(med(r.allocatedUs)), us(d),
-      fmtRatio(r.check.ok && m !== null && d !== null ? d / m : null)];
+    const m = med(r.reusedUs),
+      d = med(r.denseUs);
+    return [
+      r.layer,
+      r.density.toFixed(2),
+      r.pass,
+      r.check.ok ? us(m) : 'FAILED',
+      us(med(r.allocatedUs)),
+      us(d),
+      fmtRatio(r.check.ok && m !== null && d !== null ? d / m : null),
+    ];
   });
   return [
-    '## Runtime fixed costs', '',
+    '## Runtime fixed costs',
+    '',
     'The obvious loop `y = conv.forward(x, w)` (output allocated by the call, from the output pool) against ' +
       'the same call with an output passed in and reused; ResNet-50 batch-64 layers at 56x56, d=0.5 on both masks. ' +
-      'Target (issue 14): allocated within 15% of reused.', '',
-    mdTable(['layer', 'pass', 'allocated ms', 'reused ms', 'allocated / reused'], alloc, [false, false, true, true, true]), '',
+      'Target (issue 14): allocated within 15% of reused.',
+    '',
+    mdTable(['layer', 'pass', 'allocated ms', 'reused ms', 'allocated / reused'], alloc, [
+      false,
+      false,
+      true,
+      true,
+      true,
+    ]),
+    '',
     'Per-call cost of small layers, µs (medians; maskacc checked against oneDNN dense on masked inputs first). ' +
-      'Targets: the 16-channel 1x1-plane layer at most 5 µs forward and 10 µs backward-weights; no layer slower than dense oneDNN.', '',
-    mdTable(['layer', 'density', 'pass', 'maskacc µs (reused)', 'maskacc µs (allocated)', 'oneDNN dense µs', 'vs dense'], calls,
-      [false, true, false, true, true, true, true]), '',
+      'Targets: the 16-channel 1x1-plane layer at most 5 µs forward and 10 µs backward-weights; no layer slower than dense oneDNN.',
+    '',
+    mdTable(
+      ['layer', 'density', 'pass', 'maskacc µs (reused)', 'maskacc µs (allocated)', 'oneDNN dense µs', 'vs dense'],
+      calls,
+      [false, true, false, true, true, true, true],
+    ),
+    '',
   ].join('\n');
 }
 
@@ -542,14 +719,22 @@ export function speedupSeries(model: ModelRun): SvgSeries[] {
     ...SERIES_STYLE[c],
     points: sums.map((s) => ({ x: s.density, y: s.speedupOverDense[c] })),
   }));
-  series.push({ label: 'ideal 1/(d_out·d_in)', ...SERIES_STYLE.ideal, points: sums.map((s) => ({ x: s.density, y: s.ideal })) });
+  series.push({
+    label: 'ideal 1/(d_out·d_in)',
+    ...SERIES_STYLE.ideal,
+    points: sums.map((s) => ({ x: s.density, y: s.ideal })),
+  });
   return series;
 }
 
 const PANEL = { w: 440, h: 360, left: 68, right: 16, top: 34, bottom: 52 };
 
 /** Line segments split where a value is missing, so a FAILED point leaves a gap rather than a lie. */
-function polylines(points: { x: number; y: number | null }[], sx: (x: number) => number, sy: (y: number) => number): string[] {
+function polylines(
+  points: { x: number; y: number | null }[],
+  sx: (x: number) => number,
+  sy: (y: number) => number,
+): string[] {
   const runs: string[][] = [[]];
   for (const p of [...points].sort((a, b) => a.x - b.x)) {
     if (p.y === null || !(p.y > 0) || !Number.isFinite(p.y)) runs.push([]);
@@ -569,7 +754,9 @@ function panel(model: ModelRun, series: SvgSeries[], ox: number): string {
   const pad = Math.max(0.05, (hi - lo) * 0.05);
   const x0 = lo - pad;
   const x1 = hi + pad;
-  const ys = series.flatMap((s) => s.points.map((p) => p.y)).filter((y): y is number => y !== null && y > 0 && Number.isFinite(y));
+  const ys = series
+    .flatMap((s) => s.points.map((p) => p.y))
+    .filter((y): y is number => y !== null && y > 0 && Number.isFinite(y));
   // Parity (1x) is always in range, with at least one power of two on either side.
   const yTicks = log2Ticks(Math.min(0.5, ...ys), Math.max(2, ...ys));
   const l0 = Math.log2(yTicks[0]);
@@ -577,21 +764,35 @@ function panel(model: ModelRun, series: SvgSeries[], ox: number): string {
   const sx = (x: number) => ox + left + ((x - x0) / (x1 - x0)) * pw;
   const sy = (y: number) => top + ph - ((Math.log2(y) - l0) / (l1 - l0)) * ph;
   const o: string[] = [];
-  o.push(`<text x="${ox + left + pw / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(`${model.name}, batch ${model.batch}`)}</text>`);
+  o.push(
+    `<text x="${ox + left + pw / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(`${model.name}, batch ${model.batch}`)}</text>`,
+  );
   for (const t of yTicks) {
-    o.push(`<line x1="${ox + left}" x2="${ox + left + pw}" y1="${sy(t).toFixed(1)}" y2="${sy(t).toFixed(1)}" stroke="#e5e5e5"/>`);
-    o.push(`<text x="${ox + left - 6}" y="${(sy(t) + 4).toFixed(1)}" text-anchor="end" font-size="11">${ratioLabel(t)}</text>`);
+    o.push(
+      `<line x1="${ox + left}" x2="${ox + left + pw}" y1="${sy(t).toFixed(1)}" y2="${sy(t).toFixed(1)}" stroke="#e5e5e5"/>`,
+    );
+    o.push(
+      `<text x="${ox + left - 6}" y="${(sy(t) + 4).toFixed(1)}" text-anchor="end" font-size="11">${ratioLabel(t)}</text>`,
+    );
   }
   for (const d of xs) {
-    o.push(`<line x1="${sx(d).toFixed(1)}" x2="${sx(d).toFixed(1)}" y1="${top + ph}" y2="${top + ph + 5}" stroke="#333"/>`);
+    o.push(
+      `<line x1="${sx(d).toFixed(1)}" x2="${sx(d).toFixed(1)}" y1="${top + ph}" y2="${top + ph + 5}" stroke="#333"/>`,
+    );
     o.push(`<text x="${sx(d).toFixed(1)}" y="${top + ph + 18}" text-anchor="middle" font-size="11">${d}</text>`);
   }
   // Parity with dense oneDNN: below this line a contender is slower than doing nothing clever.
-  o.push(`<line x1="${ox + left}" x2="${ox + left + pw}" y1="${sy(1).toFixed(1)}" y2="${sy(1).toFixed(1)}" stroke="#7f7f7f" stroke-dasharray="2,3"/>`);
+  o.push(
+    `<line x1="${ox + left}" x2="${ox + left + pw}" y1="${sy(1).toFixed(1)}" y2="${sy(1).toFixed(1)}" stroke="#7f7f7f" stroke-dasharray="2,3"/>`,
+  );
   o.push(`<rect x="${ox + left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
-  o.push(`<text x="${ox + left + pw / 2}" y="${h - 12}" text-anchor="middle" font-size="12">density d (kept fraction of filters and of channels)</text>`);
+  o.push(
+    `<text x="${ox + left + pw / 2}" y="${h - 12}" text-anchor="middle" font-size="12">density d (kept fraction of filters and of channels)</text>`,
+  );
   const cy = top + ph / 2;
-  o.push(`<text x="${ox + 14}" y="${cy}" text-anchor="middle" font-size="12" transform="rotate(-90 ${ox + 14} ${cy})">speedup over oneDNN dense (step, log scale)</text>`);
+  o.push(
+    `<text x="${ox + 14}" y="${cy}" text-anchor="middle" font-size="12" transform="rotate(-90 ${ox + 14} ${cy})">speedup over oneDNN dense (step, log scale)</text>`,
+  );
   for (const s of series) {
     const dash = s.dashed ? ' stroke-dasharray="6,4"' : '';
     for (const pts of polylines(s.points, sx, sy)) {

@@ -11,9 +11,26 @@ import { rng, type Rng } from '../test/util.js';
 import { loadBaselines, type Baselines, type DenseBaseline } from './baselines.js';
 import { convCount, MODELS, withBatch, type Model, type ModelKey, type ModelLayer } from './models.js';
 import {
-  MASKED_CONTENDERS, PASSES, layerPasses, peakTargets, relL2, renderMarkdown, renderSpeedupSvg, summarizeModel,
-  type BenchRun, type CheckResult, type DensityRun, type LayerRun, type LayerShape,
-  type AllocationRow, type CallCostRow, type MaskedContender, type ModelRun, type Pass, type RuntimeRun, type TorchStatus,
+  MASKED_CONTENDERS,
+  PASSES,
+  layerPasses,
+  peakTargets,
+  relL2,
+  renderMarkdown,
+  renderSpeedupSvg,
+  summarizeModel,
+  type BenchRun,
+  type CheckResult,
+  type DensityRun,
+  type LayerRun,
+  type LayerShape,
+  type AllocationRow,
+  type CallCostRow,
+  type MaskedContender,
+  type ModelRun,
+  type Pass,
+  type RuntimeRun,
+  type TorchStatus,
 } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -55,7 +72,8 @@ const USAGE = `usage: npm run bench -- [options]
 function positiveInt(v: string | undefined, name: string, dflt?: number): number {
   if (v === undefined && dflt !== undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || (n === 0 && name !== 'warmup')) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  if (!Number.isInteger(n) || n < 0 || (n === 0 && name !== 'warmup'))
+    throw new Error(`--${name} must be a positive integer, got ${v}`);
   return n;
 }
 
@@ -68,7 +86,9 @@ function parseDensities(v: string): number[] {
 
 function parsePasses(v: string): Pass[] {
   const ps = v.split(',').map((s) => s.trim());
-  for (const p of ps) if (!(PASSES as readonly string[]).includes(p)) throw new Error(`--passes: unknown pass ${p} (${PASSES.join(', ')})`);
+  for (const p of ps)
+    if (!(PASSES as readonly string[]).includes(p))
+      throw new Error(`--passes: unknown pass ${p} (${PASSES.join(', ')})`);
   return PASSES.filter((p) => ps.includes(p)); // canonical order
 }
 
@@ -99,7 +119,9 @@ function parseOptions(argv: string[]): Options {
   const keys = Object.keys(MODELS) as ModelKey[];
   const model = values.model!;
   const picked = model === 'all' ? keys : model === 'none' ? [] : model.split(',').map((m) => m.trim());
-  for (const m of picked) if (!keys.includes(m as ModelKey)) throw new Error(`--model must be a comma-separated list of ${keys.join(', ')}, or all or none`);
+  for (const m of picked)
+    if (!keys.includes(m as ModelKey))
+      throw new Error(`--model must be a comma-separated list of ${keys.join(', ')}, or all or none`);
   return {
     models: picked as ModelKey[],
     runtime: !values['no-runtime'],
@@ -134,7 +156,9 @@ function tryRun(cmd: string, args: string[]): string {
 
 function cpuModel(): string {
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('model name'));
     return line?.split(':')[1]?.trim() ?? 'unknown';
   } catch {
     return 'unknown';
@@ -220,7 +244,9 @@ function sizes(l: ConvLayer) {
 function layerData(l: ConvLayer, r: Rng): LayerData {
   const n = sizes(l);
   return {
-    x: r.uniformArray(n.x), w: r.uniformArray(n.w), dy: r.uniformArray(n.y),
+    x: r.uniformArray(n.x),
+    w: r.uniformArray(n.w),
+    dy: r.uniformArray(n.y),
     bias: l.bias ? r.uniformArray(l.outChannels) : undefined,
   };
 }
@@ -240,7 +266,12 @@ class OutputPool {
   }
   for(l: ConvLayer) {
     const n = sizes(l);
-    return { y: this.y.subarray(0, n.y), dx: this.dx.subarray(0, n.x), dw: this.dw.subarray(0, n.w), db: this.db.subarray(0, l.outChannels) };
+    return {
+      y: this.y.subarray(0, n.y),
+      dx: this.dx.subarray(0, n.x),
+      dw: this.dw.subarray(0, n.w),
+      db: this.db.subarray(0, l.outChannels),
+    };
   }
 }
 
@@ -283,9 +314,19 @@ interface LayerCase {
 
 function shapeOf(l: ConvLayer): LayerShape {
   return {
-    batch: l.batch, inChannels: l.inChannels, outChannels: l.outChannels, inHeight: l.inHeight, inWidth: l.inWidth,
-    kernel: [...l.kernel], stride: [...l.stride], padding: [...l.padding], dilation: [...l.dilation],
-    bias: l.bias, outHeight: l.outHeight, outWidth: l.outWidth, inputGrad: l.inputGrad,
+    batch: l.batch,
+    inChannels: l.inChannels,
+    outChannels: l.outChannels,
+    inHeight: l.inHeight,
+    inWidth: l.inWidth,
+    kernel: [...l.kernel],
+    stride: [...l.stride],
+    padding: [...l.padding],
+    dilation: [...l.dilation],
+    bias: l.bias,
+    outHeight: l.outHeight,
+    outWidth: l.outWidth,
+    inputGrad: l.inputGrad,
   };
 }
 
@@ -302,12 +343,23 @@ function tryBuild(make: () => DenseBaseline, d: LayerData): { runner?: PassRunne
   }
 }
 
-function makeDensityCase(b: Baselines, l: ConvLayer, density: number, conv: MaskedConv, masks: LayerMasks, data: LayerData, threads: number): DensityCase {
+function makeDensityCase(
+  b: Baselines,
+  l: ConvLayer,
+  density: number,
+  conv: MaskedConv,
+  masks: LayerMasks,
+  data: LayerData,
+  threads: number,
+): DensityCase {
   conv.setMasks(masks);
   const ko = kept(masks.out);
   const ci = kept(masks.in);
   const run: DensityRun = {
-    density, keptOut: ko.length, keptIn: ci.length, keptFlops: passFlops(l, ko.length, ci.length),
+    density,
+    keptOut: ko.length,
+    keptIn: ci.length,
+    keptFlops: passFlops(l, ko.length, ci.length),
     plan: conv.explain(),
     checks: Object.fromEntries(MASKED_CONTENDERS.map((c) => [c, { ok: true, relErr: {} }])) as DensityRun['checks'],
     samples: Object.fromEntries(MASKED_CONTENDERS.map((c) => [c, {}])) as DensityRun['samples'],
@@ -346,7 +398,13 @@ interface Reference {
  * The expected outputs at these masks: oneDNN dense on x*m_in and w*m_out (bias*m_out), then
  * dx zeroed on pruned input channels and dw zeroed on pruned filters and channels (hard masks).
  */
-function reference(dense: DenseBaseline, l: ConvLayer, d: LayerData, m: LayerMasks, passes: readonly Pass[]): Reference {
+function reference(
+  dense: DenseBaseline,
+  l: ConvLayer,
+  d: LayerData,
+  m: LayerMasks,
+  passes: readonly Pass[],
+): Reference {
   const n = sizes(l);
   const taps = l.kernel[0] * l.kernel[1];
   const xm = zeroAxis1(d.x, l.inChannels, l.inHeight * l.inWidth, m.in);
@@ -388,7 +446,11 @@ function check(runner: PassRunner, out: Outputs, ref: Reference, passes: readonl
   }
   const bad = Object.entries(relErr).filter(([, err]) => !(err <= CHECK_TOLERANCE));
   if (bad.length === 0) return { ok: true, relErr };
-  return { ok: false, relErr, reason: `mismatch vs oneDNN dense: ${bad.map(([p, e]) => `${p} relL2=${e.toExponential(2)}`).join(', ')}` };
+  return {
+    ok: false,
+    relErr,
+    reason: `mismatch vs oneDNN dense: ${bad.map(([p, e]) => `${p} relL2=${e.toExponential(2)}`).join(', ')}`,
+  };
 }
 
 function checkLayer(lc: LayerCase, pool: OutputPool, denseBase: DenseBaseline, allPasses: readonly Pass[]): void {
@@ -423,7 +485,10 @@ function slots(lc: LayerCase): Slot[] {
     out.push({
       runner: lc.dense,
       record: (p, ms) => (lc.result.dense.samples[p] ??= []).push(ms),
-      fail: (reason) => { lc.result.dense.error = reason; lc.dense = null; },
+      fail: (reason) => {
+        lc.result.dense.error = reason;
+        lc.dense = null;
+      },
     });
   }
   for (const dc of lc.densities) {
@@ -433,7 +498,11 @@ function slots(lc: LayerCase): Slot[] {
       out.push({
         runner,
         record: (p, ms) => (dc.run.samples[c][p] ??= []).push(ms),
-        fail: (reason) => { dc.run.checks[c] = failed(reason); dc.run.samples[c] = {}; delete dc.runners[c]; },
+        fail: (reason) => {
+          dc.run.checks[c] = failed(reason);
+          dc.run.samples[c] = {};
+          delete dc.runners[c];
+        },
       });
     }
   }
@@ -481,7 +550,9 @@ interface TorchReply {
 
 function runPython(job: unknown): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.env.PYTHON ?? 'python3', [path.join(here, 'torch_step.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.env.PYTHON ?? 'python3', [path.join(here, 'torch_step.py')], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -498,24 +569,40 @@ function runPython(job: unknown): Promise<{ code: number | null; stdout: string;
 async function torchPhase(cases: LayerCase[], o: Options): Promise<TorchStatus> {
   const entries = cases.flatMap((lc) => lc.densities.map((dc) => ({ lc, dc })));
   const job = {
-    threads: o.threads, warmup: o.warmup, reps: o.reps,
+    threads: o.threads,
+    warmup: o.warmup,
+    reps: o.reps,
     layers: entries.map(({ lc, dc }) => ({
-      spec: { ...shapeOf(lc.layer) }, density_out: dc.run.density, density_in: dc.run.density, seed: o.seed,
-      ko: [...kept(dc.masks.out)], ci: [...kept(dc.masks.in)],
+      spec: { ...shapeOf(lc.layer) },
+      density_out: dc.run.density,
+      density_in: dc.run.density,
+      seed: o.seed,
+      ko: [...kept(dc.masks.out)],
+      ci: [...kept(dc.masks.in)],
     })),
   };
   let reply: TorchReply;
   try {
     const r = await runPython(job);
-    if (r.code !== 0) return { status: 'error', note: `torch_step.py exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}` };
+    if (r.code !== 0)
+      return {
+        status: 'error',
+        note: `torch_step.py exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`,
+      };
     reply = JSON.parse(r.stdout) as TorchReply;
   } catch (e) {
     return { status: 'unavailable', note: `cannot run python3: ${(e as Error).message}` };
   }
   if (!reply.available) return { status: 'unavailable', note: reply.reason };
   const layers = reply.layers ?? [];
-  const mismatch = entries.findIndex(({ dc }, i) => layers[i]?.kept_out !== dc.run.keptOut || layers[i]?.kept_in !== dc.run.keptIn);
-  if (mismatch >= 0) return { status: 'error', note: `torch_step.py reply does not match job entry ${mismatch} (kept counts or length)` };
+  const mismatch = entries.findIndex(
+    ({ dc }, i) => layers[i]?.kept_out !== dc.run.keptOut || layers[i]?.kept_in !== dc.run.keptIn,
+  );
+  if (mismatch >= 0)
+    return {
+      status: 'error',
+      note: `torch_step.py reply does not match job entry ${mismatch} (kept counts or length)`,
+    };
   layers.forEach((t, i) => (entries[i].dc.run.torch = { fwdMs: t.fwd_ms, stepMs: t.step_ms }));
   return { status: 'ok', version: reply.torch_version };
 }
@@ -528,7 +615,12 @@ function selectModel(key: ModelKey, o: Options): Model {
 }
 
 /** One compileMaskedConvs call per density, with every unique layer at that density's kept fractions. */
-async function compileAll(layers: ConvLayer[], masksByDensity: LayerMasks[][], o: Options, key: string): Promise<MaskedConv[][]> {
+async function compileAll(
+  layers: ConvLayer[],
+  masksByDensity: LayerMasks[][],
+  o: Options,
+  key: string,
+): Promise<MaskedConv[][]> {
   const convs: MaskedConv[][] = [];
   for (const [i, masks] of masksByDensity.entries()) {
     progress(`${key}: compiling ${layers.length} layers for density ${o.densities[i]}`);
@@ -542,8 +634,16 @@ async function compileAll(layers: ConvLayer[], masksByDensity: LayerMasks[][], o
 }
 
 /** Data, the dense baseline and every density's contenders for one unique layer. */
-function buildLayerCase(b: Baselines, ml: ModelLayer, layer: ConvLayer, li: number, convs: MaskedConv[][],
-  masksByDensity: LayerMasks[][], r: Rng, o: Options): LayerCase & { denseBase: DenseBaseline | null } {
+function buildLayerCase(
+  b: Baselines,
+  ml: ModelLayer,
+  layer: ConvLayer,
+  li: number,
+  convs: MaskedConv[][],
+  masksByDensity: LayerMasks[][],
+  r: Rng,
+  o: Options,
+): LayerCase & { denseBase: DenseBaseline | null } {
   const data = layerData(layer, r);
   let denseBase: DenseBaseline | null = null;
   let error: string | undefined;
@@ -552,17 +652,32 @@ function buildLayerCase(b: Baselines, ml: ModelLayer, layer: ConvLayer, li: numb
   } catch (e) {
     error = `constructor threw: ${(e as Error).message}`;
   }
-  const densities = o.densities.map((d, di) => makeDensityCase(b, layer, d, convs[di][li], masksByDensity[di][li], data, o.threads));
+  const densities = o.densities.map((d, di) =>
+    makeDensityCase(b, layer, d, convs[di][li], masksByDensity[di][li], data, o.threads),
+  );
   return {
-    layer, data, denseBase, dense: denseBase ? baselineRunner(denseBase, data) : null, densities,
+    layer,
+    data,
+    denseBase,
+    dense: denseBase ? baselineRunner(denseBase, data) : null,
+    densities,
     result: {
-      name: ml.name, count: ml.count, spec: shapeOf(layer), denseFlops: passFlops(layer),
-      dense: { samples: {}, error }, densities: densities.map((dc) => dc.run),
+      name: ml.name,
+      count: ml.count,
+      spec: shapeOf(layer),
+      denseFlops: passFlops(layer),
+      dense: { samples: {}, error },
+      densities: densities.map((dc) => dc.run),
     },
   };
 }
 
-function checkAll(cases: (LayerCase & { denseBase: DenseBaseline | null })[], pool: OutputPool, o: Options, key: string): void {
+function checkAll(
+  cases: (LayerCase & { denseBase: DenseBaseline | null })[],
+  pool: OutputPool,
+  o: Options,
+  key: string,
+): void {
   for (const lc of cases) {
     progress(`${key}: checking ${lc.result.name} at ${o.densities.length} densities`);
     if (lc.denseBase) {
@@ -597,8 +712,14 @@ async function runModel(key: ModelKey, b: Baselines, o: Options): Promise<ModelR
   }
   for (const row of convs) for (const c of row) c.dispose();
   return {
-    key, name: model.name, batch: layers[0]?.batch ?? 0, convs: convCount(model), passes: o.passes,
-    densities: o.densities, layers: cases.map((lc) => lc.result), torch,
+    key,
+    name: model.name,
+    batch: layers[0]?.batch ?? 0,
+    convs: convCount(model),
+    passes: o.passes,
+    densities: o.densities,
+    layers: cases.map((lc) => lc.result),
+    torch,
   };
 }
 
@@ -618,22 +739,35 @@ function perCallUs(f: () => void, calls: number): number {
 async function allocationPhase(o: Options): Promise<AllocationRow[]> {
   const layers: [string, ConvSpec][] = [
     ['1x1 64-64 @56 b64', { batch: 64, inChannels: 64, outChannels: 64, inHeight: 56, inWidth: 56, kernel: 1 }],
-    ['3x3 64-64 @56 b64', { batch: 64, inChannels: 64, outChannels: 64, inHeight: 56, inWidth: 56, kernel: 3, padding: 1 }],
+    [
+      '3x3 64-64 @56 b64',
+      { batch: 64, inChannels: 64, outChannels: 64, inHeight: 56, inWidth: 56, kernel: 3, padding: 1 },
+    ],
   ];
   const r = rng(o.seed + 14);
   const rows: AllocationRow[] = [];
   for (const [name, spec] of layers) {
     progress(`runtime: obvious loop vs reused outputs on ${name}`);
-    const [conv] = await compileMaskedConvs([{ ...spec, density: { out: 0.5, in: 0.5 } }], { threads: o.threads, respecialize: false });
+    const [conv] = await compileMaskedConvs([{ ...spec, density: { out: 0.5, in: 0.5 } }], {
+      threads: o.threads,
+      respecialize: false,
+    });
     const l = conv.spec;
     conv.setMasks({ out: exactMask(r, l.outChannels, 0.5), in: exactMask(r, l.inChannels, 0.5) });
-    const d = layerData(l, r), n = sizes(l);
+    const d = layerData(l, r),
+      n = sizes(l);
     const out = { y: new Float32Array(n.y), dx: new Float32Array(n.x), dw: new Float32Array(n.w) };
-    let held: unknown;  // the obvious loop keeps only the latest result alive
+    let held: unknown; // the obvious loop keeps only the latest result alive
     const allocated: Record<Pass, () => void> = {
-      fwd: () => { held = conv.forward(d.x, d.w); },
-      bwd_data: () => { held = conv.backwardData(d.dy, d.w); },
-      bwd_weights: () => { held = conv.backwardWeights(d.dy, d.x); },
+      fwd: () => {
+        held = conv.forward(d.x, d.w);
+      },
+      bwd_data: () => {
+        held = conv.backwardData(d.dy, d.w);
+      },
+      bwd_weights: () => {
+        held = conv.backwardWeights(d.dy, d.x);
+      },
     };
     const reused: Record<Pass, () => void> = {
       fwd: () => conv.forward(d.x, d.w, undefined, out.y),
@@ -643,7 +777,7 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
     for (const pass of o.passes) {
       const row: AllocationRow = { layer: name, pass, allocatedMs: [], reusedMs: [] };
       for (let rep = 0; rep < o.warmup + o.reps; rep++) {
-        const order = rep % 2 ? [reused, allocated] : [allocated, reused];  // alternate who goes first
+        const order = rep % 2 ? [reused, allocated] : [allocated, reused]; // alternate who goes first
         for (const f of order) {
           const ms = perCallUs(f[pass], 1) / 1000;
           if (rep >= o.warmup) (f === allocated ? row.allocatedMs : row.reusedMs).push(ms);
@@ -663,20 +797,43 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
  */
 async function callCostPhase(b: Baselines, o: Options): Promise<CallCostRow[]> {
   const layers: [string, ConvSpec, number[]][] = [
-    ['16-16 3x3 @1x1 b1', { batch: 1, inChannels: 16, outChannels: 16, inHeight: 1, inWidth: 1, kernel: 3, padding: 1 }, [1, 0.5]],
-    ['64-64 3x3 @4x4 b1', { batch: 1, inChannels: 64, outChannels: 64, inHeight: 4, inWidth: 4, kernel: 3, padding: 1 }, [0.5]],
-    ['32-32 3x3 d2 @7x7 b2', { batch: 2, inChannels: 32, outChannels: 32, inHeight: 7, inWidth: 7, kernel: 3, padding: 2, dilation: 2 }, [0.5]],
+    [
+      '16-16 3x3 @1x1 b1',
+      { batch: 1, inChannels: 16, outChannels: 16, inHeight: 1, inWidth: 1, kernel: 3, padding: 1 },
+      [1, 0.5],
+    ],
+    [
+      '64-64 3x3 @4x4 b1',
+      { batch: 1, inChannels: 64, outChannels: 64, inHeight: 4, inWidth: 4, kernel: 3, padding: 1 },
+      [0.5],
+    ],
+    [
+      '32-32 3x3 d2 @7x7 b2',
+      { batch: 2, inChannels: 32, outChannels: 32, inHeight: 7, inWidth: 7, kernel: 3, padding: 2, dilation: 2 },
+      [0.5],
+    ],
     ['256-256 1x1 @2x2 b1', { batch: 1, inChannels: 256, outChannels: 256, inHeight: 2, inWidth: 2, kernel: 1 }, [0.5]],
   ];
   const r = rng(o.seed + 15);
   const rows: CallCostRow[] = [];
   for (const [name, spec, densities] of layers) {
-    const l = conv2d(spec), d = layerData(l, r), n = sizes(l);
-    const dense = new b.OneDnnConv(l, o.threads), denseRun = baselineRunner(dense, d);
-    const out = { y: new Float32Array(n.y), dx: new Float32Array(n.x), dw: new Float32Array(n.w), db: new Float32Array(l.outChannels) };
+    const l = conv2d(spec),
+      d = layerData(l, r),
+      n = sizes(l);
+    const dense = new b.OneDnnConv(l, o.threads),
+      denseRun = baselineRunner(dense, d);
+    const out = {
+      y: new Float32Array(n.y),
+      dx: new Float32Array(n.x),
+      dw: new Float32Array(n.w),
+      db: new Float32Array(l.outChannels),
+    };
     for (const density of densities) {
       progress(`runtime: per-call cost on ${name} at d=${density}`);
-      const [conv] = await compileMaskedConvs([{ ...spec, density: { out: density, in: density } }], { threads: o.threads, respecialize: false });
+      const [conv] = await compileMaskedConvs([{ ...spec, density: { out: density, in: density } }], {
+        threads: o.threads,
+        respecialize: false,
+      });
       const masks = { out: exactMask(r, l.outChannels, density), in: exactMask(r, l.inChannels, density) };
       conv.setMasks(masks);
       const run = maskaccRunner(conv, d);
@@ -687,11 +844,35 @@ async function callCostPhase(b: Baselines, o: Options): Promise<CallCostRow[]> {
       };
       const checked = check(run, out, reference(dense, l, d, masks, o.passes), o.passes);
       for (const pass of o.passes) {
-        const row: CallCostRow = { layer: name, density, pass, reusedUs: [], allocatedUs: [], denseUs: [], check: checked };
+        const row: CallCostRow = {
+          layer: name,
+          density,
+          pass,
+          reusedUs: [],
+          allocatedUs: [],
+          denseUs: [],
+          check: checked,
+        };
         if (checked.ok) {
-          const calls = Math.max(50, Math.min(20_000, Math.round(20_000 / Math.max(1, perCallUs(() => run(pass, out), 20)))));
+          const calls = Math.max(
+            50,
+            Math.min(
+              20_000,
+              Math.round(
+                20_000 /
+                  Math.max(
+                    1,
+                    perCallUs(() => run(pass, out), 20),
+                  ),
+              ),
+            ),
+          );
           for (let rep = 0; rep < o.warmup + o.reps; rep++) {
-            const samples: [number[], () => void][] = [[row.reusedUs, () => run(pass, out)], [row.allocatedUs, allocated[pass]], [row.denseUs, () => denseRun(pass, out)]];
+            const samples: [number[], () => void][] = [
+              [row.reusedUs, () => run(pass, out)],
+              [row.allocatedUs, allocated[pass]],
+              [row.denseUs, () => denseRun(pass, out)],
+            ];
             for (let k = 0; k < samples.length; k++) {
               const [into, f] = samples[(rep + k) % samples.length];
               const us = perCallUs(f, calls);
@@ -720,10 +901,18 @@ function writeResults(run: BenchRun, markdown: string, dir: string): void {
   mkdirSync(dir, { recursive: true });
   const json = {
     ...run,
-    summaries: Object.fromEntries(run.models.map((m) => [m.key, { densities: summarizeModel(m), peakTargets: peakTargets(m, run.machine.peakGflops.used) }])),
+    summaries: Object.fromEntries(
+      run.models.map((m) => [
+        m.key,
+        { densities: summarizeModel(m), peakTargets: peakTargets(m, run.machine.peakGflops.used) },
+      ]),
+    ),
   };
   // Infinity (e.g. an ideal with nothing kept) is not JSON: store it as null.
-  writeAtomic(path.join(dir, 'latest.json'), `${JSON.stringify(json, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`);
+  writeAtomic(
+    path.join(dir, 'latest.json'),
+    `${JSON.stringify(json, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`,
+  );
   writeAtomic(path.join(dir, 'latest.md'), markdown);
   writeAtomic(path.join(dir, 'speedup.svg'), renderSpeedupSvg(run));
 }
@@ -766,23 +955,34 @@ async function main(): Promise<void> {
   b.setThreads(o.threads);
   const loadStart = loadavg()[0];
   const peakStart = await measurePeak(b, o.threads);
-  progress(`CPU: ${cpuModel()}; FMA peak at start: ${peakStart.used.toFixed(0)} GFLOP/s on ${o.threads} threads (sustained ${peakStart.sustained.toFixed(0)}, bursts ${peakStart.burst.toFixed(0)})`);
+  progress(
+    `CPU: ${cpuModel()}; FMA peak at start: ${peakStart.used.toFixed(0)} GFLOP/s on ${o.threads} threads (sustained ${peakStart.sustained.toFixed(0)}, bursts ${peakStart.burst.toFixed(0)})`,
+  );
   const models: ModelRun[] = [];
   for (const key of o.models) models.push(await runModel(key, b, o));
-  const runtime: RuntimeRun | undefined = o.runtime ? { allocation: await allocationPhase(o), calls: await callCostPhase(b, o) } : undefined;
+  const runtime: RuntimeRun | undefined = o.runtime
+    ? { allocation: await allocationPhase(o), calls: await callCostPhase(b, o) }
+    : undefined;
   const loadEnd = loadavg()[0];
   const peakEnd = await measurePeak(b, o.threads);
-  progress(`FMA peak at end: ${peakEnd.used.toFixed(0)} GFLOP/s (sustained ${peakEnd.sustained.toFixed(0)}, bursts ${peakEnd.burst.toFixed(0)})`);
+  progress(
+    `FMA peak at end: ${peakEnd.used.toFixed(0)} GFLOP/s (sustained ${peakEnd.sustained.toFixed(0)}, bursts ${peakEnd.burst.toFixed(0)})`,
+  );
   const torchVersion = models.find((m) => m.torch.version)?.torch.version;
   const run: BenchRun = {
-    startedAt, finishedAt: new Date().toISOString(),
+    startedAt,
+    finishedAt: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
     options: { ...o },
     machine: {
-      cpu: cpuModel(), logicalCpus: availableParallelism(), threads: o.threads,
+      cpu: cpuModel(),
+      logicalCpus: availableParallelism(),
+      threads: o.threads,
       // The machine is shared and noisy: the higher reading is the closer one to the true peak.
       peakGflops: {
-        start: peakStart.used, end: peakEnd.used, used: Math.max(peakStart.used, peakEnd.used),
+        start: peakStart.used,
+        end: peakEnd.used,
+        used: Math.max(peakStart.used, peakEnd.used),
         readings: { start: peakStart, end: peakEnd },
       },
       loadAverage: { start: loadStart, end: loadEnd },
@@ -798,6 +998,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 });

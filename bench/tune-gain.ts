@@ -18,15 +18,27 @@ for (const [key, model] of Object.entries(MODELS)) {
     const t0 = performance.now();
     await compileMaskedConvs(specs, { tune: true, tuningFile, respecialize: false });
     const seconds = (performance.now() - t0) / 1000;
-    const entries = JSON.parse(readFileSync(tuningFile, 'utf8')) as Record<string, { layer: string; tunedMs: number; heuristicMs: number }>;
-    let heuristic = 0, tuned = 0;
+    const entries = JSON.parse(readFileSync(tuningFile, 'utf8')) as Record<
+      string,
+      { layer: string; tunedMs: number; heuristicMs: number }
+    >;
+    let heuristic = 0,
+      tuned = 0;
     for (const e of Object.values(entries)) {
       const layer = JSON.parse(e.layer);
-      const count = model.layers.find((l) => l.spec.inChannels === layer.inChannels && l.spec.outChannels === layer.outChannels &&
-        l.spec.inHeight === layer.inHeight && JSON.stringify([l.spec.stride ?? 1].flat()[0]) === JSON.stringify(layer.stride[0]))?.count ?? 1;
+      const count =
+        model.layers.find(
+          (l) =>
+            l.spec.inChannels === layer.inChannels &&
+            l.spec.outChannels === layer.outChannels &&
+            l.spec.inHeight === layer.inHeight &&
+            JSON.stringify([l.spec.stride ?? 1].flat()[0]) === JSON.stringify(layer.stride[0]),
+        )?.count ?? 1;
       heuristic += e.heuristicMs * count;
       tuned += e.tunedMs * count;
     }
-    console.log(`| ${key} | ${d} | ${heuristic.toFixed(1)} | ${tuned.toFixed(1)} | ${(heuristic / tuned).toFixed(3)}x | ${seconds.toFixed(0)} |`);
+    console.log(
+      `| ${key} | ${d} | ${heuristic.toFixed(1)} | ${tuned.toFixed(1)} | ${(heuristic / tuned).toFixed(3)}x | ${seconds.toFixed(0)} |`,
+    );
   }
 }

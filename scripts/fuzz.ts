@@ -4,8 +4,18 @@
 import { parseArgs } from 'node:util';
 import { drawCases, runCases, saveRegression, shrink } from '../test/fuzz/fuzzer.js';
 
-const { values } = parseArgs({ options: { cases: { type: 'string', default: '1000' }, seed: { type: 'string', default: '1' }, batch: { type: 'string', default: '200' }, 'masks-per-spec': { type: 'string', default: '1' } } });
-const total = Number(values.cases), seed = Number(values.seed), batch = Number(values.batch), perSpec = Number(values['masks-per-spec']);
+const { values } = parseArgs({
+  options: {
+    cases: { type: 'string', default: '1000' },
+    seed: { type: 'string', default: '1' },
+    batch: { type: 'string', default: '200' },
+    'masks-per-spec': { type: 'string', default: '1' },
+  },
+});
+const total = Number(values.cases),
+  seed = Number(values.seed),
+  batch = Number(values.batch),
+  perSpec = Number(values['masks-per-spec']);
 const t0 = performance.now();
 let failed = 0;
 for (let done = 0; done < total; done += batch) {
@@ -16,7 +26,9 @@ for (let done = 0; done < total; done += batch) {
     const small = await shrink(c, (s) => console.log(`  ${s}`));
     console.log(`  saved ${saveRegression(small, reason)}`);
   }
-  console.error(`fuzz: ${Math.min(done + batch, total)}/${total} cases, ${failed} failed, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  console.error(
+    `fuzz: ${Math.min(done + batch, total)}/${total} cases, ${failed} failed, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
 }
 console.log(`${total - failed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

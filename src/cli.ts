@@ -6,7 +6,16 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { compileMaskedConvs, compileModel, conv2d, MODEL_ZOO, passFlops, type ConvLayer, type ConvSpec, type IsaName } from './index.js';
+import {
+  compileMaskedConvs,
+  compileModel,
+  conv2d,
+  MODEL_ZOO,
+  passFlops,
+  type ConvLayer,
+  type ConvSpec,
+  type IsaName,
+} from './index.js';
 import { defaultCacheDir } from './codegen/cache.js';
 import { choosePlan, describePlan } from './schedule/plan.js';
 import { ISA_PREFERENCE, ISAS, supportedIsas } from './schedule/isa.js';
@@ -22,7 +31,9 @@ import { progress } from './codegen/progress.js';
 
 type ZooName = keyof typeof MODEL_ZOO;
 
-const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command('maskacc')
   .description('mask-aware conv2d kernel compiler for filter pruning')
@@ -41,7 +52,11 @@ const isaOption = (v: string) => {
 };
 
 /** A zoo model name, or a JSON file holding one ConvSpec or an array of them. */
-function loadTarget(target: string, d: number, batch?: number): { name: string; specs: (ConvSpec | ConvLayer)[]; model?: Model } {
+function loadTarget(
+  target: string,
+  d: number,
+  batch?: number,
+): { name: string; specs: (ConvSpec | ConvLayer)[]; model?: Model } {
   if (target in MODEL_ZOO) {
     const model = MODEL_ZOO[target as ZooName]({ density: d, ...(batch ? { batch } : {}) });
     return { name: target, specs: model.layers.map((l) => l.layer), model };
@@ -69,7 +84,8 @@ function loadTarget(target: string, d: number, batch?: number): { name: string; 
   return { name: target, specs };
 }
 
-program.command('compile <spec.json>')
+program
+  .command('compile <spec.json>')
   .description('compile one ConvSpec (or an array of them) into the kernel cache')
   .option('--isa <isa>', 'auto | avx512 | avx2 | scalar', isaOption, 'auto')
   .option('--threads <n>', 'threads per call', (v) => Number(v))
@@ -77,13 +93,20 @@ program.command('compile <spec.json>')
   .action(async (file: string, o: { isa: IsaName | 'auto'; threads?: number; json?: boolean }) => {
     const { specs } = loadTarget(file, 1);
     const t0 = performance.now();
-    const convs = await compileMaskedConvs(specs, { isa: o.isa, threads: o.threads, respecialize: false, verbose: !o.json });
+    const convs = await compileMaskedConvs(specs, {
+      isa: o.isa,
+      threads: o.threads,
+      respecialize: false,
+      verbose: !o.json,
+    });
     const seconds = (performance.now() - t0) / 1000;
-    if (o.json) console.log(JSON.stringify({ key: convs[0].cacheKey, seconds, plans: convs.map((c) => c.plan) }, null, 1));
+    if (o.json)
+      console.log(JSON.stringify({ key: convs[0].cacheKey, seconds, plans: convs.map((c) => c.plan) }, null, 1));
     else convs.forEach((c) => console.log(`${c.explain()}\n`));
   });
 
-program.command('explain <target>')
+program
+  .command('explain <target>')
   .description('print the plan the scheduler picks for a spec file or a zoo model (nothing is compiled)')
   .option('--density <d>', 'expected kept fraction of filters and channels', density, 1)
   .option('--isa <isa>', 'auto | avx512 | avx2 | scalar', isaOption, 'auto')
@@ -92,12 +115,25 @@ program.command('explain <target>')
   .action((target: string, o: { density: number; isa: IsaName | 'auto'; threads: number; json?: boolean }) => {
     const isa = ISAS[o.isa === 'auto' ? supportedIsas()[0] : o.isa];
     const { specs, model } = loadTarget(target, o.density);
-    const rows = specs.map((s, i) => ({ layer: model?.layers[i].name ?? String(i), spec: conv2d(s as ConvSpec), plan: choosePlan(conv2d(s as ConvSpec), isa, o.threads) }));
-    if (o.json) console.log(JSON.stringify(rows.map((r) => ({ layer: r.layer, plan: r.plan })), null, 1));
-    else for (const r of rows) console.log(`${r.layer}: ${layerText(r.spec)}\n  ${describePlan(r.plan).join('\n  ')}\n`);
+    const rows = specs.map((s, i) => ({
+      layer: model?.layers[i].name ?? String(i),
+      spec: conv2d(s as ConvSpec),
+      plan: choosePlan(conv2d(s as ConvSpec), isa, o.threads),
+    }));
+    if (o.json)
+      console.log(
+        JSON.stringify(
+          rows.map((r) => ({ layer: r.layer, plan: r.plan })),
+          null,
+          1,
+        ),
+      );
+    else
+      for (const r of rows) console.log(`${r.layer}: ${layerText(r.spec)}\n  ${describePlan(r.plan).join('\n  ')}\n`);
   });
 
-program.command('bench <model>')
+program
+  .command('bench <model>')
   .description('time a training step of a zoo model with random linked masks against full masks')
   .option('--density <d>', 'kept fraction of filters per layer', density, 0.5)
   .option('--batch <n>', 'batch size', (v) => Number(v), 64)
@@ -120,7 +156,8 @@ program.command('bench <model>')
       return medianTiming(runs);
     };
     const denseTimes = time('full masks');
-    for (const l of model.layers) {  // random filter masks at the density, linked through the model
+    for (const l of model.layers) {
+      // random filter masks at the density, linked through the model
       const keep = Array.from({ length: l.layer.outChannels }, () => (Math.random() < o.density ? 1 : 0));
       compiled.setFilterMask(l.name, keep);
     }
@@ -128,98 +165,166 @@ program.command('bench <model>')
     bar?.done(`timed ${model.layers.length} layers of ${name}`);
     const sum = (ms: number[]) => ms.reduce((a, b) => a + b, 0);
     const rows = maskedTimes.layers.map((m, i) => {
-      const L = model.layers[i].layer, c = compiled.convs.get(m.name)!;
-      const maskedMs = sum(m.ms), gflop = 3 * passFlops(L, c.kept.out.length, c.kept.in.length) / 1e9;
-      return { layer: m.name, maskedMs, denseMs: sum(denseTimes.layers[i].ms), passesMs: m.ms, gflops: gflop / maskedMs * 1e3 };
+      const L = model.layers[i].layer,
+        c = compiled.convs.get(m.name)!;
+      const maskedMs = sum(m.ms),
+        gflop = (3 * passFlops(L, c.kept.out.length, c.kept.in.length)) / 1e9;
+      return {
+        layer: m.name,
+        maskedMs,
+        denseMs: sum(denseTimes.layers[i].ms),
+        passesMs: m.ms,
+        gflops: (gflop / maskedMs) * 1e3,
+      };
     });
-    const m = sum(rows.map((r) => r.maskedMs)), d = sum(rows.map((r) => r.denseMs));
+    const m = sum(rows.map((r) => r.maskedMs)),
+      d = sum(rows.map((r) => r.denseMs));
     if (o.json) {
-      return void console.log(JSON.stringify({ layers: rows, layerSum: { maskedMs: m, denseMs: d }, step: { maskedMs: maskedTimes.stepMs, denseMs: denseTimes.stepMs } }, null, 1));
+      return void console.log(
+        JSON.stringify(
+          {
+            layers: rows,
+            layerSum: { maskedMs: m, denseMs: d },
+            step: { maskedMs: maskedTimes.stepMs, denseMs: denseTimes.stepMs },
+          },
+          null,
+          1,
+        ),
+      );
     }
-    for (const r of rows) console.log(`${r.layer.padEnd(12)} ${r.maskedMs.toFixed(2).padStart(8)} ms  dense ${r.denseMs.toFixed(2).padStart(8)} ms  ${(r.denseMs / r.maskedMs).toFixed(2)}x  ${r.gflops.toFixed(0)} GFLOP/s`);
+    for (const r of rows)
+      console.log(
+        `${r.layer.padEnd(12)} ${r.maskedMs.toFixed(2).padStart(8)} ms  dense ${r.denseMs.toFixed(2).padStart(8)} ms  ${(r.denseMs / r.maskedMs).toFixed(2)}x  ${r.gflops.toFixed(0)} GFLOP/s`,
+      );
     console.log(`per-layer total: ${m.toFixed(1)} ms vs ${d.toFixed(1)} ms dense = ${(d / m).toFixed(2)}x`);
-    console.log(`full step:       ${maskedTimes.stepMs.toFixed(1)} ms vs ${denseTimes.stepMs.toFixed(1)} ms dense = ${(denseTimes.stepMs / maskedTimes.stepMs).toFixed(2)}x` +
-      ` (all layers' passes in order, buffers reused; medians of 3 steps after 1 warm-up)`);
+    console.log(
+      `full step:       ${maskedTimes.stepMs.toFixed(1)} ms vs ${denseTimes.stepMs.toFixed(1)} ms dense = ${(denseTimes.stepMs / maskedTimes.stepMs).toFixed(2)}x` +
+        ` (all layers' passes in order, buffers reused; medians of 3 steps after 1 warm-up)`,
+    );
   });
 
-program.command('build <model>')
-  .description('generate a zoo model or a model file (model.json) ahead of time: C++ for all ISAs and a typed ES module ' +
-    '(index.js + index.d.ts) that imports maskacc, then build its addon against the installed maskacc and node-addon-api')
+program
+  .command('build <model>')
+  .description(
+    'generate a zoo model or a model file (model.json) ahead of time: C++ for all ISAs and a typed ES module ' +
+      '(index.js + index.d.ts) that imports maskacc, then build its addon against the installed maskacc and node-addon-api',
+  )
   .option('--out <dir>', 'output folder (default generated/<model name>)')
   .option('--batch <n>', 'batch size of a zoo model (default 64; a model file sets its own)', (v) => Number(v))
   .option('--density <d>', 'expected kept fraction, zoo models (default 1; a model file sets its own)', density)
   .option('--no-compile', 'write the sources only')
   .option('--json', 'print the output folder, the files written and the built addon as JSON')
-  .action(async (target: string, o: { out?: string; batch?: number; density?: number; compile: boolean; json?: boolean }) => {
-    let model: Model;
-    if (target in MODEL_ZOO) {
-      model = MODEL_ZOO[target as ZooName]({ batch: o.batch ?? 64, density: o.density ?? 1 });
-    } else if (target.endsWith('.json') || existsSync(target)) {
-      if (o.batch !== undefined || o.density !== undefined) throw new Error(`--batch and --density apply to zoo models; ${target} sets its own`);
-      model = readModelFile(target);
-    } else {
-      throw new Error(`${target}: neither a zoo model (${Object.keys(MODEL_ZOO).join(', ')}) nor a model file (.json)`);
-    }
-    const out = o.out ?? join('generated', model.name);
-    const scope = ensureEsmScope(out);
-    const files = await generateModel(model, out);
-    const bar = progress();
-    bar.done(`${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)${scope ? `, and ${scope} ("type": "module")` : ''}`);
-    let built: string | undefined;
-    if (o.compile) {
-      const t0 = performance.now();
-      bar.update(`building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)`);
-      built = await buildAddon(join(out, 'src'), aotTarget(model), basename(files[0]), availableParallelism());
-      bar.done(`built ${built} in ${((performance.now() - t0) / 1000).toFixed(1)} s; import ${join(out, 'index.js')}`);
-    }
-    if (o.json) console.log(JSON.stringify({ out, files, addon: built ?? null }, null, 1));
-    else console.log(built ?? `${out}: sources only (--no-compile)`);
-  });
+  .action(
+    async (target: string, o: { out?: string; batch?: number; density?: number; compile: boolean; json?: boolean }) => {
+      let model: Model;
+      if (target in MODEL_ZOO) {
+        model = MODEL_ZOO[target as ZooName]({ batch: o.batch ?? 64, density: o.density ?? 1 });
+      } else if (target.endsWith('.json') || existsSync(target)) {
+        if (o.batch !== undefined || o.density !== undefined)
+          throw new Error(`--batch and --density apply to zoo models; ${target} sets its own`);
+        model = readModelFile(target);
+      } else {
+        throw new Error(
+          `${target}: neither a zoo model (${Object.keys(MODEL_ZOO).join(', ')}) nor a model file (.json)`,
+        );
+      }
+      const out = o.out ?? join('generated', model.name);
+      const scope = ensureEsmScope(out);
+      const files = await generateModel(model, out);
+      const bar = progress();
+      bar.done(
+        `${out}: wrote ${files.length} files (${model.layers.length} layers x ${AOT_ISAS.length} ISAs)${scope ? `, and ${scope} ("type": "module")` : ''}`,
+      );
+      let built: string | undefined;
+      if (o.compile) {
+        const t0 = performance.now();
+        bar.update(
+          `building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)`,
+        );
+        built = await buildAddon(join(out, 'src'), aotTarget(model), basename(files[0]), availableParallelism());
+        bar.done(
+          `built ${built} in ${((performance.now() - t0) / 1000).toFixed(1)} s; import ${join(out, 'index.js')}`,
+        );
+      }
+      if (o.json) console.log(JSON.stringify({ out, files, addon: built ?? null }, null, 1));
+      else console.log(built ?? `${out}: sources only (--no-compile)`);
+    },
+  );
 
-program.command('doctor')
-  .description('check the toolchain (C++17 + OpenMP compiler, cmake, make), the CPU\'s ISAs and the cache directory')
+program
+  .command('doctor')
+  .description("check the toolchain (C++17 + OpenMP compiler, cmake, make), the CPU's ISAs and the cache directory")
   .option('--json', 'print the findings as JSON')
   .action((o: { json?: boolean }) => {
     const report = diagnoseToolchain();
     if (o.json) console.log(JSON.stringify(report, null, 1));
-    else console.log([...formatToolchain(report), report.ok ? 'maskacc can build kernels here' : 'maskacc cannot build kernels here yet'].join('\n'));
+    else
+      console.log(
+        [
+          ...formatToolchain(report),
+          report.ok ? 'maskacc can build kernels here' : 'maskacc cannot build kernels here yet',
+        ].join('\n'),
+      );
     if (!report.ok) process.exitCode = 1;
   });
 
 const cache = program.command('cache').description('the kernel cache (MASKACC_CACHE_DIR or the user cache dir)');
-cache.command('ls').option('--json', 'print entries as JSON').action((o: { json?: boolean }) => {
-  const dir = defaultCacheDir();
-  let files: string[] = [];
-  try {
-    files = readdirSync(dir);
-  } catch {
-    /* no cache yet */
-  }
-  const entries = files.filter((f) => f.endsWith('.node')).map((f) => {
-    const key = f.slice(0, -'.node'.length);
-    let meta: { createdAt?: string; units?: { layer: string }[] } = {};
+cache
+  .command('ls')
+  .option('--json', 'print entries as JSON')
+  .action((o: { json?: boolean }) => {
+    const dir = defaultCacheDir();
+    let files: string[] = [];
     try {
-      meta = JSON.parse(readFileSync(join(dir, `${key}.json`), 'utf8'));
+      files = readdirSync(dir);
     } catch {
-      /* missing metadata: the cache treats the entry as corrupt and rebuilds it */
+      /* no cache yet */
     }
-    return { key, bytes: statSync(join(dir, f)).size, createdAt: meta.createdAt, layers: (meta.units ?? []).map((u) => u.layer) };
+    const entries = files
+      .filter((f) => f.endsWith('.node'))
+      .map((f) => {
+        const key = f.slice(0, -'.node'.length);
+        let meta: { createdAt?: string; units?: { layer: string }[] } = {};
+        try {
+          meta = JSON.parse(readFileSync(join(dir, `${key}.json`), 'utf8'));
+        } catch {
+          /* missing metadata: the cache treats the entry as corrupt and rebuilds it */
+        }
+        return {
+          key,
+          bytes: statSync(join(dir, f)).size,
+          createdAt: meta.createdAt,
+          layers: (meta.units ?? []).map((u) => u.layer),
+        };
+      });
+    if (o.json) return void console.log(JSON.stringify({ dir, entries }, null, 1));
+    console.log(`${dir}: ${entries.length} kernel addon(s)`);
+    for (const e of entries)
+      console.log(
+        `  ${e.key.slice(0, 16)}  ${(e.bytes / 1024).toFixed(0)} KiB  ${e.createdAt ?? '?'}  ${e.layers.length} layer(s)`,
+      );
   });
-  if (o.json) return void console.log(JSON.stringify({ dir, entries }, null, 1));
-  console.log(`${dir}: ${entries.length} kernel addon(s)`);
-  for (const e of entries) console.log(`  ${e.key.slice(0, 16)}  ${(e.bytes / 1024).toFixed(0)} KiB  ${e.createdAt ?? '?'}  ${e.layers.length} layer(s)`);
-});
-cache.command('clean').option('--all', 'also remove the tuning file').option('--json', 'print what was removed as JSON').action((o: { all?: boolean; json?: boolean }) => {
-  const dir = defaultCacheDir();
-  let removed = 0;
-  for (const f of (() => { try { return readdirSync(dir); } catch { return []; } })()) {
-    if (f === 'tuning.json' && !o.all) continue;
-    rmSync(join(dir, f), { recursive: true, force: true });
-    removed++;
-  }
-  if (o.json) return void console.log(JSON.stringify({ dir, removed }));
-  console.log(`${dir}: removed ${removed} entr${removed === 1 ? 'y' : 'ies'}`);
-});
+cache
+  .command('clean')
+  .option('--all', 'also remove the tuning file')
+  .option('--json', 'print what was removed as JSON')
+  .action((o: { all?: boolean; json?: boolean }) => {
+    const dir = defaultCacheDir();
+    let removed = 0;
+    for (const f of (() => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return [];
+      }
+    })()) {
+      if (f === 'tuning.json' && !o.all) continue;
+      rmSync(join(dir, f), { recursive: true, force: true });
+      removed++;
+    }
+    if (o.json) return void console.log(JSON.stringify({ dir, removed }));
+    console.log(`${dir}: removed ${removed} entr${removed === 1 ? 'y' : 'ies'}`);
+  });
 
 // Output piped into `head` and closed early is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
@@ -227,7 +332,8 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code ===
 program.parseAsync().catch((e: Error) => {
   if (e instanceof CommanderError) {
     // commander printed its message already; --help and --version are not errors.
-    const done = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(e.code) && e.exitCode === 0;
+    const done =
+      ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(e.code) && e.exitCode === 0;
     process.exit(done ? 0 : 2);
   }
   console.error(`maskacc: ${e.message}`);

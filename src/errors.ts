@@ -10,28 +10,43 @@ export class MaskaccError extends Error {
 
 /** An invalid conv spec: `field` is the ConvSpec field at fault. */
 export class SpecError extends MaskaccError {
-  constructor(readonly field: string, readonly value: unknown, expected: string) {
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    expected: string,
+  ) {
     super(`conv spec: ${field} = ${show(value)}; expected ${expected}`);
   }
 }
 
 /** A bad argument to a kernel call or option: `argument` names it. */
 export class ArgumentError extends MaskaccError {
-  constructor(readonly argument: string, readonly value: unknown, expected: string) {
+  constructor(
+    readonly argument: string,
+    readonly value: unknown,
+    expected: string,
+  ) {
     super(`${argument}: got ${show(value)}; expected ${expected}`);
   }
 }
 
 /** The requested instruction set cannot run on this CPU (or is unknown). */
 export class IsaError extends MaskaccError {
-  constructor(readonly isa: string, reason: string) {
+  constructor(
+    readonly isa: string,
+    reason: string,
+  ) {
     super(`isa '${isa}': ${reason}`);
   }
 }
 
 /** The C++ compiler or cmake failed; carries the full output and the generated source. */
 export class CompileError extends MaskaccError {
-  constructor(message: string, readonly output: string, readonly sourcePath: string) {
+  constructor(
+    message: string,
+    readonly output: string,
+    readonly sourcePath: string,
+  ) {
     super(`${message}\n  generated source: ${sourcePath}\n${output.split('\n').slice(-40).join('\n')}`);
   }
 }

@@ -9,4 +9,12 @@ export { supportedIsas, type IsaName } from './schedule/isa.js';
 export { ArgumentError, CompileError, DisposedError, IsaError, MaskaccError, SpecError } from './errors.js';
 export { model, type Model, type ModelLayer, type ModelLayerDef } from './model/model.js';
 export { CompiledModel, compileModel } from './model/compiled-model.js';
-export { MODEL_ZOO, resnet18ImageNet, resnet20Cifar, resnet50ImageNet, resnet56Cifar, vgg16Cifar, type ZooOptions } from './model/zoo.js';
+export {
+  MODEL_ZOO,
+  resnet18ImageNet,
+  resnet20Cifar,
+  resnet50ImageNet,
+  resnet56Cifar,
+  vgg16Cifar,
+  type ZooOptions,
+} from './model/zoo.js';

@@ -22,8 +22,8 @@ const training = (name: string, rank: number): Layer => ({ name, rank, training:
 
 /** The layer of a file (a path relative to src/, with forward slashes). */
 export function layerOf(file: string): Layer {
-  if (file === 'errors.ts') return core('errors', -1);  // a leaf everyone may import
-  if (file === 'index.ts') return core('index', MODEL_RANK + 1);  // the main entry: the core, no training
+  if (file === 'errors.ts') return core('errors', -1); // a leaf everyone may import
+  if (file === 'index.ts') return core('index', MODEL_RANK + 1); // the main entry: the core, no training
   if (file === 'cli.ts') return core('cli', MODEL_RANK + 2);
   // Inside the training stack: data and the train-ops loader, then the TF.js layers, then pruning
   // (built on them), then the maskacc/tfjs entry.
@@ -66,7 +66,12 @@ export function checkLayers(files: Record<string, string>): Violation[] {
       const target = posix.normalize(posix.join(posix.dirname(file), specifier)).replace(/\.js$/, '.ts');
       const to = layerOf(target);
       if (!allowed(from, to)) {
-        out.push({ file, specifier, target, message: `src/${file} imports '${specifier}' (src/${target}): ${from.name} -> ${to.name} points upward` });
+        out.push({
+          file,
+          specifier,
+          target,
+          message: `src/${file} imports '${specifier}' (src/${target}): ${from.name} -> ${to.name} points upward`,
+        });
       }
     }
   }
@@ -110,23 +115,29 @@ describe('layers point one way', () => {
       'errors.ts': '',
       'ir/conv.ts': "import { SpecError } from '../errors.js';",
       'schedule/plan.ts': "import type { ConvLayer } from '../ir/conv.js';",
-      'codegen/compile.ts': "import { choosePlan } from '../schedule/plan.js';\nconst r = await import('../runtime/masked-conv.js');",
+      'codegen/compile.ts':
+        "import { choosePlan } from '../schedule/plan.js';\nconst r = await import('../runtime/masked-conv.js');",
       'runtime/masked-conv.ts': "import type { NativeKernel } from '../codegen/compile.js';",
       'api/compile.ts': "import { MaskedConv } from '../runtime/masked-conv.js';",
       'index.ts': "export { compileMaskedConv } from './api/compile.js';",
       'tfjs/layers.ts': "import { compileMaskedConv } from '../api/compile.js';",
       'prune/pruner.ts': "import { MaskedCnn } from '../tfjs/layers.js';",
     };
-    expect(checkLayers(fixture)).toEqual([{
-      file: 'codegen/compile.ts',
-      specifier: '../runtime/masked-conv.js',
-      target: 'runtime/masked-conv.ts',
-      message: "src/codegen/compile.ts imports '../runtime/masked-conv.js' (src/runtime/masked-conv.ts): codegen -> runtime points upward",
-    }]);
+    expect(checkLayers(fixture)).toEqual([
+      {
+        file: 'codegen/compile.ts',
+        specifier: '../runtime/masked-conv.js',
+        target: 'runtime/masked-conv.ts',
+        message:
+          "src/codegen/compile.ts imports '../runtime/masked-conv.js' (src/runtime/masked-conv.ts): codegen -> runtime points upward",
+      },
+    ]);
     // The main entry may not export the training stack; tfjs may not import prune.
-    expect(checkLayers({ 'index.ts': "export { loadFashionMnist } from './data/fashion-mnist.js';" })[0].message)
-      .toMatch(/index -> training\/data/);
-    expect(checkLayers({ 'tfjs/layers.ts': "import { selectMasks } from '../prune/pruner.js';" })[0].message)
-      .toMatch(/training\/tfjs -> training\/prune/);
+    expect(
+      checkLayers({ 'index.ts': "export { loadFashionMnist } from './data/fashion-mnist.js';" })[0].message,
+    ).toMatch(/index -> training\/data/);
+    expect(checkLayers({ 'tfjs/layers.ts': "import { selectMasks } from '../prune/pruner.js';" })[0].message).toMatch(
+      /training\/tfjs -> training\/prune/,
+    );
   });
 });

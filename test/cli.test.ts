@@ -9,7 +9,11 @@ import { describe, expect, it } from 'vitest';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'maskacc.mjs');
 const cacheDir = mkdtempSync(join(tmpdir(), 'maskacc-cli-'));
-const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MASKACC_CACHE_DIR: cacheDir } });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, MASKACC_CACHE_DIR: cacheDir },
+  });
 
 describe('maskacc CLI', () => {
   it('explain prints a plan per layer of a zoo model, as text or JSON', () => {
@@ -23,7 +27,10 @@ describe('maskacc CLI', () => {
 
   it('compile, cache ls and cache clean', () => {
     const spec = join(cacheDir, '..', `spec-${process.pid}.json`);
-    writeFileSync(spec, JSON.stringify({ batch: 1, inChannels: 3, outChannels: 5, inHeight: 6, inWidth: 6, kernel: 3, padding: 1 }));
+    writeFileSync(
+      spec,
+      JSON.stringify({ batch: 1, inChannels: 3, outChannels: 5, inHeight: 6, inWidth: 6, kernel: 3, padding: 1 }),
+    );
     const compiled = run('compile', spec, '--isa', 'scalar', '--json');
     expect(compiled.status, compiled.stderr).toBe(0);
     const { key } = JSON.parse(compiled.stdout);
@@ -35,7 +42,13 @@ describe('maskacc CLI', () => {
 
   it('errors name the file and the field', () => {
     const bad = join(cacheDir, '..', `bad-${process.pid}.json`);
-    writeFileSync(bad, JSON.stringify([{ batch: 1, inChannels: 3, outChannels: 4, inHeight: 6, inWidth: 6, kernel: 3 }, { batch: 1, inChannels: 3, outChannels: 0, inHeight: 6, inWidth: 6, kernel: 3 }]));
+    writeFileSync(
+      bad,
+      JSON.stringify([
+        { batch: 1, inChannels: 3, outChannels: 4, inHeight: 6, inWidth: 6, kernel: 3 },
+        { batch: 1, inChannels: 3, outChannels: 0, inHeight: 6, inWidth: 6, kernel: 3 },
+      ]),
+    );
     const r = run('compile', bad);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/bad-\d+\.json \[1\]: conv spec: outChannels = 0; expected a positive integer/);
@@ -52,7 +65,9 @@ describe('maskacc CLI', () => {
     expect(run('explain', 'resnet99').status).toBe(1);
     const version = run('--version');
     expect(version.status).toBe(0);
-    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version);
+    expect(version.stdout.trim()).toBe(
+      JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version,
+    );
     expect(run('--help').status).toBe(0);
   });
 
@@ -65,7 +80,10 @@ describe('maskacc CLI', () => {
     expect(report.ok).toBe(true);
     expect(report.cacheDir).toBe(cacheDir);
     expect(report.cpu.isas).toContain('scalar');
-    const broken = spawnSync(process.execPath, [bin, 'doctor', '--json'], { encoding: 'utf8', env: { ...process.env, MASKACC_CACHE_DIR: cacheDir, CXX: '/nonexistent/g++' } });
+    const broken = spawnSync(process.execPath, [bin, 'doctor', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, MASKACC_CACHE_DIR: cacheDir, CXX: '/nonexistent/g++' },
+    });
     expect(broken.status).toBe(1);
     expect(JSON.parse(broken.stdout).install).toContain('Debian/Ubuntu: apt-get install g++');
   });

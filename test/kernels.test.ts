@@ -9,30 +9,41 @@ import { expectChannelsZero, expectClose, poison, randomMask, rng, type MaskKind
 /** Hand-picked shapes that force each plan variant, then seeded random ones. */
 const FIXED: ConvSpec[] = [
   { batch: 2, inChannels: 19, outChannels: 37, inHeight: 12, inWidth: 11, kernel: 3, padding: 1, bias: true },
-  { batch: 3, inChannels: 130, outChannels: 17, inHeight: 2, inWidth: 2, kernel: 3, padding: 1 },         // 2x2 output: position-major im2col
+  { batch: 3, inChannels: 130, outChannels: 17, inHeight: 2, inWidth: 2, kernel: 3, padding: 1 }, // 2x2 output: position-major im2col
   { batch: 2, inChannels: 33, outChannels: 70, inHeight: 4, inWidth: 4, kernel: 3, padding: 1, bias: true },
-  { batch: 2, inChannels: 16, outChannels: 24, inHeight: 9, inWidth: 7, kernel: 1 },                        // 1x1
+  { batch: 2, inChannels: 16, outChannels: 24, inHeight: 9, inWidth: 7, kernel: 1 }, // 1x1
   { batch: 2, inChannels: 6, outChannels: 10, inHeight: 11, inWidth: 13, kernel: 3, stride: 2, padding: 1 }, // strided bwd-data
-  { batch: 1, inChannels: 3, outChannels: 5, inHeight: 2, inWidth: 3, kernel: [5, 4], padding: [3, 2] },    // input smaller than the window
-  { batch: 4, inChannels: 7, outChannels: 9, inHeight: 10, inWidth: 10, kernel: [3, 2], dilation: [2, 3], padding: [2, 3] },
+  { batch: 1, inChannels: 3, outChannels: 5, inHeight: 2, inWidth: 3, kernel: [5, 4], padding: [3, 2] }, // input smaller than the window
+  {
+    batch: 4,
+    inChannels: 7,
+    outChannels: 9,
+    inHeight: 10,
+    inWidth: 10,
+    kernel: [3, 2],
+    dilation: [2, 3],
+    padding: [2, 3],
+  },
   { batch: 1, inChannels: 3, outChannels: 64, inHeight: 20, inWidth: 20, kernel: 7, stride: 3, padding: 4, bias: true },
   { batch: 2, inChannels: 1, outChannels: 1, inHeight: 5, inWidth: 5, kernel: 2 },
-  { batch: 4, inChannels: 32, outChannels: 40, inHeight: 40, inWidth: 40, kernel: 3, padding: 1 },           // dw over several image blocks
-  { batch: 3, inChannels: 40, outChannels: 33, inHeight: 7, inWidth: 7, kernel: 1, stride: 2 },              // strided 1x1 (projection)
+  { batch: 4, inChannels: 32, outChannels: 40, inHeight: 40, inWidth: 40, kernel: 3, padding: 1 }, // dw over several image blocks
+  { batch: 3, inChannels: 40, outChannels: 33, inHeight: 7, inWidth: 7, kernel: 1, stride: 2 }, // strided 1x1 (projection)
   { batch: 1, inChannels: 70, outChannels: 20, inHeight: 5, inWidth: 9, kernel: 1, padding: 1, bias: true }, // padded 1x1
-  { batch: 2, inChannels: 17, outChannels: 65, inHeight: 14, inWidth: 13, kernel: 1, bias: true },           // 1x1, columns cross images
+  { batch: 2, inChannels: 17, outChannels: 65, inHeight: 14, inWidth: 13, kernel: 1, bias: true }, // 1x1, columns cross images
   { batch: 2, inChannels: 3, outChannels: 40, inHeight: 37, inWidth: 35, kernel: 7, stride: 2, padding: 3 }, // stem: dw tiles over column taps
-  { batch: 21, inChannels: 20, outChannels: 33, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 },            // dw row blocks of 2 whole images
+  { batch: 21, inChannels: 20, outChannels: 33, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 }, // dw row blocks of 2 whole images
 ];
 
 function randomSpec(r: Rng): ConvSpec {
   for (;;) {
-    const R = r.int(1, 7), S = r.next() < 0.7 ? R : r.int(1, 7);
+    const R = r.int(1, 7),
+      S = r.next() < 0.7 ? R : r.int(1, 7);
     const spec: ConvSpec = {
       batch: r.int(1, 4),
       inChannels: r.pick([1, 2, 3, 5, 8, 13, 16, 17, 31, 40, 64, 65, 130]),
       outChannels: r.pick([1, 2, 3, 7, 8, 15, 16, 24, 33, 48, 64, 100]),
-      inHeight: r.int(1, 14), inWidth: r.int(1, 14),
+      inHeight: r.int(1, 14),
+      inWidth: r.int(1, 14),
       kernel: [R, S],
       stride: [r.int(1, 3), r.int(1, 3)],
       padding: [r.int(0, R), r.int(0, S)],
@@ -41,19 +52,38 @@ function randomSpec(r: Rng): ConvSpec {
     };
     const work = spec.batch * spec.inChannels * spec.outChannels * R * S * spec.inHeight * spec.inWidth;
     try {
-      if (work < 3e6) { conv2d(spec); return spec; }
-    } catch { /* output < 1: draw again */ }
+      if (work < 3e6) {
+        conv2d(spec);
+        return spec;
+      }
+    } catch {
+      /* output < 1: draw again */
+    }
   }
 }
 
 const r0 = rng(20261125);
 const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r0))];
-const MASK_CASES: [MaskKind, MaskKind][] = [['all', 'all'], ['random', 'random'], ['none', 'random'], ['random', 'none'], ['one', 'one']];
+const MASK_CASES: [MaskKind, MaskKind][] = [
+  ['all', 'all'],
+  ['random', 'random'],
+  ['none', 'random'],
+  ['random', 'none'],
+  ['one', 'one'],
+];
 
-interface Case { spec: ConvSpec; x: Float32Array; w: Float32Array; bias?: Float32Array; dy: Float32Array; masks: { out: Uint8Array; in: Uint8Array }[] }
+interface Case {
+  spec: ConvSpec;
+  x: Float32Array;
+  w: Float32Array;
+  bias?: Float32Array;
+  dy: Float32Array;
+  masks: { out: Uint8Array; in: Uint8Array }[];
+}
 
 function makeCase(spec: ConvSpec, seed: number): Case {
-  const l = conv2d(spec), r = rng(seed);
+  const l = conv2d(spec),
+    r = rng(seed);
   const [R, S] = l.kernel;
   return {
     spec,
@@ -61,20 +91,31 @@ function makeCase(spec: ConvSpec, seed: number): Case {
     w: r.uniformArray(l.outChannels * l.inChannels * R * S),
     bias: l.bias ? r.uniformArray(l.outChannels) : undefined,
     dy: r.uniformArray(l.batch * l.outChannels * l.outHeight * l.outWidth),
-    masks: MASK_CASES.map(([o, i]) => ({ out: randomMask(r, l.outChannels, o, 0.6), in: randomMask(r, l.inChannels, i, 0.6) })),
+    masks: MASK_CASES.map(([o, i]) => ({
+      out: randomMask(r, l.outChannels, o, 0.6),
+      in: randomMask(r, l.inChannels, i, 0.6),
+    })),
   };
 }
 
 const CASES = SPECS.map((s, i) => makeCase(s, 1000 + i));
 
 // The reference is the slow part: compute it once per case and mask, share it across ISAs.
-const refs = new Map<string, { y: Float64Array; dx: Float64Array; soft: Map<boolean, { dw: Float64Array; dbias: Float64Array }> }>();
+const refs = new Map<
+  string,
+  { y: Float64Array; dx: Float64Array; soft: Map<boolean, { dw: Float64Array; dbias: Float64Array }> }
+>();
 function reference(c: Case, mi: number, soft: boolean) {
   const key = `${CASES.indexOf(c)}:${mi}`;
-  const l = conv2d(c.spec), m = c.masks[mi];
+  const l = conv2d(c.spec),
+    m = c.masks[mi];
   let e = refs.get(key);
   if (!e) {
-    e = { y: refForward(l, c.x, c.w, c.bias, m.out, m.in), dx: refBackwardData(l, c.dy, c.w, m.out, m.in), soft: new Map() };
+    e = {
+      y: refForward(l, c.x, c.w, c.bias, m.out, m.in),
+      dx: refBackwardData(l, c.dy, c.w, m.out, m.in),
+      soft: new Map(),
+    };
     refs.set(key, e);
   }
   if (!e.soft.has(soft)) e.soft.set(soft, refBackwardWeights(l, c.dy, c.x, m.out, m.in, soft));
@@ -110,15 +151,29 @@ function checkAll(conv: MaskedConv, c: Case, soft: boolean, label: string) {
 // (the heuristic alone would leave some engines untried on some shapes).
 const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
   // Direct on the odd shapes (the heuristic already runs it on most of the even ones): keeps npm test near 10 minutes.
-  { name: 'direct', strategy: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' }, specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 1) },
-  { name: 'im2col/im2row', strategy: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' }, specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 0) },
   {
-    name: 'pointwise', strategy: { forward: 'pointwise', backwardData: 'pointwise' },
-    specs: SPECS.map((s, i) => [s, i] as const).filter(([s]) => conv2d(s).kernel.every((v) => v === 1)).map(([, i]) => i),
+    name: 'direct',
+    strategy: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' },
+    specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 1),
   },
   {
-    name: 'planes', strategy: { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' },
-    specs: SPECS.map((s, i) => [s, i] as const).filter(([s, i]) => conv2d(s).stride.every((v) => v === 1) && i % 2 === 1).map(([, i]) => i),
+    name: 'im2col/im2row',
+    strategy: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
+    specs: SPECS.map((_, i) => i).filter((i) => i % 2 === 0),
+  },
+  {
+    name: 'pointwise',
+    strategy: { forward: 'pointwise', backwardData: 'pointwise' },
+    specs: SPECS.map((s, i) => [s, i] as const)
+      .filter(([s]) => conv2d(s).kernel.every((v) => v === 1))
+      .map(([, i]) => i),
+  },
+  {
+    name: 'planes',
+    strategy: { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' },
+    specs: SPECS.map((s, i) => [s, i] as const)
+      .filter(([s, i]) => conv2d(s).stride.every((v) => v === 1) && i % 2 === 1)
+      .map(([, i]) => i),
   },
 ];
 
@@ -130,7 +185,14 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
     hard = await compileMaskedConvs(SPECS, { isa, respecialize: false });
     // Same binary (the gradient policy is a run-time row list): a cache hit.
     soft = await compileMaskedConvs(SPECS, { isa, gradOfPrunedFilters: true, respecialize: false });
-    for (const f of FORCED) forced.set(f.name, await compileMaskedConvs(f.specs.map((i) => SPECS[i]), { isa, strategy: f.strategy, respecialize: false }));
+    for (const f of FORCED)
+      forced.set(
+        f.name,
+        await compileMaskedConvs(
+          f.specs.map((i) => SPECS[i]),
+          { isa, strategy: f.strategy, respecialize: false },
+        ),
+      );
   });
 
   it.each(SPECS.map((s, i) => [i, JSON.stringify(s)] as const))('spec %i %s matches the reference', (i) => {
@@ -140,11 +202,15 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
 
   it.each(FORCED.map((f) => [f.name] as const))('strategy %s matches the reference on its shapes', (name) => {
     const f = FORCED.find((g) => g.name === name)!;
-    f.specs.forEach((specIndex, j) => checkAll(forced.get(name)![j], CASES[specIndex], false, `${isa} ${name} spec#${specIndex}`));
+    f.specs.forEach((specIndex, j) =>
+      checkAll(forced.get(name)![j], CASES[specIndex], false, `${isa} ${name} spec#${specIndex}`),
+    );
   });
 
   it('the heuristic plans use several engines', () => {
-    const used = new Set(hard.flatMap((c) => [c.plan.forward.source, c.plan.backwardData!.source, c.plan.backwardWeights.source]));
+    const used = new Set(
+      hard.flatMap((c) => [c.plan.forward.source, c.plan.backwardData!.source, c.plan.backwardWeights.source]),
+    );
     for (const v of ['planes', 'direct', 'pointwise']) expect(used, v).toContain(v);
   });
 

@@ -4,13 +4,27 @@
 import { describe, it, expect } from 'vitest';
 import { refOutSize, refForward, refBackwardData, refBackwardWeights, type RefConv, type Mask } from './reference.js';
 import {
-  rng, randomMask, relL2, poison, expectClose, expectChannelsZero, dot, type Rng, type MaskKind,
+  rng,
+  randomMask,
+  relL2,
+  poison,
+  expectClose,
+  expectChannelsZero,
+  dot,
+  type Rng,
+  type MaskKind,
 } from './util.js';
 
 function conv(
-  N: number, C: number, K: number, H: number, W: number,
-  kernel: [number, number], stride: [number, number] = [1, 1],
-  padding: [number, number] = [0, 0], dilation: [number, number] = [1, 1],
+  N: number,
+  C: number,
+  K: number,
+  H: number,
+  W: number,
+  kernel: [number, number],
+  stride: [number, number] = [1, 1],
+  padding: [number, number] = [0, 0],
+  dilation: [number, number] = [1, 1],
 ): RefConv {
   return { batch: N, inChannels: C, outChannels: K, inHeight: H, inWidth: W, kernel, stride, padding, dilation };
 }
@@ -22,8 +36,15 @@ function conv(
 function randomConv(r: Rng): RefConv {
   for (;;) {
     const c = conv(
-      r.int(1, 2), r.int(1, 4), r.int(1, 4), r.int(1, 7), r.int(1, 7),
-      [r.int(1, 4), r.int(1, 4)], [r.int(1, 3), r.int(1, 3)], [r.int(0, 3), r.int(0, 3)], [r.int(1, 3), r.int(1, 3)],
+      r.int(1, 2),
+      r.int(1, 4),
+      r.int(1, 4),
+      r.int(1, 7),
+      r.int(1, 7),
+      [r.int(1, 4), r.int(1, 4)],
+      [r.int(1, 3), r.int(1, 3)],
+      [r.int(0, 3), r.int(0, 3)],
+      [r.int(1, 3), r.int(1, 3)],
     );
     const [P, Q] = refOutSize(c);
     if (P >= 1 && Q >= 1) return c;
@@ -45,7 +66,9 @@ function randomCase(seed: number) {
   const c = randomConv(r);
   const z = sizes(c);
   return {
-    r, c, z,
+    r,
+    c,
+    z,
     x: r.normalArray(z.x),
     w: r.normalArray(z.w),
     b: r.normalArray(z.K),
@@ -63,20 +86,23 @@ function randomCase(seed: number) {
 function altForward(c: RefConv, x: Float32Array, w: Float32Array, bias?: Float32Array): Float64Array {
   const { N, C, K, H, W, R, S, P, Q } = sizes(c);
   const [ph, pw] = c.padding;
-  const Hp = H + 2 * ph, Wp = W + 2 * pw;
+  const Hp = H + 2 * ph,
+    Wp = W + 2 * pw;
   const xp = new Float64Array(N * C * Hp * Wp);
   for (let n = 0; n < N; n++)
     for (let ch = 0; ch < C; ch++)
       for (let h = 0; h < H; h++)
         for (let v = 0; v < W; v++) xp[((n * C + ch) * Hp + h + ph) * Wp + v + pw] = x[((n * C + ch) * H + h) * W + v];
-  const Rd = c.dilation[0] * (R - 1) + 1, Sd = c.dilation[1] * (S - 1) + 1;
+  const Rd = c.dilation[0] * (R - 1) + 1,
+    Sd = c.dilation[1] * (S - 1) + 1;
   const wd = new Float64Array(K * C * Rd * Sd);
   for (let k = 0; k < K; k++)
     for (let ch = 0; ch < C; ch++)
       for (let i = 0; i < R; i++)
         for (let j = 0; j < S; j++)
           wd[((k * C + ch) * Rd + i * c.dilation[0]) * Sd + j * c.dilation[1]] = w[((k * C + ch) * R + i) * S + j];
-  const Pf = Hp - Rd + 1, Qf = Wp - Sd + 1; // full stride-1 output
+  const Pf = Hp - Rd + 1,
+    Qf = Wp - Sd + 1; // full stride-1 output
   const y = new Float64Array(N * K * P * Q);
   for (let n = 0; n < N; n++)
     for (let k = 0; k < K; k++)
@@ -86,7 +112,8 @@ function altForward(c: RefConv, x: Float32Array, w: Float32Array, bias?: Float32
           let acc = bias ? bias[k] : 0;
           for (let ch = 0; ch < C; ch++)
             for (let i = 0; i < Rd; i++)
-              for (let j = 0; j < Sd; j++) acc += wd[((k * C + ch) * Rd + i) * Sd + j] * xp[((n * C + ch) * Hp + a + i) * Wp + b + j];
+              for (let j = 0; j < Sd; j++)
+                acc += wd[((k * C + ch) * Rd + i) * Sd + j] * xp[((n * C + ch) * Hp + a + i) * Wp + b + j];
           y[((n * K + k) * P + a / c.stride[0]) * Q + b / c.stride[1]] = acc;
         }
   return y;
@@ -187,7 +214,8 @@ describe('forward vs independent pad+dilate+subsample construction', () => {
       const { c, z, x, w, b, mOut, mIn } = randomCase(seed);
       const expected = altForward(c, zeroAlong(x, z.N, z.C, z.H * z.W, 1, mIn), w, b);
       for (let n = 0; n < z.N; n++)
-        for (let k = 0; k < z.K; k++) if (!mOut[k]) expected.fill(0, (n * z.K + k) * z.P * z.Q, (n * z.K + k + 1) * z.P * z.Q);
+        for (let k = 0; k < z.K; k++)
+          if (!mOut[k]) expected.fill(0, (n * z.K + k) * z.P * z.Q, (n * z.K + k + 1) * z.P * z.Q);
       expectClose(refForward(c, x, w, b, mOut, mIn), expected, 1e-12, `masked forward seed ${seed}`);
       // The same via the weights: zeroing w columns for pruned c is equivalent to zeroing x channels.
       const viaW = refForward(c, x, zeroAlong(w, z.K, z.C, z.R * z.S, 1, mIn), b, mOut);
@@ -233,14 +261,16 @@ describe('finite differences of L = <forward(x, w), g>', () => {
     const g = refBackwardWeights(c, dy, x, mOut, mIn, gradOfPrunedFilters);
     for (let t = 0; t < 4; t++) {
       const i = r.int(0, z.x - 1);
-      const xp = Float32Array.from(x), xm = Float32Array.from(x);
+      const xp = Float32Array.from(x),
+        xm = Float32Array.from(x);
       xp[i] += h;
       xm[i] -= h;
       const fd = (L(xp, w, mOut) - L(xm, w, mOut)) / (xp[i] - xm[i]);
       expect(Math.abs(fd - dx[i])).toBeLessThan(1e-9 * Math.max(1, Math.abs(dx[i])));
 
       const j = r.int(0, z.w - 1);
-      const wp = Float32Array.from(w), wm = Float32Array.from(w);
+      const wp = Float32Array.from(w),
+        wm = Float32Array.from(w);
       wp[j] += h;
       wm[j] -= h;
       // For a pruned filter with gradOfPrunedFilters, the gradient is that of the unmasked-filter loss.
@@ -251,11 +281,13 @@ describe('finite differences of L = <forward(x, w), g>', () => {
     }
     // dbias[k]: perturb one bias entry.
     const k = r.int(0, z.K - 1);
-    const bp = Float32Array.from(b), bm = Float32Array.from(b);
+    const bp = Float32Array.from(b),
+      bm = Float32Array.from(b);
     bp[k] += h;
     bm[k] -= h;
     const mo = gradOfPrunedFilters ? undefined : mOut;
-    const fdb = (dot(refForward(c, x, w, bp, mo, mIn), dy) - dot(refForward(c, x, w, bm, mo, mIn), dy)) / (bp[k] - bm[k]);
+    const fdb =
+      (dot(refForward(c, x, w, bp, mo, mIn), dy) - dot(refForward(c, x, w, bm, mo, mIn), dy)) / (bp[k] - bm[k]);
     expect(Math.abs(fdb - g.dbias[k])).toBeLessThan(1e-9 * Math.max(1, Math.abs(g.dbias[k])));
   }
   it.each(SEEDS.slice(0, 20))('seed %i, gradOfPrunedFilters=false', (seed) => fdCheck(seed, false));
@@ -286,8 +318,13 @@ describe('masking semantics', () => {
       expect(g0.dbias[k]).toBe(mOut[k] ? s : 0);
       expect(g1.dbias[k]).toBe(s);
       // gradOfPrunedFilters: pruned rows equal the unmasked gradient rows; kept rows unchanged.
-      expect(Array.from(g1.dw.subarray(k * row, (k + 1) * row))).toEqual(Array.from(full.dw.subarray(k * row, (k + 1) * row)));
-      if (mOut[k]) expect(Array.from(g0.dw.subarray(k * row, (k + 1) * row))).toEqual(Array.from(full.dw.subarray(k * row, (k + 1) * row)));
+      expect(Array.from(g1.dw.subarray(k * row, (k + 1) * row))).toEqual(
+        Array.from(full.dw.subarray(k * row, (k + 1) * row)),
+      );
+      if (mOut[k])
+        expect(Array.from(g0.dw.subarray(k * row, (k + 1) * row))).toEqual(
+          Array.from(full.dw.subarray(k * row, (k + 1) * row)),
+        );
     }
     // Masks only remove terms: kept dx channels equal the all-filters-kept dx restricted to kept filters,
     // i.e. dx with mOut equals dx computed on dy whose pruned filters are zeroed.
@@ -307,7 +344,8 @@ describe('masking semantics', () => {
   it('rejects wrong mask and buffer lengths instead of silently reading undefined', () => {
     const c = conv(1, 2, 3, 4, 4, [3, 3]);
     const z = sizes(c);
-    const x = new Float32Array(z.x), w = new Float32Array(z.w);
+    const x = new Float32Array(z.x),
+      w = new Float32Array(z.w);
     expect(() => refForward(c, x, w, undefined, [1, 1])).toThrow(/mOut/);
     expect(() => refForward(c, x, w, undefined, undefined, [1])).toThrow(/mIn/);
     expect(() => refForward(c, new Float32Array(3), w, undefined)).toThrow(/x length/);
@@ -316,7 +354,8 @@ describe('masking semantics', () => {
 
 describe('util', () => {
   it('rng is deterministic and in range', () => {
-    const a = rng(42), b = rng(42);
+    const a = rng(42),
+      b = rng(42);
     for (let i = 0; i < 100; i++) {
       const v = a.next();
       expect(v).toBe(b.next());

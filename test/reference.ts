@@ -40,14 +40,37 @@ function keep(m: Mask | undefined, n: number, what: string): boolean[] {
 
 /** Validates shapes once so an inconsistent test fails loudly instead of reading undefined (NaN). */
 function dims(c: RefConv) {
-  const N = c.batch, C = c.inChannels, K = c.outChannels, H = c.inHeight, W = c.inWidth;
+  const N = c.batch,
+    C = c.inChannels,
+    K = c.outChannels,
+    H = c.inHeight,
+    W = c.inWidth;
   const [R, S] = c.kernel;
   const [P, Q] = refOutSize(c);
   if (P < 1 || Q < 1) throw new Error(`reference: empty output ${P}x${Q}`);
-  for (const [name, v] of [['stride', c.stride], ['dilation', c.dilation]] as const) {
+  for (const [name, v] of [
+    ['stride', c.stride],
+    ['dilation', c.dilation],
+  ] as const) {
     if (v[0] < 1 || v[1] < 1) throw new Error(`reference: ${name} must be >= 1`);
   }
-  return { N, C, K, H, W, R, S, P, Q, sh: c.stride[0], sw: c.stride[1], ph: c.padding[0], pw: c.padding[1], dh: c.dilation[0], dw: c.dilation[1] };
+  return {
+    N,
+    C,
+    K,
+    H,
+    W,
+    R,
+    S,
+    P,
+    Q,
+    sh: c.stride[0],
+    sw: c.stride[1],
+    ph: c.padding[0],
+    pw: c.padding[1],
+    dh: c.dilation[0],
+    dw: c.dilation[1],
+  };
 }
 
 function checkLen(a: ArrayLike<number>, n: number, what: string): void {
@@ -153,8 +176,7 @@ export function refBackwardWeights(
     if (!ko[k] && !gradOfPrunedFilters) continue;
     let db = 0;
     for (let n = 0; n < N; n++)
-      for (let p = 0; p < P; p++)
-        for (let q = 0; q < Q; q++) db += dy[((n * K + k) * P + p) * Q + q];
+      for (let p = 0; p < P; p++) for (let q = 0; q < Q; q++) db += dy[((n * K + k) * P + p) * Q + q];
     dbias[k] = db;
     for (let ch = 0; ch < C; ch++) {
       if (!ki[ch]) continue;

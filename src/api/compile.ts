@@ -58,7 +58,10 @@ export async function compileMaskedConv(spec: ConvSpec | ConvLayer, options: Com
 }
 
 /** Compile several layers into one addon: one cmake run, translation units built in parallel. */
-export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[], options: CompileOptions = {}): Promise<MaskedConv[]> {
+export async function compileMaskedConvs(
+  specs: readonly (ConvSpec | ConvLayer)[],
+  options: CompileOptions = {},
+): Promise<MaskedConv[]> {
   if (!Array.isArray(specs)) throw new ArgumentError('specs', specs, 'an array of conv specs');
   const opts = resolveOptions(options);
   const layers = specs.map((s, i) => {
@@ -70,15 +73,25 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
     }
   });
   const sink = diagnosticsSink(options.diagnostics);
-  const build = (u: readonly KernelUnit[]) => compileUnits(u, {
-    cacheDir: opts.cacheDir,
-    jobs: Math.max(1, availableParallelism()),
-    onEvent: (e) => {
-      options.onCacheEvent?.(e);
-      sink?.(diagnosticLine('cache', e.type, e.key.slice(0, 16), `layers=${u.length}`, `isa=${opts.isa}`, ...(e.ms !== undefined ? [`ms=${e.ms.toFixed(1)}`] : [])));
-    },
-    log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-  });
+  const build = (u: readonly KernelUnit[]) =>
+    compileUnits(u, {
+      cacheDir: opts.cacheDir,
+      jobs: Math.max(1, availableParallelism()),
+      onEvent: (e) => {
+        options.onCacheEvent?.(e);
+        sink?.(
+          diagnosticLine(
+            'cache',
+            e.type,
+            e.key.slice(0, 16),
+            `layers=${u.length}`,
+            `isa=${opts.isa}`,
+            ...(e.ms !== undefined ? [`ms=${e.ms.toFixed(1)}`] : []),
+          ),
+        );
+      },
+      log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    });
   const strategies: Strategy[] = [];
   for (const layer of layers) strategies.push(await tunedStrategy(layer, opts, build, sink));
   // Identical layers (a ResNet repeats one shape many times) share one compiled unit.
@@ -90,19 +103,34 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
     return unitOf.get(id)!;
   });
   const units = [...unitOf.values()];
-  const [{ Kernel, key }] = await Promise.all([build(units), loadPool(opts.cacheDir, opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined)]);
+  const [{ Kernel, key }] = await Promise.all([
+    build(units),
+    loadPool(opts.cacheDir, opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
+  ]);
   sink?.(diagnosticLine('pool', poolText().replace(/,/g, ';')));
   return layerUnits.map((u) => {
     // Re-specialization builds this one layer again with the densities its masks now have.
-    const respecializer: Respecializer | undefined = opts.respecialize ? {
-      planFor: (density) => choosePlan(conv2d({ ...specOf(u.layer), density }), ISAS[opts.isa], opts.threads, opts.strategy),
-      build: async (plan, density) => {
-        const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
-        const built = await build([unit]);
-        return { native: new built.Kernel(unit.ns, opts.threads), cacheKey: built.key };
-      },
-    } : undefined;
-    return new MaskedConv(u.layer, u.plan, new Kernel(u.ns, opts.threads), opts.threads, key, opts.gradOfPrunedFilters, sink, respecializer);
+    const respecializer: Respecializer | undefined = opts.respecialize
+      ? {
+          planFor: (density) =>
+            choosePlan(conv2d({ ...specOf(u.layer), density }), ISAS[opts.isa], opts.threads, opts.strategy),
+          build: async (plan, density) => {
+            const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
+            const built = await build([unit]);
+            return { native: new built.Kernel(unit.ns, opts.threads), cacheKey: built.key };
+          },
+        }
+      : undefined;
+    return new MaskedConv(
+      u.layer,
+      u.plan,
+      new Kernel(u.ns, opts.threads),
+      opts.threads,
+      key,
+      opts.gradOfPrunedFilters,
+      sink,
+      respecializer,
+    );
   });
 }
 
@@ -110,8 +138,12 @@ export async function compileMaskedConvs(specs: readonly (ConvSpec | ConvLayer)[
  * The strategy for a layer: the user's, else a tuned one from the tuning file, else (with
  * `tune`) a fresh measurement that is saved there, else none (the scheduler's heuristic).
  */
-async function tunedStrategy(layer: ConvLayer, opts: ResolvedOptions, build: (u: readonly KernelUnit[]) => ReturnType<typeof compileUnits>,
-  sink: DiagnosticsSink | undefined): Promise<Strategy> {
+async function tunedStrategy(
+  layer: ConvLayer,
+  opts: ResolvedOptions,
+  build: (u: readonly KernelUnit[]) => ReturnType<typeof compileUnits>,
+  sink: DiagnosticsSink | undefined,
+): Promise<Strategy> {
   if (Object.keys(opts.strategy).length > 0) return opts.strategy;
   const isa = ISAS[opts.isa];
   const key = tuningKey(layer, isa, opts.threads);
@@ -124,20 +156,41 @@ async function tunedStrategy(layer: ConvLayer, opts: ResolvedOptions, build: (u:
   const t0 = performance.now();
   const families = candidates(layer);
   const names = Object.keys(families);
-  const units = names.map((n, i) => ({ ns: `layer${i}`, layer, plan: choosePlan(layer, isa, opts.threads, families[n]), cxxFlags: [] }));
+  const units = names.map((n, i) => ({
+    ns: `layer${i}`,
+    layer,
+    plan: choosePlan(layer, isa, opts.threads, families[n]),
+    cxxFlags: [],
+  }));
   const { Kernel } = await build(units);
   const entry = tuneLayer(layer, isa, opts.threads, units, Kernel, names);
   writeTuning(opts.tuningFile, key, entry);
-  sink?.(diagnosticLine('tune', 'run', key.slice(0, 16), `ms=${(performance.now() - t0).toFixed(0)}`,
-    `heuristic=${entry.heuristicMs.toFixed(3)}`, `tuned=${entry.tunedMs.toFixed(3)}`));
+  sink?.(
+    diagnosticLine(
+      'tune',
+      'run',
+      key.slice(0, 16),
+      `ms=${(performance.now() - t0).toFixed(0)}`,
+      `heuristic=${entry.heuristicMs.toFixed(3)}`,
+      `tuned=${entry.tunedMs.toFixed(3)}`,
+    ),
+  );
   return entry.strategy;
 }
 
 /** A ConvSpec equal to a layer (for re-planning it at other densities). */
 function specOf(l: ConvLayer): ConvSpec {
   return {
-    batch: l.batch, inChannels: l.inChannels, outChannels: l.outChannels, inHeight: l.inHeight, inWidth: l.inWidth,
-    kernel: [...l.kernel], stride: [...l.stride], padding: [...l.padding], dilation: [...l.dilation], bias: l.bias,
+    batch: l.batch,
+    inChannels: l.inChannels,
+    outChannels: l.outChannels,
+    inHeight: l.inHeight,
+    inWidth: l.inWidth,
+    kernel: [...l.kernel],
+    stride: [...l.stride],
+    padding: [...l.padding],
+    dilation: [...l.dilation],
+    bias: l.bias,
   };
 }
 
@@ -155,8 +208,22 @@ interface ResolvedOptions {
 
 function resolveOptions(o: CompileOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new ArgumentError('options', o, 'an object');
-  const known = new Set(['gradOfPrunedFilters', 'isa', 'threads', 'cacheDir', 'verbose', 'onCacheEvent', 'strategy', 'diagnostics', 'respecialize', 'tune', 'tuningFile']);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new ArgumentError(`options.${k}`, (o as Record<string, unknown>)[k], 'no such option (typo?)');
+  const known = new Set([
+    'gradOfPrunedFilters',
+    'isa',
+    'threads',
+    'cacheDir',
+    'verbose',
+    'onCacheEvent',
+    'strategy',
+    'diagnostics',
+    'respecialize',
+    'tune',
+    'tuningFile',
+  ]);
+  for (const k of Object.keys(o))
+    if (!known.has(k))
+      throw new ArgumentError(`options.${k}`, (o as Record<string, unknown>)[k], 'no such option (typo?)');
   if (o.gradOfPrunedFilters !== undefined && typeof o.gradOfPrunedFilters !== 'boolean') {
     throw new ArgumentError('options.gradOfPrunedFilters', o.gradOfPrunedFilters, 'a boolean');
   }
@@ -169,30 +236,45 @@ function resolveOptions(o: CompileOptions): ResolvedOptions {
     }
   }
   threads ??= availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new ArgumentError('options.threads', threads, 'an integer in [1, 1024]');
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024)
+    throw new ArgumentError('options.threads', threads, 'an integer in [1, 1024]');
   if (o.cacheDir !== undefined && (typeof o.cacheDir !== 'string' || o.cacheDir === '')) {
     throw new ArgumentError('options.cacheDir', o.cacheDir, 'a non-empty directory path');
   }
   if (o.diagnostics !== undefined && typeof o.diagnostics !== 'boolean' && typeof o.diagnostics !== 'function') {
     throw new ArgumentError('options.diagnostics', o.diagnostics, 'a boolean or a function receiving lines');
   }
-  if (o.onCacheEvent !== undefined && typeof o.onCacheEvent !== 'function') throw new ArgumentError('options.onCacheEvent', o.onCacheEvent, 'a function');
+  if (o.onCacheEvent !== undefined && typeof o.onCacheEvent !== 'function')
+    throw new ArgumentError('options.onCacheEvent', o.onCacheEvent, 'a function');
   const strategy = validateStrategy(o.strategy);
   const cacheDir = o.cacheDir ?? defaultCacheDir();
   if (o.tune !== undefined && typeof o.tune !== 'boolean') throw new ArgumentError('options.tune', o.tune, 'a boolean');
   if (o.tuningFile !== undefined && (typeof o.tuningFile !== 'string' || o.tuningFile === '')) {
     throw new ArgumentError('options.tuningFile', o.tuningFile, 'a file path');
   }
-  if (o.respecialize !== undefined && typeof o.respecialize !== 'boolean') throw new ArgumentError('options.respecialize', o.respecialize, 'a boolean');
+  if (o.respecialize !== undefined && typeof o.respecialize !== 'boolean')
+    throw new ArgumentError('options.respecialize', o.respecialize, 'a boolean');
   const verbose = o.verbose ?? (Boolean(process.stderr.isTTY) || Boolean(process.env.MASKACC_VERBOSE));
-  return { gradOfPrunedFilters: o.gradOfPrunedFilters ?? false, isa, threads, cacheDir, verbose, strategy, respecialize: o.respecialize ?? true,
-    tune: o.tune ?? false, tuningFile: o.tuningFile ?? process.env.MASKACC_TUNING_FILE ?? join(cacheDir, 'tuning.json') };
+  return {
+    gradOfPrunedFilters: o.gradOfPrunedFilters ?? false,
+    isa,
+    threads,
+    cacheDir,
+    verbose,
+    strategy,
+    respecialize: o.respecialize ?? true,
+    tune: o.tune ?? false,
+    tuningFile: o.tuningFile ?? process.env.MASKACC_TUNING_FILE ?? join(cacheDir, 'tuning.json'),
+  };
 }
 
 function resolveIsa(isa: unknown): IsaName {
   if (isa === 'auto') return ISA_PREFERENCE.find((n) => isaSupported(ISAS[n]))!;
   if (typeof isa !== 'string' || !(isa in ISAS)) {
-    throw new IsaError(String(isa), `unknown; expected one of 'auto', ${ISA_PREFERENCE.map((n) => `'${n}'`).join(', ')}`);
+    throw new IsaError(
+      String(isa),
+      `unknown; expected one of 'auto', ${ISA_PREFERENCE.map((n) => `'${n}'`).join(', ')}`,
+    );
   }
   const name = isa as IsaName;
   if (!isaSupported(ISAS[name])) {
@@ -203,9 +285,11 @@ function resolveIsa(isa: unknown): IsaName {
 
 function validateStrategy(s: unknown): Strategy {
   if (s === undefined) return {};
-  if (s === null || typeof s !== 'object') throw new ArgumentError('options.strategy', s, 'an object { forward?, backwardData?, backwardWeights? }');
+  if (s === null || typeof s !== 'object')
+    throw new ArgumentError('options.strategy', s, 'an object { forward?, backwardData?, backwardWeights? }');
   for (const [pass, value] of Object.entries(s)) {
-    if (!Object.hasOwn(PASSES, pass)) throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${PASS_NAMES.join(', ')}`);
+    if (!Object.hasOwn(PASSES, pass))
+      throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${PASS_NAMES.join(', ')}`);
     const allowed: readonly string[] = PASSES[pass as PassName].strategies;
     if (value !== undefined && !allowed.includes(value as string)) {
       throw new ArgumentError(`options.strategy.${pass}`, value, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);

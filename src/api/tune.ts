@@ -34,7 +34,7 @@ export function readTuning(file: string): Record<string, TuningEntry> {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch {
-    return {};  // missing or unreadable: tune again, never fail the compile
+    return {}; // missing or unreadable: tune again, never fail the compile
   }
 }
 
@@ -52,14 +52,24 @@ export function writeTuning(file: string, key: string, entry: TuningEntry): void
  * Time every candidate family (built together as `units`) on random data with masks at the
  * layer's densities; returns the fastest engine per pass.
  */
-export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: readonly KernelUnit[], Kernel: NativeKernelClass,
-  names: readonly string[]): TuningEntry {
+export function tuneLayer(
+  layer: ConvLayer,
+  isa: Isa,
+  threads: number,
+  units: readonly KernelUnit[],
+  Kernel: NativeKernelClass,
+  names: readonly string[],
+): TuningEntry {
   const { batch: N, inChannels: C, outChannels: K } = layer;
   const [R, S] = layer.kernel;
-  const x = randomArray(N * C * layer.inHeight * layer.inWidth), w = randomArray(K * C * R * S);
-  const y = new Float32Array(N * K * layer.outHeight * layer.outWidth), dy = randomArray(y.length);
-  const dx = new Float32Array(x.length), dw = new Float32Array(w.length);
-  const ko = firstIndices(K, layer.density.out), ci = firstIndices(C, layer.density.in);
+  const x = randomArray(N * C * layer.inHeight * layer.inWidth),
+    w = randomArray(K * C * R * S);
+  const y = new Float32Array(N * K * layer.outHeight * layer.outWidth),
+    dy = randomArray(y.length);
+  const dx = new Float32Array(x.length),
+    dw = new Float32Array(w.length);
+  const ko = firstIndices(K, layer.density.out),
+    ci = firstIndices(C, layer.density.in);
   const times: Record<string, Record<PassName, number>> = {};
   units.forEach((u, i) => {
     const k = new Kernel(u.ns, threads);
@@ -88,8 +98,13 @@ export function tuneLayer(layer: ConvLayer, isa: Isa, threads: number, units: re
     heuristicMs += family ? times[family][p] : NaN;
   }
   return {
-    strategy, tunedMs, heuristicMs, candidates: times,
-    layer: JSON.stringify(layer), cpu: cpuModel(), measuredAt: new Date().toISOString(),
+    strategy,
+    tunedMs,
+    heuristicMs,
+    candidates: times,
+    layer: JSON.stringify(layer),
+    cpu: cpuModel(),
+    measuredAt: new Date().toISOString(),
   };
 }
 

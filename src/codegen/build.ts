@@ -22,7 +22,14 @@ const CMAKE_JS_BIN = join(dirname(require.resolve('cmake-js/package.json')), 'bi
  * across all addons of a process, so a second addon would read the first one's shapes. Only the
  * Node-API entry point (explicitly default visibility) needs exporting.
  */
-export const BASE_CXX_FLAGS: readonly string[] = ['-O3', '-fno-math-errno', '-fno-trapping-math', '-fvisibility=hidden', '-Wall', '-Wno-unused-function'];
+export const BASE_CXX_FLAGS: readonly string[] = [
+  '-O3',
+  '-fno-math-errno',
+  '-fno-trapping-math',
+  '-fvisibility=hidden',
+  '-Wall',
+  '-Wno-unused-function',
+];
 
 export const SANITIZERS = ['address', 'undefined'] as const;
 export type Sanitizer = (typeof SANITIZERS)[number];
@@ -42,7 +49,11 @@ export function parseSanitize(value: string | undefined = process.env.MASKACC_SA
   if (value === undefined || value.trim() === '') return [];
   const names = value.split(',').map((v) => v.trim());
   if (names.some((n) => !(SANITIZERS as readonly string[]).includes(n))) {
-    throw new ArgumentError('MASKACC_SANITIZE', value, `'address', 'undefined' or 'address,undefined' (or unset for a normal build)`);
+    throw new ArgumentError(
+      'MASKACC_SANITIZE',
+      value,
+      `'address', 'undefined' or 'address,undefined' (or unset for a normal build)`,
+    );
   }
   return SANITIZERS.filter((s) => names.includes(s));
 }
@@ -95,13 +106,30 @@ export function compilerId(): string {
 export async function buildAddon(buildDir: string, target: string, mainSource: string, jobs: number): Promise<string> {
   const dir = resolve(buildDir);
   // cmake-js reads napi_versions from the project's package.json: with it, no headers download.
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }));
-  const args = [CMAKE_JS_BIN, 'build', '--directory', dir, '--out', join(dir, 'build'), '--parallel', String(jobs), '--log-level', 'error',
-    `--CDMASKACC_INCLUDE_DIR=${HEADER_DIR}`, `--CDMASKACC_NODE_ADDON_API_DIR=${NODE_ADDON_API_DIR}`];
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }),
+  );
+  const args = [
+    CMAKE_JS_BIN,
+    'build',
+    '--directory',
+    dir,
+    '--out',
+    join(dir, 'build'),
+    '--parallel',
+    String(jobs),
+    '--log-level',
+    'error',
+    `--CDMASKACC_INCLUDE_DIR=${HEADER_DIR}`,
+    `--CDMASKACC_NODE_ADDON_API_DIR=${NODE_ADDON_API_DIR}`,
+  ];
   const output = await run(process.execPath, args, dir);
   if (output.code !== 0) {
     // Probed only now that a build failed: the same findings as `maskacc doctor`.
-    const doctor = formatToolchain(diagnoseToolchain()).map((l) => `  ${l}`).join('\n');
+    const doctor = formatToolchain(diagnoseToolchain())
+      .map((l) => `  ${l}`)
+      .join('\n');
     const message = `maskacc: building kernel addon ${target} failed (exit ${output.code})\n  toolchain (as \`maskacc doctor\` sees it):\n${doctor}`;
     throw new CompileError(message, output.text, join(dir, mainSource));
   }
@@ -110,7 +138,11 @@ export async function buildAddon(buildDir: string, target: string, mainSource: s
 
 function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; text: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: withoutSanitizerPreload(process.env) });
+    const child = spawn(cmd, args, {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: withoutSanitizerPreload(process.env),
+    });
     let text = '';
     child.stdout.on('data', (d) => (text += d));
     child.stderr.on('data', (d) => (text += d));

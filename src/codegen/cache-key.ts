@@ -53,7 +53,11 @@ function encode(v: unknown, at: string, stack: Set<object>): string {
     const proto = Object.getPrototypeOf(obj);
     if (proto !== Object.prototype && proto !== null) {
       const name = ArrayBuffer.isView(obj) ? obj.constructor.name : (proto?.constructor?.name ?? 'object');
-      reject(at, `a ${name}`, ArrayBuffer.isView(obj) ? 'use Array.from(...)' : 'convert it to a plain object or array');
+      reject(
+        at,
+        `a ${name}`,
+        ArrayBuffer.isView(obj) ? 'use Array.from(...)' : 'convert it to a plain object or array',
+      );
     }
     const rec = obj as Record<string, unknown>;
     const fields = Object.keys(rec)
@@ -69,6 +73,10 @@ function propPath(k: string): string {
   return /^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`;
 }
 
-function reject(at: string, what: string, hint = 'cache key parts must be plain JSON data (null, boolean, finite number, string, array, plain object)'): never {
+function reject(
+  at: string,
+  what: string,
+  hint = 'cache key parts must be plain JSON data (null, boolean, finite number, string, array, plain object)',
+): never {
   throw new TypeError(`cacheKey: ${at} is ${what}; ${hint}`);
 }

@@ -116,7 +116,13 @@ async function lookupOrBuild(cacheDir: string, opts: GetOrBuildOptions, emit: Em
   }
 
   // While waiting, another process may publish: take its artifact without waiting for its unlock.
-  const release = await acquireLock(cacheDir, key, lockPath, emit, async () => (await inspect(artifact, metaPath, key)) === 'hit');
+  const release = await acquireLock(
+    cacheDir,
+    key,
+    lockPath,
+    emit,
+    async () => (await inspect(artifact, metaPath, key)) === 'hit',
+  );
   if (release === 'hit') {
     emit({ type: 'hit', key, path: artifact, ms: Date.now() - t0 });
     return artifact;
@@ -192,12 +198,16 @@ async function publish(
   metaJson: string,
 ): Promise<void> {
   if (typeof produced !== 'string') {
-    throw new Error(`maskacc cache: build() for key ${key} returned ${typeof produced}, expected the path of the produced file`);
+    throw new Error(
+      `maskacc cache: build() for key ${key} returned ${typeof produced}, expected the path of the produced file`,
+    );
   }
   const src = path.resolve(workDir, produced);
   const st = await fs.stat(src).catch(() => null);
   if (!st?.isFile() || st.size === 0) {
-    throw new Error(`maskacc cache: build() for key ${key} returned '${src}', which is ${st ? 'empty or not a file' : 'missing'}`);
+    throw new Error(
+      `maskacc cache: build() for key ${key} returned '${src}', which is ${st ? 'empty or not a file' : 'missing'}`,
+    );
   }
   // rename() only works within one file system, so a file produced elsewhere is first copied next to the cache.
   const staged = path.join(workDir, `${key}.node.staged`);

@@ -35,7 +35,9 @@ export function nodeIncludeDir(): string | undefined {
   try {
     if (!existsSync(join(dir, 'v8.h'))) return undefined;
     const h = readFileSync(join(dir, 'node_version.h'), 'utf8');
-    const v = ['MAJOR', 'MINOR', 'PATCH'].map((p) => new RegExp(`#define NODE_${p}_VERSION (\\d+)`).exec(h)?.[1]).join('.');
+    const v = ['MAJOR', 'MINOR', 'PATCH']
+      .map((p) => new RegExp(`#define NODE_${p}_VERSION (\\d+)`).exec(h)?.[1])
+      .join('.');
     return `v${v}` === process.version ? dir : undefined;
   } catch {
     return undefined;
@@ -45,9 +47,14 @@ export function nodeIncludeDir(): string | undefined {
 /** The runtime addon, built once per cache and Node version; rejects without V8 headers. */
 export function compileRuntime(opts: { cacheDir: string; log?: (line: string) => void }): Promise<RuntimeAddon> {
   const include = nodeIncludeDir();
-  if (!include) return Promise.reject(new Error(`no V8 headers of Node ${process.version} next to ${process.execPath}`));
+  if (!include)
+    return Promise.reject(new Error(`no V8 headers of Node ${process.version} next to ${process.execPath}`));
   return loadNativeAddon<RuntimeAddon>({
-    kind: 'runtime', cacheDir: opts.cacheDir, units: [], cxxFlags: [`-I${include}`],
-    extraKey: { node: process.version, include }, log: opts.log,
+    kind: 'runtime',
+    cacheDir: opts.cacheDir,
+    units: [],
+    cxxFlags: [`-I${include}`],
+    extraKey: { node: process.version, include },
+    log: opts.log,
   });
 }

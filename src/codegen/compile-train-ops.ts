@@ -8,24 +8,106 @@ import { loadNativeAddon } from './native-addon.js';
 
 /** The addon's functions (argument order documented in native/train-ops/module.cpp). */
 export interface TrainOpsAddon {
-  batchNormForward(x: Float32Array, gamma: Float32Array, beta: Float32Array, keep: Uint8Array, N: number, C: number, HW: number,
-    eps: number, relu: boolean, threads: number, training: boolean, mean: Float32Array, invstd: Float32Array, y: Float32Array): void;
-  batchNormBackward(x: Float32Array, gamma: Float32Array, beta: Float32Array, keep: Uint8Array, N: number, C: number, HW: number,
-    eps: number, relu: boolean, threads: number, mean: Float32Array, invstd: Float32Array, y: Float32Array, dy: Float32Array,
-    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void;
-  maxPoolForward(planes: number, H: number, W: number, k: number, stride: number, threads: number, x: Float32Array, y: Float32Array): void;
-  maxPoolBackward(planes: number, H: number, W: number, k: number, stride: number, threads: number, x: Float32Array,
-    dy: Float32Array, dx: Float32Array): void;
-  linearForward(N: number, F: number, J: number, threads: number, x: Float32Array, w: Float32Array, b: Float32Array, y: Float32Array): void;
-  linearBackward(N: number, F: number, J: number, threads: number, x: Float32Array, w: Float32Array, dy: Float32Array,
-    dx: Float32Array, dw: Float32Array, db: Float32Array): void;
-  momentumStep(lr: number, momentum: number, w: Float32Array, g: Float32Array, accum: Float32Array, wOut: Float32Array): void;
+  batchNormForward(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    keep: Uint8Array,
+    N: number,
+    C: number,
+    HW: number,
+    eps: number,
+    relu: boolean,
+    threads: number,
+    training: boolean,
+    mean: Float32Array,
+    invstd: Float32Array,
+    y: Float32Array,
+  ): void;
+  batchNormBackward(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    keep: Uint8Array,
+    N: number,
+    C: number,
+    HW: number,
+    eps: number,
+    relu: boolean,
+    threads: number,
+    mean: Float32Array,
+    invstd: Float32Array,
+    y: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+  ): void;
+  maxPoolForward(
+    planes: number,
+    H: number,
+    W: number,
+    k: number,
+    stride: number,
+    threads: number,
+    x: Float32Array,
+    y: Float32Array,
+  ): void;
+  maxPoolBackward(
+    planes: number,
+    H: number,
+    W: number,
+    k: number,
+    stride: number,
+    threads: number,
+    x: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+  ): void;
+  linearForward(
+    N: number,
+    F: number,
+    J: number,
+    threads: number,
+    x: Float32Array,
+    w: Float32Array,
+    b: Float32Array,
+    y: Float32Array,
+  ): void;
+  linearBackward(
+    N: number,
+    F: number,
+    J: number,
+    threads: number,
+    x: Float32Array,
+    w: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array,
+    db: Float32Array,
+  ): void;
+  momentumStep(
+    lr: number,
+    momentum: number,
+    w: Float32Array,
+    g: Float32Array,
+    accum: Float32Array,
+    wOut: Float32Array,
+  ): void;
 }
 
 /** The training ops for `isa` (default: the best this CPU runs), built once per cache. */
-export function compileTrainOps(opts: { cacheDir: string; isa?: IsaName; log?: (line: string) => void }): Promise<TrainOpsAddon> {
+export function compileTrainOps(opts: {
+  cacheDir: string;
+  isa?: IsaName;
+  log?: (line: string) => void;
+}): Promise<TrainOpsAddon> {
   const isa = opts.isa ?? supportedIsas()[0];
   return loadNativeAddon<TrainOpsAddon>({
-    kind: 'train-ops', cacheDir: opts.cacheDir, units: [{ file: 'ops.cpp', flags: ISAS[isa].cxxFlags }], extraKey: { isa }, log: opts.log,
+    kind: 'train-ops',
+    cacheDir: opts.cacheDir,
+    units: [{ file: 'ops.cpp', flags: ISAS[isa].cxxFlags }],
+    extraKey: { isa },
+    log: opts.log,
   });
 }

@@ -13,7 +13,12 @@ import { getOrBuildArtifact, type CacheEvent } from './cache.js';
 import { type AddonFlags, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
 import { MaskaccError } from '../errors.js';
 import {
-  GENERATOR_VERSION, type KernelUnit, renderCMakeLists, renderKernel, renderModule, templateSources,
+  GENERATOR_VERSION,
+  type KernelUnit,
+  renderCMakeLists,
+  renderKernel,
+  renderModule,
+  templateSources,
 } from './render.js';
 
 const require = createRequire(import.meta.url);
@@ -26,12 +31,12 @@ export type BackwardWeightsArgs = PassArgs<'backwardWeights'>;
  * One method per pass of the table (ir/passes.ts) with its argument tuple; `<pass>Async` is the
  * same call on the libuv thread pool, one call at a time per kernel (else "kernel is busy").
  */
-export type NativeKernel = { [P in PassName]: (...args: PassArgs<P>) => void }
-  & { [P in PassName as `${P}Async`]: (...args: PassArgs<P>) => Promise<void> }
-  & {
-    /** Free the packing workspace now; later calls throw. */
-    dispose(): void;
-  };
+export type NativeKernel = { [P in PassName]: (...args: PassArgs<P>) => void } & {
+  [P in PassName as `${P}Async`]: (...args: PassArgs<P>) => Promise<void>;
+} & {
+  /** Free the packing workspace now; later calls throw. */
+  dispose(): void;
+};
 /** The addon's binding class: `new Kernel(layerName, threads)`. */
 export type NativeKernelClass = new (layer: string, threads: number) => NativeKernel;
 
@@ -48,7 +53,11 @@ export interface BuildOptions {
  * Everything that changes the binary, in one place (see test/codegen: a template edit changes it).
  * The flags carry MASKACC_SANITIZE, so sanitized and normal binaries never share a key.
  */
-export function addonKey(units: readonly KernelUnit[], templates = templateSources(), flags: AddonFlags = addonFlags()): string {
+export function addonKey(
+  units: readonly KernelUnit[],
+  templates = templateSources(),
+  flags: AddonFlags = addonFlags(),
+): string {
   return cacheKey({
     generator: GENERATOR_VERSION,
     templates,
@@ -61,8 +70,13 @@ export function addonKey(units: readonly KernelUnit[], templates = templateSourc
 }
 
 /** Build (or fetch from the cache) one addon holding `units`; `new Kernel(unit.ns, threads)` runs one. */
-export async function compileUnits(units: readonly KernelUnit[], opts: BuildOptions): Promise<{
-  Kernel: NativeKernelClass; key: string; path: string;
+export async function compileUnits(
+  units: readonly KernelUnit[],
+  opts: BuildOptions,
+): Promise<{
+  Kernel: NativeKernelClass;
+  key: string;
+  path: string;
 }> {
   const flags = addonFlags();
   if (flags.sanitize.includes('address') && !asanRuntimeLoaded()) {
@@ -79,12 +93,19 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
   const path = await getOrBuildArtifact({
     cacheDir: opts.cacheDir,
     key,
-    meta: { generator: GENERATOR_VERSION, compiler: compilerId(), sanitize: flags.sanitize, units: units.map((u) => ({ ns: u.ns, layer: layerText(u.layer), plan: u.plan })) },
+    meta: {
+      generator: GENERATOR_VERSION,
+      compiler: compilerId(),
+      sanitize: flags.sanitize,
+      units: units.map((u) => ({ ns: u.ns, layer: layerText(u.layer), plan: u.plan })),
+    },
     onEvent: opts.onEvent,
     build: async (workDir) => {
       const started = Date.now();
       const bar = opts.log ? progress() : undefined;
-      bar?.update(`maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`);
+      bar?.update(
+        `maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`,
+      );
       try {
         const files = writeAddonSources(workDir, units, key, target, flags);
         const built = await buildAddon(workDir, target, files[0] ?? 'module.cpp', opts.jobs);
@@ -106,12 +127,20 @@ export async function compileUnits(units: readonly KernelUnit[], opts: BuildOpti
  * (HEADER_DIR). Returns the kernel file names. `flags` defaults to a normal build whatever the
  * environment says: ahead-of-time sources must not depend on it.
  */
-export function writeAddonSources(dir: string, units: readonly KernelUnit[], key: string, target: string,
-  flags: AddonFlags = addonFlags([])): string[] {
+export function writeAddonSources(
+  dir: string,
+  units: readonly KernelUnit[],
+  key: string,
+  target: string,
+  flags: AddonFlags = addonFlags([]),
+): string[] {
   mkdirSync(dir, { recursive: true });
   const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
   units.forEach((u, i) => writeFileSync(join(dir, files[i].file), renderKernel(u)));
   writeFileSync(join(dir, 'module.cpp'), renderModule(units, key));
-  writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({ target, baseFlags: flags.cxx, linkFlags: flags.link, units: files }));
+  writeFileSync(
+    join(dir, 'CMakeLists.txt'),
+    renderCMakeLists({ target, baseFlags: flags.cxx, linkFlags: flags.link, units: files }),
+  );
   return files.map((f) => f.file);
 }

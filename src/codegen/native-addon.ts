@@ -30,18 +30,35 @@ export interface NativeAddonSpec {
 /** Load the addon, building it once per cache; concurrent callers share one promise. */
 export function loadNativeAddon<T>(spec: NativeAddonSpec): Promise<T> {
   const dir = join(TEMPLATE_DIR, '..', 'native', spec.kind);
-  const sources = Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
-  const flags = addonFlags();  // sanitized with the kernels under MASKACC_SANITIZE
-  const cmake = (target: string) => renderCMakeLists({
-    target, baseFlags: [...flags.cxx, ...(spec.cxxFlags ?? [])], linkFlags: flags.link, units: spec.units,
+  const sources = Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
+  );
+  const flags = addonFlags(); // sanitized with the kernels under MASKACC_SANITIZE
+  const cmake = (target: string) =>
+    renderCMakeLists({
+      target,
+      baseFlags: [...flags.cxx, ...(spec.cxxFlags ?? [])],
+      linkFlags: flags.link,
+      units: spec.units,
+    });
+  const key = cacheKey({
+    generator: GENERATOR_VERSION,
+    kind: spec.kind,
+    sources,
+    cmake: cmake('TARGET'),
+    compiler: compilerId(),
+    ...spec.extraKey,
   });
-  const key = cacheKey({ generator: GENERATOR_VERSION, kind: spec.kind, sources, cmake: cmake('TARGET'), compiler: compilerId(), ...spec.extraKey });
   const id = `${spec.cacheDir}\0${key}`;
   let addon = loaded.get(id) as Promise<T> | undefined;
   if (!addon) {
     const target = `maskacc_${spec.kind.replace(/\W/g, '_')}_${key.slice(0, 16)}`;
     addon = getOrBuildArtifact({
-      cacheDir: spec.cacheDir, key, meta: { generator: GENERATOR_VERSION, compiler: compilerId(), kind: spec.kind, ...spec.extraKey },
+      cacheDir: spec.cacheDir,
+      key,
+      meta: { generator: GENERATOR_VERSION, compiler: compilerId(), kind: spec.kind, ...spec.extraKey },
       build: async (buildDir) => {
         spec.log?.(`maskacc: compiling ${spec.kind} -> ${target}`);
         mkdirSync(buildDir, { recursive: true });

@@ -53,48 +53,71 @@ export interface KernelUnit {
 
 export function renderKernel(unit: KernelUnit): string {
   const { layer: l, plan } = unit;
-  return template('kernel.cpp.hbs')(
-    {
-      ns: unit.ns,
-      isa: plan.isa,
-      generatorVersion: GENERATOR_VERSION,
-      layerText: layerText(l),
-      planLines: describePlan(plan),
-      planJson: JSON.stringify(plan),
-      intrinsics: plan.isa !== 'scalar',
-      L: {
-        N: l.batch, C: l.inChannels, K: l.outChannels, H: l.inHeight, W: l.inWidth,
-        R: l.kernel[0], S: l.kernel[1], SH: l.stride[0], SW: l.stride[1], PH: l.padding[0], PW: l.padding[1],
-        DH: l.dilation[0], DW: l.dilation[1], P: l.outHeight, Q: l.outWidth,
-      },
-      // Only the engines this plan uses are included: no dead code in a kernel's translation unit.
-      uses: {
-        gemm: plan.forward.engine === 'gemm' || plan.backwardData?.engine === 'gemm',
-        dot: plan.backwardWeights.engine === 'dot',
-        direct: [plan.forward, plan.backwardData, plan.backwardWeights].some((p) => p?.engine === 'direct'),
-      },
-      fwd: gemmArgs(plan.forward, false),
-      inputGrad: plan.backwardData !== null,
-      bwd: plan.backwardData ? gemmArgs(plan.backwardData, true) : {},
-      wgt: weightsArgs(plan.backwardWeights),
+  return template('kernel.cpp.hbs')({
+    ns: unit.ns,
+    isa: plan.isa,
+    generatorVersion: GENERATOR_VERSION,
+    layerText: layerText(l),
+    planLines: describePlan(plan),
+    planJson: JSON.stringify(plan),
+    intrinsics: plan.isa !== 'scalar',
+    L: {
+      N: l.batch,
+      C: l.inChannels,
+      K: l.outChannels,
+      H: l.inHeight,
+      W: l.inWidth,
+      R: l.kernel[0],
+      S: l.kernel[1],
+      SH: l.stride[0],
+      SW: l.stride[1],
+      PH: l.padding[0],
+      PW: l.padding[1],
+      DH: l.dilation[0],
+      DW: l.dilation[1],
+      P: l.outHeight,
+      Q: l.outWidth,
     },
-  );
+    // Only the engines this plan uses are included: no dead code in a kernel's translation unit.
+    uses: {
+      gemm: plan.forward.engine === 'gemm' || plan.backwardData?.engine === 'gemm',
+      dot: plan.backwardWeights.engine === 'dot',
+      direct: [plan.forward, plan.backwardData, plan.backwardWeights].some((p) => p?.engine === 'direct'),
+    },
+    fwd: gemmArgs(plan.forward, false),
+    inputGrad: plan.backwardData !== null,
+    bwd: plan.backwardData ? gemmArgs(plan.backwardData, true) : {},
+    wgt: weightsArgs(plan.backwardWeights),
+  });
 }
 
 function weightsArgs(d: WeightsPlan) {
   return d.engine === 'direct'
     ? {
-      direct: true, engine: d.tile === 'taps' ? 'DirectWeightsTaps' : 'DirectWeights', mt: d.MT, nv: d.NV,
-      imagesPerBlock: d.imagesPerBlock, rowsPerBlock: d.blocking === 'rows' ? d.rowsPerBlock : 0,
-    }
-    : { direct: false, lanes: d.source === 'planes' ? 'PlaneLanes' : 'RowLanes', mrw: d.filtersPerTile, nt: d.columnsPerTile };
+        direct: true,
+        engine: d.tile === 'taps' ? 'DirectWeightsTaps' : 'DirectWeights',
+        mt: d.MT,
+        nv: d.NV,
+        imagesPerBlock: d.imagesPerBlock,
+        rowsPerBlock: d.blocking === 'rows' ? d.rowsPerBlock : 0,
+      }
+    : {
+        direct: false,
+        lanes: d.source === 'planes' ? 'PlaneLanes' : 'RowLanes',
+        mrw: d.filtersPerTile,
+        nt: d.columnsPerTile,
+      };
 }
 
 function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
-  if (g.engine === 'direct') return { direct: true, mq: g.MQ, nv: g.NV, batch: g.tile === 'images', rowsPerBlock: g.rowsPerBlock };
-  const call = g.source === 'planes' ? `template runPlanes<${g.rowsPerBlock}>`
-    : g.source === 'pointwise' ? `template runPointwise<${g.columnsPerBlock}>`
-      : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
+  if (g.engine === 'direct')
+    return { direct: true, mq: g.MQ, nv: g.NV, batch: g.tile === 'images', rowsPerBlock: g.rowsPerBlock };
+  const call =
+    g.source === 'planes'
+      ? `template runPlanes<${g.rowsPerBlock}>`
+      : g.source === 'pointwise'
+        ? `template runPointwise<${g.columnsPerBlock}>`
+        : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
   // Backward-data in planes mode is a forward conv with the taps flipped.
   return { direct: false, mr: g.MR, nv: g.NV, call, flip: isBackwardData && g.source === 'planes' ? 'true' : 'false' };
 }
@@ -108,7 +131,9 @@ export function renderModule(units: readonly { ns: string }[], key: string): str
  * of the installed maskacc and node-addon-api as -D definitions (see build.ts).
  */
 export function renderCMakeLists(args: {
-  target: string; baseFlags: readonly string[]; linkFlags?: readonly string[];
+  target: string;
+  baseFlags: readonly string[];
+  linkFlags?: readonly string[];
   units: readonly { file: string; flags: readonly string[] }[];
 }): string {
   return template('CMakeLists.txt.hbs')({

@@ -41,7 +41,8 @@ int main() {
 
 function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): { ok: boolean; text: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env, cwd, timeout: 120_000 });
-  if (r.error) return { ok: false, text: (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : r.error.message };
+  if (r.error)
+    return { ok: false, text: (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : r.error.message };
   return { ok: r.status === 0, text: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
@@ -51,17 +52,35 @@ const firstLine = (text: string) => text.split('\n')[0].trim();
 function checkCompiler(env: NodeJS.ProcessEnv): ToolCheck {
   const cxx = env.CXX || 'c++';
   const version = runTool(cxx, ['--version'], env);
-  if (!version.ok) return { name: 'compiler', ok: false, detail: `C++ compiler '${cxx}': ${firstLine(version.text) || 'does not run'}` };
+  if (!version.ok)
+    return {
+      name: 'compiler',
+      ok: false,
+      detail: `C++ compiler '${cxx}': ${firstLine(version.text) || 'does not run'}`,
+    };
   const dir = mkdtempSync(join(tmpdir(), 'maskacc-doctor-'));
   try {
     writeFileSync(join(dir, 'probe.cpp'), OMP_PROBE);
     const built = runTool(cxx, ['-std=c++17', '-fopenmp', '-O1', 'probe.cpp', '-o', 'probe'], env, dir);
     if (!built.ok) {
-      return { name: 'compiler', ok: false, detail: `${firstLine(version.text)}: cannot compile C++17 with OpenMP (-std=c++17 -fopenmp): ${firstLine(built.text)}` };
+      return {
+        name: 'compiler',
+        ok: false,
+        detail: `${firstLine(version.text)}: cannot compile C++17 with OpenMP (-std=c++17 -fopenmp): ${firstLine(built.text)}`,
+      };
     }
     const ran = runTool(join(dir, 'probe'), [], env, dir);
-    if (!ran.ok) return { name: 'compiler', ok: false, detail: `${firstLine(version.text)}: the C++17 + OpenMP test program fails to run: ${firstLine(ran.text)}` };
-    return { name: 'compiler', ok: true, detail: `${firstLine(version.text)} ('${cxx}'): C++17 and OpenMP compile and run` };
+    if (!ran.ok)
+      return {
+        name: 'compiler',
+        ok: false,
+        detail: `${firstLine(version.text)}: the C++17 + OpenMP test program fails to run: ${firstLine(ran.text)}`,
+      };
+    return {
+      name: 'compiler',
+      ok: true,
+      detail: `${firstLine(version.text)} ('${cxx}'): C++17 and OpenMP compile and run`,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -74,7 +93,11 @@ function checkCmake(env: NodeJS.ProcessEnv): ToolCheck {
   if (!m) return { name: 'cmake', ok: false, detail: `cmake: cannot read its version from '${firstLine(r.text)}'` };
   const [major, minor] = [Number(m[1]), Number(m[2])];
   const recent = major > MIN_CMAKE[0] || (major === MIN_CMAKE[0] && minor >= MIN_CMAKE[1]);
-  return { name: 'cmake', ok: recent, detail: `cmake ${m[0].slice('version '.length)}${recent ? '' : `: too old, needs >= ${MIN_CMAKE.join('.')}`}` };
+  return {
+    name: 'cmake',
+    ok: recent,
+    detail: `cmake ${m[0].slice('version '.length)}${recent ? '' : `: too old, needs >= ${MIN_CMAKE.join('.')}`}`,
+  };
 }
 
 function checkMake(env: NodeJS.ProcessEnv): ToolCheck {
@@ -92,7 +115,11 @@ function checkCache(dir: string, env: NodeJS.ProcessEnv): ToolCheck {
     rmSync(probe);
     return { name: 'cache', ok: true, detail: `cache directory ${dir}${from}: writable` };
   } catch (e) {
-    return { name: 'cache', ok: false, detail: `cache directory ${dir}${from}: not writable (${(e as Error).message}); set MASKACC_CACHE_DIR to a writable folder` };
+    return {
+      name: 'cache',
+      ok: false,
+      detail: `cache directory ${dir}${from}: not writable (${(e as Error).message}); set MASKACC_CACHE_DIR to a writable folder`,
+    };
   }
 }
 
@@ -109,7 +136,13 @@ export function diagnoseToolchain(env: NodeJS.ProcessEnv = process.env): Toolcha
     const script = join(TEMPLATE_DIR, '..', 'scripts', 'setup-system.sh');
     if (existsSync(script)) install.push(`in the maskacc repository: bash scripts/setup-system.sh`);
   }
-  return { ok: checks.every((c) => c.ok), checks, cpu: { model: cpuModel(), isas: supportedIsas() }, cacheDir, install };
+  return {
+    ok: checks.every((c) => c.ok),
+    checks,
+    cpu: { model: cpuModel(), isas: supportedIsas() },
+    cacheDir,
+    install,
+  };
 }
 
 /** The report as text lines: every check, the CPU, and what to install. */

@@ -12,7 +12,16 @@ export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** Class names by label, as published with the data set. */
 export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze([
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ]);
 
 /** The file names of each split; a file is looked for as is and without its `.gz`. */
@@ -114,7 +123,9 @@ function loadSplit(imagesPath: string, labelsPath: string, limit: number | undef
   }
   const bad = labels.data.findIndex((l) => l >= FASHION_MNIST_CLASSES.length);
   if (bad >= 0) {
-    throw new MaskaccError(`${labelsPath}: label ${bad} is ${labels.data[bad]}; expected 0..${FASHION_MNIST_CLASSES.length - 1}`);
+    throw new MaskaccError(
+      `${labelsPath}: label ${bad} is ${labels.data[bad]}; expected 0..${FASHION_MNIST_CLASSES.length - 1}`,
+    );
   }
 
   const count = Math.min(n, limit ?? n);

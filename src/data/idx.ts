@@ -40,7 +40,11 @@ export type IdxProblem = 'magic' | 'type' | 'truncated' | 'trailing' | 'gzip';
 
 /** A malformed IDX file: `problem` says which check failed, `source` names the file (or 'IDX data'). */
 export class IdxFormatError extends MaskaccError {
-  constructor(readonly source: string, readonly problem: IdxProblem, detail: string) {
+  constructor(
+    readonly source: string,
+    readonly problem: IdxProblem,
+    detail: string,
+  ) {
     super(`${source}: ${detail}`);
   }
 }
@@ -84,8 +88,10 @@ export function parseIdx(bytes: Uint8Array, source = 'IDX data'): IdxArray {
   const dataBytes = count * size;
   const shape = `${dims.join('x') || 'scalar'} ${name}`;
   const have = bytes.length - header;
-  if (have < dataBytes) fail('truncated', `truncated data: ${shape} needs ${dataBytes} bytes after the header, only ${have} follow`);
-  if (have > dataBytes) fail('trailing', `${have - dataBytes} trailing bytes after the ${dataBytes} bytes of ${shape} data`);
+  if (have < dataBytes)
+    fail('truncated', `truncated data: ${shape} needs ${dataBytes} bytes after the header, only ${have} follow`);
+  if (have > dataBytes)
+    fail('trailing', `${have - dataBytes} trailing bytes after the ${dataBytes} bytes of ${shape} data`);
 
   const data = alloc(count);
   if (size === 1) {

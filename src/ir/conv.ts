@@ -55,10 +55,26 @@ const MAX_ELEMENTS = 2 ** 31 - 1;
 /** Validate and normalize a spec into a frozen ConvLayer node. */
 export function conv2d(spec: ConvSpec): ConvLayer {
   if (typeof spec !== 'object' || spec === null) throw new SpecError('spec', spec, 'an object');
-  const known = new Set(['batch', 'inChannels', 'outChannels', 'inHeight', 'inWidth', 'kernel', 'stride',
-    'padding', 'dilation', 'bias', 'inputGrad', 'density', 'kind', 'outHeight', 'outWidth']);
+  const known = new Set([
+    'batch',
+    'inChannels',
+    'outChannels',
+    'inHeight',
+    'inWidth',
+    'kernel',
+    'stride',
+    'padding',
+    'dilation',
+    'bias',
+    'inputGrad',
+    'density',
+    'kind',
+    'outHeight',
+    'outWidth',
+  ]);
   for (const key of Object.keys(spec)) {
-    if (!known.has(key)) throw new SpecError(key, (spec as unknown as Record<string, unknown>)[key], 'no such field (typo?)');
+    if (!known.has(key))
+      throw new SpecError(key, (spec as unknown as Record<string, unknown>)[key], 'no such field (typo?)');
   }
   const batch = positiveInt(spec.batch, 'batch');
   const inChannels = positiveInt(spec.inChannels, 'inChannels');
@@ -80,12 +96,18 @@ export function conv2d(spec: ConvSpec): ConvLayer {
   const outHeight = outSize(inHeight, kernel[0], stride[0], padding[0], dilation[0]);
   const outWidth = outSize(inWidth, kernel[1], stride[1], padding[1], dilation[1]);
   if (outHeight < 1) {
-    throw new SpecError('inHeight', inHeight,
-      `an input at least as tall as the dilated kernel minus padding (output height would be ${outHeight} < 1)`);
+    throw new SpecError(
+      'inHeight',
+      inHeight,
+      `an input at least as tall as the dilated kernel minus padding (output height would be ${outHeight} < 1)`,
+    );
   }
   if (outWidth < 1) {
-    throw new SpecError('inWidth', inWidth,
-      `an input at least as wide as the dilated kernel minus padding (output width would be ${outWidth} < 1)`);
+    throw new SpecError(
+      'inWidth',
+      inWidth,
+      `an input at least as wide as the dilated kernel minus padding (output width would be ${outWidth} < 1)`,
+    );
   }
   const sizes: [string, number][] = [
     ['x = batch*inChannels*inHeight*inWidth', batch * inChannels * inHeight * inWidth],
@@ -97,12 +119,20 @@ export function conv2d(spec: ConvSpec): ConvLayer {
   }
   return Object.freeze({
     kind: 'conv2d' as const,
-    batch, inChannels, outChannels, inHeight, inWidth,
-    kernel, stride, padding, dilation,
+    batch,
+    inChannels,
+    outChannels,
+    inHeight,
+    inWidth,
+    kernel,
+    stride,
+    padding,
+    dilation,
     bias: spec.bias ?? false,
     inputGrad: spec.inputGrad ?? true,
     density,
-    outHeight, outWidth,
+    outHeight,
+    outWidth,
   });
 }
 
@@ -145,8 +175,10 @@ export function passFlops(l: ConvLayer, keptOut = l.outChannels, keptIn = l.inCh
 
 /** One line naming the layer's shape, padding and densities (kernel headers, explain, logs). */
 export function layerText(l: ConvLayer): string {
-  return `N=${l.batch} C=${l.inChannels} K=${l.outChannels} HxW=${l.inHeight}x${l.inWidth} ` +
+  return (
+    `N=${l.batch} C=${l.inChannels} K=${l.outChannels} HxW=${l.inHeight}x${l.inWidth} ` +
     `kernel=${l.kernel.join('x')} stride=${l.stride.join(',')} pad=${l.padding.join(',')} ` +
     `dil=${l.dilation.join(',')} -> PxQ=${l.outHeight}x${l.outWidth} bias=${l.bias} ` +
-    `density(out=${l.density.out}, in=${l.density.in})`;
+    `density(out=${l.density.out}, in=${l.density.in})`
+  );
 }

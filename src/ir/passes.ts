@@ -17,9 +17,17 @@ export type PassStrategy<P extends PassName> = (typeof PASSES)[P]['strategies'][
 
 /** What each argument name of the native calls holds (kept indices are sorted Int32 lists). */
 interface PassArgTypes {
-  x: Float32Array; w: Float32Array; bias: Float32Array | null; y: Float32Array;
-  dy: Float32Array; dx: Float32Array; dw: Float32Array; dbias: Float32Array | null;
-  ko: Int32Array; ci: Int32Array; rows: Int32Array;
+  x: Float32Array;
+  w: Float32Array;
+  bias: Float32Array | null;
+  y: Float32Array;
+  dy: Float32Array;
+  dx: Float32Array;
+  dw: Float32Array;
+  dbias: Float32Array | null;
+  ko: Int32Array;
+  ci: Int32Array;
+  rows: Int32Array;
 }
 type ArgTuple<T extends readonly (keyof PassArgTypes)[]> = { -readonly [I in keyof T]: PassArgTypes[T[I]] };
 

@@ -32,16 +32,22 @@ export async function generateModel(model: Model, outDir: string): Promise<strin
     return unique.get(k)!.id;
   });
   const units: KernelUnit[] = [...unique.values()].flatMap(({ id, layer }) =>
-    AOT_ISAS.map((isa) => ({ ns: `${id}_${isa}`, layer, plan: aotPlan(layer, isa), cxxFlags: [] })));
+    AOT_ISAS.map((isa) => ({ ns: `${id}_${isa}`, layer, plan: aotPlan(layer, isa), cxxFlags: [] })),
+  );
   const key = cacheKey({ generator: GENERATOR_VERSION, templates: templateSources(), units });
   const target = aotTarget(model);
   const src = join(outDir, 'src');
   const files = writeAddonSources(src, units, key, target);
-  writeFileSync(join(src, 'package.json'), JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }));
+  writeFileSync(
+    join(src, 'package.json'),
+    JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }),
+  );
   const module = await typedModule(model, unitOfLayer, target, key);
   writeFileSync(join(outDir, 'index.js'), module.js);
   writeFileSync(join(outDir, 'index.d.ts'), module.dts);
-  return [...files, 'module.cpp', 'CMakeLists.txt', 'package.json'].map((f) => join('src', f)).concat('index.js', 'index.d.ts');
+  return [...files, 'module.cpp', 'CMakeLists.txt', 'package.json']
+    .map((f) => join('src', f))
+    .concat('index.js', 'index.d.ts');
 }
 
 /** A layer name as a property name: quoted unless it is an identifier (model files allow conv-1). */
@@ -50,55 +56,91 @@ function propertyName(name: string): string {
 }
 
 function className(model: Model): string {
-  return model.name.split(/[^a-zA-Z0-9]/).filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+  return model.name
+    .split(/[^a-zA-Z0-9]/)
+    .filter(Boolean)
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join('');
 }
 
 /**
  * The typed module: layer shapes as const data and a class with one typed accessor per layer,
  * written as TS and emitted as ES module JS plus declarations (the types carry the shapes).
  */
-async function typedModule(model: Model, unitOfLayer: string[], target: string, key: string): Promise<{ js: string; dts: string }> {
+async function typedModule(
+  model: Model,
+  unitOfLayer: string[],
+  target: string,
+  key: string,
+): Promise<{ js: string; dts: string }> {
   // Loaded here, not at the top: only generation needs ts-morph (and its TypeScript compiler).
   const { ModuleKind, ModuleResolutionKind, Project, ScriptTarget, VariableDeclarationKind } = await import('ts-morph');
   const project = new Project({
     useInMemoryFileSystem: true,
     compilerOptions: {
-      target: ScriptTarget.ES2022, module: ModuleKind.ES2022, moduleResolution: ModuleResolutionKind.Bundler,
-      declaration: true, strict: true, noResolve: true, skipLibCheck: true, newLine: 1 /* LF */,
+      target: ScriptTarget.ES2022,
+      module: ModuleKind.ES2022,
+      moduleResolution: ModuleResolutionKind.Bundler,
+      declaration: true,
+      strict: true,
+      noResolve: true,
+      skipLibCheck: true,
+      newLine: 1 /* LF */,
     },
   });
   const file = project.createSourceFile('/index.ts');
   const name = className(model);
-  file.addImportDeclaration({ moduleSpecifier: 'maskacc', namedImports: ['loadGeneratedModel', 'type GeneratedLoadOptions', 'type MaskedConv'] });
+  file.addImportDeclaration({
+    moduleSpecifier: 'maskacc',
+    namedImports: ['loadGeneratedModel', 'type GeneratedLoadOptions', 'type MaskedConv'],
+  });
   file.addVariableStatement({
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
     docs: ['Every layer: its normalized shape (the types carry the sizes), its mask links and its compiled unit.'],
-    declarations: [{
-      name: 'layers',
-      initializer: `{\n${model.layers.map((l, i) => `  ${propertyName(l.name)}: ${JSON.stringify({
-        unit: unitOfLayer[i], input: l.input, maskGroup: l.maskGroup, spec: l.layer,
-      })},`).join('\n')}\n} as const`,
-    }],
+    declarations: [
+      {
+        name: 'layers',
+        initializer: `{\n${model.layers
+          .map(
+            (l, i) =>
+              `  ${propertyName(l.name)}: ${JSON.stringify({
+                unit: unitOfLayer[i],
+                input: l.input,
+                maskGroup: l.maskGroup,
+                spec: l.layer,
+              })},`,
+          )
+          .join('\n')}\n} as const`,
+      },
+    ],
   });
   file.addInterface({
     name: `${name}Layers`,
     isExported: true,
-    properties: model.layers.map((l) => ({ name: propertyName(l.name), isReadonly: true, type: `MaskedConv & { readonly spec: (typeof layers)[${JSON.stringify(l.name)}]["spec"] }` })),
+    properties: model.layers.map((l) => ({
+      name: propertyName(l.name),
+      isReadonly: true,
+      type: `MaskedConv & { readonly spec: (typeof layers)[${JSON.stringify(l.name)}]["spec"] }`,
+    })),
   });
   file.addClass({
     name,
     isExported: true,
     docs: [`${model.name}: load the prebuilt addon (no compiler needed) and get one MaskedConv per layer.`],
     ctors: [{ scope: undefined, parameters: [{ name: 'layers', isReadonly: true, type: `${name}Layers` }] }],
-    methods: [{
-      name: 'load',
-      isStatic: true,
-      isAsync: true,
-      parameters: [{ name: 'options', type: 'GeneratedLoadOptions', initializer: '{}' }],
-      returnType: `Promise<${name}>`,
-      statements: [`return new ${name}((await loadGeneratedModel(import.meta.url, '${target}', layers, options)) as unknown as ${name}Layers);`],
-    }],
+    methods: [
+      {
+        name: 'load',
+        isStatic: true,
+        isAsync: true,
+        parameters: [{ name: 'options', type: 'GeneratedLoadOptions', initializer: '{}' }],
+        returnType: `Promise<${name}>`,
+        statements: [
+          `return new ${name}((await loadGeneratedModel(import.meta.url, '${target}', layers, options)) as unknown as ${name}Layers);`,
+        ],
+      },
+    ],
   });
   const header = [
     `// Generated by maskacc ${GENERATOR_VERSION} (\`maskacc build ${model.name}\`); do not edit by hand.`,
@@ -122,7 +164,10 @@ export function ensureEsmScope(outDir: string): string | undefined {
     if (existsSync(pkg)) {
       const type = (JSON.parse(readFileSync(pkg, 'utf8')) as { type?: unknown }).type;
       if (type === 'module') return undefined;
-      if (pkg === own) throw new MaskaccError(`${pkg}: the generated index.js is an ES module; set "type": "module" here or choose another --out`);
+      if (pkg === own)
+        throw new MaskaccError(
+          `${pkg}: the generated index.js is an ES module; set "type": "module" here or choose another --out`,
+        );
       break;
     }
     if (dirname(dir) === dir) break;

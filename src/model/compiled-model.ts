@@ -11,14 +11,17 @@ import type { Model, ModelLayer } from './model.js';
 export class CompiledModel {
   private readonly groupMasks = new Map<string, Uint8Array>();
 
-  constructor(readonly model: Model, readonly convs: ReadonlyMap<string, MaskedConv>) {
+  constructor(
+    readonly model: Model,
+    readonly convs: ReadonlyMap<string, MaskedConv>,
+  ) {
     for (const l of model.layers) this.groupMasks.set(l.maskGroup, new Uint8Array(l.layer.outChannels).fill(1));
   }
 
   /** Set the filter mask of `layer` (and of its residual group); dependent input masks follow. */
   setFilterMask(layer: string, mask: MaskLike): void {
     const l = this.layer(layer);
-    const kept = keptIndices(mask, l.layer.outChannels, `masks of ${layer}`);  // validates before anything changes
+    const kept = keptIndices(mask, l.layer.outChannels, `masks of ${layer}`); // validates before anything changes
     const m = new Uint8Array(l.layer.outChannels);
     kept.forEach((i) => (m[i] = 1));
     this.groupMasks.set(l.maskGroup, m);
@@ -44,13 +47,21 @@ export class CompiledModel {
 
   private layer(name: string): ModelLayer {
     const l = this.model.layers.find((x) => x.name === name);
-    if (!l) throw new ArgumentError('layer', name, `a layer of ${this.model.name}: ${this.model.layers.map((x) => x.name).join(', ')}`);
+    if (!l)
+      throw new ArgumentError(
+        'layer',
+        name,
+        `a layer of ${this.model.name}: ${this.model.layers.map((x) => x.name).join(', ')}`,
+      );
     return l;
   }
 }
 
 /** Compile every layer of a model into one addon. */
 export async function compileModel(m: Model, options: CompileOptions = {}): Promise<CompiledModel> {
-  const convs = await compileMaskedConvs(m.layers.map((l) => l.layer), options);
+  const convs = await compileMaskedConvs(
+    m.layers.map((l) => l.layer),
+    options,
+  );
   return new CompiledModel(m, new Map(m.layers.map((l, i) => [l.name, convs[i]])));
 }

@@ -22,7 +22,11 @@ export function readModelFile(path: string): Model {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new SpecError(path, undefined, `a readable model file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new SpecError(
+      path,
+      undefined,
+      `a readable model file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   let data: unknown;
   try {
@@ -39,7 +43,11 @@ export function parseModelFile(data: unknown, source = 'model file'): Model {
   unknownKeys(data, FILE_KEYS, source);
   const { name, batch, density, layers } = data;
   if (typeof name !== 'string' || !/^[A-Za-z][A-Za-z0-9_-]*$/.test(name)) {
-    throw new SpecError(`${source}: name`, name, 'a name of letters, digits, - and _ starting with a letter (it names the module and its class)');
+    throw new SpecError(
+      `${source}: name`,
+      name,
+      'a name of letters, digits, - and _ starting with a letter (it names the module and its class)',
+    );
   }
   if (batch !== undefined && !(typeof batch === 'number' && Number.isInteger(batch) && batch > 0)) {
     throw new SpecError(`${source}: batch`, batch, 'a positive integer');
@@ -47,7 +55,8 @@ export function parseModelFile(data: unknown, source = 'model file'): Model {
   if (density !== undefined && !(typeof density === 'number' && density > 0 && density <= 1)) {
     throw new SpecError(`${source}: density`, density, 'a kept fraction in (0, 1]');
   }
-  if (!Array.isArray(layers) || layers.length === 0) throw new SpecError(`${source}: layers`, layers, 'a non-empty array of layers');
+  if (!Array.isArray(layers) || layers.length === 0)
+    throw new SpecError(`${source}: layers`, layers, 'a non-empty array of layers');
   const defs = layers.map((l: unknown, i): ModelLayerDef => {
     const where = `${source}: layers[${i}]${isObject(l) && typeof l.name === 'string' ? ` (${l.name})` : ''}`;
     if (!isObject(l)) throw new SpecError(where, l, 'an object { name, input, spec, group? }');
@@ -56,12 +65,19 @@ export function parseModelFile(data: unknown, source = 'model file'): Model {
     if (l.input !== null && typeof l.input !== 'string') {
       throw new SpecError(`${where}.input`, l.input, 'the name of an earlier layer, or null for the network input');
     }
-    if (l.group !== undefined && typeof l.group !== 'string') throw new SpecError(`${where}.group`, l.group, 'a string (the residual group)');
+    if (l.group !== undefined && typeof l.group !== 'string')
+      throw new SpecError(`${where}.group`, l.group, 'a string (the residual group)');
     if (!isObject(l.spec)) throw new SpecError(`${where}.spec`, l.spec, 'an object (a ConvSpec)');
     const spec = { ...l.spec } as Record<string, unknown>;
     if (spec.batch === undefined && batch !== undefined) spec.batch = batch;
-    if (spec.density === undefined && density !== undefined) spec.density = { out: density, in: l.input === null ? 1 : density };
-    return { name: l.name, input: l.input, spec: spec as unknown as ConvSpec, ...(l.group === undefined ? {} : { group: l.group }) };
+    if (spec.density === undefined && density !== undefined)
+      spec.density = { out: density, in: l.input === null ? 1 : density };
+    return {
+      name: l.name,
+      input: l.input,
+      spec: spec as unknown as ConvSpec,
+      ...(l.group === undefined ? {} : { group: l.group }),
+    };
   });
   return model(name, defs);
 }
@@ -72,6 +88,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function unknownKeys(o: Record<string, unknown>, known: readonly string[], where: string): void {
   for (const key of Object.keys(o)) {
-    if (!known.includes(key)) throw new SpecError(`${where}.${key}`, o[key], `no such field (one of ${known.join(', ')})`);
+    if (!known.includes(key))
+      throw new SpecError(`${where}.${key}`, o[key], `no such field (one of ${known.join(', ')})`);
   }
 }

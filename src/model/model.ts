@@ -46,15 +46,24 @@ export function model(name: string, defs: readonly ModelLayerDef[]): Model {
     }
     if (d.input !== null) {
       const from = byName.get(d.input);
-      if (!from) throw new SpecError(`${where}: input`, d.input, 'the name of an earlier layer, or null for the network input');
+      if (!from)
+        throw new SpecError(`${where}: input`, d.input, 'the name of an earlier layer, or null for the network input');
       if (from.layer.outChannels !== layer.inChannels) {
-        throw new SpecError(`${where}: spec.inChannels`, layer.inChannels, `${from.layer.outChannels}, the filters of its input layer ${d.input}`);
+        throw new SpecError(
+          `${where}: spec.inChannels`,
+          layer.inChannels,
+          `${from.layer.outChannels}, the filters of its input layer ${d.input}`,
+        );
       }
     }
     const maskGroup = d.group ?? d.name;
     const seen = groupChannels.get(maskGroup);
     if (seen !== undefined && seen !== layer.outChannels) {
-      throw new SpecError(`${where}: spec.outChannels`, layer.outChannels, `${seen}, like the rest of group ${maskGroup}`);
+      throw new SpecError(
+        `${where}: spec.outChannels`,
+        layer.outChannels,
+        `${seen}, like the rest of group ${maskGroup}`,
+      );
     }
     groupChannels.set(maskGroup, layer.outChannels);
     const node = Object.freeze({ name: d.name, layer, input: d.input, maskGroup });

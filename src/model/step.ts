@@ -7,10 +7,15 @@ import type { CompiledModel } from './compiled-model.js';
 import type { Model } from './model.js';
 
 export interface LayerBuffers {
-  x: Float32Array; w: Float32Array; dy: Float32Array;
-  y: Float32Array; dx: Float32Array; dw: Float32Array;
+  x: Float32Array;
+  w: Float32Array;
+  dy: Float32Array;
+  y: Float32Array;
+  dx: Float32Array;
+  dw: Float32Array;
   /** Bias and its gradient, for layers with bias. */
-  b?: Float32Array; db?: Float32Array;
+  b?: Float32Array;
+  db?: Float32Array;
 }
 
 export interface StepTiming {
@@ -28,15 +33,24 @@ const sizes = (L: ConvLayer) => ({
 
 /** Buffers for every layer; `fill(n)` makes the inputs (default: constant 0.5 / 0.01 / 0.1). */
 export function stepBuffers(model: Model, fill?: (n: number) => Float32Array): Map<string, LayerBuffers> {
-  return new Map(model.layers.map((l) => {
-    const s = sizes(l.layer);
-    const input = (n: number, v: number) => fill?.(n) ?? new Float32Array(n).fill(v);
-    return [l.name, {
-      x: input(s.x, 0.5), w: input(s.w, 0.01), dy: input(s.y, 0.1),
-      y: new Float32Array(s.y), dx: new Float32Array(s.x), dw: new Float32Array(s.w),
-      ...(l.layer.bias ? { b: input(l.layer.outChannels, 0.1), db: new Float32Array(l.layer.outChannels) } : {}),
-    }];
-  }));
+  return new Map(
+    model.layers.map((l) => {
+      const s = sizes(l.layer);
+      const input = (n: number, v: number) => fill?.(n) ?? new Float32Array(n).fill(v);
+      return [
+        l.name,
+        {
+          x: input(s.x, 0.5),
+          w: input(s.w, 0.01),
+          dy: input(s.y, 0.1),
+          y: new Float32Array(s.y),
+          dx: new Float32Array(s.x),
+          dw: new Float32Array(s.w),
+          ...(l.layer.bias ? { b: input(l.layer.outChannels, 0.1), db: new Float32Array(l.layer.outChannels) } : {}),
+        },
+      ];
+    }),
+  );
 }
 
 /** One step of all layers in order on `buffers`; per-pass times and the step's wall time. */
@@ -44,11 +58,12 @@ export function timeStep(compiled: CompiledModel, buffers: ReadonlyMap<string, L
   const layers: StepTiming['layers'] = [];
   const start = performance.now();
   for (const l of compiled.model.layers) {
-    const conv = compiled.convs.get(l.name)!, b = buffers.get(l.name)!;
+    const conv = compiled.convs.get(l.name)!,
+      b = buffers.get(l.name)!;
     const t0 = performance.now();
     conv.forward(b.x, b.w, b.b, b.y);
     const t1 = performance.now();
-    if (l.layer.inputGrad) conv.backwardData(b.dy, b.w, b.dx);  // a first layer has no input gradient
+    if (l.layer.inputGrad) conv.backwardData(b.dy, b.w, b.dx); // a first layer has no input gradient
     const t2 = performance.now();
     conv.backwardWeights(b.dy, b.x, b.dw, b.db);
     layers.push({ name: l.name, ms: [t1 - t0, t2 - t1, performance.now() - t2] });

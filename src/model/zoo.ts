@@ -13,8 +13,15 @@ export interface ZooOptions {
 function conv(o: ZooOptions, c: number, k: number, size: number, kernel: number, stride = 1, first = false): ConvSpec {
   const d = o.density ?? 1;
   return {
-    batch: o.batch ?? 64, inChannels: c, outChannels: k, inHeight: size, inWidth: size, kernel, stride,
-    padding: Math.floor(kernel / 2), density: { out: d, in: first ? 1 : d },
+    batch: o.batch ?? 64,
+    inChannels: c,
+    outChannels: k,
+    inHeight: size,
+    inWidth: size,
+    kernel,
+    stride,
+    padding: Math.floor(kernel / 2),
+    density: { out: d, in: first ? 1 : d },
     // Training never needs the gradient of the input image.
     ...(first ? { inputGrad: false } : {}),
   };
@@ -22,9 +29,16 @@ function conv(o: ZooOptions, c: number, k: number, size: number, kernel: number,
 
 /** VGG-16 for CIFAR-10: 13 3x3 convs, max-pooling between stages (masks chain one to one). */
 export function vgg16Cifar(o: ZooOptions = {}): Model {
-  const stages: [number, number, number][] = [[64, 2, 32], [128, 2, 16], [256, 3, 8], [512, 3, 4], [512, 3, 2]];
+  const stages: [number, number, number][] = [
+    [64, 2, 32],
+    [128, 2, 16],
+    [256, 3, 8],
+    [512, 3, 4],
+    [512, 3, 2],
+  ];
   const defs: ModelLayerDef[] = [];
-  let c = 3, prev: string | null = null;
+  let c = 3,
+    prev: string | null = null;
   stages.forEach(([k, n, size], s) => {
     for (let i = 0; i < n; i++) {
       const name = `conv${s + 1}_${i + 1}`;
@@ -43,11 +57,14 @@ export function vgg16Cifar(o: ZooOptions = {}): Model {
  */
 function resnetCifar(n: number, o: ZooOptions): Model {
   const defs: ModelLayerDef[] = [{ name: 'stem', spec: conv(o, 3, 16, 32, 3, 1, true), input: null, group: 'stage1' }];
-  let c = 16, size = 32, prev = 'stem';
+  let c = 16,
+    size = 32,
+    prev = 'stem';
   [16, 32, 64].forEach((k, s) => {
     for (let b = 0; b < n; b++) {
       const stride = s > 0 && b === 0 ? 2 : 1;
-      const a = `s${s + 1}b${b + 1}a`, bb = `s${s + 1}b${b + 1}b`;
+      const a = `s${s + 1}b${b + 1}a`,
+        bb = `s${s + 1}b${b + 1}b`;
       defs.push({ name: a, spec: conv(o, c, k, size, 3, stride), input: prev });
       size /= stride;
       defs.push({ name: bb, spec: conv(o, k, k, size, 3), input: a, group: `stage${s + 1}` });
@@ -68,7 +85,9 @@ export const resnet56Cifar = (o: ZooOptions = {}) => resnetCifar(9, o);
  */
 function resnetImageNet(blocks: number[], bottleneck: boolean, o: ZooOptions): Model {
   const defs: ModelLayerDef[] = [{ name: 'stem', spec: conv(o, 3, 64, 224, 7, 2, true), input: null }];
-  let c = 64, size = 56, prev = 'stem';
+  let c = 64,
+    size = 56,
+    prev = 'stem';
   [64, 128, 256, 512].forEach((width, s) => {
     const out = bottleneck ? width * 4 : width;
     for (let b = 0; b < blocks[s]; b++) {
@@ -78,7 +97,7 @@ function resnetImageNet(blocks: number[], bottleneck: boolean, o: ZooOptions): M
       if (b === 0 && (stride !== 1 || c !== out)) {
         defs.push({ name: `${p}proj`, spec: conv(o, c, out, size, 1, stride), input: prev, group });
       } else if (b === 0) {
-        defs[defs.length - 1] = { ...defs[defs.length - 1], group };  // identity join with the stage input
+        defs[defs.length - 1] = { ...defs[defs.length - 1], group }; // identity join with the stage input
       }
       if (bottleneck) {
         defs.push({ name: `${p}a`, spec: conv(o, c, width, size, 1), input: prev });

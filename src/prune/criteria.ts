@@ -21,8 +21,13 @@ export const FILTER_CRITERIA: readonly FilterCriterion[] = Object.freeze(['l1', 
  * @throws ArgumentError if `outChannels` is not a positive integer, `w` is empty or its length is
  *   not a multiple of `outChannels`, `w` holds a non-finite value, or `criterion` is unknown.
  */
-export function filterScores(w: Float32Array | Float64Array, outChannels: number, criterion: FilterCriterion): Float64Array {
-  if (!(w instanceof Float32Array || w instanceof Float64Array)) throw new ArgumentError('w', w, 'a Float32Array or Float64Array (OIHW)');
+export function filterScores(
+  w: Float32Array | Float64Array,
+  outChannels: number,
+  criterion: FilterCriterion,
+): Float64Array {
+  if (!(w instanceof Float32Array || w instanceof Float64Array))
+    throw new ArgumentError('w', w, 'a Float32Array or Float64Array (OIHW)');
   if (!Number.isInteger(outChannels) || outChannels < 1) {
     throw new ArgumentError('outChannels', outChannels, 'a positive integer');
   }

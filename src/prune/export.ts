@@ -7,7 +7,10 @@ import { tf } from '../tfjs/tf.js';
 const kept = (mask: Uint8Array) => Int32Array.from([...mask.keys()].filter((i) => mask[i]));
 
 /** A dense network of the kept channels only, computing what `net` computes (inference). */
-export async function exportCompact(net: MaskedCnn, opts: Pick<MaskedCnnOptions, 'cacheDir' | 'threads'> = {}): Promise<MaskedCnn> {
+export async function exportCompact(
+  net: MaskedCnn,
+  opts: Pick<MaskedCnnOptions, 'cacheDir' | 'threads'> = {},
+): Promise<MaskedCnn> {
   const masks = net.filterMasks.map(kept);
   const spec = { ...net.spec, stages: net.spec.stages.map((s, i) => ({ ...s, out: masks[i].length })) };
   const compact = await Cnn.create(spec, { mode: 'dense', soft: false, ...opts });
@@ -16,7 +19,8 @@ export async function exportCompact(net: MaskedCnn, opts: Pick<MaskedCnnOptions,
       const rows = tf.gather(c.kernel, Array.from(masks[i]), 0);
       compact.convs[i].kernel.assign(i === 0 ? rows : tf.gather(rows, Array.from(masks[i - 1]), 1));
       if (c.bias) compact.convs[i].bias!.assign(tf.gather(c.bias, Array.from(masks[i]), 0));
-      const n = net.norms[i], m = compact.norms[i];
+      const n = net.norms[i],
+        m = compact.norms[i];
       m.gamma.assign(tf.gather(n.gamma, Array.from(masks[i]), 0));
       m.beta.assign(tf.gather(n.beta, Array.from(masks[i]), 0));
       masks[i].forEach((k, j) => {

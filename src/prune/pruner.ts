@@ -13,11 +13,20 @@ export interface PruningOptions {
 }
 
 /** Keep-masks for OIHW conv weights at one pruning rate. */
-export function selectMasks(kernels: readonly { w: Float32Array; outChannels: number }[], criterion: FilterCriterion, rate: number,
-  scope: 'layer' | 'global' = 'layer'): Uint8Array[] {
+export function selectMasks(
+  kernels: readonly { w: Float32Array; outChannels: number }[],
+  criterion: FilterCriterion,
+  rate: number,
+  scope: 'layer' | 'global' = 'layer',
+): Uint8Array[] {
   if (scope !== 'layer' && scope !== 'global') throw new ArgumentError('scope', scope, "'layer' or 'global'");
   const scores = kernels.map((k) => filterScores(k.w, k.outChannels, criterion));
-  return scope === 'global' ? selectFiltersGlobal(scores.map((s) => ({ scores: s })), rate) : scores.map((s) => selectFilters(s, rate));
+  return scope === 'global'
+    ? selectFiltersGlobal(
+        scores.map((s) => ({ scores: s })),
+        rate,
+      )
+    : scores.map((s) => selectFilters(s, rate));
 }
 
 /**
@@ -29,7 +38,10 @@ export function pruneAtEpoch(net: MaskedCnn, opts: PruningOptions, epoch: number
   const schedule = pruningSchedule(opts.schedule);
   if (!selectsAt(schedule, epoch)) return undefined;
   const rate = rateAt(schedule, epoch);
-  const kernels = net.convs.map((c) => ({ w: c.kernel.dataSync() as Float32Array, outChannels: c.conv.spec.outChannels }));
+  const kernels = net.convs.map((c) => ({
+    w: c.kernel.dataSync() as Float32Array,
+    outChannels: c.conv.spec.outChannels,
+  }));
   net.setFilterMasks(selectMasks(kernels, opts.criterion, rate, opts.scope));
   net.zeroPruned();
   return rate;

@@ -20,11 +20,16 @@ export interface PruningSchedule {
 
 /** The schedule, checked, with defaults filled in. */
 export function pruningSchedule(s: PruningSchedule): Required<PruningSchedule> {
-  if (!['hard', 'sfp', 'asfp'].includes(s?.kind)) throw new ArgumentError('schedule.kind', s?.kind, "'hard', 'sfp' or 'asfp'");
-  if (!(typeof s.rate === 'number' && s.rate >= 0 && s.rate < 1)) throw new ArgumentError('schedule.rate', s.rate, 'a fraction in [0, 1)');
-  const startEpoch = s.startEpoch ?? 0, rampEpochs = s.rampEpochs ?? 4;
-  if (!(Number.isInteger(startEpoch) && startEpoch >= 0)) throw new ArgumentError('schedule.startEpoch', startEpoch, 'an integer >= 0');
-  if (!(Number.isInteger(rampEpochs) && rampEpochs >= 1)) throw new ArgumentError('schedule.rampEpochs', rampEpochs, 'an integer >= 1');
+  if (!['hard', 'sfp', 'asfp'].includes(s?.kind))
+    throw new ArgumentError('schedule.kind', s?.kind, "'hard', 'sfp' or 'asfp'");
+  if (!(typeof s.rate === 'number' && s.rate >= 0 && s.rate < 1))
+    throw new ArgumentError('schedule.rate', s.rate, 'a fraction in [0, 1)');
+  const startEpoch = s.startEpoch ?? 0,
+    rampEpochs = s.rampEpochs ?? 4;
+  if (!(Number.isInteger(startEpoch) && startEpoch >= 0))
+    throw new ArgumentError('schedule.startEpoch', startEpoch, 'an integer >= 0');
+  if (!(Number.isInteger(rampEpochs) && rampEpochs >= 1))
+    throw new ArgumentError('schedule.rampEpochs', rampEpochs, 'an integer >= 1');
   return { kind: s.kind, rate: s.rate, startEpoch, rampEpochs };
 }
 
@@ -42,7 +47,7 @@ export function rateAt(schedule: PruningSchedule, epoch: number): number {
   // 1 - e^{-k(t+1)}, normalized to reach the target at the end of the ramp; k = 3 / ramp puts
   // about 2/3 of the rate in the first third of the ramp.
   const k = 3 / s.rampEpochs;
-  return s.rate * (1 - Math.exp(-k * (t + 1))) / (1 - Math.exp(-k * s.rampEpochs));
+  return (s.rate * (1 - Math.exp(-k * (t + 1)))) / (1 - Math.exp(-k * s.rampEpochs));
 }
 
 /** Whether masks are (re)selected at the start of `epoch`. */

@@ -6,7 +6,8 @@ export type DiagnosticsSink = (line: string) => void;
 /** The sink for these options: a user function, stderr, or none (the default: silent). */
 export function diagnosticsSink(option: boolean | DiagnosticsSink | undefined): DiagnosticsSink | undefined {
   if (typeof option === 'function') return option;
-  const on = option ?? (process.env.MASKACC_VERBOSE !== undefined && !['', '0', 'false'].includes(process.env.MASKACC_VERBOSE));
+  const on =
+    option ?? (process.env.MASKACC_VERBOSE !== undefined && !['', '0', 'false'].includes(process.env.MASKACC_VERBOSE));
   return on ? (line) => process.stderr.write(`${line}\n`) : undefined;
 }
 

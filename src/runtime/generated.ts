@@ -22,19 +22,30 @@ export interface GeneratedLoadOptions {
 
 const require = createRequire(import.meta.url);
 
-export async function loadGeneratedModel(moduleUrl: string, target: string,
-  layers: Record<string, { unit: string; spec: ConvLayer }>, options: GeneratedLoadOptions = {}): Promise<Record<string, MaskedConv>> {
+export async function loadGeneratedModel(
+  moduleUrl: string,
+  target: string,
+  layers: Record<string, { unit: string; spec: ConvLayer }>,
+  options: GeneratedLoadOptions = {},
+): Promise<Record<string, MaskedConv>> {
   const dir = dirname(fileURLToPath(moduleUrl));
   const addon = join(dir, 'src', 'build', 'Release', `${target}.node`);
   if (!existsSync(addon)) {
-    throw new MaskaccError(`${addon} is not built: run \`maskacc build <zoo model | model.json> --out ${dir}\` (without --no-compile) first`);
+    throw new MaskaccError(
+      `${addon} is not built: run \`maskacc build <zoo model | model.json> --out ${dir}\` (without --no-compile) first`,
+    );
   }
   const { Kernel, key } = require(addon) as { Kernel: NativeKernelClass; key: string };
-  await loadPool(defaultCacheDir());  // without a compiler there is no pool: outputs are plain arrays
+  await loadPool(defaultCacheDir()); // without a compiler there is no pool: outputs are plain arrays
   const isa = AOT_ISAS.find((i) => isaSupported(ISAS[i]))!;
   const threads = options.threads ?? availableParallelism();
-  return Object.fromEntries(Object.entries(layers).map(([name, l]) => {
-    const kernel = new Kernel(`${l.unit}_${isa}`, threads);
-    return [name, new MaskedConv(l.spec, aotPlan(l.spec, isa), kernel, threads, key, options.gradOfPrunedFilters ?? false)];
-  }));
+  return Object.fromEntries(
+    Object.entries(layers).map(([name, l]) => {
+      const kernel = new Kernel(`${l.unit}_${isa}`, threads);
+      return [
+        name,
+        new MaskedConv(l.spec, aotPlan(l.spec, isa), kernel, threads, key, options.gradOfPrunedFilters ?? false),
+      ];
+    }),
+  );
 }

@@ -48,8 +48,16 @@ export class MaskedConv implements PassMethods {
   private readonly sizes: { x: number; w: number; y: number; k: number };
 
   /** `native` runs with `threads` (`new Kernel(ns, threads)`); the plan is what it was compiled from. */
-  constructor(layer: ConvLayer, plan: Plan, native: NativeKernel, threads: number, cacheKey: string, gradOfPrunedFilters: boolean,
-    private readonly diagnostics?: DiagnosticsSink, private readonly respecializer?: Respecializer) {
+  constructor(
+    layer: ConvLayer,
+    plan: Plan,
+    native: NativeKernel,
+    threads: number,
+    cacheKey: string,
+    gradOfPrunedFilters: boolean,
+    private readonly diagnostics?: DiagnosticsSink,
+    private readonly respecializer?: Respecializer,
+  ) {
     this.spec = layer;
     this.outHeight = layer.outHeight;
     this.outWidth = layer.outWidth;
@@ -90,20 +98,25 @@ export class MaskedConv implements PassMethods {
    */
   private checkRegime(): void {
     if (!this.respecializer || this.pendingRespecialization) return;
-    const density = { out: Math.max(this.ko.length, 1) / this.spec.outChannels, in: Math.max(this.ci.length, 1) / this.spec.inChannels };
+    const density = {
+      out: Math.max(this.ko.length, 1) / this.spec.outChannels,
+      in: Math.max(this.ci.length, 1) / this.spec.inChannels,
+    };
     const next = this.respecializer.planFor(density);
     if (regimeOf(next) === regimeOf(this.plan)) return;
-    const from = regimeOf(this.plan), to = regimeOf(next), t0 = performance.now();
+    const from = regimeOf(this.plan),
+      to = regimeOf(next),
+      t0 = performance.now();
     this.diagnostics?.(diagnosticLine('regime', 'leave', from, to, `kept=${this.ko.length}/${this.ci.length}`));
     this.pendingRespecialization = this.respecializer.build(next, density).then(
       ({ native, cacheKey }) => {
         this.pendingRespecialization = undefined;
         if (!this.native) return native.dispose();
-        this.native = native;  // a pending async call keeps the old kernel alive until it settles
+        this.native = native; // a pending async call keeps the old kernel alive until it settles
         this.plan = next;
         this.cacheKey = cacheKey;
         this.diagnostics?.(diagnosticLine('regime', 'switched', to, `ms=${(performance.now() - t0).toFixed(0)}`));
-        this.checkRegime();  // masks may have moved on while it compiled
+        this.checkRegime(); // masks may have moved on while it compiled
       },
       (e: unknown) => {
         this.pendingRespecialization = undefined;
@@ -121,7 +134,7 @@ export class MaskedConv implements PassMethods {
   forward(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): Float32Array {
     const a = this.forwardArgs(x, w, bias, y);
     const t0 = this.diagnostics && performance.now();
-    this.native!.forward(a[0], a[1], a[2], a[3], a[4], a[5]);  // (forwardArgs checked it is live; no spread: µs calls)
+    this.native!.forward(a[0], a[1], a[2], a[3], a[4], a[5]); // (forwardArgs checked it is live; no spread: µs calls)
     if (t0) this.report('forward', t0);
     return a[3];
   }
@@ -136,7 +149,12 @@ export class MaskedConv implements PassMethods {
   }
 
   /** dw = dL/dw (and dbias when the spec has bias); zero for pruned channels and, unless soft, pruned filters. */
-  backwardWeights(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): { dw: Float32Array; dbias?: Float32Array } {
+  backwardWeights(
+    dy: Float32Array,
+    x: Float32Array,
+    dw?: Float32Array,
+    dbias?: Float32Array,
+  ): { dw: Float32Array; dbias?: Float32Array } {
     const a = this.backwardWeightsArgs(dy, x, dw, dbias);
     const t0 = this.diagnostics && performance.now();
     this.native!.backwardWeights(a[0], a[1], a[2], a[3], a[4], a[5]);
@@ -165,7 +183,12 @@ export class MaskedConv implements PassMethods {
     return args[2];
   }
 
-  async backwardWeightsAsync(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): Promise<{ dw: Float32Array; dbias?: Float32Array }> {
+  async backwardWeightsAsync(
+    dy: Float32Array,
+    x: Float32Array,
+    dw?: Float32Array,
+    dbias?: Float32Array,
+  ): Promise<{ dw: Float32Array; dbias?: Float32Array }> {
     const args = this.backwardWeightsArgs(dy, x, dw, dbias);
     const t0 = this.diagnostics && performance.now();
     await runExclusive(() => this.live('backwardWeightsAsync').backwardWeightsAsync(...args));
@@ -186,14 +209,23 @@ export class MaskedConv implements PassMethods {
   private backwardDataArgs(dy: Float32Array, w: Float32Array, dx?: Float32Array): BackwardDataArgs {
     this.live('backwardData');
     if (!this.spec.inputGrad) {
-      throw new SpecError('inputGrad', false, 'true to call backwardData: this layer was compiled without an input-gradient pass');
+      throw new SpecError(
+        'inputGrad',
+        false,
+        'true to call backwardData: this layer was compiled without an input-gradient pass',
+      );
     }
     floats(dy, this.sizes.y, 'dy', '[N][K][P][Q]');
     floats(w, this.sizes.w, 'w', '[K][C][R][S]');
     return [dy, w, output(dx, this.sizes.x, 'dx', '[N][C][H][W]', [dy, w]), this.ko, this.ci];
   }
 
-  private backwardWeightsArgs(dy: Float32Array, x: Float32Array, dw?: Float32Array, dbias?: Float32Array): BackwardWeightsArgs {
+  private backwardWeightsArgs(
+    dy: Float32Array,
+    x: Float32Array,
+    dw?: Float32Array,
+    dbias?: Float32Array,
+  ): BackwardWeightsArgs {
     this.live('backwardWeights');
     floats(dy, this.sizes.y, 'dy', '[N][K][P][Q]');
     floats(x, this.sizes.x, 'x', '[N][C][H][W]');
@@ -211,12 +243,23 @@ export class MaskedConv implements PassMethods {
     const rows = pass.startsWith('backwardWeights') ? this.gradRows.length : this.ko.length;
     const flops = passFlops(l, rows, this.ci.length);
     const shape = `N${l.batch}_C${l.inChannels}_K${l.outChannels}_${l.inHeight}x${l.inWidth}_k${l.kernel.join('x')}_s${l.stride.join('x')}`;
-    this.diagnostics!(diagnosticLine('exec', pass, shape, `kept=${this.ko.length}/${this.ci.length}`, `ms=${ms.toFixed(3)}`, `gflops=${(flops / ms / 1e6).toFixed(1)}`));
+    this.diagnostics!(
+      diagnosticLine(
+        'exec',
+        pass,
+        shape,
+        `kept=${this.ko.length}/${this.ci.length}`,
+        `ms=${ms.toFixed(3)}`,
+        `gflops=${(flops / ms / 1e6).toFixed(1)}`,
+      ),
+    );
   }
 
   /** The plan as text: ISA, tiles and gather strategy per pass, and the threads it runs with. */
   explain(): string {
-    return [`layer: ${layerText(this.spec)}`, `threads: ${this.threads}`, ...describePlan(this.plan), poolText()].join('\n');
+    return [`layer: ${layerText(this.spec)}`, `threads: ${this.threads}`, ...describePlan(this.plan), poolText()].join(
+      '\n',
+    );
   }
 
   /** Free the kernel's buffers now; later calls throw DisposedError. Throws while an async call is pending. */
@@ -224,7 +267,7 @@ export class MaskedConv implements PassMethods {
     if (!this.native) return;
     this.native.dispose();
     this.native = null;
-    releasePool();  // the last kernel disposed: the pool's free blocks go back to the system
+    releasePool(); // the last kernel disposed: the pool's free blocks go back to the system
   }
 
   private live(what: string): NativeKernel {
@@ -242,11 +285,22 @@ function floats(a: unknown, n: number, name: string, layout: string): asserts a 
  * Validate an output or take one from the pool; an output must not overlap any input (it is
  * written in full, so pooled memory that held older data is fine).
  */
-function output(a: Float32Array | undefined, n: number, name: string, layout: string, inputs: (Float32Array | undefined)[]): Float32Array {
+function output(
+  a: Float32Array | undefined,
+  n: number,
+  name: string,
+  layout: string,
+  inputs: (Float32Array | undefined)[],
+): Float32Array {
   if (a === undefined) return takeArray(n);
   floats(a, n, name, layout);
   for (const i of inputs) {
-    if (i && i.buffer === a.buffer && i.byteOffset < a.byteOffset + a.byteLength && a.byteOffset < i.byteOffset + i.byteLength) {
+    if (
+      i &&
+      i.buffer === a.buffer &&
+      i.byteOffset < a.byteOffset + a.byteLength &&
+      a.byteOffset < i.byteOffset + i.byteLength
+    ) {
       throw new ArgumentError(name, a, 'an array that does not overlap the inputs');
     }
   }

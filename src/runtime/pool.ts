@@ -41,20 +41,22 @@ function envBytes(name: string, dflt: number): number {
 /** Load the native pool once per process (a no-op after the first call; never throws). */
 export function loadPool(cacheDir: string, log?: (line: string) => void): Promise<void> {
   // Through a promise so a synchronous throw (e.g. a bad MASKACC_SANITIZE) is a rejection handled below.
-  loading ??= Promise.resolve().then(() => compileRuntime({ cacheDir, log })).then(
-    (a) => {
-      a.configure({
-        hugePages: envFlag('MASKACC_HUGEPAGES', true),
-        maxKeptBytes: envBytes('MASKACC_POOL_MAX_BYTES', DEFAULT_POOL_MAX_BYTES),
-        poison: envFlag('MASKACC_POOL_POISON', false),
-      });
-      poisonSmall = envFlag('MASKACC_POOL_POISON', false);
-      addon = a;
-    },
-    (e: unknown) => {
-      unavailable = String(e instanceof Error ? e.message : e).split('\n')[0];
-    },
-  );
+  loading ??= Promise.resolve()
+    .then(() => compileRuntime({ cacheDir, log }))
+    .then(
+      (a) => {
+        a.configure({
+          hugePages: envFlag('MASKACC_HUGEPAGES', true),
+          maxKeptBytes: envBytes('MASKACC_POOL_MAX_BYTES', DEFAULT_POOL_MAX_BYTES),
+          poison: envFlag('MASKACC_POOL_POISON', false),
+        });
+        poisonSmall = envFlag('MASKACC_POOL_POISON', false);
+        addon = a;
+      },
+      (e: unknown) => {
+        unavailable = String(e instanceof Error ? e.message : e).split('\n')[0];
+      },
+    );
   return loading;
 }
 
@@ -90,8 +92,10 @@ export function poolText(): string {
   const s = poolStats();
   if (!s.native) return `output pool: none (${s.reason}); outputs are plain Float32Arrays`;
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-  return `output pool: ${mb(s.keptBytes)} free kept (bound ${mb(s.maxKeptBytes)}), ${mb(s.liveBytes)} in live arrays, ` +
-    `huge pages ${s.hugePages ? 'advised' : 'off'}, ${s.hits} reuses / ${s.misses} fresh blocks`;
+  return (
+    `output pool: ${mb(s.keptBytes)} free kept (bound ${mb(s.maxKeptBytes)}), ${mb(s.liveBytes)} in live arrays, ` +
+    `huge pages ${s.hugePages ? 'advised' : 'off'}, ${s.hits} reuses / ${s.misses} fresh blocks`
+  );
 }
 
 /** Kernel objects count as users; when the last one is disposed the free blocks go back to the system. */

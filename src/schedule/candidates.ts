@@ -10,7 +10,9 @@ export function candidates(layer: ConvLayer): Record<string, Strategy> {
     direct: { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' },
     im2col: { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
   };
-  if (layer.stride[0] === 1 && layer.stride[1] === 1) out.planes = { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' };
-  if (layer.kernel[0] === 1 && layer.kernel[1] === 1) out.pointwise = { forward: 'pointwise', backwardData: 'pointwise', backwardWeights: 'direct' };
+  if (layer.stride[0] === 1 && layer.stride[1] === 1)
+    out.planes = { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' };
+  if (layer.kernel[0] === 1 && layer.kernel[1] === 1)
+    out.pointwise = { forward: 'pointwise', backwardData: 'pointwise', backwardWeights: 'direct' };
   return out;
 }

@@ -20,17 +20,23 @@ export interface Isa {
 
 export const ISAS: Readonly<Record<IsaName, Isa>> = Object.freeze({
   avx512: Object.freeze({
-    name: 'avx512', vectorWidth: 16, registers: 32,
+    name: 'avx512',
+    vectorWidth: 16,
+    registers: 32,
     cxxFlags: ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma', '-mprefer-vector-width=512'],
     cpuFlags: ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma'],
   }),
   avx2: Object.freeze({
-    name: 'avx2', vectorWidth: 8, registers: 16,
+    name: 'avx2',
+    vectorWidth: 8,
+    registers: 16,
     cxxFlags: ['-mavx2', '-mfma'],
     cpuFlags: ['avx2', 'fma'],
   }),
   scalar: Object.freeze({
-    name: 'scalar', vectorWidth: 1, registers: 16,
+    name: 'scalar',
+    vectorWidth: 1,
+    registers: 16,
     cxxFlags: [],
     cpuFlags: [],
   }),
@@ -51,14 +57,22 @@ export function cpuFlags(): Set<string> {
       /* not Linux: only the scalar path is known to be safe */
     }
     const line = text.split('\n').find((l) => l.startsWith('flags')) ?? '';
-    cpuFlagsCache = new Set(line.replace(/^flags\s*:/, '').trim().split(/\s+/).filter(Boolean));
+    cpuFlagsCache = new Set(
+      line
+        .replace(/^flags\s*:/, '')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    );
   }
   return cpuFlagsCache;
 }
 
 export function cpuModel(): string {
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('model name'));
     return line ? line.replace(/^model name\s*:/, '').trim() : 'unknown';
   } catch {
     return 'unknown';

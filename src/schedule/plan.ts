@@ -94,14 +94,28 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
   const keptIn = Math.max(1, Math.round(layer.inChannels * layer.density.in));
   const stride1 = layer.stride[0] === 1 && layer.stride[1] === 1;
   const fwd: GemmShape = {
-    rows: keptOut, reduceChannels: keptIn, taps: R * S, batch: layer.batch,
-    dstH: layer.outHeight, dstW: layer.outWidth, planeExtraH: (R - 1) * layer.dilation[0],
-    planeExtraW: (S - 1) * layer.dilation[1], planesAllowed: stride1, srcW: layer.inWidth, strides: layer.stride,
+    rows: keptOut,
+    reduceChannels: keptIn,
+    taps: R * S,
+    batch: layer.batch,
+    dstH: layer.outHeight,
+    dstW: layer.outWidth,
+    planeExtraH: (R - 1) * layer.dilation[0],
+    planeExtraW: (S - 1) * layer.dilation[1],
+    planesAllowed: stride1,
+    srcW: layer.inWidth,
+    strides: layer.stride,
     pointwiseUseful: R === 1 && S === 1,
   };
   // Backward-data's columns are dx positions: a strided 1x1 would compute every skipped one as zeros.
   const bwd: GemmShape = {
-    ...fwd, rows: keptIn, reduceChannels: keptOut, dstH: layer.inHeight, dstW: layer.inWidth, srcW: layer.outWidth, strides: [1, 1],
+    ...fwd,
+    rows: keptIn,
+    reduceChannels: keptOut,
+    dstH: layer.inHeight,
+    dstW: layer.inWidth,
+    srcW: layer.outWidth,
+    strides: [1, 1],
     pointwiseUseful: R === 1 && S === 1 && stride1,
   };
   return Object.freeze({
@@ -114,20 +128,38 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
 }
 
 interface GemmShape {
-  rows: number; reduceChannels: number; taps: number; batch: number;
-  dstH: number; dstW: number; planeExtraH: number; planeExtraW: number; planesAllowed: boolean;
+  rows: number;
+  reduceChannels: number;
+  taps: number;
+  batch: number;
+  dstH: number;
+  dstW: number;
+  planeExtraH: number;
+  planeExtraW: number;
+  planesAllowed: boolean;
   /** Source width and the source-side stride between neighbouring destination columns. */
-  srcW: number; strides: Pair;
+  srcW: number;
+  strides: Pair;
   /** A 1x1 kernel whose every destination column has a source (the pointwise GEMM wastes nothing). */
   pointwiseUseful: boolean;
 }
 
-function convPassPlan(isa: Isa, threads: number, g: GemmShape, forced: Strategy['forward'], pass: string): ConvPassPlan {
+function convPassPlan(
+  isa: Isa,
+  threads: number,
+  g: GemmShape,
+  forced: Strategy['forward'],
+  pass: string,
+): ConvPassPlan {
   if (forced === 'planes' && !g.planesAllowed) {
     throw new ArgumentError(`options.strategy.${pass}`, forced, "'im2col' or 'direct': 'planes' needs stride 1");
   }
   if (forced === 'pointwise' && g.taps !== 1) {
-    throw new ArgumentError(`options.strategy.${pass}`, forced, "'planes', 'im2col' or 'direct': 'pointwise' needs a 1x1 kernel");
+    throw new ArgumentError(
+      `options.strategy.${pass}`,
+      forced,
+      "'planes', 'im2col' or 'direct': 'pointwise' needs a 1x1 kernel",
+    );
   }
   const source = forced ?? defaultConvSource(isa, g);
   return source === 'direct' ? directPlan(isa, threads, g, g.strides) : gemmPlan(isa, threads, g, source);
@@ -161,7 +193,8 @@ function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'i
     const rowBytes = g.reduceChannels * (g.dstW + g.planeExtraW) * 4;
     rowsPerBlock = clamp(Math.floor(L2_BUDGET / rowBytes) - g.planeExtraH, 1, g.dstH);
     // Enough items for every thread: split rows when the batch alone does not feed them.
-    while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads) rowsPerBlock = Math.ceil(rowsPerBlock / 2);
+    while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads)
+      rowsPerBlock = Math.ceil(rowsPerBlock / 2);
   } else if (source === 'im2col') {
     const colBytes = g.reduceChannels * g.taps * 4;
     columnsPerBlock = clamp(Math.floor(L2_BUDGET / colBytes / NR), 1, 8) * NR;
@@ -190,8 +223,8 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
   for (let NV = 1; NV <= 4; NV++) {
     for (let MQ = 1; MQ <= 16; MQ++) {
       if (MQ * NV + NV + 1 > isa.registers || MQ * NV < Math.min(8, isa.registers / 2)) continue;
-      const rowsPadded = Math.ceil(g.rows / (NV * vw)) * NV * vw / g.rows;
-      const colsPadded = Math.ceil(positions / MQ) * MQ / positions;
+      const rowsPadded = (Math.ceil(g.rows / (NV * vw)) * NV * vw) / g.rows;
+      const colsPadded = (Math.ceil(positions / MQ) * MQ) / positions;
       const fmas = MQ * NV;
       const cost = rowsPadded * colsPadded * Math.max(1, (MQ + NV) / fmas) * (1 + 2 / fmas);
       if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
@@ -203,10 +236,17 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
   let rowsPerBlock = g.dstH;
   if (tile === 'columns') {
     rowsPerBlock = clamp(Math.floor((L2_BUDGET / rowBytes - g.planeExtraH) / sh), 1, g.dstH);
-    while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads) rowsPerBlock = Math.ceil(rowsPerBlock / 2);
+    while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads)
+      rowsPerBlock = Math.ceil(rowsPerBlock / 2);
   }
   return Object.freeze({
-    engine: 'direct' as const, source: 'direct' as const, tile, rowsPerBlock, MQ: best.MQ, NV: best.NV, NR: best.NV * vw,
+    engine: 'direct' as const,
+    source: 'direct' as const,
+    tile,
+    rowsPerBlock,
+    MQ: best.MQ,
+    NV: best.NV,
+    NR: best.NV * vw,
   });
 }
 
@@ -221,28 +261,46 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
   for (let NV = 1; NV <= 6; NV++) {
     for (let MR = 1; MR <= 16; MR++) {
       if (MR * NV + NV + 1 > isa.registers) continue;
-      if (MR * NV < Math.min(8, isa.registers / 2)) continue;  // too few FMAs to hide latency
+      if (MR * NV < Math.min(8, isa.registers / 2)) continue; // too few FMAs to hide latency
       const padded = Math.ceil(rows / MR) * MR * Math.ceil(cols / (NV * vw)) * NV * vw;
-      const cost = padded / (rows * cols) * (1 + 2 / (MR * NV));
+      const cost = (padded / (rows * cols)) * (1 + 2 / (MR * NV));
       if (cost < best.cost - 1e-9) best = { MR, NV, cost };
     }
   }
   return { MR: best.MR, NV: best.NV };
 }
 
-
-function weightsPlan(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number, stride1: boolean,
-  forced: Strategy['backwardWeights']): WeightsPlan {
+function weightsPlan(
+  isa: Isa,
+  threads: number,
+  layer: ConvLayer,
+  keptOut: number,
+  keptIn: number,
+  stride1: boolean,
+  forced: Strategy['backwardWeights'],
+): WeightsPlan {
   const [R, S] = layer.kernel;
-  const P = layer.outHeight, Q = layer.outWidth;
+  const P = layer.outHeight,
+    Q = layer.outWidth;
   const useful = (P * Q) / ((P + (R - 1) * layer.dilation[0]) * (Q + (S - 1) * layer.dilation[1]));
   if (forced === 'planes' && !stride1) {
-    throw new ArgumentError('options.strategy.backwardWeights', forced, "'im2row' or 'direct': 'planes' needs stride 1");
+    throw new ArgumentError(
+      'options.strategy.backwardWeights',
+      forced,
+      "'im2row' or 'direct': 'planes' needs stride 1",
+    );
   }
   // Direct from one full filter vector up (ResNet 32-32 @16x16, d=0.5: 126 against 106 GFLOP/s
   // for planes lanes); with fewer kept filters its vectors run half empty (44 against 81).
-  const source = forced ?? (keptOut >= isa.vectorWidth && keptIn >= 8 ? 'direct'
-    : stride1 && useful >= 0.6 ? 'planes' : keptOut >= isa.vectorWidth ? 'direct' : 'im2row');
+  const source =
+    forced ??
+    (keptOut >= isa.vectorWidth && keptIn >= 8
+      ? 'direct'
+      : stride1 && useful >= 0.6
+        ? 'planes'
+        : keptOut >= isa.vectorWidth
+          ? 'direct'
+          : 'im2row');
   if (source === 'direct') return directWeightsPlan(isa, threads, layer, keptOut, keptIn);
   const ncol = keptIn * R * S;
   // Per lane chunk: MRW aligned dy loads + NT unaligned x loads (most split a cache line, so count
@@ -266,23 +324,40 @@ function weightsPlan(isa: Isa, threads: number, layer: ConvLayer, keptOut: numbe
  * range over kept channels, or, with few kept channels (first layers: C = 1 or 3), over the column
  * taps of one channel, so the tile stays wide.
  */
-function directWeightsPlan(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number): DirectWeightsPlan {
-  const taps = keptIn <= 4 && layer.kernel[1] >= 3 && layer.outWidth >= 8 ? directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'taps') : undefined;
+function directWeightsPlan(
+  isa: Isa,
+  threads: number,
+  layer: ConvLayer,
+  keptOut: number,
+  keptIn: number,
+): DirectWeightsPlan {
+  const taps =
+    keptIn <= 4 && layer.kernel[1] >= 3 && layer.outWidth >= 8
+      ? directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'taps')
+      : undefined;
   // Tap tiles need row blocking; where that does not pay (few rows and images), tile channels.
   return taps?.blocking === 'rows' ? taps : directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'channels');
 }
 
-function directWeightsTiling(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number,
-  tile: 'channels' | 'taps'): DirectWeightsPlan {
+function directWeightsTiling(
+  isa: Isa,
+  threads: number,
+  layer: ConvLayer,
+  keptOut: number,
+  keptIn: number,
+  tile: 'channels' | 'taps',
+): DirectWeightsPlan {
   const vw = isa.vectorWidth;
-  const [R, S] = layer.kernel, P = layer.outHeight, Q = layer.outWidth;
+  const [R, S] = layer.kernel,
+    P = layer.outHeight,
+    Q = layer.outWidth;
   const across = tile === 'taps' ? S : keptIn;
   let best = { MT: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 4; NV++) {
     for (let MT = 1; MT <= 16; MT++) {
       if (MT * NV + NV + 1 > isa.registers || MT * NV < Math.min(8, isa.registers / 2)) continue;
-      const rowsPadded = Math.ceil(keptOut / (NV * vw)) * NV * vw / keptOut;
-      const acrossPadded = Math.ceil(across / MT) * MT / across;
+      const rowsPadded = (Math.ceil(keptOut / (NV * vw)) * NV * vw) / keptOut;
+      const acrossPadded = (Math.ceil(across / MT) * MT) / across;
       const fmas = MT * NV;
       const cost = rowsPadded * acrossPadded * Math.max(1, (MT + NV) / fmas) * (1 + 2 / fmas);
       if (cost < best.cost - 1e-9) best = { MT, NV, cost };
@@ -295,23 +370,33 @@ function directWeightsTiling(isa: Isa, threads: number, layer: ConvLayer, keptOu
   // Long rows: blocks of output rows whose packed dy and input rows stay in L2, taken by the
   // threads on their own (ResNet-50's 56x56 layers ran at 2-8% of peak with the whole batch
   // transposed up front and every item streaming it from memory).
-  const xRow = tile === 'taps'
-    ? keptIn * ((Q - 1) * layer.stride[1] + (Math.ceil(S / best.MT) * best.MT - 1) * layer.dilation[1] + 1)
-    : Math.ceil(keptIn / best.MT) * best.MT * layer.inWidth;
+  const xRow =
+    tile === 'taps'
+      ? keptIn * ((Q - 1) * layer.stride[1] + (Math.ceil(S / best.MT) * best.MT - 1) * layer.dilation[1] + 1)
+      : Math.ceil(keptIn / best.MT) * best.MT * layer.inWidth;
   const rowBytes = 4 * (Q * Mpad + layer.stride[0] * xRow);
   const fixedBytes = 4 * (R - 1) * layer.dilation[0] * xRow;
   let rowsPerBlock = clamp(Math.floor((L2_BUDGET - fixedBytes) / rowBytes), 1, P);
-  while (rowsPerBlock > 1 && layer.batch * Math.ceil(P / rowsPerBlock) < 4 * threads) rowsPerBlock = Math.ceil(rowsPerBlock / 2);
+  while (rowsPerBlock > 1 && layer.batch * Math.ceil(P / rowsPerBlock) < 4 * threads)
+    rowsPerBlock = Math.ceil(rowsPerBlock / 2);
   const blocking = Q >= 8 && layer.batch * Math.ceil(P / rowsPerBlock) >= 2 * threads ? 'rows' : 'images';
   // Whole images fit: several per block amortize the partial sums' traffic (channel tiles only).
   let imagesPerRowBlock = 1;
   if (blocking === 'rows' && rowsPerBlock === P && tile === 'channels') {
     imagesPerRowBlock = clamp(Math.floor(L2_BUDGET / (P * rowBytes + fixedBytes)), 1, layer.batch);
-    while (imagesPerRowBlock > 1 && Math.ceil(layer.batch / imagesPerRowBlock) < 4 * threads) imagesPerRowBlock = Math.ceil(imagesPerRowBlock / 2);
+    while (imagesPerRowBlock > 1 && Math.ceil(layer.batch / imagesPerRowBlock) < 4 * threads)
+      imagesPerRowBlock = Math.ceil(imagesPerRowBlock / 2);
   }
   return Object.freeze({
-    engine: 'direct' as const, source: 'direct' as const, tile, MT: best.MT, NV: best.NV, NR: best.NV * vw,
-    blocking, imagesPerBlock: blocking === 'images' ? imagesPerBlock : imagesPerRowBlock, rowsPerBlock: blocking === 'rows' ? rowsPerBlock : P,
+    engine: 'direct' as const,
+    source: 'direct' as const,
+    tile,
+    MT: best.MT,
+    NV: best.NV,
+    NR: best.NV * vw,
+    blocking,
+    imagesPerBlock: blocking === 'images' ? imagesPerBlock : imagesPerRowBlock,
+    rowsPerBlock: blocking === 'rows' ? rowsPerBlock : P,
   });
 }
 
@@ -324,13 +409,22 @@ export function describePlan(p: Plan): string[] {
   const conv = (g: ConvPassPlan) =>
     g.engine === 'direct'
       ? `direct (channel-vectorized, ${g.tile} tiles, ${g.rowsPerBlock} rows/block), tile MQ positions x NR channels = ${g.MQ} x ${g.NR}`
-      : `${g.source}${g.source === 'im2col' ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)`
-        : g.source === 'pointwise' ? ` (${g.columnsPerBlock} columns/block)` : ` (${g.rowsPerBlock} rows/block)`}, microtile MR x NR = ${g.MR} x ${g.NR}`;
+      : `${g.source}${
+          g.source === 'im2col'
+            ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)`
+            : g.source === 'pointwise'
+              ? ` (${g.columnsPerBlock} columns/block)`
+              : ` (${g.rowsPerBlock} rows/block)`
+        }, microtile MR x NR = ${g.MR} x ${g.NR}`;
   const d = p.backwardWeights;
-  const weights = d.engine === 'direct'
-    ? `direct (tap-major), tile MT ${d.tile === 'taps' ? 'column taps' : 'channels'} x NR filters = ${d.MT} x ${d.NR}, ${d.blocking === 'rows'
-      ? `${d.imagesPerBlock} image(s) x ${d.rowsPerBlock} rows/block per thread` : `${d.imagesPerBlock} images/block`}`
-    : `${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`;
+  const weights =
+    d.engine === 'direct'
+      ? `direct (tap-major), tile MT ${d.tile === 'taps' ? 'column taps' : 'channels'} x NR filters = ${d.MT} x ${d.NR}, ${
+          d.blocking === 'rows'
+            ? `${d.imagesPerBlock} image(s) x ${d.rowsPerBlock} rows/block per thread`
+            : `${d.imagesPerBlock} images/block`
+        }`
+      : `${d.source} lanes, ${d.filtersPerTile} filters x ${d.columnsPerTile} (channel, tap) accumulators`;
   return [
     `isa: ${p.isa} (vector width ${p.vectorWidth})`,
     `forward: ${conv(p.forward)}`,

@@ -31,7 +31,7 @@ export function takeArray(size: number): Float32Array {
   if (!pool) pools.set(size, (pool = []));
   let entry = pool.find((e) => e.dataId !== undefined && !data.has(e.dataId));
   if (!entry) pool.push((entry = { array: new Float32Array(size), dataId: undefined }));
-  entry.dataId = undefined;  // taken: not free until a tensor adopts it and is released
+  entry.dataId = undefined; // taken: not free until a tensor adopts it and is released
   return entry.array;
 }
 

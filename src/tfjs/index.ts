@@ -9,7 +9,21 @@ export { pruneAtEpoch, selectMasks, type PruningOptions } from '../prune/pruner.
 export { exportCompact } from '../prune/export.js';
 export { evaluate, shuffled, trainEpoch, type EpochResult } from '../prune/train.js';
 export { renderPruneSvg, renderPruneTable, type PruneEpochRow, type RunEpoch } from '../prune/report.js';
-export { FILTER_CRITERIA, filterScores, prunedCount, selectFilters, selectFiltersGlobal, type FilterCriterion } from '../prune/criteria.js';
-export { isSoft, pruningSchedule, rateAt, selectsAt, type PruningSchedule, type ScheduleKind } from '../prune/schedule.js';
+export {
+  FILTER_CRITERIA,
+  filterScores,
+  prunedCount,
+  selectFilters,
+  selectFiltersGlobal,
+  type FilterCriterion,
+} from '../prune/criteria.js';
+export {
+  isSoft,
+  pruningSchedule,
+  rateAt,
+  selectsAt,
+  type PruningSchedule,
+  type ScheduleKind,
+} from '../prune/schedule.js';
 export { parseIdx, readIdxFile, type IdxArray } from '../data/idx.js';
 export { FASHION_MNIST_DIR, loadFashionMnist, type FashionMnist, type Split } from '../data/fashion-mnist.js';

@@ -45,12 +45,27 @@ export class MaskedConv2d {
   private kernelMs = 0;
 
   /** `soft` must match the conv's gradOfPrunedFilters (it decides the dense mode's weight gradient). */
-  constructor(readonly conv: MaskedConv, private readonly soft: boolean, opts: MaskedConv2dOptions = {}, name?: string) {
+  constructor(
+    readonly conv: MaskedConv,
+    private readonly soft: boolean,
+    opts: MaskedConv2dOptions = {},
+    name?: string,
+  ) {
     const l = conv.spec;
     const [R, S] = l.kernel;
     this.mode = opts.mode ?? 'masked';
     // He-normal initialization (ReLU networks).
-    this.kernel = tf.variable(tf.randomNormal([l.outChannels, l.inChannels, R, S], 0, Math.sqrt(2 / (l.inChannels * R * S)), 'float32', opts.seed), true, name && `${name}/kernel`);
+    this.kernel = tf.variable(
+      tf.randomNormal(
+        [l.outChannels, l.inChannels, R, S],
+        0,
+        Math.sqrt(2 / (l.inChannels * R * S)),
+        'float32',
+        opts.seed,
+      ),
+      true,
+      name && `${name}/kernel`,
+    );
     if (l.bias) this.bias = tf.variable(tf.zeros([l.outChannels]), true, name && `${name}/bias`);
     this.outMask = new Uint8Array(l.outChannels).fill(1);
     this.inMask = new Uint8Array(l.inChannels).fill(1);
@@ -82,9 +97,15 @@ export class MaskedConv2d {
     // arrays) alive until the gradients are done.
     const run = (save: (t: Tensor[]) => void, xt: Tensor, wt: Tensor, bt?: Tensor) => {
       save([xt]);
-      const xs = data(xt), w = effective(data(wt));
+      const xs = data(xt),
+        w = effective(data(wt));
       let t0 = performance.now();
-      const y = conv.forward(xs, w, bt && (dense ? this.maskRows(data(bt), 1) : data(bt)), takeArray(l.batch * l.outChannels * l.outHeight * l.outWidth));
+      const y = conv.forward(
+        xs,
+        w,
+        bt && (dense ? this.maskRows(data(bt), 1) : data(bt)),
+        takeArray(l.batch * l.outChannels * l.outHeight * l.outWidth),
+      );
       this.kernelMs += performance.now() - t0;
       return {
         value: adopt<Tensor4D>(y, yShape),
@@ -102,7 +123,9 @@ export class MaskedConv2d {
       };
     };
     const f = this.bias
-      ? tf.customGrad((xt, wt, bt, save) => run(save as (t: Tensor[]) => void, xt as Tensor, wt as Tensor, bt as Tensor))
+      ? tf.customGrad((xt, wt, bt, save) =>
+          run(save as (t: Tensor[]) => void, xt as Tensor, wt as Tensor, bt as Tensor),
+        )
       : tf.customGrad((xt, wt, save) => run(save as (t: Tensor[]) => void, xt as Tensor, wt as Tensor));
     return (this.bias ? f(x, this.kernel, this.bias) : f(x, this.kernel)) as Tensor4D;
   }
@@ -148,15 +171,21 @@ export class MaskedConv2d {
 
   /** Weight (or weight-gradient) columns of pruned input channels zeroed in place. */
   private maskColumns(w: Float32Array): Float32Array {
-    const { inChannels: C, outChannels: K, kernel: [R, S] } = this.conv.spec;
-    for (let k = 0; k < K; k++) this.inMask.forEach((keep, c) => keep || w.fill(0, (k * C + c) * R * S, (k * C + c + 1) * R * S));
+    const {
+      inChannels: C,
+      outChannels: K,
+      kernel: [R, S],
+    } = this.conv.spec;
+    for (let k = 0; k < K; k++)
+      this.inMask.forEach((keep, c) => keep || w.fill(0, (k * C + c) * R * S, (k * C + c + 1) * R * S));
     return w;
   }
 
   /** Input gradient of pruned input channels zeroed in place. */
   private maskInputs(dx: Float32Array): void {
     const { batch: N, inChannels: C, inHeight: H, inWidth: W } = this.conv.spec;
-    for (let n = 0; n < N; n++) this.inMask.forEach((keep, c) => keep || dx.fill(0, (n * C + c) * H * W, (n * C + c + 1) * H * W));
+    for (let n = 0; n < N; n++)
+      this.inMask.forEach((keep, c) => keep || dx.fill(0, (n * C + c) * H * W, (n * C + c + 1) * H * W));
   }
 
   dispose(): void {
@@ -178,8 +207,12 @@ export class BatchNormRelu {
   readonly runningVar: Float32Array;
   keep: Uint8Array;
 
-  constructor(private readonly ops: TrainOpsAddon, readonly channels: number,
-    private readonly opts: { relu?: boolean; eps?: number; momentum?: number; threads?: number } = {}, name?: string) {
+  constructor(
+    private readonly ops: TrainOpsAddon,
+    readonly channels: number,
+    private readonly opts: { relu?: boolean; eps?: number; momentum?: number; threads?: number } = {},
+    name?: string,
+  ) {
     this.gamma = tf.variable(tf.ones([channels]), true, name && `${name}/gamma`);
     this.beta = tf.variable(tf.zeros([channels]), true, name && `${name}/beta`);
     this.runningMean = new Float32Array(channels);
@@ -193,34 +226,74 @@ export class BatchNormRelu {
 
   apply(x: Tensor4D, training: boolean): Tensor4D {
     const [N, C, H, W] = x.shape;
-    if (C !== this.channels) throw new ArgumentError('x', `a tensor of shape [${x.shape}]`, `${this.channels} channels (NCHW)`);
+    if (C !== this.channels)
+      throw new ArgumentError('x', `a tensor of shape [${x.shape}]`, `${this.channels} channels (NCHW)`);
     const { relu = true, eps = 1e-5, momentum = 0.1, threads = 2 } = this.opts;
-    const keep = this.keep, HW = H * W;
+    const keep = this.keep,
+      HW = H * W;
     if (!training) {
       const invstd = this.runningVar.map((v) => 1 / Math.sqrt(v + eps));
       const y = takeArray(x.size);
-      this.ops.batchNormForward(data(x), data(this.gamma), data(this.beta), keep, N, C, HW, eps, relu, threads, false,
-        this.runningMean, invstd, y);  // inference reads mean/invstd, never writes them
+      this.ops.batchNormForward(
+        data(x),
+        data(this.gamma),
+        data(this.beta),
+        keep,
+        N,
+        C,
+        HW,
+        eps,
+        relu,
+        threads,
+        false,
+        this.runningMean,
+        invstd,
+        y,
+      ); // inference reads mean/invstd, never writes them
       return adopt(y, x.shape);
     }
     const f = tf.customGrad((xt, gt, bt, save) => {
-      const xs = data(xt as Tensor), gamma = data(gt as Tensor), beta = data(bt as Tensor);
-      const mean = new Float32Array(C), invstd = new Float32Array(C), y = takeArray(xs.length);
+      const xs = data(xt as Tensor),
+        gamma = data(gt as Tensor),
+        beta = data(bt as Tensor);
+      const mean = new Float32Array(C),
+        invstd = new Float32Array(C),
+        y = takeArray(xs.length);
       this.ops.batchNormForward(xs, gamma, beta, keep, N, C, HW, eps, relu, threads, true, mean, invstd, y);
       const M = N * HW;
       for (let c = 0; c < C; c++) {
         if (!keep[c]) continue;
-        const unbiased = M > 1 ? (1 / (invstd[c] * invstd[c]) - eps) * M / (M - 1) : 0;
+        const unbiased = M > 1 ? ((1 / (invstd[c] * invstd[c]) - eps) * M) / (M - 1) : 0;
         this.runningMean[c] += momentum * (mean[c] - this.runningMean[c]);
         this.runningVar[c] += momentum * (unbiased - this.runningVar[c]);
       }
       const value = adopt<Tensor4D>(y, x.shape);
-      (save as (t: Tensor[]) => void)([xt as Tensor, value]);  // backward reads x and y
+      (save as (t: Tensor[]) => void)([xt as Tensor, value]); // backward reads x and y
       return {
         value,
         gradFunc: (dyt: Tensor) => {
-          const dx = takeArray(xs.length), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
-          this.ops.batchNormBackward(xs, gamma, beta, keep, N, C, HW, eps, relu, threads, mean, invstd, y, data(dyt), dx, dgamma, dbeta);
+          const dx = takeArray(xs.length),
+            dgamma = new Float32Array(C),
+            dbeta = new Float32Array(C);
+          this.ops.batchNormBackward(
+            xs,
+            gamma,
+            beta,
+            keep,
+            N,
+            C,
+            HW,
+            eps,
+            relu,
+            threads,
+            mean,
+            invstd,
+            y,
+            data(dyt),
+            dx,
+            dgamma,
+            dbeta,
+          );
           return [adopt(dx, x.shape), tf.tensor1d(dgamma), tf.tensor1d(dbeta)];
         },
       };
@@ -237,12 +310,15 @@ export class BatchNormRelu {
 /** Max pooling over k x k windows with stride `stride` (valid windows), NCHW, native. */
 export function maxPool2d(ops: TrainOpsAddon, x: Tensor4D, k = 2, stride = k, threads = 2): Tensor4D {
   const [N, C, H, W] = x.shape;
-  if (!(Number.isInteger(k) && k >= 1 && k <= H && k <= W)) throw new ArgumentError('k', k, `an integer window 1..${Math.min(H, W)}`);
+  if (!(Number.isInteger(k) && k >= 1 && k <= H && k <= W))
+    throw new ArgumentError('k', k, `an integer window 1..${Math.min(H, W)}`);
   if (!(Number.isInteger(stride) && stride >= 1)) throw new ArgumentError('stride', stride, 'a positive integer');
-  const P = Math.floor((H - k) / stride) + 1, Q = Math.floor((W - k) / stride) + 1;
+  const P = Math.floor((H - k) / stride) + 1,
+    Q = Math.floor((W - k) / stride) + 1;
   const f = tf.customGrad((xt, save) => {
-    (save as (t: Tensor[]) => void)([xt as Tensor]);  // backward reads x
-    const xs = data(xt as Tensor), y = takeArray(N * C * P * Q);
+    (save as (t: Tensor[]) => void)([xt as Tensor]); // backward reads x
+    const xs = data(xt as Tensor),
+      y = takeArray(N * C * P * Q);
     ops.maxPoolForward(N * C, H, W, k, stride, threads, xs, y);
     return {
       value: adopt<Tensor4D>(y, [N, C, P, Q]),
@@ -261,15 +337,20 @@ export function dense(ops: TrainOpsAddon, x: Tensor, w: Tensor, b: Tensor, threa
   if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[0] || b.rank !== 1 || b.shape[0] !== w.shape[1]) {
     throw new ArgumentError('x, w, b', `shapes [${x.shape}], [${w.shape}], [${b.shape}]`, 'x [N][F], w [F][J], b [J]');
   }
-  const [N, F] = x.shape, J = w.shape[1];
+  const [N, F] = x.shape,
+    J = w.shape[1];
   const f = tf.customGrad((xt, wt, bt, save) => {
-    (save as (t: Tensor[]) => void)([xt as Tensor]);  // backward reads x
-    const xs = data(xt as Tensor), ws = data(wt as Tensor), y = takeArray(N * J);
+    (save as (t: Tensor[]) => void)([xt as Tensor]); // backward reads x
+    const xs = data(xt as Tensor),
+      ws = data(wt as Tensor),
+      y = takeArray(N * J);
     ops.linearForward(N, F, J, threads, xs, ws, data(bt as Tensor), y);
     return {
       value: adopt(y, [N, J]),
       gradFunc: (dyt: Tensor) => {
-        const dx = takeArray(N * F), dw = takeArray(F * J), db = new Float32Array(J);
+        const dx = takeArray(N * F),
+          dw = takeArray(F * J),
+          db = new Float32Array(J);
         ops.linearBackward(N, F, J, threads, xs, ws, data(dyt), dx, dw, db);
         return [adopt(dx, [N, F]), adopt(dw, [F, J]), tf.tensor1d(db)];
       },

@@ -46,12 +46,18 @@ export class MaskedCnn {
   readonly norms: BatchNormRelu[];
   readonly classifier: { w: Variable; b: Variable };
 
-  private constructor(readonly spec: CnnSpec, convs: MaskedConv2d[], norms: BatchNormRelu[], private readonly ops: TrainOpsAddon,
-    readonly threads: number, seed?: number) {
+  private constructor(
+    readonly spec: CnnSpec,
+    convs: MaskedConv2d[],
+    norms: BatchNormRelu[],
+    private readonly ops: TrainOpsAddon,
+    readonly threads: number,
+    seed?: number,
+  ) {
     this.convs = convs;
     this.norms = norms;
     const [h, w] = finalSize(spec);
-    const features = convs[convs.length - 1].conv.spec.outChannels * h * w;  // the last stage, flattened channel-major
+    const features = convs[convs.length - 1].conv.spec.outChannels * h * w; // the last stage, flattened channel-major
     this.classifier = {
       w: tf.variable(tf.randomNormal([features, spec.classes], 0, Math.sqrt(1 / features), 'float32', seed)),
       b: tf.variable(tf.zeros([spec.classes])),
@@ -62,22 +68,41 @@ export class MaskedCnn {
   static async create(spec: CnnSpec, opts: MaskedCnnOptions): Promise<MaskedCnn> {
     checkSpec(spec);
     const [C0, H0, W0] = spec.input;
-    const d = opts.mode === 'masked' ? opts.density ?? 1 : 1;
+    const d = opts.mode === 'masked' ? (opts.density ?? 1) : 1;
     const convSpecs: ConvSpec[] = [];
     let [c, h, w] = [C0, H0, W0];
     for (const [i, s] of spec.stages.entries()) {
-      convSpecs.push({ batch: spec.batch, inChannels: c, outChannels: s.out, inHeight: h, inWidth: w, kernel: [3, 3], padding: [1, 1],
-        density: { out: d, in: i === 0 ? 1 : d } });
+      convSpecs.push({
+        batch: spec.batch,
+        inChannels: c,
+        outChannels: s.out,
+        inHeight: h,
+        inWidth: w,
+        kernel: [3, 3],
+        padding: [1, 1],
+        density: { out: d, in: i === 0 ? 1 : d },
+      });
       [c, h, w] = [s.out, s.pool ? h >> 1 : h, s.pool ? w >> 1 : w];
     }
     const cacheDir = opts.cacheDir ?? defaultCacheDir();
     // Hard-mask kernels in both modes: see `soft` (dense mode keeps full masks, so every row runs).
-    const compile: CompileOptions = { gradOfPrunedFilters: false, cacheDir, threads: opts.threads, verbose: opts.verbose };
+    const compile: CompileOptions = {
+      gradOfPrunedFilters: false,
+      cacheDir,
+      threads: opts.threads,
+      verbose: opts.verbose,
+    };
     const [convs, ops] = await Promise.all([compileMaskedConvs(convSpecs, compile), compileTrainOps({ cacheDir })]);
     const threads = convs[0].threads;
     const seed = (i: number) => (opts.seed === undefined ? undefined : opts.seed * 1000 + i);
-    return new MaskedCnn(spec, convs.map((k, i) => new MaskedConv2d(k, opts.soft, { mode: opts.mode, seed: seed(i) })),
-      spec.stages.map((s) => new BatchNormRelu(ops, s.out, { threads })), ops, threads, seed(spec.stages.length));
+    return new MaskedCnn(
+      spec,
+      convs.map((k, i) => new MaskedConv2d(k, opts.soft, { mode: opts.mode, seed: seed(i) })),
+      spec.stages.map((s) => new BatchNormRelu(ops, s.out, { threads })),
+      ops,
+      threads,
+      seed(spec.stages.length),
+    );
   }
 
   /** Class scores [batch, classes] for an NCHW batch. */
@@ -102,7 +127,8 @@ export class MaskedCnn {
 
   /** Set each stage's filter mask; links it to the stage's batch norm and the next stage's inputs. */
   setFilterMasks(masks: readonly ArrayLike<number | boolean>[]): void {
-    if (masks.length !== this.convs.length) throw new ArgumentError('masks', `${masks.length} masks`, `one per conv stage (${this.convs.length})`);
+    if (masks.length !== this.convs.length)
+      throw new ArgumentError('masks', `${masks.length} masks`, `one per conv stage (${this.convs.length})`);
     masks.forEach((m, i) => {
       this.convs[i].setMasks({ out: m });
       this.norms[i].setMask(m);
@@ -112,8 +138,12 @@ export class MaskedCnn {
 
   /** Every trainable variable (for the optimizer). */
   get variables(): Variable[] {
-    return [...this.convs.flatMap((c) => (c.bias ? [c.kernel, c.bias] : [c.kernel])), ...this.norms.flatMap((n) => [n.gamma, n.beta]),
-      this.classifier.w, this.classifier.b];
+    return [
+      ...this.convs.flatMap((c) => (c.bias ? [c.kernel, c.bias] : [c.kernel])),
+      ...this.norms.flatMap((n) => [n.gamma, n.beta]),
+      this.classifier.w,
+      this.classifier.b,
+    ];
   }
 
   /** Copy weights, batch-norm statistics and masks from a network of the same spec (baselines start equal). */
@@ -129,11 +159,13 @@ export class MaskedCnn {
   /** Zero the parameters of pruned filters (conv rows, batch-norm scale and shift). */
   zeroPruned(): void {
     this.convs.forEach((c) => c.zeroPruned());
-    tf.tidy(() => this.norms.forEach((n) => {
-      const keep = tf.tensor(n.keep, [n.channels], 'float32');
-      n.gamma.assign(tf.mul(n.gamma, keep));
-      n.beta.assign(tf.mul(n.beta, keep));
-    }));
+    tf.tidy(() =>
+      this.norms.forEach((n) => {
+        const keep = tf.tensor(n.keep, [n.channels], 'float32');
+        n.gamma.assign(tf.mul(n.gamma, keep));
+        n.beta.assign(tf.mul(n.beta, keep));
+      }),
+    );
   }
 
   /** Milliseconds spent in conv kernels since the last reset, over all layers. */
@@ -162,10 +194,16 @@ function checkSpec(spec: CnnSpec): void {
   }
   if (!int(spec.batch)) throw new ArgumentError('spec.batch', spec.batch, 'a positive integer');
   if (!int(spec.classes, 2)) throw new ArgumentError('spec.classes', spec.classes, 'an integer >= 2');
-  if (!Array.isArray(spec.stages) || spec.stages.length === 0) throw new ArgumentError('spec.stages', spec.stages, 'a non-empty array');
+  if (!Array.isArray(spec.stages) || spec.stages.length === 0)
+    throw new ArgumentError('spec.stages', spec.stages, 'a non-empty array');
   spec.stages.forEach((s, i) => {
     if (!int(s.out)) throw new ArgumentError(`spec.stages[${i}].out`, s.out, 'a positive integer');
   });
   const [h, w] = finalSize(spec);
-  if (h < 1 || w < 1) throw new ArgumentError('spec.stages', `${spec.stages.filter((s) => s.pool).length} pools`, `at most as many 2x2 pools as the ${spec.input[1]}x${spec.input[2]} input allows`);
+  if (h < 1 || w < 1)
+    throw new ArgumentError(
+      'spec.stages',
+      `${spec.stages.filter((s) => s.pool).length} pools`,
+      `at most as many 2x2 pools as the ${spec.input[1]}x${spec.input[2]} input allows`,
+    );
 }

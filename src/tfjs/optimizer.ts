@@ -12,28 +12,38 @@ export class NativeMomentumOptimizer extends tf.MomentumOptimizer {
   /** Velocity per variable name, owned here (never a tensor other code could hold). */
   private readonly velocity = new Map<string, Float32Array>();
 
-  constructor(private readonly ops: TrainOpsAddon, private readonly lr: number, private readonly mu: number) {
+  constructor(
+    private readonly ops: TrainOpsAddon,
+    private readonly lr: number,
+    private readonly mu: number,
+  ) {
     super(lr, mu, false);
   }
 
   override applyGradients(variableGradients: NamedTensorMap | NamedTensor[]): void {
-    const list = Array.isArray(variableGradients) ? variableGradients : Object.entries(variableGradients).map(([name, tensor]) => ({ name, tensor }));
+    const list = Array.isArray(variableGradients)
+      ? variableGradients
+      : Object.entries(variableGradients).map(([name, tensor]) => ({ name, tensor }));
     for (const { name, tensor: g } of list) {
       const v = tf.engine().registeredVariables[name];
       if (!v || !v.trainable || g == null) continue;
       let velocity = this.velocity.get(name);
       if (!velocity) this.velocity.set(name, (velocity = new Float32Array(v.size)));
-      const w = v.dataSync() as Float32Array, out = takeArray(v.size);
+      const w = v.dataSync() as Float32Array,
+        out = takeArray(v.size);
       this.ops.momentumStep(this.lr, this.mu, w, (g as Tensor).dataSync() as Float32Array, velocity, out);
       const next = adopt(out, v.shape);
       v.assign(next);
-      next.dispose();  // the variable holds its own reference
+      next.dispose(); // the variable holds its own reference
     }
     this.incrementIterations();
   }
 
   override async getWeights(): Promise<NamedTensor[]> {
-    return [await this.saveIterations(), ...[...this.velocity].map(([name, a]) => ({ name: `${name}/momentum`, tensor: tf.tensor(a.slice()) }))];
+    return [
+      await this.saveIterations(),
+      ...[...this.velocity].map(([name, a]) => ({ name: `${name}/momentum`, tensor: tf.tensor(a.slice()) })),
+    ];
   }
 
   override async setWeights(weights: NamedTensor[]): Promise<void> {

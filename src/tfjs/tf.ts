@@ -10,8 +10,11 @@ function requirePeer<T>(name: string, use: string): T {
   try {
     return require(name) as T;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' || !String((e as Error).message).includes(`'${name}'`)) throw e;
-    throw new MaskaccError(`${use} needs the optional peer dependency ${name}, which is not installed: run \`npm install ${name}\``);
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' || !String((e as Error).message).includes(`'${name}'`))
+      throw e;
+    throw new MaskaccError(
+      `${use} needs the optional peer dependency ${name}, which is not installed: run \`npm install ${name}\``,
+    );
   }
 }
 

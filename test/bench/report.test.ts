@@ -3,14 +3,40 @@
 import { describe, expect, it } from 'vitest';
 import { convCount, dedupe, MODELS, withBatch } from '../../bench/models.js';
 import {
-  gflops, log2Ticks, mdTable, median, peakTargets, quantile, ratioLabel, relL2, renderMarkdown, renderSpeedupSvg,
-  sampleStats, summarizeDensity, type BenchRun, type DensityRun, type LayerRun, type LayerShape, type ModelRun,
+  gflops,
+  log2Ticks,
+  mdTable,
+  median,
+  peakTargets,
+  quantile,
+  ratioLabel,
+  relL2,
+  renderMarkdown,
+  renderSpeedupSvg,
+  sampleStats,
+  summarizeDensity,
+  type BenchRun,
+  type DensityRun,
+  type LayerRun,
+  type LayerShape,
+  type ModelRun,
 } from '../../bench/report.js';
 
 function shape(over: Partial<LayerShape> = {}): LayerShape {
   return {
-    batch: 1, inChannels: 128, outChannels: 128, inHeight: 8, inWidth: 8, kernel: [3, 3], stride: [1, 1],
-    padding: [1, 1], dilation: [1, 1], bias: false, outHeight: 8, outWidth: 8, ...over,
+    batch: 1,
+    inChannels: 128,
+    outChannels: 128,
+    inHeight: 8,
+    inWidth: 8,
+    kernel: [3, 3],
+    stride: [1, 1],
+    padding: [1, 1],
+    dilation: [1, 1],
+    bias: false,
+    outHeight: 8,
+    outWidth: 8,
+    ...over,
   };
 }
 
@@ -18,11 +44,27 @@ const ok = () => ({ ok: true, relErr: {} });
 const passes = (ms: number) => ({ fwd: [ms], bwd_data: [ms], bwd_weights: [ms] });
 
 /** A density run whose three passes take `ms` for maskacc and twice that for the baselines. */
-function dens(density: number, keptOut: number, keptIn: number, ms: number, denseFlops: number, k: number, c: number): DensityRun {
+function dens(
+  density: number,
+  keptOut: number,
+  keptIn: number,
+  ms: number,
+  denseFlops: number,
+  k: number,
+  c: number,
+): DensityRun {
   return {
-    density, keptOut, keptIn, keptFlops: (denseFlops * keptOut * keptIn) / (k * c),
+    density,
+    keptOut,
+    keptIn,
+    keptFlops: (denseFlops * keptOut * keptIn) / (k * c),
     checks: { maskacc: ok(), onednn_compact: ok(), onednn_nocopy: ok(), im2col_blas: ok() },
-    samples: { maskacc: passes(ms), onednn_compact: passes(2 * ms), onednn_nocopy: passes(1.5 * ms), im2col_blas: passes(2 * ms) },
+    samples: {
+      maskacc: passes(ms),
+      onednn_compact: passes(2 * ms),
+      onednn_nocopy: passes(1.5 * ms),
+      im2col_blas: passes(2 * ms),
+    },
     torch: { fwdMs: [1], stepMs: [12 * ms] },
   };
 }
@@ -37,7 +79,12 @@ function model(): ModelRun {
   const s = shape();
   const f = 2 * 128 * 128 * 9 * 64;
   return {
-    key: 'toy', name: 'Toy & Net', batch: 1, convs: 4, passes: ['fwd', 'bwd_data', 'bwd_weights'], densities: [1, 0.5],
+    key: 'toy',
+    name: 'Toy & Net',
+    batch: 1,
+    convs: 4,
+    passes: ['fwd', 'bwd_data', 'bwd_weights'],
+    densities: [1, 0.5],
     layers: [
       layer('a', 1, s, 4, [dens(1, 128, 128, 4, f, 128, 128), dens(0.5, 64, 64, 1, f, 128, 128)]),
       layer('b', 3, s, 4, [dens(1, 128, 128, 4, f, 128, 128), dens(0.5, 64, 64, 2, f, 128, 128)]),
@@ -48,8 +95,17 @@ function model(): ModelRun {
 
 function run(models: ModelRun[]): BenchRun {
   return {
-    startedAt: 't0', finishedAt: 't1', command: 'npm run bench', options: {},
-    machine: { cpu: 'Test CPU', logicalCpus: 2, threads: 2, peakGflops: { start: 90, end: 100, used: 100 }, versions: { node: 'v20' } },
+    startedAt: 't0',
+    finishedAt: 't1',
+    command: 'npm run bench',
+    options: {},
+    machine: {
+      cpu: 'Test CPU',
+      logicalCpus: 2,
+      threads: 2,
+      peakGflops: { start: 90, end: 100, used: 100 },
+      versions: { node: 'v20' },
+    },
     models,
   };
 }
@@ -163,7 +219,13 @@ describe('svg', () => {
     expect(svg).toContain('Toy &amp; Net, batch 1');
     expect(svg).not.toContain('Toy & Net');
     expect(svg).not.toMatch(/NaN|Infinity|undefined/);
-    for (const label of ['maskacc', 'oneDNN compact+copies', 'im2col+OpenBLAS', 'PyTorch masked-dense', 'ideal 1/(d_out·d_in)']) {
+    for (const label of [
+      'maskacc',
+      'oneDNN compact+copies',
+      'im2col+OpenBLAS',
+      'PyTorch masked-dense',
+      'ideal 1/(d_out·d_in)',
+    ]) {
       expect(svg).toContain(`>${label}</text>`);
     }
     // 2 panels x 6 series (maskacc, compact+copies, compact no copies, im2col, torch, ideal), one polyline each.
@@ -190,7 +252,12 @@ describe('models', () => {
 
   it('dedupe sums counts and withBatch changes only the batch', () => {
     const spec = { batch: 1, inChannels: 2, outChannels: 2, inHeight: 4, inWidth: 4, kernel: 3 };
-    expect(dedupe([{ name: 'x', spec, count: 1 }, { name: 'y', spec: { ...spec }, count: 2 }])).toEqual([{ name: 'x+y', spec, count: 3 }]);
+    expect(
+      dedupe([
+        { name: 'x', spec, count: 1 },
+        { name: 'y', spec: { ...spec }, count: 2 },
+      ]),
+    ).toEqual([{ name: 'x+y', spec, count: 3 }]);
     const small = withBatch(MODELS.resnet56, 8);
     expect(small.layers.every((l) => l.spec.batch === 8)).toBe(true);
     expect(MODELS.resnet56.layers[0].spec.batch).toBe(64);

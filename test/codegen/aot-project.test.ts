@@ -27,18 +27,22 @@ function sourceFiles(dir: string): string[] {
 describe('maskacc build in a user project', () => {
   const project = mkdtempSync(join(tmpdir(), 'maskacc-user-project-'));
   afterAll(() => rmSync(project, { recursive: true, force: true }));
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true }));  // CommonJS
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true })); // CommonJS
   mkdirSync(join(project, 'node_modules'));
-  symlinkSync(root, join(project, 'node_modules', 'maskacc'), 'dir');  // what `npm install maskacc` gives
+  symlinkSync(root, join(project, 'node_modules', 'maskacc'), 'dir'); // what `npm install maskacc` gives
   writeFileSync(join(project, 'tiny.json'), JSON.stringify(model));
 
   it('builds a model file into lib/net; plain Node imports index.js from a CommonJS project and gets the right answers', () => {
-
-    const built = spawnSync(process.execPath, [bin, 'build', 'tiny.json', '--out', join('lib', 'net')], { cwd: project, encoding: 'utf8' });
+    const built = spawnSync(process.execPath, [bin, 'build', 'tiny.json', '--out', join('lib', 'net')], {
+      cwd: project,
+      encoding: 'utf8',
+    });
     expect(built.status, built.stderr).toBe(0);
     // Progress goes to stderr; stdout holds only the result, the built addon's path.
     expect(built.stdout.trim()).toMatch(/^\/.*lib\/net\/src\/build\/Release\/maskacc_tiny_net\.node$/);
-    expect(built.stderr).toMatch(/lib\/net: wrote \d+ files \(3 layers x 3 ISAs\), and .*lib\/net\/package\.json \("type": "module"\)/);
+    expect(built.stderr).toMatch(
+      /lib\/net: wrote \d+ files \(3 layers x 3 ISAs\), and .*lib\/net\/package\.json \("type": "module"\)/,
+    );
     expect(built.stderr).toMatch(/built .*maskacc_tiny_net\.node/);
 
     const out = join(project, 'lib', 'net');
@@ -64,16 +68,25 @@ describe('maskacc build in a user project', () => {
   it('refuses to replace a package.json in --out that is not an ES module scope', () => {
     mkdirSync(join(project, 'cjs-out'), { recursive: true });
     writeFileSync(join(project, 'cjs-out', 'package.json'), JSON.stringify({ name: 'mine' }));
-    const r = spawnSync(process.execPath, [bin, 'build', 'tiny.json', '--out', 'cjs-out', '--no-compile'], { cwd: project, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bin, 'build', 'tiny.json', '--out', 'cjs-out', '--no-compile'], {
+      cwd: project,
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/cjs-out\/package\.json: the generated index\.js is an ES module; set "type": "module"/);
     expect(JSON.parse(readFileSync(join(project, 'cjs-out', 'package.json'), 'utf8'))).toEqual({ name: 'mine' });
-    expect(readdirSync(join(project, 'cjs-out'))).toEqual(['package.json']);  // checked before writing anything
+    expect(readdirSync(join(project, 'cjs-out'))).toEqual(['package.json']); // checked before writing anything
   });
 
   it('names the layer and field of a bad model file', () => {
-    writeFileSync(join(project, 'bad.json'), JSON.stringify({ ...model, layers: [{ ...model.layers[0], spec: { ...model.layers[0].spec, kernal: 3 } }] }));
-    const r = spawnSync(process.execPath, [bin, 'build', 'bad.json', '--no-compile'], { cwd: project, encoding: 'utf8' });
+    writeFileSync(
+      join(project, 'bad.json'),
+      JSON.stringify({ ...model, layers: [{ ...model.layers[0], spec: { ...model.layers[0].spec, kernal: 3 } }] }),
+    );
+    const r = spawnSync(process.execPath, [bin, 'build', 'bad.json', '--no-compile'], {
+      cwd: project,
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/model tiny-net, layer 0 \(conv1\): conv spec: kernal = 3; expected no such field/);
   });

@@ -46,7 +46,9 @@ describe('cacheKey', () => {
     const b = cacheKey({ flags: ['-O3'], isa: 'avx2', spec: { k: [3, 3], cout: 8, cin: 3 }, gen: 1 });
     expect(a).toMatch(/^[0-9a-f]{64}$/);
     expect(b).toBe(a);
-    expect(canonicalJson({ b: { d: 1, c: [2, { f: 0, e: null }] }, a: 'x' })).toBe('{"a":"x","b":{"c":[2,{"e":null,"f":0}],"d":1}}');
+    expect(canonicalJson({ b: { d: 1, c: [2, { f: 0, e: null }] }, a: 'x' })).toBe(
+      '{"a":"x","b":{"c":[2,{"e":null,"f":0}],"d":1}}',
+    );
   });
 
   it('changes with any value change, array order, or type', () => {
@@ -87,7 +89,13 @@ describe('getOrBuildArtifact', () => {
     const key = K('hit');
     const { build, calls } = fakeBuild('addon bytes');
     const events: CacheEvent[] = [];
-    const p1 = await getOrBuildArtifact({ cacheDir: dir, key, build, meta: { spec: 'conv3x3', key: 'evil' }, onEvent: (e) => events.push(e) });
+    const p1 = await getOrBuildArtifact({
+      cacheDir: dir,
+      key,
+      build,
+      meta: { spec: 'conv3x3', key: 'evil' },
+      onEvent: (e) => events.push(e),
+    });
     expect(p1).toBe(path.join(dir, `${key}.node`));
     expect(path.isAbsolute(p1)).toBe(true);
     expect(await fs.readFile(p1, 'utf8')).toBe('addon bytes');
@@ -113,7 +121,11 @@ describe('getOrBuildArtifact', () => {
       cacheDir: dir,
       key,
       build: async (workDir) => {
-        seen.push({ workDir, entries: await fs.readdir(workDir), finalExists: existsSync(path.join(dir, `${key}.node`)) });
+        seen.push({
+          workDir,
+          entries: await fs.readdir(workDir),
+          finalExists: existsSync(path.join(dir, `${key}.node`)),
+        });
         await fs.writeFile(path.join(workDir, 'k.node'), 'x');
         return 'k.node'; // relative to workDir is accepted
       },
@@ -146,7 +158,9 @@ describe('getOrBuildArtifact', () => {
     const events: string[] = [];
     const key = K('concurrent');
     const paths = await Promise.all(
-      Array.from({ length: 6 }, () => getOrBuildArtifact({ cacheDir: dir, key, build, onEvent: (e) => events.push(e.type) })),
+      Array.from({ length: 6 }, () =>
+        getOrBuildArtifact({ cacheDir: dir, key, build, onEvent: (e) => events.push(e.type) }),
+      ),
     );
     expect(new Set(paths).size).toBe(1);
     expect(calls).toHaveLength(1);
@@ -194,9 +208,9 @@ describe('getOrBuildArtifact', () => {
   });
 
   it('rejects a build that returns a missing or empty file', async () => {
-    await expect(getOrBuildArtifact({ cacheDir: dir, key: K('missing'), build: async (w) => path.join(w, 'nope.node') })).rejects.toThrow(
-      /nope\.node.*missing/,
-    );
+    await expect(
+      getOrBuildArtifact({ cacheDir: dir, key: K('missing'), build: async (w) => path.join(w, 'nope.node') }),
+    ).rejects.toThrow(/nope\.node.*missing/);
     await expect(
       getOrBuildArtifact({
         cacheDir: dir,
@@ -273,7 +287,10 @@ describe('getOrBuildArtifact across processes', () => {
     for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   });
 
-  function runFixture(script: string, args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  function runFixture(
+    script: string,
+    args: string[],
+  ): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(fixtures, script), ...args], { cwd: repoRoot });
     children.push(child);
     let stdout = '';

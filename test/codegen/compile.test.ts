@@ -21,10 +21,16 @@ const unit = (s = spec) => {
 describe('compile and cache', () => {
   it('a second compile of the same spec is a cache hit and runs no compiler', async () => {
     const events: CacheEvent[] = [];
-    const a = await compileMaskedConv({ ...spec, outChannels: 9 }, { isa: 'scalar', onCacheEvent: (e) => events.push(e) });
+    const a = await compileMaskedConv(
+      { ...spec, outChannels: 9 },
+      { isa: 'scalar', onCacheEvent: (e) => events.push(e) },
+    );
     expect(events.map((e) => e.type)).toEqual(['miss', 'built']);
     events.length = 0;
-    const b = await compileMaskedConv({ ...spec, outChannels: 9 }, { isa: 'scalar', onCacheEvent: (e) => events.push(e) });
+    const b = await compileMaskedConv(
+      { ...spec, outChannels: 9 },
+      { isa: 'scalar', onCacheEvent: (e) => events.push(e) },
+    );
     expect(events.map((e) => e.type)).toEqual(['hit']); // a hit: no cmake and no g++ ran
     expect(b.cacheKey).toBe(a.cacheKey);
   });
@@ -44,12 +50,25 @@ describe('compile and cache', () => {
     const templates = templateSources();
     const k = addonKey([unit()], templates);
     // The quoted includes of kernels (each ISA, each engine) and of module.cpp: what the build reads from HEADER_DIR.
-    const strategies = [{ forward: 'planes', backwardWeights: 'planes' }, { forward: 'direct', backwardWeights: 'direct' }] as const;
-    const sources = [...strategies.flatMap((st) => (['scalar', 'avx2', 'avx512'] as const).map((isa) =>
-      renderKernel({ ...unit(), plan: choosePlan(unit().layer, ISAS[isa], 1, st) }))), renderModule([{ ns: 'layer0' }], k)];
+    const strategies = [
+      { forward: 'planes', backwardWeights: 'planes' },
+      { forward: 'direct', backwardWeights: 'direct' },
+    ] as const;
+    const sources = [
+      ...strategies.flatMap((st) =>
+        (['scalar', 'avx2', 'avx512'] as const).map((isa) =>
+          renderKernel({ ...unit(), plan: choosePlan(unit().layer, ISAS[isa], 1, st) }),
+        ),
+      ),
+      renderModule([{ ns: 'layer0' }], k),
+    ];
     const included = new Set(sources.flatMap((src) => [...src.matchAll(/^#include "([^"]+)"$/gm)].map((m) => m[1])));
     // Every header in the package reaches some translation unit (so this test sees them all) ...
-    expect([...included].sort()).toEqual(Object.keys(templates).filter((f) => f.endsWith('.hpp')).sort());
+    expect([...included].sort()).toEqual(
+      Object.keys(templates)
+        .filter((f) => f.endsWith('.hpp'))
+        .sort(),
+    );
     // ... and each is hashed: an edit changes the key.
     for (const h of included) {
       expect(addonKey([unit()], { ...templates, [h]: `${templates[h]}\n// edit` }), h).not.toBe(k);
@@ -76,7 +95,10 @@ describe('compile and cache', () => {
 
   it('a failed compile throws CompileError with the output and the source path', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'maskacc-bad-'));
-    writeFileSync(join(dir, 'CMakeLists.txt'), 'cmake_minimum_required(VERSION 3.15)\nproject(bad CXX)\nadd_library(bad SHARED bad.cpp)\n');
+    writeFileSync(
+      join(dir, 'CMakeLists.txt'),
+      'cmake_minimum_required(VERSION 3.15)\nproject(bad CXX)\nadd_library(bad SHARED bad.cpp)\n',
+    );
     writeFileSync(join(dir, 'bad.cpp'), 'int f() { return undeclared_thing; }\n');
     const err = await buildAddon(dir, 'bad', 'bad.cpp', 1).catch((e) => e);
     expect(err).toBeInstanceOf(CompileError);

@@ -11,7 +11,12 @@ import { diagnoseToolchain, formatToolchain } from '../../src/codegen/toolchain.
 describe('toolchain check', () => {
   it('finds the compiler (C++17 + OpenMP), cmake >= 3.15, make, the ISAs and a writable cache', () => {
     const report = diagnoseToolchain();
-    expect(report.checks.map((c) => [c.name, c.ok])).toEqual([['compiler', true], ['cmake', true], ['make', true], ['cache', true]]);
+    expect(report.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['compiler', true],
+      ['cmake', true],
+      ['make', true],
+      ['cache', true],
+    ]);
     expect(report.ok).toBe(true);
     expect(report.install).toEqual([]);
     expect(report.cpu.isas).toContain('scalar');
@@ -29,7 +34,10 @@ describe('toolchain check', () => {
 
   it('a failed build says what the doctor says', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'maskacc-nocxx-'));
-    writeFileSync(join(dir, 'CMakeLists.txt'), 'cmake_minimum_required(VERSION 3.15)\nproject(nocxx CXX)\nadd_library(nocxx SHARED a.cpp)\n');
+    writeFileSync(
+      join(dir, 'CMakeLists.txt'),
+      'cmake_minimum_required(VERSION 3.15)\nproject(nocxx CXX)\nadd_library(nocxx SHARED a.cpp)\n',
+    );
     writeFileSync(join(dir, 'a.cpp'), 'int f() { return 0; }\n');
     const saved = process.env.CXX;
     process.env.CXX = '/nonexistent/g++';

@@ -23,7 +23,11 @@ function idxU8(dims: number[], values: ArrayLike<number>): Uint8Array {
 }
 
 /** A fake data set: n images whose pixel p of image i is (i * 7 + p) % 256, label i % 10. */
-function fakeDir(name: string, n: { train: number; test: number }, override: Partial<Record<string, Uint8Array>> = {}): string {
+function fakeDir(
+  name: string,
+  n: { train: number; test: number },
+  override: Partial<Record<string, Uint8Array>> = {},
+): string {
   const dir = join(root, name);
   mkdirSync(dir);
   for (const split of ['train', 'test'] as const) {
@@ -48,7 +52,11 @@ describe('loadFashionMnist on files made here', () => {
     expect(d.train.images).toHaveLength(4 * 1 * 28 * 28);
     expect(Array.from(d.train.labels)).toEqual([0, 1, 2, 3]);
     for (const i of [0, 3])
-      for (const [y, x] of [[0, 0], [5, 17], [27, 27]]) {
+      for (const [y, x] of [
+        [0, 0],
+        [5, 17],
+        [27, 27],
+      ]) {
         const p = y * 28 + x;
         expect(d.train.images[((i * 1 + 0) * 28 + y) * 28 + x]).toBe(Math.fround(((i * 7 + p) % 256) / 255));
       }
@@ -71,14 +79,24 @@ describe('loadFashionMnist on files made here', () => {
 
   it('counts that disagree', () => {
     const dir = fakeDir('count', { train: 4, test: 3 }, { 'train-labels-idx1-ubyte.gz': idxU8([3], [0, 1, 2]) });
-    expect(() => loadFashionMnist({ dir })).toThrow(/train-images-idx3-ubyte\.gz holds 4 images but .*train-labels-idx1-ubyte\.gz holds 3 labels/);
+    expect(() => loadFashionMnist({ dir })).toThrow(
+      /train-images-idx3-ubyte\.gz holds 4 images but .*train-labels-idx1-ubyte\.gz holds 3 labels/,
+    );
   });
 
   it('images of the wrong size and labels out of range', () => {
-    const small = fakeDir('dims', { train: 2, test: 2 }, { 't10k-images-idx3-ubyte.gz': idxU8([2, 14, 14], new Uint8Array(392)) });
-    expect(() => loadFashionMnist({ dir: small })).toThrow(/t10k-images-idx3-ubyte\.gz: expected uint8 images of N x 28 x 28, got Uint8Array of 2 x 14 x 14/);
+    const small = fakeDir(
+      'dims',
+      { train: 2, test: 2 },
+      { 't10k-images-idx3-ubyte.gz': idxU8([2, 14, 14], new Uint8Array(392)) },
+    );
+    expect(() => loadFashionMnist({ dir: small })).toThrow(
+      /t10k-images-idx3-ubyte\.gz: expected uint8 images of N x 28 x 28, got Uint8Array of 2 x 14 x 14/,
+    );
     const label = fakeDir('label', { train: 2, test: 2 }, { 't10k-labels-idx1-ubyte.gz': idxU8([2], [3, 10]) });
-    expect(() => loadFashionMnist({ dir: label })).toThrow(/t10k-labels-idx1-ubyte\.gz: label 1 is 10; expected 0\.\.9/);
+    expect(() => loadFashionMnist({ dir: label })).toThrow(
+      /t10k-labels-idx1-ubyte\.gz: label 1 is 10; expected 0\.\.9/,
+    );
   });
 
   it('bad limits', () => {
@@ -92,7 +110,10 @@ describe('loadFashionMnist on files made here', () => {
 describe('Fashion-MNIST from the Debian package', () => {
   it(`loads from ${FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`, () => {
     const d = loadFashionMnist({ limit: { train: 100, test: 50 } });
-    for (const [split, n] of [[d.train, 100], [d.test, 50]] as const) {
+    for (const [split, n] of [
+      [d.train, 100],
+      [d.test, 50],
+    ] as const) {
       expect([split.count, split.height, split.width]).toEqual([n, 28, 28]);
       expect(split.images).toBeInstanceOf(Float32Array);
       expect(split.images).toHaveLength(n * 1 * 28 * 28);
@@ -111,6 +132,12 @@ describe('Fashion-MNIST from the Debian package', () => {
     }
     // The published first labels: images and labels are read in file order and stay aligned.
     expect(Array.from(d.train.labels.subarray(0, 5))).toEqual([9, 0, 0, 3, 0]);
-    expect(Array.from(d.test.labels.subarray(0, 5)).map((l) => d.classes[l])).toEqual(['Ankle boot', 'Pullover', 'Trouser', 'Trouser', 'Shirt']);
+    expect(Array.from(d.test.labels.subarray(0, 5)).map((l) => d.classes[l])).toEqual([
+      'Ankle boot',
+      'Pullover',
+      'Trouser',
+      'Trouser',
+      'Shirt',
+    ]);
   });
 });

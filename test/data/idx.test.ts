@@ -16,10 +16,30 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const TYPES = {
   uint8: { code: 0x08, size: 1, set: (v: DataView, o: number, x: number) => v.setUint8(o, x), Array: Uint8Array },
   int8: { code: 0x09, size: 1, set: (v: DataView, o: number, x: number) => v.setInt8(o, x), Array: Int8Array },
-  int16: { code: 0x0b, size: 2, set: (v: DataView, o: number, x: number) => v.setInt16(o, x, false), Array: Int16Array },
-  int32: { code: 0x0c, size: 4, set: (v: DataView, o: number, x: number) => v.setInt32(o, x, false), Array: Int32Array },
-  float32: { code: 0x0d, size: 4, set: (v: DataView, o: number, x: number) => v.setFloat32(o, x, false), Array: Float32Array },
-  float64: { code: 0x0e, size: 8, set: (v: DataView, o: number, x: number) => v.setFloat64(o, x, false), Array: Float64Array },
+  int16: {
+    code: 0x0b,
+    size: 2,
+    set: (v: DataView, o: number, x: number) => v.setInt16(o, x, false),
+    Array: Int16Array,
+  },
+  int32: {
+    code: 0x0c,
+    size: 4,
+    set: (v: DataView, o: number, x: number) => v.setInt32(o, x, false),
+    Array: Int32Array,
+  },
+  float32: {
+    code: 0x0d,
+    size: 4,
+    set: (v: DataView, o: number, x: number) => v.setFloat32(o, x, false),
+    Array: Float32Array,
+  },
+  float64: {
+    code: 0x0e,
+    size: 8,
+    set: (v: DataView, o: number, x: number) => v.setFloat64(o, x, false),
+    Array: Float64Array,
+  },
 } as const;
 type TypeName = keyof typeof TYPES;
 
@@ -38,8 +58,12 @@ function encode(type: TypeName, dims: number[], values: ArrayLike<number>): Uint
 function sample(type: TypeName, n: number, seed: number): number[] {
   const r = rng(seed);
   const range: Record<TypeName, [number, number]> = {
-    uint8: [0, 255], int8: [-128, 127], int16: [-32768, 32767], int32: [-2147483648, 2147483647],
-    float32: [0, 0], float64: [0, 0],
+    uint8: [0, 255],
+    int8: [-128, 127],
+    int16: [-32768, 32767],
+    int32: [-2147483648, 2147483647],
+    float32: [0, 0],
+    float64: [0, 0],
   };
   if (type === 'float32') return Array.from(r.normalArray(n)); // exactly representable in float32
   if (type === 'float64') return Array.from({ length: n }, () => (r.next() - 0.5) * 1e6 + r.next() * 1e-9);

@@ -3,7 +3,16 @@
 import { describe, expect, it } from 'vitest';
 import { conv2d, SpecError, type ConvSpec } from '../../src/index.js';
 
-const base: ConvSpec = { batch: 2, inChannels: 3, outChannels: 4, inHeight: 5, inWidth: 5, kernel: 3, padding: 1, bias: true };
+const base: ConvSpec = {
+  batch: 2,
+  inChannels: 3,
+  outChannels: 4,
+  inHeight: 5,
+  inWidth: 5,
+  kernel: 3,
+  padding: 1,
+  bias: true,
+};
 
 describe('spec errors (conv2d)', () => {
   const cases: [string, Partial<Record<keyof ConvSpec | 'typo', unknown>>, RegExp][] = [
@@ -25,7 +34,11 @@ describe('spec errors (conv2d)', () => {
     ['density 0', { density: { in: 0 } }, /density.in = 0/],
     ['density typo', { density: { outt: 0.5 } as never }, /density.outt/],
     ['unknown field', { typo: 1 }, /typo = 1; expected no such field/],
-    ['index overflow', { batch: 4096, inChannels: 1024, inHeight: 32, inWidth: 32 }, /x = .*at most 2147483647 elements/],
+    [
+      'index overflow',
+      { batch: 4096, inChannels: 1024, inHeight: 32, inWidth: 32 },
+      /x = .*at most 2147483647 elements/,
+    ],
   ];
   it.each(cases)('%s', (_name, patch, message) => {
     const spec = { ...base, ...patch } as ConvSpec;

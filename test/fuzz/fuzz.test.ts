@@ -13,9 +13,10 @@ describe('fuzz', () => {
   });
 
   const saved = readdirSync(REGRESSION_DIR).filter((f) => f.endsWith('.json'));
-  if (saved.length) it.each(saved)('regression %s', async (file) => {
-    const c = JSON.parse(readFileSync(join(REGRESSION_DIR, file), 'utf8')).case as FuzzCase;
-    if (!supportedIsas().includes(c.isa)) c.isa = supportedIsas()[0];
-    expect(await runCases([c])).toEqual([]);
-  });
+  if (saved.length)
+    it.each(saved)('regression %s', async (file) => {
+      const c = JSON.parse(readFileSync(join(REGRESSION_DIR, file), 'utf8')).case as FuzzCase;
+      if (!supportedIsas().includes(c.isa)) c.isa = supportedIsas()[0];
+      expect(await runCases([c])).toEqual([]);
+    });
 });

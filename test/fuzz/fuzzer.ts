@@ -29,18 +29,26 @@ const FAMILIES: Strategy[] = [
 
 export function drawCase(r: Rng, seed: number): FuzzCase {
   for (;;) {
-    const R = r.int(1, 7), S = r.next() < 0.6 ? R : r.int(1, 7);
+    const R = r.int(1, 7),
+      S = r.next() < 0.6 ? R : r.int(1, 7);
     const spec: ConvSpec = {
-      batch: r.int(1, 5), inChannels: r.int(1, 70), outChannels: r.int(1, 70), inHeight: r.int(1, 16), inWidth: r.int(1, 16),
-      kernel: [R, S], stride: [r.int(1, 3), r.int(1, 3)], padding: [r.int(0, R), r.int(0, S)],
-      dilation: [r.int(1, 3), r.int(1, 3)], bias: r.next() < 0.5,
+      batch: r.int(1, 5),
+      inChannels: r.int(1, 70),
+      outChannels: r.int(1, 70),
+      inHeight: r.int(1, 16),
+      inWidth: r.int(1, 16),
+      kernel: [R, S],
+      stride: [r.int(1, 3), r.int(1, 3)],
+      padding: [r.int(0, R), r.int(0, S)],
+      dilation: [r.int(1, 3), r.int(1, 3)],
+      bias: r.next() < 0.5,
       density: { out: r.pick([1, 0.7, 0.5, 0.2]), in: r.pick([1, 0.7, 0.5, 0.2]) },
     };
     let layer;
     try {
       layer = conv2d(spec);
     } catch {
-      continue;  // output < 1: draw again
+      continue; // output < 1: draw again
     }
     const work = layer.batch * layer.inChannels * layer.outChannels * R * S * layer.outHeight * layer.outWidth;
     if (work > 4e6) continue;
@@ -68,7 +76,10 @@ export async function runCases(cases: FuzzCase[]): Promise<{ c: FuzzCase; reason
   const failures: { c: FuzzCase; reason: string }[] = [];
   for (const group of groups.values()) {
     const { isa, strategy, soft } = group[0];
-    const convs = await compileMaskedConvs(group.map((c) => c.spec), { isa, strategy, gradOfPrunedFilters: soft, respecialize: false });
+    const convs = await compileMaskedConvs(
+      group.map((c) => c.spec),
+      { isa, strategy, gradOfPrunedFilters: soft, respecialize: false },
+    );
     group.forEach((c, i) => {
       const reason = check(c, convs[i]);
       if (reason) failures.push({ c, reason });
@@ -78,9 +89,11 @@ export async function runCases(cases: FuzzCase[]): Promise<{ c: FuzzCase; reason
 }
 
 function check(c: FuzzCase, conv: Awaited<ReturnType<typeof compileMaskedConvs>>[number]): string | undefined {
-  const l = conv.spec, r = rng(c.seed);
+  const l = conv.spec,
+    r = rng(c.seed);
   const [R, S] = l.kernel;
-  const x = r.uniformArray(l.batch * l.inChannels * l.inHeight * l.inWidth), w = r.uniformArray(l.outChannels * l.inChannels * R * S);
+  const x = r.uniformArray(l.batch * l.inChannels * l.inHeight * l.inWidth),
+    w = r.uniformArray(l.outChannels * l.inChannels * R * S);
   const bias = l.bias ? r.uniformArray(l.outChannels) : undefined;
   const dy = r.uniformArray(l.batch * l.outChannels * l.outHeight * l.outWidth);
   conv.setMasks(c.masks);
@@ -98,7 +111,8 @@ function check(c: FuzzCase, conv: Awaited<ReturnType<typeof compileMaskedConvs>>
   for (const [name, actual, expected] of checks) {
     const err = relL2(actual, expected);
     if (!(err <= 1e-5)) return `${name}: rel L2 ${err}`;
-    for (let i = 0; i < actual.length; i++) if (expected[i] === 0 && actual[i] !== 0) return `${name}: [${i}] = ${actual[i]}, expected exactly 0`;
+    for (let i = 0; i < actual.length; i++)
+      if (expected[i] === 0 && actual[i] !== 0) return `${name}: [${i}] = ${actual[i]}, expected exactly 0`;
   }
   return undefined;
 }
@@ -116,10 +130,13 @@ function shrinkSteps(c: FuzzCase): FuzzCase[] {
     }
     return { ...c, spec, masks };
   };
-  const shrinkN = (v: number) => [1, Math.floor(v / 2), v - 1].filter((n, i, a) => n >= 1 && n < v && a.indexOf(n) === i);
+  const shrinkN = (v: number) =>
+    [1, Math.floor(v / 2), v - 1].filter((n, i, a) => n >= 1 && n < v && a.indexOf(n) === i);
   for (const b of shrinkN(s.batch)) out.push(with_({ batch: b })!);
-  for (const n of shrinkN(s.outChannels)) out.push(with_({ outChannels: n }, { ...c.masks, out: c.masks.out.slice(0, n) })!);
-  for (const n of shrinkN(s.inChannels)) out.push(with_({ inChannels: n }, { ...c.masks, in: c.masks.in.slice(0, n) })!);
+  for (const n of shrinkN(s.outChannels))
+    out.push(with_({ outChannels: n }, { ...c.masks, out: c.masks.out.slice(0, n) })!);
+  for (const n of shrinkN(s.inChannels))
+    out.push(with_({ inChannels: n }, { ...c.masks, in: c.masks.in.slice(0, n) })!);
   for (const h of shrinkN(s.inHeight)) out.push(with_({ inHeight: h })!);
   for (const w of shrinkN(s.inWidth)) out.push(with_({ inWidth: w })!);
   for (const key of ['stride', 'dilation'] as const) {
@@ -149,7 +166,10 @@ export async function shrink(failing: FuzzCase, log: (s: string) => void = () =>
 
 export function saveRegression(c: FuzzCase, reason: string): string {
   mkdirSync(REGRESSION_DIR, { recursive: true });
-  const file = join(REGRESSION_DIR, `${createHash('sha256').update(JSON.stringify(c)).digest('hex').slice(0, 12)}.json`);
+  const file = join(
+    REGRESSION_DIR,
+    `${createHash('sha256').update(JSON.stringify(c)).digest('hex').slice(0, 12)}.json`,
+  );
   writeFileSync(file, `${JSON.stringify({ reason, case: c }, null, 1)}\n`);
   return file;
 }
@@ -164,7 +184,9 @@ export function drawCases(seed: number, count: number, masksPerSpec = 1): FuzzCa
   const cases: FuzzCase[] = [];
   for (let i = 0; i < count; i++) {
     const id = seed * 100003 + i;
-    cases.push(i % masksPerSpec ? { ...cases[i - 1], seed: id, masks: drawMasks(r, cases[i - 1].spec) } : drawCase(r, id));
+    cases.push(
+      i % masksPerSpec ? { ...cases[i - 1], seed: id, masks: drawMasks(r, cases[i - 1].spec) } : drawCase(r, id),
+    );
   }
   return cases;
 }

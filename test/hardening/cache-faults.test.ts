@@ -26,7 +26,12 @@ afterEach(async () => {
 });
 
 function enospc(syscall: string, target: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall} '${target}'`), { code: 'ENOSPC', errno: -28, syscall, path: target });
+  return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall} '${target}'`), {
+    code: 'ENOSPC',
+    errno: -28,
+    syscall,
+    path: target,
+  });
 }
 
 type FsMethod = 'copyFile' | 'writeFile' | 'rename' | 'mkdtemp';
@@ -52,7 +57,10 @@ function failSync(matches: (file: string) => boolean) {
     const fh = await realOpen(file, ...(rest as [string]));
     if (hit.count > 0 || !matches(file)) return fh;
     hit.count++;
-    return Object.assign(Object.create(fh) as typeof fh, { sync: async () => Promise.reject(enospc('fsync', file)), close: () => fh.close() });
+    return Object.assign(Object.create(fh) as typeof fh, {
+      sync: async () => Promise.reject(enospc('fsync', file)),
+      close: () => fh.close(),
+    });
   }) as never);
   return hit;
 }
@@ -74,7 +82,12 @@ async function expectCleanThenRecovers(key: string): Promise<void> {
   expect(await fs.readdir(cacheDir).catch(() => [])).toEqual([]);
   vi.restoreAllMocks();
   const events: CacheEvent['type'][] = [];
-  const p = await getOrBuildArtifact({ cacheDir, key, build: build('good addon'), onEvent: (e) => events.push(e.type) });
+  const p = await getOrBuildArtifact({
+    cacheDir,
+    key,
+    build: build('good addon'),
+    onEvent: (e) => events.push(e.type),
+  });
   expect(events).toEqual(['miss', 'built']);
   expect(await fs.readFile(p, 'utf8')).toBe('good addon');
   expect((await fs.readdir(cacheDir)).sort()).toEqual([`${key}.json`, `${key}.node`]);
@@ -100,31 +113,49 @@ describe('cache on a full disk', () => {
   // Each step of publish(): the artifact copy, its fsync, the metadata write, and the two renames
   // (the .json first, then the .node, the commit point).
   const steps: { step: string; outside?: boolean; inject: (key: string) => { count: number } }[] = [
-    { step: 'copying the artifact into the cache', outside: true, inject: (key) => failOnce('copyFile', (a) => ends(a[1], `${key}.node.staged`)) },
+    {
+      step: 'copying the artifact into the cache',
+      outside: true,
+      inject: (key) => failOnce('copyFile', (a) => ends(a[1], `${key}.node.staged`)),
+    },
     { step: 'syncing the staged artifact', inject: (key) => failSync((f) => f.endsWith(`${key}.node.staged`)) },
     { step: 'writing the metadata', inject: (key) => failOnce('writeFile', (a) => ends(a[0], `${key}.json.staged`)) },
     { step: 'renaming the metadata into place', inject: (key) => failOnce('rename', (a) => ends(a[1], `${key}.json`)) },
-    { step: 'renaming the artifact into place (after the metadata)', inject: (key) => failOnce('rename', (a) => ends(a[1], `${key}.node`)) },
+    {
+      step: 'renaming the artifact into place (after the metadata)',
+      inject: (key) => failOnce('rename', (a) => ends(a[1], `${key}.node`)),
+    },
   ];
-  it.each(steps)('ENOSPC while $step: a MaskaccError naming the cache dir, nothing half-published', async ({ step, outside, inject }) => {
-    const key = K(step);
-    const injected = inject(key);
-    const events: CacheEvent['type'][] = [];
-    const err = await getOrBuildArtifact({ cacheDir, key, build: build('addon', outside), onEvent: (e) => events.push(e.type) }).catch((e: unknown) => e);
-    expect(injected.count, 'the fault was injected').toBe(1);
-    expect(err).toBeInstanceOf(MaskaccError);
-    expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
-    expect((err as Error).message).toContain(cacheDir);
-    expect((err as Error).message).toMatch(/no space left on device.*free space.*MASKACC_CACHE_DIR/s);
-    expect(events).toEqual(['miss']);
-    await expectCleanThenRecovers(key);
-  }, 15_000);
+  it.each(steps)(
+    'ENOSPC while $step: a MaskaccError naming the cache dir, nothing half-published',
+    async ({ step, outside, inject }) => {
+      const key = K(step);
+      const injected = inject(key);
+      const events: CacheEvent['type'][] = [];
+      const err = await getOrBuildArtifact({
+        cacheDir,
+        key,
+        build: build('addon', outside),
+        onEvent: (e) => events.push(e.type),
+      }).catch((e: unknown) => e);
+      expect(injected.count, 'the fault was injected').toBe(1);
+      expect(err).toBeInstanceOf(MaskaccError);
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      expect((err as Error).message).toContain(cacheDir);
+      expect((err as Error).message).toMatch(/no space left on device.*free space.*MASKACC_CACHE_DIR/s);
+      expect(events).toEqual(['miss']);
+      await expectCleanThenRecovers(key);
+    },
+    15_000,
+  );
 
   it('ENOSPC creating the work dir names the cache dir and MASKACC_CACHE_DIR, and builds nothing', async () => {
     const key = K('mkdtemp');
     failOnce('mkdtemp', (a) => ends(path.dirname(String(a[0])), 'cache'));
     let builds = 0;
-    const err = await getOrBuildArtifact({ cacheDir, key, build: async (w) => (builds++, build('x')(w)) }).catch((e: unknown) => e);
+    const err = await getOrBuildArtifact({ cacheDir, key, build: async (w) => (builds++, build('x')(w)) }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MaskaccError);
     expect((err as Error).message).toMatch(/no space left on device.*MASKACC_CACHE_DIR/s);
     expect((err as Error).message).toContain(cacheDir);
@@ -136,7 +167,8 @@ describe('cache on a full disk', () => {
     const key = K('waiter');
     const counter = path.join(dir, 'counter.txt');
     let child: ChildProcess | undefined;
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     let childDone: Promise<number | null> | undefined;
     try {
       const err = await getOrBuildArtifact({
@@ -144,13 +176,18 @@ describe('cache on a full disk', () => {
         key,
         build: async () => {
           // We hold the lock: start the other process, fail only once it waits on our lock.
-          child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures', 'wait-build.ts'), cacheDir, key, counter], { cwd: repoRoot });
+          child = spawn(
+            process.execPath,
+            ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures', 'wait-build.ts'), cacheDir, key, counter],
+            { cwd: repoRoot },
+          );
           child.stdout!.on('data', (d) => (stdout += d));
           child.stderr!.on('data', (d) => (stderr += d));
           childDone = new Promise((resolve) => child!.on('close', resolve));
           const t0 = Date.now();
           while (!stdout.includes('event wait')) {
-            if (child.exitCode !== null || Date.now() - t0 > 15_000) throw new Error(`wait-build never waited: ${stdout} ${stderr}`);
+            if (child.exitCode !== null || Date.now() - t0 > 15_000)
+              throw new Error(`wait-build never waited: ${stdout} ${stderr}`);
             await new Promise((r) => setTimeout(r, 20));
           }
           await fs.writeFile('/dev/full', 'does not fit');
@@ -159,7 +196,12 @@ describe('cache on a full disk', () => {
       }).catch((e: unknown) => e);
       expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
       expect(await childDone, stderr).toBe(0);
-      expect(stdout.trim().split('\n')).toEqual(['event miss', 'event wait', 'event built', `result ${path.join(cacheDir, `${key}.node`)}`]);
+      expect(stdout.trim().split('\n')).toEqual([
+        'event miss',
+        'event wait',
+        'event built',
+        `result ${path.join(cacheDir, `${key}.node`)}`,
+      ]);
       expect((await fs.readFile(counter, 'utf8')).trim().split('\n')).toHaveLength(1);
       expect((await fs.readdir(cacheDir)).sort()).toEqual([`${key}.json`, `${key}.node`]);
     } finally {

@@ -42,14 +42,29 @@ describe('concurrent processes on one cache dir', () => {
     const own = Array.from({ length: PROCESSES }, (_, i) => K(`own-${i}`));
 
     const runs = own.map((ownKey) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures', 'concurrent-client.ts'),
-        cacheDir, shared, ownKey, marker, go, '1000'], { cwd: repoRoot });
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          path.join(import.meta.dirname, 'fixtures', 'concurrent-client.ts'),
+          cacheDir,
+          shared,
+          ownKey,
+          marker,
+          go,
+          '1000',
+        ],
+        { cwd: repoRoot },
+      );
       children.push(child);
-      let stdout = '', stderr = '';
+      let stdout = '',
+        stderr = '';
       child.stdout!.on('data', (d) => (stdout += d));
       child.stderr!.on('data', (d) => (stderr += d));
       const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-        child.on('close', (code) => resolve({ code, stdout, stderr })));
+        child.on('close', (code) => resolve({ code, stdout, stderr })),
+      );
       return { child, done, ready: () => stdout.startsWith('ready\n') };
     });
     // The barrier: nobody starts before all have imported everything (tsx startup varies by seconds).
@@ -67,9 +82,16 @@ describe('concurrent processes on one cache dir', () => {
     const results = outs.map((o) => JSON.parse(o.stdout.split('\n')[1]!) as ClientResult);
 
     // One build per key, across processes and the concurrent calls inside each.
-    const builds = (await fs.readFile(marker, 'utf8')).trim().split('\n').map((l) => l.split(' ')[0]);
+    const builds = (await fs.readFile(marker, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ')[0]);
     expect(builds.filter((k) => k === shared)).toHaveLength(1);
-    for (const k of own) expect(builds.filter((b) => b === k), `own key ${k.slice(0, 8)}`).toHaveLength(1);
+    for (const k of own)
+      expect(
+        builds.filter((b) => b === k),
+        `own key ${k.slice(0, 8)}`,
+      ).toHaveLength(1);
     expect(builds).toHaveLength(1 + PROCESSES);
 
     // Every caller got the published artifact of its key.
@@ -108,7 +130,15 @@ describe('concurrent processes on one cache dir', () => {
     const others = entries.filter((f) => !keys.some((k) => f.startsWith(k)));
     expect(entries.filter((f) => !others.includes(f))).toEqual(keys.flatMap((k) => [`${k}.json`, `${k}.node`]).sort());
     expect(others.map((f) => path.extname(f)).sort()).toEqual(['.json', '.node']);
-    const runtimeMeta = JSON.parse(await fs.readFile(path.join(cacheDir, others.find((f) => f.endsWith('.json'))!), 'utf8'));
+    const runtimeMeta = JSON.parse(
+      await fs.readFile(
+        path.join(
+          cacheDir,
+          others.find((f) => f.endsWith('.json'))!,
+        ),
+        'utf8',
+      ),
+    );
     expect(runtimeMeta.kind).toBe('runtime');
   }, 120_000);
 });

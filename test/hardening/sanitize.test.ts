@@ -9,7 +9,14 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ArgumentError, compileMaskedConv, conv2d, MaskaccError } from '../../src/index.js';
 import type { CacheEvent } from '../../src/codegen/cache.js';
 import { addonKey, writeAddonSources } from '../../src/codegen/compile.js';
-import { addonFlags, asanRuntimeLoaded, BASE_CXX_FLAGS, buildAddon, parseSanitize, withoutSanitizerPreload } from '../../src/codegen/build.js';
+import {
+  addonFlags,
+  asanRuntimeLoaded,
+  BASE_CXX_FLAGS,
+  buildAddon,
+  parseSanitize,
+  withoutSanitizerPreload,
+} from '../../src/codegen/build.js';
 import { renderCMakeLists, templateSources } from '../../src/codegen/render.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
@@ -35,41 +42,57 @@ describe('MASKACC_SANITIZE', () => {
     expect(parseSanitize(' address , undefined ')).toEqual(['address', 'undefined']);
   });
 
-  it.each(['thread', 'memory', 'addres', 'address,', 'address;undefined', '1', 'address,leak'])('refuses %j naming the variable and the allowed values', (bad) => {
-    const err = (() => {
-      try {
-        parseSanitize(bad);
-      } catch (e) {
-        return e;
-      }
-    })();
-    expect(err).toBeInstanceOf(ArgumentError);
-    expect((err as ArgumentError).argument).toBe('MASKACC_SANITIZE');
-    expect((err as Error).message).toContain(JSON.stringify(bad));
-    expect((err as Error).message).toMatch(/'address', 'undefined' or 'address,undefined'/);
-  });
+  it.each(['thread', 'memory', 'addres', 'address,', 'address;undefined', '1', 'address,leak'])(
+    'refuses %j naming the variable and the allowed values',
+    (bad) => {
+      const err = (() => {
+        try {
+          parseSanitize(bad);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(ArgumentError);
+      expect((err as ArgumentError).argument).toBe('MASKACC_SANITIZE');
+      expect((err as Error).message).toContain(JSON.stringify(bad));
+      expect((err as Error).message).toMatch(/'address', 'undefined' or 'address,undefined'/);
+    },
+  );
 
   it('a bad value fails compileMaskedConv before any cache lookup or build', async () => {
     process.env.MASKACC_SANITIZE = 'thread';
     const events: CacheEvent[] = [];
-    const err = await compileMaskedConv(spec, { isa: 'scalar', respecialize: false, onCacheEvent: (e) => events.push(e) }).catch((e: unknown) => e);
+    const err = await compileMaskedConv(spec, {
+      isa: 'scalar',
+      respecialize: false,
+      onCacheEvent: (e) => events.push(e),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ArgumentError);
     expect((err as Error).message).toMatch(/^MASKACC_SANITIZE: got "thread"; expected/);
     expect(events).toEqual([]);
   });
 
-  it.skipIf(asanRuntimeLoaded())('address without the ASan runtime preloaded is refused with the command to use, before building', async () => {
-    process.env.MASKACC_SANITIZE = 'address';
-    const events: CacheEvent[] = [];
-    const err = await compileMaskedConv(spec, { isa: 'scalar', respecialize: false, onCacheEvent: (e) => events.push(e) }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(MaskaccError);
-    expect((err as Error).message).toMatch(/LD_PRELOAD=\$\(g\+\+ -print-file-name=libasan\.so\)/);
-    expect(events).toEqual([]);
-  });
+  it.skipIf(asanRuntimeLoaded())(
+    'address without the ASan runtime preloaded is refused with the command to use, before building',
+    async () => {
+      process.env.MASKACC_SANITIZE = 'address';
+      const events: CacheEvent[] = [];
+      const err = await compileMaskedConv(spec, {
+        isa: 'scalar',
+        respecialize: false,
+        onCacheEvent: (e) => events.push(e),
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MaskaccError);
+      expect((err as Error).message).toMatch(/LD_PRELOAD=\$\(g\+\+ -print-file-name=libasan\.so\)/);
+      expect(events).toEqual([]);
+    },
+  );
 
   it('is part of the cache key: each setting has its own key, and the default follows the environment', () => {
     const templates = templateSources();
-    const keys = [[], ['address'], ['undefined'], ['address', 'undefined']].map((s) => addonKey(units, templates, addonFlags(s as never)));
+    const keys = [[], ['address'], ['undefined'], ['address', 'undefined']].map((s) =>
+      addonKey(units, templates, addonFlags(s as never)),
+    );
     expect(new Set(keys).size).toBe(4);
     delete process.env.MASKACC_SANITIZE;
     expect(addonKey(units, templates)).toBe(keys[0]);
@@ -81,7 +104,16 @@ describe('MASKACC_SANITIZE', () => {
 
   it('adds -fsanitize to the compile and link flags of the rendered CMakeLists, and nothing without it', () => {
     const san = addonFlags(['address', 'undefined']);
-    expect(san.cxx).toEqual(expect.arrayContaining([...BASE_CXX_FLAGS, '-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-g', '-fno-sanitize-recover=all', '-fvisibility=hidden']));
+    expect(san.cxx).toEqual(
+      expect.arrayContaining([
+        ...BASE_CXX_FLAGS,
+        '-fsanitize=address,undefined',
+        '-fno-omit-frame-pointer',
+        '-g',
+        '-fno-sanitize-recover=all',
+        '-fvisibility=hidden',
+      ]),
+    );
     expect(san.link).toEqual(['-fsanitize=address,undefined']);
     expect(addonFlags([])).toEqual({ sanitize: [], cxx: BASE_CXX_FLAGS, link: [] });
 
@@ -89,7 +121,9 @@ describe('MASKACC_SANITIZE', () => {
     try {
       writeAddonSources(join(dir, 'san'), units, 'k', 'maskacc_san', san);
       const cm = readFileSync(join(dir, 'san', 'CMakeLists.txt'), 'utf8');
-      expect(cm).toMatch(/^target_compile_options\(\$\{PROJECT_NAME\} PRIVATE .*-O3 .*-fsanitize=address,undefined .*-fno-omit-frame-pointer -g( .*)?\)$/m);
+      expect(cm).toMatch(
+        /^target_compile_options\(\$\{PROJECT_NAME\} PRIVATE .*-O3 .*-fsanitize=address,undefined .*-fno-omit-frame-pointer -g( .*)?\)$/m,
+      );
       expect(cm).toMatch(/^target_link_options\(\$\{PROJECT_NAME\} PRIVATE -fsanitize=address,undefined\)$/m);
 
       // The default is a normal build whatever the environment says (ahead-of-time sources must not depend on it).
@@ -105,7 +139,9 @@ describe('MASKACC_SANITIZE', () => {
   it('cmake and g++ run without a sanitizer runtime preloaded for this process', () => {
     const env = { LD_PRELOAD: '/usr/lib/gcc/x86_64-linux-gnu/12/libasan.so:/opt/libfoo.so', PATH: '/bin' };
     expect(withoutSanitizerPreload(env)).toEqual({ LD_PRELOAD: '/opt/libfoo.so', PATH: '/bin' });
-    expect(withoutSanitizerPreload({ LD_PRELOAD: '/x/libasan.so.8 /x/libubsan.so.1', PATH: '/bin' })).toEqual({ PATH: '/bin' });
+    expect(withoutSanitizerPreload({ LD_PRELOAD: '/x/libasan.so.8 /x/libubsan.so.1', PATH: '/bin' })).toEqual({
+      PATH: '/bin',
+    });
     expect(withoutSanitizerPreload({ PATH: '/bin' })).toEqual({ PATH: '/bin' });
   });
 });
@@ -158,7 +194,11 @@ describe('sanitizer canary: the sanitized build flags catch real bugs', () => {
   let dir = '';
   afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
   const run = (call: string, env: NodeJS.ProcessEnv = childEnv()) => {
-    const r = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(addon)}); console.log('result', ${call});`], { encoding: 'utf8', env });
+    const r = spawnSync(
+      process.execPath,
+      ['-e', `const a = require(${JSON.stringify(addon)}); console.log('result', ${call});`],
+      { encoding: 'utf8', env },
+    );
     return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
   };
 
@@ -166,9 +206,15 @@ describe('sanitizer canary: the sanitized build flags catch real bugs', () => {
     dir = mkdtempSync(join(tmpdir(), 'maskacc-canary-'));
     const flags = addonFlags(sanitizers);
     writeFileSync(join(dir, 'module.cpp'), CANARY);
-    writeFileSync(join(dir, 'CMakeLists.txt'), renderCMakeLists({
-      target: 'canary', baseFlags: flags.cxx, linkFlags: flags.link, units: [],
-    }));
+    writeFileSync(
+      join(dir, 'CMakeLists.txt'),
+      renderCMakeLists({
+        target: 'canary',
+        baseFlags: flags.cxx,
+        linkFlags: flags.link,
+        units: [],
+      }),
+    );
     addon = await buildAddon(dir, 'canary', 'module.cpp', 2);
     const r = run('a.ok(8)');
     expect(r.status, r.stderr).toBe(0);

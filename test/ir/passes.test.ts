@@ -13,9 +13,11 @@ describe('the pass table', () => {
   });
 
   it('options.strategy accepts only its passes and their strategies', async () => {
-    await expect(compileMaskedConv(spec, { isa: 'scalar', strategy: { forward: 'im2row' } as never }))
-      .rejects.toThrowError(/options.strategy.forward: got "im2row".*one of 'planes', 'im2col', 'pointwise', 'direct'/);
-    await expect(compileMaskedConv(spec, { isa: 'scalar', strategy: { sideways: 'direct' } as never }))
-      .rejects.toThrowError(/options.strategy.sideways.*one of forward, backwardData, backwardWeights/);
+    await expect(
+      compileMaskedConv(spec, { isa: 'scalar', strategy: { forward: 'im2row' } as never }),
+    ).rejects.toThrowError(/options.strategy.forward: got "im2row".*one of 'planes', 'im2col', 'pointwise', 'direct'/);
+    await expect(
+      compileMaskedConv(spec, { isa: 'scalar', strategy: { sideways: 'direct' } as never }),
+    ).rejects.toThrowError(/options.strategy.sideways.*one of forward, backwardData, backwardWeights/);
   });
 });

@@ -14,8 +14,13 @@ import type { Vgg16Cifar } from '../../generated/vgg16-cifar/index.js';
 
 // The generated declarations carry the shapes (checked by `npm run typecheck`, which covers test/).
 type Conv31 = Vgg16Cifar['layers']['conv3_1'];
-const typedShapes: [Conv31['spec']['outChannels'], Conv31['spec']['kernel'], Conv31['forward']] extends
-  [256, readonly [3, 3], (x: Float32Array, w: Float32Array, ...rest: never[]) => Float32Array] ? true : false = true;
+const typedShapes: [Conv31['spec']['outChannels'], Conv31['spec']['kernel'], Conv31['forward']] extends [
+  256,
+  readonly [3, 3],
+  (x: Float32Array, w: Float32Array, ...rest: never[]) => Float32Array,
+]
+  ? true
+  : false = true;
 // @ts-expect-error: no such layer
 type _NoLayer = Vgg16Cifar['layers']['conv9_9'];
 
@@ -36,7 +41,10 @@ describe('generated models', () => {
     const checkedIn = join(root, 'generated', 'vgg16-cifar');
     expect(sourceFiles(checkedIn)).toEqual(sourceFiles(fresh));
     for (const f of sourceFiles(fresh)) {
-      expect(readFileSync(join(checkedIn, f), 'utf8'), `${f} differs: run \`npm run maskacc -- build vgg16-cifar --no-compile\``).toBe(readFileSync(join(fresh, f), 'utf8'));
+      expect(
+        readFileSync(join(checkedIn, f), 'utf8'),
+        `${f} differs: run \`npm run maskacc -- build vgg16-cifar --no-compile\``,
+      ).toBe(readFileSync(join(fresh, f), 'utf8'));
     }
   });
 
@@ -46,16 +54,22 @@ describe('generated models', () => {
     try {
       const files = await generateModel(m, dir);
       await buildAddon(join(dir, 'src'), aotTarget(m), files[0], 2);
-      const mod = await import(pathToFileURL(join(dir, 'index.js')).href);  // imports maskacc (the vitest alias: src/)
+      const mod = await import(pathToFileURL(join(dir, 'index.js')).href); // imports maskacc (the vitest alias: src/)
       const aot = await mod.Resnet20Cifar.load();
       const jit = await compileModel(m, { respecialize: false });
       const r = rng(4);
       for (const name of ['stem', 's1b1a', 's2b1a', 's3b3b']) {
-        const conv = aot.layers[name], ref = jit.convs.get(name)!, L = ref.spec;
-        const masks = { out: Array.from({ length: L.outChannels }, (_, i) => i % 2), in: Array.from({ length: L.inChannels }, (_, i) => (i + 1) % 2 || L.inChannels === 3 ? 1 : 0) };
+        const conv = aot.layers[name],
+          ref = jit.convs.get(name)!,
+          L = ref.spec;
+        const masks = {
+          out: Array.from({ length: L.outChannels }, (_, i) => i % 2),
+          in: Array.from({ length: L.inChannels }, (_, i) => ((i + 1) % 2 || L.inChannels === 3 ? 1 : 0)),
+        };
         conv.setMasks(masks);
         ref.setMasks(masks);
-        const x = r.uniformArray(L.batch * L.inChannels * L.inHeight * L.inWidth), w = r.uniformArray(L.outChannels * L.inChannels * 9);
+        const x = r.uniformArray(L.batch * L.inChannels * L.inHeight * L.inWidth),
+          w = r.uniformArray(L.outChannels * L.inChannels * 9);
         const dy = r.uniformArray(L.batch * L.outChannels * L.outHeight * L.outWidth);
         // Same ISA and plans here; tolerance only for a machine whose core count changes the JIT plan.
         expectClose(conv.forward(x, w), ref.forward(x, w), 1e-6, `${name} forward`);

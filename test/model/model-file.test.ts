@@ -7,7 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { SpecError } from '../../src/index.js';
 import { parseModelFile, readModelFile } from '../../src/model/model-file.js';
 
-const spec = (c: number, k: number) => ({ inChannels: c, outChannels: k, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 });
+const spec = (c: number, k: number) => ({
+  inChannels: c,
+  outChannels: k,
+  inHeight: 8,
+  inWidth: 8,
+  kernel: 3,
+  padding: 1,
+});
 const valid = () => ({
   name: 'tiny-net',
   batch: 2,
@@ -15,7 +22,10 @@ const valid = () => ({
   layers: [
     { name: 'conv1', input: null, spec: spec(3, 8), group: 'g' } as Record<string, unknown>,
     { name: 'conv2', input: 'conv1', spec: spec(8, 8) } as Record<string, unknown>,
-    { name: 'conv3', input: 'conv2', spec: { ...spec(8, 8), batch: 4, density: { out: 0.25 } }, group: 'g' } as Record<string, unknown>,
+    { name: 'conv3', input: 'conv2', spec: { ...spec(8, 8), batch: 4, density: { out: 0.25 } }, group: 'g' } as Record<
+      string,
+      unknown
+    >,
   ],
 });
 
@@ -35,10 +45,18 @@ describe('model file', () => {
   it('maps onto the model DSL: file batch and density fill specs that give none', () => {
     const m = parseModelFile(valid());
     expect(m.name).toBe('tiny-net');
-    expect(m.layers.map((l) => [l.name, l.input, l.maskGroup])).toEqual([['conv1', null, 'g'], ['conv2', 'conv1', 'conv2'], ['conv3', 'conv2', 'g']]);
+    expect(m.layers.map((l) => [l.name, l.input, l.maskGroup])).toEqual([
+      ['conv1', null, 'g'],
+      ['conv2', 'conv1', 'conv2'],
+      ['conv3', 'conv2', 'g'],
+    ]);
     expect(m.layers.map((l) => l.layer.batch)).toEqual([2, 2, 4]);
     // The network input's channels are never pruned; a spec's own density wins.
-    expect(m.layers.map((l) => l.layer.density)).toEqual([{ out: 0.5, in: 1 }, { out: 0.5, in: 0.5 }, { out: 0.25, in: 1 }]);
+    expect(m.layers.map((l) => l.layer.density)).toEqual([
+      { out: 0.5, in: 1 },
+      { out: 0.5, in: 0.5 },
+      { out: 0.25, in: 1 },
+    ]);
   });
 
   it('reads a file from disk', () => {
@@ -64,14 +82,22 @@ describe('model file mistakes, one by one', () => {
     expect(() => readModelFile(join(dir, 'bad.json'))).toThrowError(/bad\.json = .*expected JSON/);
   });
   it('not an object', () => fails([valid()], /net\.json = Array\(1\); expected an object/));
-  it('an unknown file-level key', () => fails({ ...valid(), denisty: 0.5 }, /net\.json\.denisty = 0\.5; expected no such field \(one of name, batch, density, layers\)/));
+  it('an unknown file-level key', () =>
+    fails(
+      { ...valid(), denisty: 0.5 },
+      /net\.json\.denisty = 0\.5; expected no such field \(one of name, batch, density, layers\)/,
+    ));
   it('a missing name', () => fails({ ...valid(), name: undefined }, /net\.json: name = undefined/));
   it('a name that cannot name a module', () => fails({ ...valid(), name: '1 net' }, /net\.json: name = "1 net"/));
-  it('a batch that is not a positive integer', () => fails({ ...valid(), batch: 2.5 }, /net\.json: batch = 2\.5; expected a positive integer/));
+  it('a batch that is not a positive integer', () =>
+    fails({ ...valid(), batch: 2.5 }, /net\.json: batch = 2\.5; expected a positive integer/));
   it('a batch of the wrong type', () => fails({ ...valid(), batch: '2' }, /net\.json: batch = "2"/));
-  it('a density out of range', () => fails({ ...valid(), density: 0 }, /net\.json: density = 0; expected a kept fraction in \(0, 1\]/));
-  it('no layers', () => fails({ ...valid(), layers: [] }, /net\.json: layers = Array\(0\); expected a non-empty array/));
-  it('layers that are not an array', () => fails({ ...valid(), layers: { conv1: {} } }, /net\.json: layers = .*expected a non-empty array/));
+  it('a density out of range', () =>
+    fails({ ...valid(), density: 0 }, /net\.json: density = 0; expected a kept fraction in \(0, 1\]/));
+  it('no layers', () =>
+    fails({ ...valid(), layers: [] }, /net\.json: layers = Array\(0\); expected a non-empty array/));
+  it('layers that are not an array', () =>
+    fails({ ...valid(), layers: { conv1: {} } }, /net\.json: layers = .*expected a non-empty array/));
   it('a layer that is not an object', () => {
     const f = valid();
     f.layers[1] = 'conv2' as never;

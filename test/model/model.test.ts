@@ -12,13 +12,16 @@ describe('linked masks', () => {
     // every layer fed by a stage-1 join sees the mask as its input mask
     for (const name of ['s1b1a', 's1b2a', 's1b3a', 's2b1a']) expect(Array.from(m.masksOf(name).in), name).toEqual(mask);
     expect(Array.from(m.convs.get('s2b1a')!.kept.in)).toEqual([0, 4, 8, 12]);
-    expect(m.masksOf('s1b1a').out.every((v) => v === 1)).toBe(true);  // inner convs keep their own masks
+    expect(m.masksOf('s1b1a').out.every((v) => v === 1)).toBe(true); // inner convs keep their own masks
     expect(() => m.setFilterMask('nope', mask)).toThrowError(/layer: got "nope"/);
   });
 
   it('chain through VGG', async () => {
     const m = await compileModel(vgg16Cifar({ batch: 1 }), { respecialize: false, isa: 'scalar' });
-    m.setFilterMask('conv1_1', Array.from({ length: 64 }, (_, i) => i & 1));
+    m.setFilterMask(
+      'conv1_1',
+      Array.from({ length: 64 }, (_, i) => i & 1),
+    );
     expect(m.convs.get('conv1_2')!.kept.in.length).toBe(32);
     expect(m.convs.get('conv1_1')!.kept.in.length).toBe(3);
   });

@@ -13,10 +13,13 @@ interface LockEntry {
 }
 
 /** The lock entries of `deps` and everything they need, found the way Node resolves packages. */
-export function dependencyClosure(entries: Record<string, LockEntry>, deps: Record<string, string>): Record<string, LockEntry> {
+export function dependencyClosure(
+  entries: Record<string, LockEntry>,
+  deps: Record<string, string>,
+): Record<string, LockEntry> {
   const out: Record<string, LockEntry> = {};
   const resolve = (from: string, name: string): string | undefined => {
-    for (let base = from; ; ) {
+    for (let base = from; ;) {
       const path = `${base ? `${base}/` : ''}node_modules/${name}`;
       if (entries[path]) return path;
       if (!base) return undefined;
@@ -27,7 +30,8 @@ export function dependencyClosure(entries: Record<string, LockEntry>, deps: Reco
   const visit = (from: string, names: Record<string, string> | undefined) => {
     for (const name of Object.keys(names ?? {})) {
       const path = resolve(from, name);
-      if (!path) throw new Error(`${name} (needed by ${from || 'maskacc'}) is not in the repository's package-lock.json`);
+      if (!path)
+        throw new Error(`${name} (needed by ${from || 'maskacc'}) is not in the repository's package-lock.json`);
       if (out[path]) continue;
       out[path] = entries[path];
       visit(path, { ...entries[path].dependencies, ...entries[path].optionalDependencies });
@@ -45,7 +49,18 @@ export function writeConsumerProject(repo: string, dir: string, tarball: string)
   const project = { name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies };
   writeFileSync(join(dir, 'package.json'), JSON.stringify(project, null, 2));
   const fields = ['license', 'dependencies', 'peerDependencies', 'peerDependenciesMeta', 'bin', 'engines', 'os', 'cpu'];
-  const maskacc = { version: pkg.version, resolved: `file:${tarball}`, ...Object.fromEntries(fields.map((f) => [f, pkg[f]])) };
-  const packages = { '': { name: 'consumer', version: '1.0.0', dependencies }, 'node_modules/maskacc': maskacc, ...dependencyClosure(lock.packages, pkg.dependencies) };
-  writeFileSync(join(dir, 'package-lock.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2));
+  const maskacc = {
+    version: pkg.version,
+    resolved: `file:${tarball}`,
+    ...Object.fromEntries(fields.map((f) => [f, pkg[f]])),
+  };
+  const packages = {
+    '': { name: 'consumer', version: '1.0.0', dependencies },
+    'node_modules/maskacc': maskacc,
+    ...dependencyClosure(lock.packages, pkg.dependencies),
+  };
+  writeFileSync(
+    join(dir, 'package-lock.json'),
+    JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2),
+  );
 }

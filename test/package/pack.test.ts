@@ -23,7 +23,8 @@ const run = (cmd: string, args: string[], options: SpawnSyncOptions = {}) => {
 };
 
 /** Disk usage in MiB, as `du -sh` counts it. */
-const diskUsageMb = (dir: string) => Number(execFileSync('du', ['-sk', dir], { encoding: 'utf8' }).split('\t')[0]) / 1024;
+const diskUsageMb = (dir: string) =>
+  Number(execFileSync('du', ['-sk', dir], { encoding: 'utf8' }).split('\t')[0]) / 1024;
 
 beforeAll(() => {
   expect(env.MASKACC_CACHE_DIR, 'the global setup sets the test run cache').toBeTruthy();
@@ -60,23 +61,37 @@ describe('the packed tarball in a fresh project', () => {
     const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(result).toMatchObject({ length: 2 * 4 * 6 * 5, kept: 3 });
     expect(result.maxError).toBeLessThan(1e-4);
-    expect(result.tfjsError).toMatch(/maskacc\/tfjs needs the optional peer dependency @tensorflow\/tfjs, which is not installed: run `npm install @tensorflow\/tfjs`/);
+    expect(result.tfjsError).toMatch(
+      /maskacc\/tfjs needs the optional peer dependency @tensorflow\/tfjs, which is not installed: run `npm install @tensorflow\/tfjs`/,
+    );
   });
 
   it('strict TypeScript type-checks against the published types with skipLibCheck: false', () => {
     copyFileSync(join(fixtures, 'check.ts'), join(project, 'check.ts'));
-    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        strict: true, skipLibCheck: false, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext',
-        types: ['node'], typeRoots: [join(repo, 'node_modules', '@types')],
-      },
-      files: ['check.ts'],
-    }));
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          skipLibCheck: false,
+          noEmit: true,
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          types: ['node'],
+          typeRoots: [join(repo, 'node_modules', '@types')],
+        },
+        files: ['check.ts'],
+      }),
+    );
     const r = run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project]);
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
     // And it can fail: a wrong type in the same project is reported.
-    writeFileSync(join(project, 'check.ts'), "import { conv2d } from 'maskacc';\nconst h: string = conv2d({ batch: 1, inChannels: 1, outChannels: 1, inHeight: 3, inWidth: 3, kernel: 3 }).outHeight;\n");
+    writeFileSync(
+      join(project, 'check.ts'),
+      "import { conv2d } from 'maskacc';\nconst h: string = conv2d({ batch: 1, inChannels: 1, outChannels: 1, inHeight: 3, inWidth: 3, kernel: 3 }).outHeight;\n",
+    );
     const bad = run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project]);
     expect(bad.status).not.toBe(0);
     expect(bad.stdout).toMatch(/check\.ts.*Type 'number' is not assignable to type 'string'/);
@@ -89,7 +104,7 @@ describe('the packed tarball in a fresh project', () => {
     const doctor = run('npx', ['--no', 'maskacc', 'doctor']);
     expect(doctor.status, doctor.stdout + doctor.stderr).toBe(0);
     expect(doctor.stdout).toMatch(/^ok +cmake \d+\.\d+/m);
-    expect(doctor.stdout).not.toMatch(/setup-system\.sh/);   // the repository's script is not in the package
+    expect(doctor.stdout).not.toMatch(/setup-system\.sh/); // the repository's script is not in the package
     const json = JSON.parse(run('npx', ['--no', 'maskacc', 'doctor', '--json']).stdout);
     expect(json).toMatchObject({ ok: true, cacheDir: env.MASKACC_CACHE_DIR, install: [] });
   });

@@ -51,7 +51,11 @@ const kept = (m: Uint8Array) => Array.from(m).flatMap((v, i) => (v ? [i] : []));
 describe('filterScores', () => {
   it('l1, l2 and fpgm match nested-loop references', () => {
     const r = rng(7);
-    for (const [K, C, R, S] of [[1, 1, 1, 1], [5, 3, 3, 3], [8, 2, 1, 5]]) {
+    for (const [K, C, R, S] of [
+      [1, 1, 1, 1],
+      [5, 3, 3, 3],
+      [8, 2, 1, 5],
+    ]) {
       const w = r.normalArray(K * C * R * S);
       const ref = reference(w, K, C, R, S);
       for (const c of ['l1', 'l2', 'fpgm'] as const) {
@@ -77,7 +81,11 @@ describe('filterScores', () => {
     const [m, u, v] = [r.normalArray(n), r.normalArray(n), r.normalArray(n)];
     for (let i = 0; i < n; i++) m[i] += 5; // the largest norm of all: L1/L2 would keep it
     const filters = [
-      m.map((x, i) => x + u[i]), m.map((x, i) => x - u[i]), m, m.map((x, i) => x + v[i]), m.map((x, i) => x - v[i]),
+      m.map((x, i) => x + u[i]),
+      m.map((x, i) => x - u[i]),
+      m,
+      m.map((x, i) => x + v[i]),
+      m.map((x, i) => x - v[i]),
     ];
     const w = new Float32Array(filters.length * n);
     filters.forEach((f, k) => w.set(f, k * n));
@@ -109,7 +117,14 @@ describe('selectFilters', () => {
     expect(kept(selectFilters(scores, 0))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(kept(selectFilters(scores, 0.99))).toEqual([2]); // 9.9 rounds to 10, capped at 9
     expect(kept(selectFilters(scores, 1))).toEqual([]);
-    for (const [K, rate, want] of [[3, 0.9, 2], [3, 0.5, 2], [7, 0.5, 4], [1, 0.7, 0], [1, 1, 1], [64, 0.3, 19]]) {
+    for (const [K, rate, want] of [
+      [3, 0.9, 2],
+      [3, 0.5, 2],
+      [7, 0.5, 4],
+      [1, 0.7, 0],
+      [1, 1, 1],
+      [64, 0.3, 19],
+    ]) {
       expect(prunedCount(K, rate)).toBe(want);
       expect(kept(selectFilters(new Float64Array(K).fill(1), rate))).toHaveLength(K - want);
     }
@@ -135,14 +150,24 @@ describe('selectFiltersGlobal', () => {
     // Layer 1 has 100x the scale of layer 0; divided by their means both rank alike.
     const a = [1, 2, 3, 4];
     const masks = selectFiltersGlobal([{ scores: a }, { scores: a.map((x) => 100 * x) }], 0.5);
-    expect(masks.map(kept)).toEqual([[2, 3], [2, 3]]);
+    expect(masks.map(kept)).toEqual([
+      [2, 3],
+      [2, 3],
+    ]);
     // Relative importance decides, not scale: layer 1's filters are nearly equal, layer 0 has two weak ones.
     const uneven = selectFiltersGlobal([{ scores: [0.1, 0.1, 5, 5] }, { scores: [90, 100, 110, 100] }], 0.25);
-    expect(uneven.map(kept)).toEqual([[2, 3], [0, 1, 2, 3]]);
+    expect(uneven.map(kept)).toEqual([
+      [2, 3],
+      [0, 1, 2, 3],
+    ]);
   });
 
   it('keeps the best filter of every layer, even at rate 1', () => {
-    const layers = [{ scores: Float64Array.from([1, 5, 2]) }, { scores: Float64Array.from([0.001]) }, { scores: [9, 8] }];
+    const layers = [
+      { scores: Float64Array.from([1, 5, 2]) },
+      { scores: Float64Array.from([0.001]) },
+      { scores: [9, 8] },
+    ];
     expect(selectFiltersGlobal(layers, 1).map(kept)).toEqual([[1], [0], [0]]);
     expect(selectFiltersGlobal(layers, 0).map(kept)).toEqual([[0, 1, 2], [0], [0, 1]]);
     // A layer of tiny relative scores loses all but its best first; then ties go by highest index.

@@ -14,7 +14,9 @@ describe('diagnostics', () => {
     conv.setMasks({ out: [1, 0, 1, 1, 0, 1] });
     conv.forward(new Float32Array(4 * 30), new Float32Array(6 * 4 * 9));
     await conv.backwardDataAsync(new Float32Array(6 * 30), new Float32Array(6 * 4 * 9));
-    expect(lines).toContainEqual(expect.stringMatching(/^maskacc_verbose,exec,forward,N1_C4_K6_6x5_k3x3_s1x1,kept=4\/4,ms=[\d.]+,gflops=[\d.]+$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^maskacc_verbose,exec,forward,N1_C4_K6_6x5_k3x3_s1x1,kept=4\/4,ms=[\d.]+,gflops=[\d.]+$/),
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^maskacc_verbose,exec,backwardDataAsync,/));
   });
 

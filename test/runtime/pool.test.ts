@@ -8,20 +8,27 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 function run(scenario: string, env: Record<string, string> = {}): Record<string, number | boolean | string> {
-  const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'pool-child.ts'), scenario], {
-    env: { ...process.env, MASKACC_POOL_POISON: '1', ...env }, encoding: 'utf8', timeout: 300_000,
-  });
-  if (child.status !== 0) throw new Error(`pool-child ${scenario} exited ${child.status}:\n${child.stderr}\n${child.stdout}`);
+  const child = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'pool-child.ts'), scenario],
+    {
+      env: { ...process.env, MASKACC_POOL_POISON: '1', ...env },
+      encoding: 'utf8',
+      timeout: 300_000,
+    },
+  );
+  if (child.status !== 0)
+    throw new Error(`pool-child ${scenario} exited ${child.status}:\n${child.stderr}\n${child.stdout}`);
   return JSON.parse(child.stdout.trim().split('\n').pop()!);
 }
 
 describe('output pool', () => {
-  it('a collected output\'s memory serves the next output of its size, written in full', () => {
+  it("a collected output's memory serves the next output of its size, written in full", () => {
     const o = run('reuse');
     expect(o.liveBefore).toBeGreaterThanOrEqual(16 * 32 * 16 * 16 * 4);
-    expect(o.keptAfterGc).toBeGreaterThanOrEqual(16 * 32 * 16 * 16 * 4);  // back in the pool
-    expect(o.hitsAfter).toBe((o.hitsBefore as number) + 1);  // the next forward took it
-    expect(o.missesAfter).toBe(o.missesBefore);             // and mapped nothing new
+    expect(o.keptAfterGc).toBeGreaterThanOrEqual(16 * 32 * 16 * 16 * 4); // back in the pool
+    expect(o.hitsAfter).toBe((o.hitsBefore as number) + 1); // the next forward took it
+    expect(o.missesAfter).toBe(o.missesBefore); // and mapped nothing new
   });
 
   it('RSS stays bounded over 1,000 synchronous calls of each pass with outputs allocated by the call', () => {
@@ -34,7 +41,7 @@ describe('output pool', () => {
 
   it('outputs the user holds are never written by later calls', () => {
     const o = run('hold');
-    expect(o.hits).toBeGreaterThan(0);  // the pool did recycle meanwhile
+    expect(o.hits).toBeGreaterThan(0); // the pool did recycle meanwhile
     expect(o.changed).toBe(0);
   });
 
@@ -61,7 +68,7 @@ describe('output pool', () => {
     const d = run('dispose');
     expect(d.keptBeforeDispose).toBeGreaterThan(0);
     expect(d.keptAfterDispose).toBe(0);
-    const o = run('reuse', { MASKACC_POOL_MAX_BYTES: String(2 ** 18) });  // below one output's 512 KiB
+    const o = run('reuse', { MASKACC_POOL_MAX_BYTES: String(2 ** 18) }); // below one output's 512 KiB
     expect(o.keptAfterGc).toBe(0);
     expect(o.missesAfter).toBe((o.missesBefore as number) + 1);
   });

@@ -13,11 +13,17 @@ describe('density regimes', () => {
   it('re-specializes in the background when masks leave the regime', async () => {
     const lines: string[] = [];
     const events: CacheEvent[] = [];
-    const conv = await compileMaskedConv(spec, { diagnostics: (l) => lines.push(l), onCacheEvent: (e) => events.push(e) });
+    const conv = await compileMaskedConv(spec, {
+      diagnostics: (l) => lines.push(l),
+      onCacheEvent: (e) => events.push(e),
+    });
     const before = conv.plan;
-    expect(before.forward.source).toBe('direct');  // 40 kept filters fill the channel vectors
-    const l = conv2d(spec), r = rng(5);
-    const x = r.uniformArray(2 * 24 * 100), w = r.uniformArray(40 * 24 * 9), dy = r.uniformArray(2 * 40 * 100);
+    expect(before.forward.source).toBe('direct'); // 40 kept filters fill the channel vectors
+    const l = conv2d(spec),
+      r = rng(5);
+    const x = r.uniformArray(2 * 24 * 100),
+      w = r.uniformArray(40 * 24 * 9),
+      dy = r.uniformArray(2 * 40 * 100);
 
     // Same regime (36 of 40 filters): nothing compiles.
     events.length = 0;

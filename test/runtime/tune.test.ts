@@ -12,7 +12,12 @@ describe('tuning', () => {
   it('persists the tuned plan and reuses it', async () => {
     const tuningFile = join(mkdtempSync(join(tmpdir(), 'maskacc-tune-')), 'tuning.json');
     const first: string[] = [];
-    const a = await compileMaskedConv(spec, { tune: true, tuningFile, respecialize: false, diagnostics: (l) => first.push(l) });
+    const a = await compileMaskedConv(spec, {
+      tune: true,
+      tuningFile,
+      respecialize: false,
+      diagnostics: (l) => first.push(l),
+    });
     expect(first.some((l) => /^maskacc_verbose,tune,run,/.test(l))).toBe(true);
     const file = JSON.parse(readFileSync(tuningFile, 'utf8'));
     const [entry] = Object.values(file) as { strategy: Record<string, string>; tunedMs: number; heuristicMs: number }[];
@@ -21,7 +26,12 @@ describe('tuning', () => {
     expect(a.plan.forward.source).toBe(entry.strategy.forward);
 
     const second: string[] = [];
-    const b = await compileMaskedConv(spec, { tune: true, tuningFile, respecialize: false, diagnostics: (l) => second.push(l) });
+    const b = await compileMaskedConv(spec, {
+      tune: true,
+      tuningFile,
+      respecialize: false,
+      diagnostics: (l) => second.push(l),
+    });
     expect(second.some((l) => /^maskacc_verbose,tune,hit,/.test(l))).toBe(true);
     expect(second.some((l) => /tune,run/.test(l))).toBe(false);
     expect(b.plan).toEqual(a.plan);

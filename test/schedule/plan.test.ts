@@ -23,13 +23,28 @@ describe('threads', () => {
 
 describe('inputs are never written', () => {
   it('by any pass, on any engine family', async () => {
-    const spec: ConvSpec = { batch: 2, inChannels: 20, outChannels: 24, inHeight: 7, inWidth: 7, kernel: 3, padding: 1, bias: true };
+    const spec: ConvSpec = {
+      batch: 2,
+      inChannels: 20,
+      outChannels: 24,
+      inHeight: 7,
+      inWidth: 7,
+      kernel: 3,
+      padding: 1,
+      bias: true,
+    };
     const r = rng(9);
-    const x = r.uniformArray(2 * 20 * 49), w = r.uniformArray(24 * 20 * 9), b = r.uniformArray(24), dy = r.uniformArray(2 * 24 * 49);
+    const x = r.uniformArray(2 * 20 * 49),
+      w = r.uniformArray(24 * 20 * 9),
+      b = r.uniformArray(24),
+      dy = r.uniformArray(2 * 24 * 49);
     const copies = [x, w, b, dy].map((a) => a.slice());
     for (const strategy of [{}, { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' }] as const) {
       const conv = await compileMaskedConv(spec, { strategy, respecialize: false });
-      conv.setMasks({ out: Array.from({ length: 24 }, (_, i) => i % 3), in: Array.from({ length: 20 }, (_, i) => i % 2) });
+      conv.setMasks({
+        out: Array.from({ length: 24 }, (_, i) => i % 3),
+        in: Array.from({ length: 20 }, (_, i) => i % 2),
+      });
       conv.forward(x, w, b);
       conv.backwardData(dy, w);
       conv.backwardWeights(dy, x);

@@ -5,8 +5,16 @@ import { conv2d, type ConvSpec } from '../../src/index.js';
 import { choosePlan, regimeOf } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
 
-const vgg = (c: number, k: number, h: number, d = 1): ConvSpec =>
-  ({ batch: 64, inChannels: c, outChannels: k, inHeight: h, inWidth: h, kernel: 3, padding: 1, density: { out: d, in: d } });
+const vgg = (c: number, k: number, h: number, d = 1): ConvSpec => ({
+  batch: 64,
+  inChannels: c,
+  outChannels: k,
+  inHeight: h,
+  inWidth: h,
+  kernel: 3,
+  padding: 1,
+  density: { out: d, in: d },
+});
 
 describe('density regimes', () => {
   const plan = (s: ConvSpec) => choosePlan(conv2d(s), ISAS.avx512, 2);
@@ -16,7 +24,7 @@ describe('density regimes', () => {
   });
   it('few kept filters or channels: spatially vectorized planes (stride 1)', () => {
     expect(regimeOf(plan(vgg(16, 16, 32, 0.5)))).toBe('planes/planes/planes');
-    expect(plan(vgg(3, 64, 32)).backwardData!.source).toBe('planes');  // 3 input channels: few rows for dx
+    expect(plan(vgg(3, 64, 32)).backwardData!.source).toBe('planes'); // 3 input channels: few rows for dx
   });
   it('the same layer changes regime with its density', () => {
     expect(regimeOf(plan(vgg(32, 32, 16, 1)))).not.toBe(regimeOf(plan(vgg(32, 32, 16, 0.25))));
