@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "0aaaa1a8d15a46464dbc22de6d05af431e702abedead7979015397e26eeb7e87"));
+  exports.Set("key", Napi::String::New(env, "a6e7c11ee80852e7b7e504d73c6a95e5ce5aeff4ec74be4d4d1f163030fb58e3"));
   return exports;
 }
 
