@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "a6e7c11ee80852e7b7e504d73c6a95e5ce5aeff4ec74be4d4d1f163030fb58e3"));
+  exports.Set("key", Napi::String::New(env, "59077260160499b6a6508f61008f24cef8929432b9cfc8d13c6c8f91a59a025b"));
   return exports;
 }
 
