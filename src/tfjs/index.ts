@@ -2,6 +2,20 @@
 // built on them, and the Fashion-MNIST loader. A separate entry so `import 'maskacc'` loads none of it.
 export { tf, useBackend, type TfBackend } from './tf.js';
 export { BatchNormRelu, MaskedConv2d, dense, maxPool2d, type MaskedConv2dOptions } from './layers.js';
+export {
+  MaskedConv2D,
+  maskedConv2d,
+  type CompiledConv,
+  type InitializerName,
+  type MaskedConv2DArgs,
+} from './masked-conv2d.js';
+export {
+  MaskedBatchNormalization,
+  maskedBatchNormalization,
+  type MaskedBatchNormalizationArgs,
+} from './masked-batch-norm.js';
+export { compileLayers, maskedLayers, type CompileLayersOptions } from './compile-layers.js';
+export { layers } from './layer-factories.js';
 export { NativeMomentumOptimizer } from './optimizer.js';
 export { MaskedCnn, type CnnSpec, type MaskedCnnOptions } from './masked-cnn.js';
 export { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-ops.js';
