@@ -56,7 +56,7 @@ interface TensorInfo {
   features?: FeatureMap;
 }
 
-/** The model's layers in topological order with the names of the layers they read. */
+/** The model's layers in topological order with the names of the layers they read (input layers too). */
 export function layerInputs(model: LayersModel): { layer: Layer; inputs: string[] }[] {
   return model.layers.map((layer) => {
     if (layer.inboundNodes.length !== 1)
@@ -65,9 +65,14 @@ export function layerInputs(model: LayersModel): { layer: Layer; inputs: string[
         `${layer.inboundNodes.length} calls`,
         'a layer called once (shared layers cannot be traced)',
       );
-    const inputs = layer.inboundNodes[0].inboundLayers.filter((l) => l.getClassName() !== 'InputLayer');
-    return { layer, inputs: inputs.map((l) => l.name) };
+    return { layer, inputs: layer.inboundNodes[0].inboundLayers.map((l) => l.name) };
   });
+}
+
+/** The shape of the layer's (first) input. */
+function inputShape(layer: Layer): number[] {
+  const shapes = layer.inboundNodes[0].inputShapes;
+  return (Array.isArray(shapes[0]) ? shapes[0] : shapes) as number[];
 }
 
 const channelAxis = (layer: Layer) => (layer.getConfig().dataFormat === 'channelsFirst' ? 1 : 3);
@@ -115,7 +120,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       else for (const t of grouped.slice(1)) parent[find(t.group!)] = find(grouped[0].group!);
       out = grouped.length ? grouped[0] : {};
     } else if (kind === 'Flatten' && x.group !== undefined) {
-      const shape = layer.inboundNodes[0].inputShapes as number[];
+      const shape = inputShape(layer);
       const [C, plane] = x.axis === 1 ? [shape[1], shape[2] * shape[3]] : [shape[3], shape[1] * shape[2]];
       const channelMajor = x.axis === 1 && config.dataFormat !== 'channelsFirst';
       if (x.axis === 3 && config.dataFormat === 'channelsFirst')
@@ -123,7 +128,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       out = { features: { group: x.group, channels: C, plane, channelMajor } };
     } else if (GLOBAL_POOLS.has(kind) && x.group !== undefined) {
       if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' pools another axis than the channels`);
-      const C = (layer.inboundNodes[0].inputShapes as number[])[x.axis!];
+      const C = inputShape(layer)[x.axis!];
       out = { features: { group: x.group, channels: C, plane: 1, channelMajor: true } };
     } else if (kind === 'Dense' && x.features) {
       groups[find(x.features.group)].denses.push({ layer: layer.name, features: x.features });

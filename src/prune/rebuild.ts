@@ -4,6 +4,9 @@
 // turns them back, fewer channels. Layer names are kept, so the two models map by name.
 import type { LayersModel } from '@tensorflow/tfjs';
 import { tf, type Tensor } from '../tfjs/tf.js';
+// Registers the classes modelFromJSON builds.
+import '../tfjs/masked-conv2d.js';
+import '../tfjs/masked-batch-norm.js';
 
 type Layer = InstanceType<typeof tf.layers.Layer>;
 export type LayerJson = { class_name: string; config: Record<string, unknown> };
@@ -59,7 +62,8 @@ export async function rebuildModel(
   for (const fresh of rebuilt.layers) {
     const old = model.layers.find((l) => l.name === fresh.name);
     if (!old || fresh.weights.length === 0) continue;
-    const w = tf.tidy(() => weights(old, fresh));
+    // Clones: getWeights() returns the old model's variables themselves, which must stay alive.
+    const w = tf.tidy(() => weights(old, fresh).map((t) => t.clone()));
     fresh.setWeights(w);
     tf.dispose(w);
   }

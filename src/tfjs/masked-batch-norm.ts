@@ -119,7 +119,10 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
           });
         }
       } else [mean, variance] = [shaped(this.movingMean)!, shaped(this.movingVariance)!];
-      const y = tf.batchNorm(x, mean, variance, shaped(this.beta), shaped(this.gamma), this.epsilon);
+      // Elementwise ops, not tf.batchNorm: its gradient assumes rank-1 statistics (channels last).
+      let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon)));
+      if (this.gamma) y = tf.mul(y, shaped(this.gamma)!);
+      if (this.beta) y = tf.add(y, shaped(this.beta)!);
       return tf.mul(y, mask);
     });
   }
