@@ -147,6 +147,62 @@ function checkAll(conv: MaskedConv, c: Case, soft: boolean, label: string) {
   });
 }
 
+/**
+ * A partial batch (n < spec.batch images, the batch is a run-time size): the same kernel on the
+ * first n images, against the reference on those images, with mask case #1 (random). Outputs are
+ * views of poisoned full-batch arrays: the tail past n images must stay untouched.
+ */
+const partialRefs = new Map<Case, { n: number; dw: Float64Array; dbias: Float64Array }>();
+function checkPartialBatch(conv: MaskedConv, c: Case, label: string) {
+  const l = conv.spec;
+  if (l.batch < 2) return;
+  const m = c.masks[1],
+    full = reference(c, 1, false);
+  const X = l.inChannels * l.inHeight * l.inWidth,
+    Y = l.outChannels * l.outHeight * l.outWidth;
+  let e = partialRefs.get(c);
+  if (!e) {
+    const n = Math.ceil(l.batch / 2);
+    const g = refBackwardWeights(
+      { ...l, batch: n },
+      c.dy.subarray(0, n * Y),
+      c.x.subarray(0, n * X),
+      m.out,
+      m.in,
+      false,
+    );
+    e = { n, ...g };
+    partialRefs.set(c, e);
+  }
+  const n = e.n,
+    tag = `${label} partial batch ${n}/${l.batch}`;
+  conv.setMasks(m);
+  const yAll = poison(l.batch * Y),
+    dxAll = poison(l.batch * X);
+  const y = conv.forward(c.x.subarray(0, n * X), c.w, c.bias, yAll.subarray(0, n * Y));
+  expectClose(y, full.y.subarray(0, n * Y), 1e-5, `${tag} forward`);
+  const dx = conv.backwardData(c.dy.subarray(0, n * Y), c.w, dxAll.subarray(0, n * X));
+  expectClose(dx, full.dx.subarray(0, n * X), 1e-5, `${tag} backwardData`);
+  for (const [name, tail] of [
+    ['y', yAll.subarray(n * Y)],
+    ['dx', dxAll.subarray(n * X)],
+  ] as const)
+    expect(
+      tail.every((v) => Number.isNaN(v)),
+      `${tag}: ${name} written past image ${n}`,
+    ).toBe(true);
+  const g = conv.backwardWeights(
+    c.dy.subarray(0, n * Y),
+    c.x.subarray(0, n * X),
+    poison(c.w.length),
+    l.bias ? poison(l.outChannels) : undefined,
+  );
+  expectClose(g.dw, e.dw, 1e-5, `${tag} backwardWeights dw`);
+  if (l.bias) expectClose(g.dbias!, e.dbias, 1e-5, `${tag} dbias`);
+  // The allocated form sizes its output by the call's images.
+  expect(conv.forward(c.x.subarray(0, X), c.w, c.bias).length, `${tag} allocated y`).toBe(Y);
+}
+
 // Forced strategies over a subset of the shapes, so every engine meets odd sizes on every ISA
 // (the heuristic alone would leave some engines untried on some shapes).
 const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
@@ -198,13 +254,15 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
   it.each(SPECS.map((s, i) => [i, JSON.stringify(s)] as const))('spec %i %s matches the reference', (i) => {
     checkAll(hard[i], CASES[i], false, `${isa} spec#${i} hard`);
     checkAll(soft[i], CASES[i], true, `${isa} spec#${i} soft`);
+    checkPartialBatch(hard[i], CASES[i], `${isa} spec#${i}`);
   });
 
   it.each(FORCED.map((f) => [f.name] as const))('strategy %s matches the reference on its shapes', (name) => {
     const f = FORCED.find((g) => g.name === name)!;
-    f.specs.forEach((specIndex, j) =>
-      checkAll(forced.get(name)![j], CASES[specIndex], false, `${isa} ${name} spec#${specIndex}`),
-    );
+    f.specs.forEach((specIndex, j) => {
+      checkAll(forced.get(name)![j], CASES[specIndex], false, `${isa} ${name} spec#${specIndex}`);
+      checkPartialBatch(forced.get(name)![j], CASES[specIndex], `${isa} ${name} spec#${specIndex}`);
+    });
   });
 
   it('the heuristic plans use several engines', () => {

@@ -7,6 +7,7 @@ export type Pair = readonly [number, number];
 
 /** What a user writes: sizes of one conv layer and the mask densities it expects. */
 export interface ConvSpec {
+  /** The most images one call takes (calls may run fewer: the batch is a run-time size up to this). */
   batch: number;
   inChannels: number;
   outChannels: number;

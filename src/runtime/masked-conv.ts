@@ -45,6 +45,7 @@ export class MaskedConv implements PassMethods {
   private ko: Int32Array;
   private ci: Int32Array;
   private gradRows: Int32Array;
+  /** Elements of one image of x and of y, of w, and of a bias. */
   private readonly sizes: { x: number; w: number; y: number; k: number };
 
   /** `native` runs with `threads` (`new Kernel(ns, threads)`); the plan is what it was compiled from. */
@@ -66,11 +67,11 @@ export class MaskedConv implements PassMethods {
     this.cacheKey = cacheKey;
     this.gradOfPrunedFilters = gradOfPrunedFilters;
     this.native = native;
-    const { batch: N, inChannels: C, outChannels: K, inHeight: H, inWidth: W } = layer;
+    const { inChannels: C, outChannels: K, inHeight: H, inWidth: W } = layer;
     this.sizes = {
-      x: N * C * H * W,
+      x: C * H * W,
       w: K * C * layer.kernel[0] * layer.kernel[1],
-      y: N * K * layer.outHeight * layer.outWidth,
+      y: K * layer.outHeight * layer.outWidth,
       k: K,
     };
     this.ko = keptIndices(undefined, K, 'masks.out');
@@ -130,12 +131,15 @@ export class MaskedConv implements PassMethods {
     return { out: this.ko.slice(), in: this.ci.slice() };
   }
 
-  /** y = conv(x * m_in, w * m_out) + bias * m_out. */
+  /**
+   * y = conv(x * m_in, w * m_out) + bias * m_out. x holds n images, 1 <= n <= spec.batch (the batch
+   * is a run-time size up to the compiled one); y has n images too.
+   */
   forward(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): Float32Array {
     const a = this.forwardArgs(x, w, bias, y);
     const t0 = this.diagnostics && performance.now();
     this.native!.forward(a[0], a[1], a[2], a[3], a[4], a[5]); // (forwardArgs checked it is live; no spread: µs calls)
-    if (t0) this.report('forward', t0);
+    if (t0) this.report('forward', t0, a[3].length / this.sizes.y);
     return a[3];
   }
 
@@ -144,7 +148,7 @@ export class MaskedConv implements PassMethods {
     const a = this.backwardDataArgs(dy, w, dx);
     const t0 = this.diagnostics && performance.now();
     this.native!.backwardData(a[0], a[1], a[2], a[3], a[4]);
-    if (t0) this.report('backwardData', t0);
+    if (t0) this.report('backwardData', t0, dy.length / this.sizes.y);
     return a[2];
   }
 
@@ -158,7 +162,7 @@ export class MaskedConv implements PassMethods {
     const a = this.backwardWeightsArgs(dy, x, dw, dbias);
     const t0 = this.diagnostics && performance.now();
     this.native!.backwardWeights(a[0], a[1], a[2], a[3], a[4], a[5]);
-    if (t0) this.report('backwardWeights', t0);
+    if (t0) this.report('backwardWeights', t0, dy.length / this.sizes.y);
     return a[3] ? { dw: a[2], dbias: a[3] } : { dw: a[2] };
   }
 
@@ -171,7 +175,7 @@ export class MaskedConv implements PassMethods {
     const args = this.forwardArgs(x, w, bias, y);
     const t0 = this.diagnostics && performance.now();
     await runExclusive(() => this.live('forwardAsync').forwardAsync(...args));
-    if (t0) this.report('forwardAsync', t0);
+    if (t0) this.report('forwardAsync', t0, args[3].length / this.sizes.y);
     return args[3];
   }
 
@@ -179,7 +183,7 @@ export class MaskedConv implements PassMethods {
     const args = this.backwardDataArgs(dy, w, dx);
     const t0 = this.diagnostics && performance.now();
     await runExclusive(() => this.live('backwardDataAsync').backwardDataAsync(...args));
-    if (t0) this.report('backwardDataAsync', t0);
+    if (t0) this.report('backwardDataAsync', t0, dy.length / this.sizes.y);
     return args[2];
   }
 
@@ -192,17 +196,17 @@ export class MaskedConv implements PassMethods {
     const args = this.backwardWeightsArgs(dy, x, dw, dbias);
     const t0 = this.diagnostics && performance.now();
     await runExclusive(() => this.live('backwardWeightsAsync').backwardWeightsAsync(...args));
-    if (t0) this.report('backwardWeightsAsync', t0);
+    if (t0) this.report('backwardWeightsAsync', t0, dy.length / this.sizes.y);
     return args[3] ? { dw: args[2], dbias: args[3] } : { dw: args[2] };
   }
 
   private forwardArgs(x: Float32Array, w: Float32Array, bias?: Float32Array, y?: Float32Array): ForwardArgs {
     this.live('forward');
-    floats(x, this.sizes.x, 'x', '[N][C][H][W]');
+    const n = this.images(x, this.sizes.x, 'x', '[n][C][H][W]');
     floats(w, this.sizes.w, 'w', '[K][C][R][S]');
     if (this.spec.bias) floats(bias, this.sizes.k, 'bias', '[K] (the spec has bias: true)');
     else if (bias !== undefined) throw new ArgumentError('bias', bias, 'undefined: the spec has bias: false');
-    const out = output(y, this.sizes.y, 'y', '[N][K][P][Q]', [x, w, bias]);
+    const out = output(y, n * this.sizes.y, 'y', `[${n}][K][P][Q] (as many images as x)`, [x, w, bias]);
     return [x, w, bias ?? null, out, this.ko, this.ci];
   }
 
@@ -215,9 +219,10 @@ export class MaskedConv implements PassMethods {
         'true to call backwardData: this layer was compiled without an input-gradient pass',
       );
     }
-    floats(dy, this.sizes.y, 'dy', '[N][K][P][Q]');
+    const n = this.images(dy, this.sizes.y, 'dy', '[n][K][P][Q]');
     floats(w, this.sizes.w, 'w', '[K][C][R][S]');
-    return [dy, w, output(dx, this.sizes.x, 'dx', '[N][C][H][W]', [dy, w]), this.ko, this.ci];
+    const dxOut = output(dx, n * this.sizes.x, 'dx', `[${n}][C][H][W] (as many images as dy)`, [dy, w]);
+    return [dy, w, dxOut, this.ko, this.ci];
   }
 
   private backwardWeightsArgs(
@@ -227,8 +232,8 @@ export class MaskedConv implements PassMethods {
     dbias?: Float32Array,
   ): BackwardWeightsArgs {
     this.live('backwardWeights');
-    floats(dy, this.sizes.y, 'dy', '[N][K][P][Q]');
-    floats(x, this.sizes.x, 'x', '[N][C][H][W]');
+    const n = this.images(dy, this.sizes.y, 'dy', '[n][K][P][Q]');
+    floats(x, n * this.sizes.x, 'x', `[${n}][C][H][W] (as many images as dy)`);
     const dwOut = output(dw, this.sizes.w, 'dw', '[K][C][R][S]', [dy, x]);
     let dbOut: Float32Array | null = null;
     if (this.spec.bias) dbOut = output(dbias, this.sizes.k, 'dbias', '[K]', [dy, x, dwOut]);
@@ -236,13 +241,23 @@ export class MaskedConv implements PassMethods {
     return [dy, x, dwOut, dbOut, this.gradRows, this.ci];
   }
 
+  /** The number of images in `a` (one image = `image` floats): 1 to spec.batch, checked. */
+  private images(a: unknown, image: number, name: string, layout: string): number {
+    const most = this.spec.batch;
+    const expected = `a Float32Array of 1 to ${most} images of ${image} floats ${layout}`;
+    if (!(a instanceof Float32Array)) throw new ArgumentError(name, a, expected);
+    const n = a.length / image;
+    if (!Number.isInteger(n) || n < 1 || n > most) throw new ArgumentError(name, a, `${expected}, got ${a.length}`);
+    return n;
+  }
+
   /** One diagnostics line per call: pass, shape, kept counts, time and GFLOP/s on kept FLOPs. */
-  private report(pass: string, t0: number): void {
+  private report(pass: string, t0: number, n: number): void {
     const ms = performance.now() - t0;
-    const l = this.spec;
+    const l = { ...this.spec, batch: n };
     const rows = pass.startsWith('backwardWeights') ? this.gradRows.length : this.ko.length;
     const flops = passFlops(l, rows, this.ci.length);
-    const shape = `N${l.batch}_C${l.inChannels}_K${l.outChannels}_${l.inHeight}x${l.inWidth}_k${l.kernel.join('x')}_s${l.stride.join('x')}`;
+    const shape = `N${n}_C${l.inChannels}_K${l.outChannels}_${l.inHeight}x${l.inWidth}_k${l.kernel.join('x')}_s${l.stride.join('x')}`;
     this.diagnostics!(
       diagnosticLine(
         'exec',

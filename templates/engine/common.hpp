@@ -64,6 +64,7 @@ struct IntBuffer {
 
 // Per-thread scratch (packed B block and offset tables) plus per-call shared packs.
 struct Workspace {
+  int n = 0;  // images in the current call (1..L::N), set by the entry points
   std::vector<Buffer> bBlock;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
   Buffer aPack, dyPack, xPack;

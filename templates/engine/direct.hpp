@@ -117,13 +117,13 @@ struct DirectPass {
     return out;
   }
 
-  // Source rows [lo, hi) of images n0.. n0+NB (zeros past the batch) into pack[c][nb][row][BW].
-  static void packSrc(const float* src, const int32_t* kIdx, int KC, int n0, int lo, int hi, float* pack) {
+  // Source rows [lo, hi) of images n0.. n0+NB (zeros past the call's N images) into pack[c][nb][row][BW].
+  static void packSrc(const float* src, const int32_t* kIdx, int KC, int N, int n0, int lo, int hi, float* pack) {
     for (int c = 0; c < KC; ++c)
       for (int nb = 0; nb < NB; ++nb) {
         float* o = pack + ((long)c * NB + nb) * IMG;
         const int n = n0 + nb;
-        if (n >= L::N) {
+        if (n >= N) {
           std::memset(o, 0, sizeof(float) * (hi - lo) * BW);
           continue;
         }
@@ -142,7 +142,7 @@ struct DirectPass {
     if (panels == 0) return;
     const float* Wp = packW(w, mIdx, M, kIdx, KC, ws, threads);
     constexpr int PH_ITEMS = BATCH ? 1 : V::PHASES;  // batch items cover all phases
-    const long baseItems = (long)((L::N + NB - 1) / NB) * ROW_BLOCKS * PH_ITEMS;
+    const long baseItems = (long)((ws.n + NB - 1) / NB) * ROW_BLOCKS * PH_ITEMS;
     const int perItem = panelsPerItem(panels, baseItems, threads);
     const int chunks = (panels + perItem - 1) / perItem;
     const long items = baseItems * chunks;
@@ -168,7 +168,7 @@ struct DirectPass {
         const int n0 = (int)(rest / ROW_BLOCKS) * NB;
         int lo, hi;
         directRowSpan<V>(a0, a1, lo, hi);
-        if (lo < hi) packSrc(src, kIdx, KC, n0, lo, hi, pack);
+        if (lo < hi) packSrc(src, kIdx, KC, ws.n, n0, lo, hi, pack);
         // Panels outer: one panel of packed weights stays in L2 while every position of the item uses it.
         for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm) {
           const float* Wpanel = Wp + (long)pm * KC * RS * NR;
@@ -183,7 +183,7 @@ struct DirectPass {
                 simd::vec acc[MQ][NV];
                 bcastKernel<MQ, NV, XSTEP>(KC, (long)RS * NR, NB * IMG, nT, wOff, xOff, Wpanel,
                                            pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
-                store(acc, dst, bias, mIdx, M, pm, n0, a, ph, j0, count);
+                store(acc, dst, bias, mIdx, M, pm, ws.n, n0, a, ph, j0, count);
               }
             }
         }
@@ -212,14 +212,14 @@ struct DirectPass {
   // Lane l of acc[m][v] is destination channel mIdx[pm*NR + v*VW + l]; position m is column
   // ph + (j0+m)*BSTEP of image n0 (or image n0+m at column ph + j0*BSTEP when BATCH).
   static inline void store(const simd::vec (&acc)[MQ][NV], float* dst, const float* bias, const int32_t* mIdx, int M,
-                           int pm, int n0, int a, int ph, int j0, int count) {
+                           int pm, int N, int n0, int a, int ph, int j0, int count) {
     alignas(64) float lanes[MQ][NR];
 #pragma GCC unroll 16
     for (int m = 0; m < MQ; ++m)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) simd::spill(&lanes[m][v * VW], acc[m][v]);
     const int rows = std::min(NR, M - pm * NR);
-    const int cols = BATCH ? std::min(MQ, L::N - n0) : std::min(MQ, count - j0);
+    const int cols = BATCH ? std::min(MQ, N - n0) : std::min(MQ, count - j0);
     const long step = BATCH ? DST_IMG : (long)V::BSTEP;
     float* base = dst + (long)n0 * DST_IMG + (long)a * V::DST_B + ph + (long)j0 * V::BSTEP;
     for (int i = 0; i < rows; ++i) {
@@ -356,10 +356,10 @@ struct DirectWeights {
     int n0, nb, p0, p1, h0, h1;
   };
   template <int ROWS, int IMGS>
-  static RowBlock rowBlock(long blk) {
+  static RowBlock rowBlock(long blk, int N) {
     constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
     const int n0 = (int)(blk / ROW_BLOCKS) * IMGS, p0 = (int)(blk % ROW_BLOCKS) * ROWS, p1 = std::min(L::P, p0 + ROWS);
-    return {n0, std::min(IMGS, L::N - n0), p0, p1, std::max(0, p0 * L::SH - L::PH),
+    return {n0, std::min(IMGS, N - n0), p0, p1, std::max(0, p0 * L::SH - L::PH),
             std::min(L::H, (p1 - 1) * L::SH - L::PH + (L::R - 1) * L::DH + 1)};
   }
 
@@ -374,7 +374,7 @@ struct DirectWeights {
     const long Mpad = (long)panels * NR, KCpad = (long)groups * MT;
     constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
     constexpr int IN_ROWS = std::min(L::H, (ROWS - 1) * L::SH + (L::R - 1) * L::DH + 1);  // input rows a block reads
-    constexpr long BLOCKS = (long)(L::N + IMGS - 1) / IMGS * ROW_BLOCKS;
+    const long BLOCKS = (long)(ws.n + IMGS - 1) / IMGS * ROW_BLOCKS;
     static_assert(IMGS == 1 || ROWS >= L::P, "blocks of several images hold whole images");
     // dyT[image][row][q][Mpad] and xg[group][image][row][w][MT] of one block
     const long dyImg = (long)ROWS * L::Q * Mpad, xImg = (long)IN_ROWS * L::W * MT;
@@ -390,7 +390,7 @@ struct DirectWeights {
       std::memset(part, 0, sizeof(float) * partSize);
 #pragma omp for schedule(dynamic, 1)
       for (long blk = 0; blk < BLOCKS; ++blk) {
-        const auto [n0, nb, p0, p1, h0, h1] = rowBlock<ROWS, IMGS>(blk);
+        const auto [n0, nb, p0, p1, h0, h1] = rowBlock<ROWS, IMGS>(blk, ws.n);
         if (h1 <= h0) continue;  // every tap of these rows reads padding only
         for (int b = 0; b < nb; ++b) {
           packDyT(dy, rows, M, Mpad, n0 + b, (long)p0 * L::Q, (long)p1 * L::Q, dyT + b * dyImg);
@@ -429,15 +429,15 @@ struct DirectWeights {
     if (panels == 0 || groups == 0) return;
     const long Mpad = (long)panels * NR;
     // dyT[n][p][q][Mpad], in chunks of 16 positions per work item.
-    float* dyT = ws.dyPack.get((size_t)L::N * PQ * Mpad);
+    float* dyT = ws.dyPack.get((size_t)ws.n * PQ * Mpad);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int n = 0; n < L::N; ++n)
+    for (int n = 0; n < ws.n; ++n)
       for (long pq0 = 0; pq0 < PQ; pq0 += 16) packDyT(dy, rows, M, Mpad, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * Mpad);
     // xg[n][group][H][W][MT]: kept channels interleaved by group, groups padded with zero channels.
     const long KCpad = (long)groups * MT;
-    float* xg = ws.xPack.get((size_t)L::N * KCpad * HW);
+    float* xg = ws.xPack.get((size_t)ws.n * KCpad * HW);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int n = 0; n < L::N; ++n)
+    for (int n = 0; n < ws.n; ++n)
       for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n, g, 0, HW, xg + ((long)n * groups + g) * XGROUP);
     // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
     // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
@@ -445,10 +445,10 @@ struct DirectWeights {
     const int tapChunks = std::min<long>(RS, std::max<long>(1, (4L * threads + panels * groups - 1) / (panels * groups)));
     const int tapsPer = (RS + tapChunks - 1) / tapChunks;
     const long items = (long)panels * groups * tapChunks, tile = (long)MT * NR;
-    const bool single = imagesPerBlock >= L::N;
+    const bool single = imagesPerBlock >= ws.n;
     float* part = ws.aPack.get((size_t)(single ? threads : items) * tapsPer * tile);
-    for (int n0 = 0; n0 < L::N; n0 += imagesPerBlock) {
-      const int n1 = std::min(L::N, n0 + imagesPerBlock);
+    for (int n0 = 0; n0 < ws.n; n0 += imagesPerBlock) {
+      const int n1 = std::min(ws.n, n0 + imagesPerBlock);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
       for (long item = 0; item < items; ++item) {
         const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
@@ -511,7 +511,7 @@ struct DirectWeightsTaps {
     const long Mpad = (long)panels * NR;
     constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
     constexpr int IN_ROWS = std::min(L::H, (ROWS - 1) * L::SH + (L::R - 1) * L::DH + 1);
-    constexpr long BLOCKS = (long)L::N * ROW_BLOCKS;
+    const long BLOCKS = (long)ws.n * ROW_BLOCKS;
     constexpr long TILE = (long)MT * NR;
     // part[panel][channel][r][tap group][MT][NR]
     const long partSize = Mpad * KC * L::R * SG * MT, dySize = (long)ROWS * L::Q * Mpad, xSize = (long)KC * IN_ROWS * XW;
@@ -526,7 +526,7 @@ struct DirectWeightsTaps {
       std::memset(part, 0, sizeof(float) * partSize);
 #pragma omp for schedule(dynamic, 1)
       for (long blk = 0; blk < BLOCKS; ++blk) {
-        const auto [n, nb, p0, p1, h0, h1] = Rows::template rowBlock<ROWS, 1>(blk);
+        const auto [n, nb, p0, p1, h0, h1] = Rows::template rowBlock<ROWS, 1>(blk, ws.n);
         (void)nb;
         if (h1 <= h0) continue;
         Rows::packDyT(dy, rows, M, Mpad, n, (long)p0 * L::Q, (long)p1 * L::Q, dyT);

@@ -60,18 +60,20 @@ struct DotPass {
 struct PlaneLanes {
   static constexpr int WP = L::Q + (L::S - 1) * L::DW, HP = L::P + (L::R - 1) * L::DH;
   static constexpr long IMG = (long)HP * WP;
-  static constexpr long J = (L::N * IMG + simd::VW - 1) / simd::VW * simd::VW;
   static constexpr long MAX_SHIFT = (long)(L::R - 1) * L::DH * WP + (L::S - 1) * L::DW;
-  static constexpr long X_STRIDE = (J + MAX_SHIFT + 15) / 16 * 16;
+  // Lanes of n images (a whole number of vectors), and the distance between two channels' x lanes.
+  static constexpr long lanes(int n) { return (n * IMG + simd::VW - 1) / simd::VW * simd::VW; }
+  static constexpr long xStride(int n) { return (lanes(n) + MAX_SHIFT + 15) / 16 * 16; }
 
-  static void tapShifts(long* shift) {
+  static void tapShifts(long* shift, int) {
     for (int tap = 0; tap < L::R * L::S; ++tap) shift[tap] = (long)(tap / L::S) * L::DH * WP + (tap % L::S) * L::DW;
   }
-  static void packDy(const float* dy, const int32_t* rows, int M, float* out, int threads) {
+  static void packDy(const float* dy, const int32_t* rows, int M, int N, float* out, int threads) {
+    const long J = lanes(N);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int i = 0; i < M; ++i) {
       float* o = out + (long)i * J;
-      for (int n = 0; n < L::N; ++n) {  // each lane written once: copies, then zero gaps
+      for (int n = 0; n < N; ++n) {  // each lane written once: copies, then zero gaps
         float* img = o + n * IMG;
         for (int p = 0; p < L::P; ++p) {
           std::memcpy(img + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
@@ -79,15 +81,16 @@ struct PlaneLanes {
         }
         std::memset(img + (long)L::P * WP, 0, sizeof(float) * (IMG - (long)L::P * WP));
       }
-      std::memset(o + L::N * IMG, 0, sizeof(float) * (J - L::N * IMG));
+      std::memset(o + N * IMG, 0, sizeof(float) * (J - N * IMG));
     }
   }
-  static void packX(const float* x, const int32_t* cols, int KC, float* out, int threads) {
+  static void packX(const float* x, const int32_t* cols, int KC, int N, float* out, int threads) {
     const int jl = std::max(0, L::PW), jh = std::min(WP, L::W + L::PW);
+    const long X_STRIDE = xStride(N);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int c = 0; c < KC; ++c) {
       float* o = out + (long)c * X_STRIDE;
-      for (int n = 0; n < L::N; ++n)  // each lane written once: zero borders, copy the rest
+      for (int n = 0; n < N; ++n)  // each lane written once: zero borders, copy the rest
         for (int i = 0; i < HP; ++i) {
           float* row = o + n * IMG + (long)i * WP;
           const int sr = i - L::PH;
@@ -99,7 +102,7 @@ struct PlaneLanes {
           std::memcpy(row + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW), sizeof(float) * (jh - jl));
           std::memset(row + jh, 0, sizeof(float) * (WP - jh));
         }
-      std::memset(o + L::N * IMG, 0, sizeof(float) * (X_STRIDE - L::N * IMG));
+      std::memset(o + N * IMG, 0, sizeof(float) * (X_STRIDE - N * IMG));
     }
   }
 };
@@ -108,22 +111,25 @@ struct PlaneLanes {
 // x is gathered per (channel, tap) row, so taps are replicated: the choice for small outputs.
 struct RowLanes {
   static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-  static constexpr long J = ((long)L::N * L::P * L::Q + simd::VW - 1) / simd::VW * simd::VW;
-  static constexpr long X_STRIDE = J * L::R * L::S;
+  // Lanes of n images (a whole number of vectors), and the distance between two channels' x lanes.
+  static constexpr long lanes(int n) { return ((long)n * L::P * L::Q + simd::VW - 1) / simd::VW * simd::VW; }
+  static constexpr long xStride(int n) { return lanes(n) * L::R * L::S; }
 
-  static void tapShifts(long* shift) {
-    for (int tap = 0; tap < L::R * L::S; ++tap) shift[tap] = (long)tap * J;
+  static void tapShifts(long* shift, int N) {
+    for (int tap = 0; tap < L::R * L::S; ++tap) shift[tap] = (long)tap * lanes(N);
   }
-  static void packDy(const float* dy, const int32_t* rows, int M, float* out, int threads) {
+  static void packDy(const float* dy, const int32_t* rows, int M, int N, float* out, int threads) {
     constexpr long PQ = (long)L::P * L::Q;
+    const long J = lanes(N);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int i = 0; i < M; ++i) {
       float* o = out + (long)i * J;
-      for (int n = 0; n < L::N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
-      std::memset(o + L::N * PQ, 0, sizeof(float) * (J - L::N * PQ));
+      for (int n = 0; n < N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
+      std::memset(o + N * PQ, 0, sizeof(float) * (J - N * PQ));
     }
   }
-  static void packX(const float* x, const int32_t* cols, int KC, float* out, int threads) {
+  static void packX(const float* x, const int32_t* cols, int KC, int N, float* out, int threads) {
+    const long J = lanes(N), X_STRIDE = xStride(N);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int c = 0; c < KC; ++c)
       for (int tap = 0; tap < L::R * L::S; ++tap) {
@@ -135,7 +141,7 @@ struct RowLanes {
         const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
         const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
         long j = 0;
-        for (int n = 0; n < L::N; ++n) {
+        for (int n = 0; n < N; ++n) {
           const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
           for (int p = 0; p < L::P; ++p, j += L::Q) {
             const int ih = p * L::SH - L::PH + r * L::DH;

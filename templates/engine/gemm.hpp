@@ -57,9 +57,9 @@ struct GemmPass {
     constexpr long PLANE = ((long)PLANE_ROWS * WP + (L::S - 1) * L::DW + NR + 15) / 16 * 16;
     const int panels = (M + MR - 1) / MR;
     if (panels == 0) return;
-    const int perItem = panelsPerItem(panels, (long)L::N * ROW_BLOCKS, threads);
+    const int perItem = panelsPerItem(panels, (long)ws.n * ROW_BLOCKS, threads);
     const int chunks = (panels + perItem - 1) / perItem;
-    const long items = (long)L::N * ROW_BLOCKS * chunks;
+    const long items = (long)ws.n * ROW_BLOCKS * chunks;
     const int rows = KC * RS;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
@@ -147,7 +147,7 @@ struct GemmPass {
                            const int32_t* kIdx, int KC, Workspace& ws, int threads) {
     static_assert(NCB > 0 && L::R == 1 && L::S == 1, "pointwise mode serves 1x1 kernels");
     static_assert(NCB % NR == 0, "column block must hold whole microtiles");
-    constexpr long COLS = (long)L::N * DST_PLANE;
+    const long COLS = (long)ws.n * DST_PLANE;
     constexpr long A_BUDGET = 256 * 1024;  // bytes of A panels one item streams per column tile: keep them in L2
     const long blocks = (COLS + NCB - 1) / NCB;
     const int panels = (M + MR - 1) / MR;
@@ -175,7 +175,7 @@ struct GemmPass {
         const int chunk = (int)(item % chunks);
         const long blk = item / chunks, j0 = blk * NCB;
         if (blk != packedBlock) {  // consecutive chunks of one block reuse the packed B
-          packPointwise<NCB>(src, kIdx, KC, j0, B);
+          packPointwise<NCB>(src, kIdx, KC, j0, COLS, B);
           packedBlock = blk;
         }
         const int cols = (int)std::min<long>(NCB, COLS - j0);
@@ -203,11 +203,10 @@ struct GemmPass {
     }
   }
 
-  // B[c][j - j0] for the block's columns j (zeros past the last column). Identity 1x1 (stride 1, no
+  // B[c][j - j0] for the block's columns j < COLS (zeros past the last column). Identity 1x1 (stride 1, no
   // padding): each image's run is a row copy; otherwise each element is looked up through the view.
   template <int NCB>
-  static void packPointwise(const float* src, const int32_t* kIdx, int KC, long j0, float* B) {
-    constexpr long COLS = (long)L::N * DST_PLANE;
+  static void packPointwise(const float* src, const int32_t* kIdx, int KC, long j0, long COLS, float* B) {
     constexpr bool IDENTITY = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
     const long j1 = std::min(COLS, j0 + NCB);
     for (int c = 0; c < KC; ++c) {
@@ -242,7 +241,7 @@ struct GemmPass {
   static void runIm2col(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
                         const int32_t* kIdx, int KC, Workspace& ws, int threads) {
     static_assert(NCB % NR == 0, "column block must hold whole microtiles");
-    constexpr long COLS = (long)L::N * V::DST_A * V::DST_B;
+    const long COLS = (long)ws.n * V::DST_A * V::DST_B;
     const long blocks = (COLS + NCB - 1) / NCB;
     const int panels = (M + MR - 1) / MR;
     if (panels == 0) return;
@@ -274,7 +273,7 @@ struct GemmPass {
         const int chunk = (int)(item % chunks);
         const long blk = item / chunks;
         if (blk != packedBlock) {
-          nT = gatherBlock<NCB, ORDER>(src, kIdx, KC, blk * NCB, B, colOff, contiguous, tapOff, validTaps);
+          nT = gatherBlock<NCB, ORDER>(src, kIdx, KC, ws.n, blk * NCB, B, colOff, contiguous, tapOff, validTaps);
           for (int c = 0; c < KC; ++c)
             for (int t = 0; t < nT; ++t) {
               aOff[c * nT + t] = (c * RS + validTaps[t]) * MR;
@@ -306,9 +305,9 @@ struct GemmPass {
   // Decode the block's columns, find per tap the source offsets (-1 = padding), keep the taps that
   // reach any column, and gather B[(c, tap)][column]. Returns the number of kept taps.
   template <int NCB, int ORDER>
-  static int gatherBlock(const float* src, const int32_t* kIdx, int KC, long j0, float* B, int32_t* colOff,
+  static int gatherBlock(const float* src, const int32_t* kIdx, int KC, int N, long j0, float* B, int32_t* colOff,
                          int32_t* contiguous, int32_t* tapOff, int32_t* validTaps) {
-    constexpr long COLS = (long)L::N * V::DST_A * V::DST_B;
+    const long COLS = (long)N * V::DST_A * V::DST_B;
     for (int j = 0; j < NCB; ++j) {
       const long col = j0 + j;
       if (col >= COLS) {
@@ -320,7 +319,7 @@ struct GemmPass {
       if (ORDER == 0) {
         b = (int)(col % V::DST_B); a = (int)((col / V::DST_B) % V::DST_A); n = (int)(col / DST_PLANE);
       } else {
-        n = (int)(col % L::N); b = (int)((col / L::N) % V::DST_B); a = (int)(col / L::N / V::DST_B);
+        n = (int)(col % N); b = (int)((col / N) % V::DST_B); a = (int)(col / N / V::DST_B);
       }
       colOff[j] = (int32_t)(n * DST_IMG + (long)a * V::DST_B + b);
       for (int tap = 0; tap < RS; ++tap) {

@@ -64,7 +64,7 @@ describe('call errors (MaskedConv)', () => {
 
   it('x as Float64Array', () =>
     expect(() => conv.forward(new Float64Array(X) as never, w(), b())).toThrowError(
-      /x: got Float64Array\(150\); expected a Float32Array of 150 elements/,
+      /x: got Float64Array\(150\); expected a Float32Array of 1 to 2 images of 75 floats/,
     ));
   it('x as a plain array', () =>
     expect(() => conv.forward([1, 2] as never, w(), b())).toThrowError(/x: got Array\(2\)/));
@@ -83,7 +83,21 @@ describe('call errors (MaskedConv)', () => {
     );
   });
   it('dy of the wrong length', () =>
-    expect(() => conv.backwardData(new Float32Array(3), w())).toThrowError(/dy: .*200 elements/));
+    expect(() => conv.backwardData(new Float32Array(3), w())).toThrowError(/dy: .*1 to 2 images of 100 floats.*got 3/));
+  it('x of more images than the compiled batch', () =>
+    expect(() => conv.forward(new Float32Array(3 * 75), w(), b())).toThrowError(
+      /x: .*1 to 2 images of 75 floats.*got 225/,
+    ));
+  it('x of a fractional number of images', () =>
+    expect(() => conv.forward(new Float32Array(75 + 1), w(), b())).toThrowError(/x: .*images of 75 floats.*got 76/));
+  it('y sized for the compiled batch while x holds one image', () =>
+    expect(() => conv.forward(new Float32Array(75), w(), b(), new Float32Array(Y))).toThrowError(
+      /y: .*100 elements \[1\]\[K\]\[P\]\[Q\] \(as many images as x\), got 200/,
+    ));
+  it('x of another image count than dy in backwardWeights', () =>
+    expect(() => conv.backwardWeights(new Float32Array(100), x(), undefined, b())).toThrowError(
+      /x: .*75 elements \[1\]\[C\]\[H\]\[W\] \(as many images as dy\), got 150/,
+    ));
   it('dbias given for a bias-free spec', async () => {
     const nb = await compileMaskedConv({ ...base, bias: false }, { isa: 'scalar' });
     expect(() => nb.backwardWeights(new Float32Array(Y), x(), undefined, b())).toThrowError(/dbias: .*bias: false/);

@@ -17,6 +17,8 @@ export interface FuzzCase {
   soft: boolean;
   masks: { out: number[]; in: number[] };
   seed: number;
+  /** Images the calls run (the batch is a run-time size up to spec.batch); default spec.batch. */
+  images?: number;
 }
 
 export const REGRESSION_DIR = join(dirname(fileURLToPath(import.meta.url)), 'regressions');
@@ -54,7 +56,16 @@ export function drawCase(r: Rng, seed: number): FuzzCase {
     if (work > 4e6) continue;
     let strategy = r.pick(FAMILIES);
     if (strategy.forward === 'planes' && !(layer.stride[0] === 1 && layer.stride[1] === 1)) strategy = {};
-    return { spec, strategy, seed, soft: r.next() < 0.5, isa: r.pick(supportedIsas()), masks: drawMasks(r, spec) };
+    const images = r.next() < 0.3 ? r.int(1, spec.batch) : undefined; // sometimes a partial batch
+    return {
+      spec,
+      strategy,
+      seed,
+      soft: r.next() < 0.5,
+      isa: r.pick(supportedIsas()),
+      masks: drawMasks(r, spec),
+      ...(images === undefined ? {} : { images }),
+    };
   }
 }
 
@@ -89,7 +100,8 @@ export async function runCases(cases: FuzzCase[]): Promise<{ c: FuzzCase; reason
 }
 
 function check(c: FuzzCase, conv: Awaited<ReturnType<typeof compileMaskedConvs>>[number]): string | undefined {
-  const l = conv.spec,
+  const n = c.images ?? conv.spec.batch;
+  const l = { ...conv.spec, batch: n }, // the reference sees the images the calls run
     r = rng(c.seed);
   const [R, S] = l.kernel;
   const x = r.uniformArray(l.batch * l.inChannels * l.inHeight * l.inWidth),
@@ -132,7 +144,11 @@ function shrinkSteps(c: FuzzCase): FuzzCase[] {
   };
   const shrinkN = (v: number) =>
     [1, Math.floor(v / 2), v - 1].filter((n, i, a) => n >= 1 && n < v && a.indexOf(n) === i);
-  for (const b of shrinkN(s.batch)) out.push(with_({ batch: b })!);
+  for (const b of shrinkN(s.batch)) {
+    const shrunk = with_({ batch: b });
+    if (shrunk) out.push(c.images === undefined ? shrunk : { ...shrunk, images: Math.min(c.images, b) });
+  }
+  if (c.images !== undefined) for (const n of shrinkN(c.images)) out.push({ ...c, images: n });
   for (const n of shrinkN(s.outChannels))
     out.push(with_({ outChannels: n }, { ...c.masks, out: c.masks.out.slice(0, n) })!);
   for (const n of shrinkN(s.inChannels))

@@ -67,9 +67,10 @@ static const maskacc::LayerKernel* const LAYERS[] = {
     &u8_scalar_kernel,
 };
 
-// One validated call of a pass: raw pointers into the caller's arrays plus the index lists.
+// One validated call of a pass: raw pointers into the caller's arrays plus the index lists, for n images.
 struct Call {
   enum Pass { kForward, kBackwardData, kBackwardWeights } pass;
+  int n = 0;
   const float *a = nullptr, *b = nullptr, *c = nullptr;  // inputs (and bias) in argument order
   float *out = nullptr, *out2 = nullptr;                  // outputs (dw and dbias for weights)
   const int32_t *i0 = nullptr, *i1 = nullptr;
@@ -121,9 +122,11 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
   void run(const Call& k) {
     const maskacc::LayerKernel& l = *layer_;
     switch (k.pass) {
-      case Call::kForward: l.forward(ws_, threads_, k.a, k.b, k.c, k.out, k.i0, k.n0, k.i1, k.n1); break;
-      case Call::kBackwardData: l.backwardData(ws_, threads_, k.a, k.b, k.out, k.i0, k.n0, k.i1, k.n1); break;
-      case Call::kBackwardWeights: l.backwardWeights(ws_, threads_, k.a, k.b, k.out, k.out2, k.i0, k.n0, k.i1, k.n1); break;
+      case Call::kForward: l.forward(ws_, threads_, k.n, k.a, k.b, k.c, k.out, k.i0, k.n0, k.i1, k.n1); break;
+      case Call::kBackwardData: l.backwardData(ws_, threads_, k.n, k.a, k.b, k.out, k.i0, k.n0, k.i1, k.n1); break;
+      case Call::kBackwardWeights:
+        l.backwardWeights(ws_, threads_, k.n, k.a, k.b, k.out, k.out2, k.i0, k.n0, k.i1, k.n1);
+        break;
     }
   }
 
@@ -137,6 +140,18 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
       throw Napi::RangeError::New(info.Env(), std::string(name) + ": expected length " + std::to_string(n) + ", got " +
                                                   std::to_string(a.ElementLength()));
     return a.Data();
+  }
+  // The call's image count from its first tensor: a whole number of images, 1..N.
+  static int images(const Napi::CallbackInfo& info, long image, int most, const char* name) {
+    Napi::Value v = info[0];
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Float32Array");
+    const long len = (long)v.As<Napi::TypedArray>().ElementLength();
+    if (len == 0 || len % image != 0 || len / image > most)
+      throw Napi::RangeError::New(info.Env(), std::string(name) + ": expected 1 to " + std::to_string(most) +
+                                                  " images of " + std::to_string(image) + " floats, got length " +
+                                                  std::to_string(len));
+    return (int)(len / image);
   }
   static const int32_t* indices(const Napi::CallbackInfo& info, size_t i, int limit, const char* name, int& count) {
     Napi::Value v = info[i];
@@ -157,23 +172,26 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
     Call k{pass};
     switch (pass) {
       case Call::kForward:
-        k.a = floats(info, 0, l.xSize, "x");
+        k.n = images(info, l.xImage, l.N, "x");
+        k.a = floats(info, 0, k.n * l.xImage, "x");
         k.b = floats(info, 1, l.wSize, "w");
         k.c = floats(info, 2, l.K, "bias", true);
-        k.out = floats(info, 3, l.ySize, "y");
+        k.out = floats(info, 3, k.n * l.yImage, "y");
         k.i0 = indices(info, 4, l.K, "ko", k.n0);
         k.i1 = indices(info, 5, l.C, "ci", k.n1);
         break;
       case Call::kBackwardData:
-        k.a = floats(info, 0, l.ySize, "dy");
+        k.n = images(info, l.yImage, l.N, "dy");
+        k.a = floats(info, 0, k.n * l.yImage, "dy");
         k.b = floats(info, 1, l.wSize, "w");
-        k.out = floats(info, 2, l.xSize, "dx");
+        k.out = floats(info, 2, k.n * l.xImage, "dx");
         k.i0 = indices(info, 3, l.K, "ko", k.n0);
         k.i1 = indices(info, 4, l.C, "ci", k.n1);
         break;
       case Call::kBackwardWeights:
-        k.a = floats(info, 0, l.ySize, "dy");
-        k.b = floats(info, 1, l.xSize, "x");
+        k.n = images(info, l.yImage, l.N, "dy");
+        k.a = floats(info, 0, k.n * l.yImage, "dy");
+        k.b = floats(info, 1, k.n * l.xImage, "x");
         k.out = floats(info, 2, l.wSize, "dw");
         k.out2 = floats(info, 3, l.K, "dbias", true);
         k.i0 = indices(info, 4, l.K, "rows", k.n0);
@@ -252,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "2e6acc738548855748d5c6a4d7306b4b41c2f94c12c0de98ed8c63977ce03c8b"));
+  exports.Set("key", Napi::String::New(env, "0aaaa1a8d15a46464dbc22de6d05af431e702abedead7979015397e26eeb7e87"));
   return exports;
 }
 

@@ -9,7 +9,7 @@
 //   backwardWeights: direct (tap-major), tile MT channels x NR filters = 4 x 3, 21 images/block
 // plan JSON: {"isa":"scalar","vectorWidth":1,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":4,"NV":3,"NR":3},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":4,"NV":3,"NR":3},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":4,"NV":3,"NR":3,"blocking":"images","imagesPerBlock":21,"rowsPerBlock":4}}
 //
-// Layouts: x [N][C][H][W], w [K][C][R][S], y/dy [N][K][P][Q], row-major float32. The masks arrive
+// Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
 // else (sizes, tiles, ISA) is baked in below. The engines are maskacc's headers (templates/ on
 // the include path): included inside this layer's namespace, they see its L:: and simd::.
@@ -32,8 +32,10 @@ constexpr int N = 64, C = 256, K = 512, H = 4, W = 4;
 constexpr int R = 3, S = 3, SH = 1, SW = 1, PH = 1, PW = 1, DH = 1, DW = 1;
 constexpr int P = 4, Q = 4;
 }  // namespace L
-constexpr long X_SIZE = (long)L::N * L::C * L::H * L::W, W_SIZE = (long)L::K * L::C * L::R * L::S,
-               Y_SIZE = (long)L::N * L::K * L::P * L::Q;
+// One image of x and y. A call runs n images, 1 <= n <= L::N (ws.n): the batch is a run-time size
+// up to the compiled one, so a partial last batch or a single image needs no other kernel.
+constexpr long X_IMAGE = (long)L::C * L::H * L::W, W_SIZE = (long)L::K * L::C * L::R * L::S,
+               Y_IMAGE = (long)L::K * L::P * L::Q;
 
 #include "isa/scalar.hpp"
 #include "engine/common.hpp"
@@ -100,23 +102,23 @@ struct BackwardDataView {
 
 static void forward(const float* x, const float* w, const float* bias, float* y, const int32_t* ko, int nko,
                     const int32_t* ci, int nci, Workspace& ws, int threads) {
-  zeroPrunedChannels(y, L::N, L::K, (long)L::P * L::Q, ko, nko, threads);
+  zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
   DirectPass<ForwardView, 4, 3, true, 4>::run(x, w, bias, y, ko, nko, ci, nci, ws, threads);
 }
 
 static void backwardData(const float* dy, const float* w, float* dx, const int32_t* ko, int nko, const int32_t* ci,
                          int nci, Workspace& ws, int threads) {
-  zeroPrunedChannels(dx, L::N, L::C, (long)L::H * L::W, ci, nci, threads);
+  zeroPrunedChannels(dx, ws.n, L::C, (long)L::H * L::W, ci, nci, threads);
   DirectPass<BackwardDataView, 4, 3, true, 4>::run(dy, w, nullptr, dx, ci, nci, ko, nko, ws, threads);
 }
 
 // dbias[k] = sum over images and positions of dy[n][k] for the gradient rows, 0 elsewhere.
-static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int nrows, int threads) {
+static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int nrows, int n, int threads) {
   std::memset(dbias, 0, sizeof(float) * L::K);
   const auto row = [&](int i) {
     double sum = 0;
-    for (int n = 0; n < L::N; ++n) {
-      const float* p = dy + ((long)n * L::K + rows[i]) * L::P * L::Q;
+    for (int b = 0; b < n; ++b) {
+      const float* p = dy + ((long)b * L::K + rows[i]) * L::P * L::Q;
       for (int j = 0; j < L::P * L::Q; ++j) sum += p[j];
     }
     dbias[rows[i]] = (float)sum;
@@ -133,7 +135,7 @@ static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
   std::memset(dw, 0, sizeof(float) * (size_t)L::K * L::C * L::R * L::S);
-  if (dbias) biasGradient(dy, dbias, rows, nrows, threads);
+  if (dbias) biasGradient(dy, dbias, rows, nrows, ws.n, threads);
   if (nrows == 0 || nci == 0) return;
   DirectWeights<4, 3>::runImages(dy, x, dw, rows, nrows, ci, nci, 21, ws, threads);
 }
@@ -142,34 +144,40 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
 
 // Work too small to share runs on one thread: a parallel region costs microseconds to start
 // and join, so each extra thread must get at least MIN_FLOPS_PER_THREAD of kept work
-// (2*N*rows*cols*R*S*P*Q, the same count for all three passes).
+// (2*n*rows*cols*R*S*P*Q, the same count for all three passes).
 constexpr double MIN_FLOPS_PER_THREAD = 4e6;
-static inline int threadsFor(int threads, int rows, int cols) {
-  const double flops = 2.0 * L::N * rows * cols * L::R * L::S * L::P * L::Q;
+static inline int threadsFor(int threads, int n, int rows, int cols) {
+  const double flops = 2.0 * n * rows * cols * L::R * L::S * L::P * L::Q;
   const double most = std::max(1.0, flops / MIN_FLOPS_PER_THREAD);
   return most < threads ? (int)most : threads;
 }
 
 static void* createWorkspace() { return new Workspace(); }
 static void destroyWorkspace(void* ws) { delete static_cast<Workspace*>(ws); }
-static void forwardEntry(void* ws, int threads, const float* x, const float* w, const float* bias, float* y,
+// Each entry sets the call's image count n in the workspace (one call at a time per workspace).
+static Workspace& begin(void* ws, int n) {
+  Workspace& w = *static_cast<Workspace*>(ws);
+  w.n = n;
+  return w;
+}
+static void forwardEntry(void* ws, int threads, int n, const float* x, const float* w, const float* bias, float* y,
                          const int32_t* ko, int nko, const int32_t* ci, int nci) {
-  forward(x, w, bias, y, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
+  forward(x, w, bias, y, ko, nko, ci, nci, begin(ws, n), threadsFor(threads, n, nko, nci));
 }
-static void backwardDataEntry(void* ws, int threads, const float* dy, const float* w, float* dx, const int32_t* ko,
-                              int nko, const int32_t* ci, int nci) {
-  backwardData(dy, w, dx, ko, nko, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nko, nci));
+static void backwardDataEntry(void* ws, int threads, int n, const float* dy, const float* w, float* dx,
+                              const int32_t* ko, int nko, const int32_t* ci, int nci) {
+  backwardData(dy, w, dx, ko, nko, ci, nci, begin(ws, n), threadsFor(threads, n, nko, nci));
 }
-static void backwardWeightsEntry(void* ws, int threads, const float* dy, const float* x, float* dw, float* dbias,
-                                 const int32_t* rows, int nrows, const int32_t* ci, int nci) {
-  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, *static_cast<Workspace*>(ws), threadsFor(threads, nrows, nci));
+static void backwardWeightsEntry(void* ws, int threads, int n, const float* dy, const float* x, float* dw,
+                                 float* dbias, const int32_t* rows, int nrows, const int32_t* ci, int nci) {
+  backwardWeights(dy, x, dw, dbias, rows, nrows, ci, nci, begin(ws, n), threadsFor(threads, n, nrows, nci));
 }
 
 }  // namespace u6_scalar
 
 extern const maskacc::LayerKernel u6_scalar_kernel = {
     "u6_scalar",
-    u6_scalar::X_SIZE, u6_scalar::W_SIZE, u6_scalar::Y_SIZE, 512, 256,
+    64, u6_scalar::X_IMAGE, u6_scalar::W_SIZE, u6_scalar::Y_IMAGE, 512, 256,
     u6_scalar::createWorkspace, u6_scalar::destroyWorkspace,
     u6_scalar::forwardEntry, u6_scalar::backwardDataEntry, u6_scalar::backwardWeightsEntry,
 };
