@@ -16,6 +16,7 @@ export {
 } from './masked-batch-norm.js';
 export { compileLayers, maskedLayers, type CompileLayersOptions } from './compile-layers.js';
 export { layers } from './layer-factories.js';
+export { directory } from './file-io.js';
 export { NativeMomentumOptimizer } from './optimizer.js';
 export { MaskedCnn, type CnnSpec, type MaskedCnnOptions } from './masked-cnn.js';
 export { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-ops.js';

@@ -138,7 +138,7 @@ describe('MaskedConv2D in tf.sequential and tf.model', () => {
         }),
         maskedConv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }),
         tf.layers.flatten(),
-        tf.layers.dense({ units: 2 }),
+        tf.layers.dense({ units: 2, activation: 'softmax' }),
       ],
     });
     const [conv1, conv2] = model.layers as MaskedConv2D[];
