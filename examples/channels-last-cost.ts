@@ -1,15 +1,16 @@
 // What channelsLast costs a MaskedConv2D against channelsFirst: the same layer (the prune demo's
 // second conv: 32 -> 32 channels, 3x3, 28x28, batch 128, half the filters and inputs pruned) timed
-// for forward + both gradients in each data format. The difference is the NHWC <-> NCHW
-// conversion of x, y, dy and dx inside the op.
+// in each data format, forward alone and forward + both gradients (median of --reps runs), and
+// the NHWC <-> NCHW conversions alone (x, y, dy and dx: four per training step).
 //
-//   MASKACC_CACHE_DIR=/tmp/mc-tfjs npx tsx examples/channels-last-cost.ts [--reps 10]
+//   MASKACC_CACHE_DIR=/tmp/mc-tfjs npx tsx examples/channels-last-cost.ts [--reps 15]
 import { parseArgs } from 'node:util';
 import { compileLayers } from '../src/tfjs/compile-layers.js';
+import { nchwToNhwc, nhwcToNchw } from '../src/tfjs/layout.js';
 import { maskedConv2d } from '../src/tfjs/masked-conv2d.js';
 import { tf, type Tensor } from '../src/tfjs/tf.js';
 
-const { values: a } = parseArgs({ options: { reps: { type: 'string', default: '10' } } });
+const { values: a } = parseArgs({ options: { reps: { type: 'string', default: '15' } } });
 const reps = Number(a.reps);
 const [N, C, K, H] = [128, 32, 32, 28];
 await tf.setBackend('cpu');
@@ -22,20 +23,45 @@ const layers = formats.map((dataFormat) => {
 });
 await compileLayers(layers, { batch: N, density: 0.5, inputGradOfFirstLayers: true });
 layers.forEach((l) => l.setMasks({ out: half(K), in: half(C) }));
-const ms: Record<string, number> = {};
-for (let rep = -2; rep < reps; rep++)
-  for (const [i, layer] of layers.entries()) {
-    const shape = formats[i] === 'channelsLast' ? [N, H, H, C] : [N, C, H, H];
-    const x = tf.randomNormal(shape);
-    const t0 = performance.now();
-    const g = tf.grads((xt: Tensor) => tf.sum(layer.apply(xt) as Tensor))([x]);
-    g[0].dataSync();
-    if (rep >= 0) ms[formats[i]] = (ms[formats[i]] ?? 0) + (performance.now() - t0) / reps;
-    tf.dispose([x, ...g]);
+
+const median = (v: number[]) => v.sort((p, q) => p - q)[v.length >> 1];
+const time = (f: () => void) => {
+  const t0 = performance.now();
+  f();
+  return performance.now() - t0;
+};
+const ms: Record<string, { forward: number[]; step: number[] }> = {};
+for (const [i, layer] of layers.entries()) {
+  const shape = formats[i] === 'channelsLast' ? [N, H, H, C] : [N, C, H, H];
+  const x = tf.randomNormal(shape),
+    probe = tf.randomNormal(shape);
+  const runs = (ms[formats[i]] = { forward: [] as number[], step: [] as number[] });
+  for (let rep = -2; rep < reps; rep++) {
+    // (The tidy scopes return nothing: tidy walks a returned typed array element by element.)
+    const forward = time(() =>
+      tf.tidy(() => {
+        (layer.apply(x) as Tensor).dataSync();
+      }),
+    );
+    const step = time(() =>
+      tf.tidy(() => {
+        tf.grads((xt: Tensor) => tf.sum(tf.mul(layer.apply(xt) as Tensor, probe)))([x])[0].dataSync();
+      }),
+    );
+    if (rep >= 0) (runs.forward.push(forward), runs.step.push(step));
   }
-const conv = layers.map((l) => l.takeMs() / (reps + 2));
-for (const [i, f] of formats.entries())
-  console.log(`${f}: ${ms[f].toFixed(1)} ms per forward + backward (${conv[i].toFixed(1)} ms in the conv kernels)`);
+}
+const src = new Float32Array(N * C * H * H).map(Math.random),
+  dst = new Float32Array(src.length);
+const conversion = median(
+  Array.from({ length: reps }, () => time(() => (nhwcToNchw(src, N, H, H, C, dst), nchwToNhwc(dst, N, C, H, H, src)))),
+);
+for (const f of formats)
+  console.log(
+    `${f}: forward ${median(ms[f].forward).toFixed(1)} ms, forward + backward ${median(ms[f].step).toFixed(1)} ms`,
+  );
 console.log(
-  `channelsLast costs ${(ms.channelsLast - ms.channelsFirst).toFixed(1)} ms more (${((ms.channelsLast / ms.channelsFirst - 1) * 100).toFixed(0)}%)`,
+  `channelsLast - channelsFirst: forward ${(median(ms.channelsLast.forward) - median(ms.channelsFirst.forward)).toFixed(1)} ms, ` +
+    `forward + backward ${(median(ms.channelsLast.step) - median(ms.channelsFirst.step)).toFixed(1)} ms; ` +
+    `the conversions alone: ${(2 * conversion).toFixed(1)} ms per step (4 x ${((N * C * H * H * 4) / 2 ** 20).toFixed(1)} MB)`,
 );
