@@ -48,7 +48,9 @@ for (const [i, layer] of layers.entries()) {
         tf.grads((xt: Tensor) => tf.sum(tf.mul(layer.apply(xt) as Tensor, probe)))([x])[0].dataSync();
       }),
     );
-    if (rep >= 0) (runs.forward.push(forward), runs.step.push(step));
+    if (rep < 0) continue; // warm-up
+    runs.forward.push(forward);
+    runs.step.push(step);
   }
 }
 const src = new Float32Array(N * C * H * H).map(Math.random),

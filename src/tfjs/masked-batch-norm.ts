@@ -2,9 +2,11 @@
 // its output, so a pruned filter's channel is exactly 0 after it (a plain batch norm would turn
 // the zero channel into its beta), and stays 0 through ReLU and pooling: the next conv may skip
 // it. Same weights, names and arithmetic as TF.js's BatchNormalization (stripPruning copies them
-// into one), plus a non-trainable `mask` weight that saves and loads with the model.
+// into one), plus a non-trainable `mask` weight that saves and loads with the model. The math is
+// one op of plain loops (batch-norm-op.ts), for any channel axis.
 import type { LayerVariable, Shape } from '@tensorflow/tfjs';
 import { ArgumentError, MaskaccError } from '../errors.js';
+import { batchNormInference, batchNormTraining } from './batch-norm-op.js';
 import { tf, type Tensor } from './tf.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -102,28 +104,38 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
       const axis = this.channelAxis(x.rank);
-      const broadcast = x.shape.map((d, i) => (i === axis ? d : 1));
-      const shaped = (v?: LayerVariable) => (v ? tf.reshape(v.read(), broadcast) : undefined);
-      const mask = shaped(this.mask)!;
-      let mean: Tensor, variance: Tensor;
-      if (kwargs?.training) {
-        const reduce = x.shape.map((_, i) => i).filter((i) => i !== axis);
-        ({ mean, variance } = tf.moments(x, reduce, true));
-        for (const [v, value] of [
-          [this.movingMean!, mean],
-          [this.movingVariance!, variance],
-        ] as const) {
-          tf.tidy(() => {
-            const old = v.read();
-            v.write(tf.sub(old, tf.mul(tf.sub(old, tf.reshape(value, old.shape)), 1 - this.momentum)));
-          });
-        }
-      } else [mean, variance] = [shaped(this.movingMean)!, shaped(this.movingVariance)!];
-      // Elementwise ops, not tf.batchNorm: its gradient assumes rank-1 statistics (channels last).
-      let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon)));
-      if (this.gamma) y = tf.mul(y, shaped(this.gamma)!);
-      if (this.beta) y = tf.add(y, shaped(this.beta)!);
-      return tf.mul(y, mask);
+      const size = (dims: number[]) => dims.reduce((p, d) => p * d, 1);
+      const view = {
+        outer: size(x.shape.slice(0, axis)),
+        channels: x.shape[axis],
+        inner: size(x.shape.slice(axis + 1)),
+      };
+      const C = view.channels;
+      const gamma = this.gamma?.read() ?? tf.ones([C]),
+        beta = this.beta?.read() ?? tf.zeros([C]);
+      const mask = this.maskVariable.read().dataSync() as Float32Array;
+      if (!kwargs?.training) {
+        const floats = (t: Tensor) => t.dataSync() as Float32Array;
+        return batchNormInference(x, view, {
+          mean: floats(this.movingMean!.read()),
+          variance: floats(this.movingVariance!.read()),
+          gamma: floats(gamma),
+          beta: floats(beta),
+          mask,
+          epsilon: this.epsilon,
+        });
+      }
+      const { y, mean, variance } = batchNormTraining(x, gamma, beta, view, mask, this.epsilon);
+      for (const [v, value] of [
+        [this.movingMean!, mean],
+        [this.movingVariance!, variance],
+      ] as const) {
+        tf.tidy(() => {
+          const old = v.read();
+          v.write(tf.sub(old, tf.mul(tf.sub(old, tf.tensor1d(value)), 1 - this.momentum)));
+        });
+      }
+      return y;
     });
   }
 
