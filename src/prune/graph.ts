@@ -16,6 +16,7 @@ const CHANNELWISE = new Set([
   'Dropout',
   'SpatialDropout2D',
   'MaxPooling2D',
+  'MaskaccMaxPooling2D',
   'AveragePooling2D',
   'ZeroPadding2D',
   'ReLU',

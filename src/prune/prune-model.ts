@@ -11,7 +11,7 @@ import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
 import { tf } from '../tfjs/tf.js';
 import { FILTER_CRITERIA, filterScores, selectFilters, selectFiltersGlobal, type FilterCriterion } from './criteria.js';
 import { traceMaskGroups, type MaskGroup } from './graph.js';
-import { CONV_KEYS, NORM_KEYS, pick, rebuildModel } from './rebuild.js';
+import { CONV_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
 import { isSoft, pruningSchedule, rateAt, selectsAt, type PruningSchedule, type ScheduleKind } from './schedule.js';
 
 export interface PruneOptions extends Omit<CompileLayersOptions, 'gradOfPrunedFilters' | 'density'> {
@@ -76,6 +76,9 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
             throw new ArgumentError(`layer '${layer.name}'`, k, 'a Conv2D without one (not supported)');
         return { class_name: 'MaskedConv2D', config: { ...pick(json.config, CONV_KEYS), mode } };
       }
+      // TF.js's cpu max-pool gradient is slow; the same pooling as plain loops.
+      if (json.class_name === 'MaxPooling2D' && json.config.padding === 'valid')
+        return { class_name: 'MaskaccMaxPooling2D', config: pick(json.config, POOL_KEYS) };
       if (json.class_name === 'BatchNormalization' && normsToMask.has(layer.name))
         return { class_name: 'MaskedBatchNormalization', config: pick(json.config, NORM_KEYS) };
       return undefined;

@@ -7,6 +7,7 @@ import { tf, type Tensor } from '../tfjs/tf.js';
 // Registers the classes modelFromJSON builds.
 import '../tfjs/masked-conv2d.js';
 import '../tfjs/masked-batch-norm.js';
+import '../tfjs/max-pool.js';
 
 type Layer = InstanceType<typeof tf.layers.Layer>;
 export type LayerJson = { class_name: string; config: Record<string, unknown> };
@@ -25,6 +26,16 @@ export const CONV_KEYS = [
   'dilation_rate',
   'activation',
   'use_bias',
+];
+export const POOL_KEYS = [
+  'name',
+  'trainable',
+  'dtype',
+  'batch_input_shape',
+  'pool_size',
+  'strides',
+  'padding',
+  'data_format',
 ];
 export const NORM_KEYS = [
   'name',

@@ -5,9 +5,10 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import { MaskedBatchNormalization } from '../tfjs/masked-batch-norm.js';
 import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
+import { MaskaccMaxPooling2D } from '../tfjs/max-pool.js';
 import { tf, type Tensor } from '../tfjs/tf.js';
 import { traceMaskGroups, type FeatureMap, type MaskGroup } from './graph.js';
-import { CONV_KEYS, NORM_KEYS, pick, rebuildModel } from './rebuild.js';
+import { CONV_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
 
 type Layer = InstanceType<typeof tf.layers.Layer>;
 
@@ -53,6 +54,8 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
         };
       if (layer instanceof MaskedBatchNormalization)
         return { class_name: 'BatchNormalization', config: pick(json.config, NORM_KEYS) };
+      if (layer instanceof MaskaccMaxPooling2D)
+        return { class_name: 'MaxPooling2D', config: pick(json.config, POOL_KEYS) };
       return undefined;
     },
     (old) => compactWeights(old, outOf.get(old.name), inOf.get(old.name), rowsOf.get(old.name)),

@@ -14,6 +14,7 @@ export {
   maskedBatchNormalization,
   type MaskedBatchNormalizationArgs,
 } from './masked-batch-norm.js';
+export { MaskaccMaxPooling2D, type MaskaccMaxPooling2DArgs } from './max-pool.js';
 export { compileLayers, maskedLayers, type CompileLayersOptions } from './compile-layers.js';
 export { layers } from './layer-factories.js';
 export { directory } from './file-io.js';

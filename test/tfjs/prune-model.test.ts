@@ -62,6 +62,7 @@ describe('prune -> fit with PruningCallback -> stripPruning on a tf.sequential C
       bn1 = pruned.getLayer('bn1') as MaskedBatchNormalization;
     expect(c1).toBeInstanceOf(MaskedConv2D);
     expect(bn1).toBeInstanceOf(MaskedBatchNormalization);
+    expect(pruned.getLayer('pool1').getClassName()).toBe('MaskaccMaxPooling2D');
     const m1 = c1.getMasks().out;
     expect(sum(m1)).toBe(4);
     expect(Array.from(c2.getMasks().in)).toEqual(Array.from(m1));
