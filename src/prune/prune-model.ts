@@ -65,6 +65,8 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
     rampEpochs: options.rampEpochs,
   });
   const mode = options.mode ?? 'masked';
+  if (!model.layers.some((l) => l.getClassName() === 'Conv2D'))
+    throw new ArgumentError('model', model.name, 'a model with Conv2D layers to prune');
   const groups = traceMaskGroups(model, options.skip);
   const normsToMask = new Set(groups.flatMap((g) => g.norms));
   const pruned = await rebuildModel(

@@ -158,5 +158,7 @@ describe('mask groups of residual models', () => {
     expect(sum((pruned.getLayer('b') as MaskedConv2D).getMasks().out)).toBe(2);
     expect(sum((pruned.getLayer('c') as MaskedConv2D).getMasks().out)).toBe(4);
     await expect(prune(model, { rate: 0.5, skip: ['nope'] })).rejects.toThrow(/skip.*nope/);
+    const noConv = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
+    await expect(prune(noConv, { rate: 0.5 })).rejects.toThrow(/model.*Conv2D/);
   });
 });
