@@ -160,6 +160,12 @@ describe('MaskedConv2D in tf.sequential and tf.model', () => {
     const losses = h.history.loss as number[];
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
+    // Steady state: another epoch (with a partial batch) leaves no tensor behind.
+    const one = x.slice(0, 1);
+    const tensors = tf.memory().numTensors;
+    await model.fit(x, y, { batchSize: 6, epochs: 1, verbose: 0 });
+    model.predict(one);
+    expect(tf.memory().numTensors).toBe(tensors + 1); // the prediction's output
     // Hard masks: the pruned filters' kernel columns (HWIO: last axis 1 and 4) never moved.
     const after = conv1.kernelVariable.read().dataSync();
     for (let i = 0; i < after.length; i++) if (i % 6 === 1 || i % 6 === 4) expect(after[i]).toBe(pruned[i]);
