@@ -1,7 +1,7 @@
 // Quick per-layer check while tuning kernels: one zoo model's unique layers (filtered by name),
 // each pass of maskacc against dense oneDNN and oneDNN on the compact shape (no copies), medians of
 // interleaved reps. Not the benchmark (npm run bench): no report, no checks against the reference.
-// npx tsx bench/layers.ts [name-regex] [--model resnet50-imagenet] [--density 0.5] [--batch 64] [--reps 7] [--strategy json]
+// npx tsx bench/layers.ts [name-regex] [--model resnet50-imagenet] [--density 0.5] [--batch 64] [--reps 7] [--threads 2] [--strategy json]
 import { compileMaskedConvs, MODEL_ZOO } from '../src/index.js';
 import { loadBaselines } from './baselines.js';
 import { cpuModel } from '../src/schedule/isa.js';
@@ -17,7 +17,7 @@ const strategy = JSON.parse(opt('--strategy', '{}'));
 const modelName = opt('--model', 'resnet50-imagenet');
 const batch = Number(opt('--batch', '64'));
 const filter = args[0] && !args[0].startsWith('--') ? new RegExp(args[0]) : /.*/;
-const threads = 2;
+const threads = Number(opt('--threads', '2'));
 
 const model = MODEL_ZOO[modelName as keyof typeof MODEL_ZOO]({ batch, density });
 const seen = new Map<string, { name: string; count: number; layer: (typeof model.layers)[number]['layer'] }>();

@@ -121,8 +121,14 @@ export interface BenchRun {
 export interface AllocationRow {
   layer: string;
   pass: Pass;
+  /** ms per call, each sample a loop of consecutive calls once the pool is warm. */
   allocatedMs: number[];
   reusedMs: number[];
+  /** The cold start: each allocated call until the pool served one from its free list (absent in older runs). */
+  coldMs?: number[];
+  /** Pool blocks of the timed allocated loops served from the free list, of all pool blocks they took. */
+  poolHits?: number;
+  poolCalls?: number;
 }
 /** Per-call cost of a small layer, µs: maskacc with reused and with allocated outputs, oneDNN dense. */
 export interface CallCostRow {
@@ -627,7 +633,9 @@ export function renderRuntime(rt: RuntimeRun): string {
   const alloc = rt.allocation.map((r) => {
     const a = med(r.allocatedMs),
       u = med(r.reusedMs);
-    return [r.layer, r.pass, fmtMs(a), fmtMs(u), fmtRatio(a !== null && u !== null ? a / u : null)];
+    const cold = r.coldMs?.length ? `${r.coldMs.length} (${r.coldMs.map((v) => v.toFixed(0)).join(', ')})` : '—';
+    const hits = r.poolCalls ? `${r.poolHits}/${r.poolCalls}` : '—';
+    return [r.layer, r.pass, cold, hits, fmtMs(a), fmtMs(u), fmtRatio(a !== null && u !== null ? a / u : null)];
   });
   const us = (v: number | null) => (v === null ? '—' : v.toFixed(1));
   const calls = rt.calls.map((r) => {
@@ -648,15 +656,16 @@ export function renderRuntime(rt: RuntimeRun): string {
     '',
     'The obvious loop `y = conv.forward(x, w)` (output allocated by the call, from the output pool) against ' +
       'the same call with an output passed in and reused; ResNet-50 batch-64 layers at 56x56, d=0.5 on both masks. ' +
-      'Target (issue 14): allocated within 15% of reused.',
+      'Target (issue 14): allocated within 15% of reused. Outputs return to the pool when V8 collects them, ' +
+      'so a loop starts cold: "cold calls" are the allocated calls (ms each) until the pool first served one ' +
+      'from its free list. Then each sample is a loop of consecutive calls (GC pauses included), medians; ' +
+      '"pool hits" counts the timed loops\' outputs served from the free list.',
     '',
-    mdTable(['layer', 'pass', 'allocated ms', 'reused ms', 'allocated / reused'], alloc, [
-      false,
-      false,
-      true,
-      true,
-      true,
-    ]),
+    mdTable(
+      ['layer', 'pass', 'cold calls (ms)', 'pool hits', 'allocated ms', 'reused ms', 'allocated / reused'],
+      alloc,
+      [false, false, false, true, true, true, true],
+    ),
     '',
     'Per-call cost of small layers, µs (medians; maskacc checked against oneDNN dense on masked inputs first). ' +
       'Targets: the 16-channel 1x1-plane layer at most 5 µs forward and 10 µs backward-weights; no layer slower than dense oneDNN.',

@@ -6,7 +6,15 @@ import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { compileMaskedConvs, conv2d, passFlops, type ConvLayer, type ConvSpec, type MaskedConv } from '../src/index.js';
+import {
+  compileMaskedConvs,
+  conv2d,
+  passFlops,
+  poolStats,
+  type ConvLayer,
+  type ConvSpec,
+  type MaskedConv,
+} from '../src/index.js';
 import { rng, type Rng } from '../test/util.js';
 import { loadBaselines, type Baselines, type DenseBaseline } from './baselines.js';
 import { convCount, MODELS, withBatch, type Model, type ModelKey, type ModelLayer } from './models.js';
@@ -732,9 +740,21 @@ function perCallUs(f: () => void, calls: number): number {
   return ((performance.now() - t) / calls) * 1000;
 }
 
+/** Pool blocks handed out so far that came from its free list (hits) and fresh from the system (misses). */
+function poolCounts(): { hits: number; misses: number } {
+  const s = poolStats();
+  return s.native ? { hits: s.hits, misses: s.misses } : { hits: 0, misses: 0 };
+}
+
+/** Consecutive calls per timed sample of a loop: long enough to include the GCs that return outputs. */
+const LOOP_CALLS = 6;
+
 /**
  * The obvious loop (outputs allocated by each call, as a new user writes it) against outputs passed
  * in and reused, on ResNet-50's batch-64 layers at 56x56 (1x1 and 3x3, d=0.5), all three passes.
+ * Outputs return to the pool only when V8 collects them, so the loop first runs until the pool
+ * serves a call from its free list (the cold start, reported on its own); each sample is then a
+ * loop of LOOP_CALLS consecutive calls, GC pauses included, as a training loop runs them.
  */
 async function allocationPhase(o: Options): Promise<AllocationRow[]> {
   const layers: [string, ConvSpec][] = [
@@ -775,12 +795,32 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
       bwd_weights: () => conv.backwardWeights(d.dy, d.x, out.dw),
     };
     for (const pass of o.passes) {
-      const row: AllocationRow = { layer: name, pass, allocatedMs: [], reusedMs: [] };
+      const row: Required<AllocationRow> = {
+        layer: name,
+        pass,
+        allocatedMs: [],
+        reusedMs: [],
+        coldMs: [],
+        poolHits: 0,
+        poolCalls: 0,
+      };
+      for (let call = 0; call < 16; call++) {
+        const before = poolCounts().hits;
+        row.coldMs.push(perCallUs(allocated[pass], 1) / 1000);
+        if (poolCounts().hits > before) break; // the pool serves outputs from memory the loop left
+      }
       for (let rep = 0; rep < o.warmup + o.reps; rep++) {
         const order = rep % 2 ? [reused, allocated] : [allocated, reused]; // alternate who goes first
         for (const f of order) {
-          const ms = perCallUs(f[pass], 1) / 1000;
-          if (rep >= o.warmup) (f === allocated ? row.allocatedMs : row.reusedMs).push(ms);
+          const before = poolCounts();
+          const ms = perCallUs(f[pass], LOOP_CALLS) / 1000;
+          if (rep < o.warmup) continue;
+          if (f === allocated) {
+            const after = poolCounts();
+            row.poolHits += after.hits - before.hits;
+            row.poolCalls += after.hits - before.hits + after.misses - before.misses;
+          }
+          (f === allocated ? row.allocatedMs : row.reusedMs).push(ms);
         }
       }
       rows.push(row);

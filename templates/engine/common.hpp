@@ -2,6 +2,20 @@
 // Expects (kernel.cpp includes it inside the layer namespace): the std headers <algorithm> <cstdint>
 // <cstdlib> <cstring> <new> <vector>, <omp.h>, and simd:: (isa/<isa>.hpp).
 
+// Runs body() on a team of `threads` OpenMP threads, or on the calling thread alone when threads
+// is 1. Even a one-thread parallel region costs libgomp 2-3 µs to start (measured on Zen 5), more
+// than a tiny layer's whole pass; the worksharing loops inside body() (`#pragma omp for`) then run
+// serially, as OpenMP specifies for loops outside a parallel region.
+template <class Body>
+static inline void parallel(int threads, Body&& body) {
+  if (threads <= 1) {
+    body();
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  body();
+}
+
 // Scratch memory of the same kind as the runtime's output pool (native/runtime): 64-byte aligned;
 // blocks of 2 MiB and more are mmap'ed 2 MiB-aligned and advised for transparent huge pages
 // (MASKACC_HUGEPAGES=0 turns that off), so packing buffers fault in and sit in few TLB entries.
@@ -104,16 +118,18 @@ template <int MR, class WeightAt>
 static void packPanels(float* dst, int M, int KC, int RS, int threads, WeightAt weightAt) {
   const int panels = (M + MR - 1) / MR;
   const long rowsPerPanel = (long)KC * RS;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int pm = 0; pm < panels; ++pm) {
-    float* out = dst + (long)pm * rowsPerPanel * MR;
-    for (int c = 0; c < KC; ++c)
-      for (int tap = 0; tap < RS; ++tap, out += MR)
-        for (int i = 0; i < MR; ++i) {
-          const int m = pm * MR + i;
-          out[i] = m < M ? weightAt(m, c, tap) : 0.f;
-        }
-  }
+  parallel(threads, [&] {
+#pragma omp for schedule(static)
+    for (int pm = 0; pm < panels; ++pm) {
+      float* out = dst + (long)pm * rowsPerPanel * MR;
+      for (int c = 0; c < KC; ++c)
+        for (int tap = 0; tap < RS; ++tap, out += MR)
+          for (int i = 0; i < MR; ++i) {
+            const int m = pm * MR + i;
+            out[i] = m < M ? weightAt(m, c, tap) : 0.f;
+          }
+    }
+  });
 }
 
 // Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
@@ -129,12 +145,10 @@ static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_
       c = end + 1;
     }
   };
-  if (threads <= 1 || n == 1) {
+  parallel(n > 1 ? threads : 1, [&] {
+#pragma omp for schedule(static)
     for (int b = 0; b < n; ++b) zeroImage(b);
-    return;
-  }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int b = 0; b < n; ++b) zeroImage(b);
+  });
 }
 
 // Decide how many panels one work item covers: whole M when there are enough items for the

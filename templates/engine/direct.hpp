@@ -82,6 +82,39 @@ constexpr int directMaxRows() {
   return most;
 }
 
+// The taps some destination position reads: a valid row tap for some destination row and a valid
+// column tap for some column phase (columns into padding count: non-batch tiles read the zero
+// padding). Small planes under big kernels use few of them (a 3x3 on a 1x1 plane: the centre only).
+template <class V>
+struct UsedTaps {
+  static constexpr int RS = L::R * L::S;
+  struct Table {
+    int count = 0;
+    int slot[RS] = {};  // packed position of tap r*S+s, -1 when unused
+    int tap[RS] = {};   // the tap at each packed position
+  };
+  static constexpr Table make() {
+    Table t;
+    for (int r = 0; r < L::R; ++r)
+      for (int s = 0; s < L::S; ++s) {
+        bool row = false, col = false;
+        for (int a = 0; a < V::DST_A && !row; ++a) {
+          int i = 0;
+          row = V::rowTap(a, r, i);
+        }
+        for (int ph = 0; ph < V::PHASES && !col; ++ph)
+          for (int j = 0; j < V::count(ph) && !col; ++j) {
+            int k = 0;
+            col = V::colTap(ph, j, s, k);
+          }
+        t.slot[r * L::S + s] = row && col ? t.count : -1;
+        if (row && col) t.tap[t.count++] = r * L::S + s;
+      }
+    return t;
+  }
+  static constexpr Table table = make();
+};
+
 // Forward / backward-data. V (a view) says, per destination row a, which row taps are valid and
 // their source row; per column phase ph, which column taps are valid and their source column.
 // Destination columns of phase ph are b = ph + j*BSTEP. A work item packs the source rows it
@@ -91,6 +124,7 @@ constexpr int directMaxRows() {
 template <class V, int MQ, int NV, bool BATCH, int ROWS_PER_BLOCK>
 struct DirectPass {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
+  static constexpr auto TAPS = UsedTaps<V>::table;  // only these are packed
   static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
   static constexpr int LPAD = directLeftPad<V>(), BW = directRowWidth<V, BATCH ? 1 : MQ>();
   static constexpr int NB = BATCH ? MQ : 1;  // images per item
@@ -99,21 +133,37 @@ struct DirectPass {
   static constexpr long IMG = (long)MAX_ROWS * BW;           // one image of one channel in the pack
   static constexpr long XSTEP = BATCH ? IMG : V::XSTEP;      // source distance between tile positions
 
-  // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][tap][NR].
+  // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR].
+  // The loops follow w's memory order: a destination row's weights are contiguous in w for the
+  // forward view (w[row][c][tap]) and a reduction channel's for backward-data (w[k][row][tap]).
+  // Reading across rows at w's row stride instead made packing 16k weights cost ~100 µs.
   static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
                             int threads) {
+    constexpr int T = TAPS.count;
     const int panels = (M + NR - 1) / NR;
-    float* out = ws.aPack.get((size_t)std::max(panels, 1) * KC * RS * NR + 1);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int pm = 0; pm < panels; ++pm)
-      for (int c = 0; c < KC; ++c)
-        for (int tap = 0; tap < RS; ++tap) {
-          float* o = out + (((long)pm * KC + c) * RS + tap) * NR;
-          for (int i = 0; i < NR; ++i) {
-            const int m = pm * NR + i;
-            o[i] = m < M ? V::weight(w, mIdx[m], kIdx[c], tap / L::S, tap % L::S) : 0.f;
-          }
+    float* out = ws.aPack.get((size_t)std::max(panels, 1) * KC * T * NR + 1);
+    const auto at = [&](int m, int c, int u) {
+      const int tap = TAPS.tap[u];
+      return V::weight(w, mIdx[m], kIdx[c], tap / L::S, tap % L::S);
+    };
+    parallel(threads, [&] {
+#pragma omp for schedule(static)
+      for (int pm = 0; pm < panels; ++pm) {
+        float* panel = out + (long)pm * KC * T * NR;
+        const int rows = std::min(NR, M - pm * NR);
+        if (V::W_ROWS_CONTIGUOUS) {
+          for (int i = 0; i < rows; ++i)
+            for (int c = 0; c < KC; ++c)
+              for (int u = 0; u < T; ++u) panel[((long)c * T + u) * NR + i] = at(pm * NR + i, c, u);
+        } else {
+          for (int c = 0; c < KC; ++c)
+            for (int u = 0; u < T; ++u)
+              for (int i = 0; i < rows; ++i) panel[((long)c * T + u) * NR + i] = at(pm * NR + i, c, u);
         }
+        for (long cu = 0; cu < (long)KC * T && rows < NR; ++cu)  // rows past M: zeros
+          std::fill(panel + cu * NR + rows, panel + (cu + 1) * NR, 0.f);
+      }
+    });
     return out;
   }
 
@@ -152,8 +202,7 @@ struct DirectPass {
       ws.aOff[t].get(RS);
       ws.bOff[t].get(RS);
     }
-#pragma omp parallel num_threads(threads)
-    {
+    parallel(threads, [&] {
       const int tid = omp_get_thread_num();
       float* pack = ws.bBlock[tid].data;
       int32_t* wOff = ws.aOff[tid].v.data();
@@ -171,7 +220,7 @@ struct DirectPass {
         if (lo < hi) packSrc(src, kIdx, KC, ws.n, n0, lo, hi, pack);
         // Panels outer: one panel of packed weights stays in L2 while every position of the item uses it.
         for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm) {
-          const float* Wpanel = Wp + (long)pm * KC * RS * NR;
+          const float* Wpanel = Wp + (long)pm * KC * TAPS.count * NR;
           for (int a = a0; a < a1; ++a)
             for (int ph = BATCH ? 0 : phItem; ph < (BATCH ? V::PHASES : phItem + 1); ++ph) {
               const int count = V::count(ph);
@@ -181,14 +230,14 @@ struct DirectPass {
               for (int j0 = 0; j0 < count; j0 += BATCH ? 1 : MQ) {
                 if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
                 simd::vec acc[MQ][NV];
-                bcastKernel<MQ, NV, XSTEP>(KC, (long)RS * NR, NB * IMG, nT, wOff, xOff, Wpanel,
+                bcastKernel<MQ, NV, XSTEP>(KC, (long)TAPS.count * NR, NB * IMG, nT, wOff, xOff, Wpanel,
                                            pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
                 store(acc, dst, bias, mIdx, M, pm, ws.n, n0, a, ph, j0, count);
               }
             }
         }
       }
-    }
+    });
   }
 
   // Offsets of the valid taps for destination row a, phase ph, column j, relative to a channel
@@ -202,7 +251,7 @@ struct DirectPass {
         int col;
         if (!V::colTap(ph, j, s, col)) continue;
         if (BATCH && (col < 0 || col >= V::SRC_B)) continue;
-        wOff[nT] = (r * L::S + s) * NR;
+        wOff[nT] = TAPS.slot[r * L::S + s] * NR;  // used: this very tap is valid here
         xOff[nT++] = (int32_t)((row - lo) * BW + LPAD + col);
       }
     }
@@ -381,8 +430,7 @@ struct DirectWeights {
     const long partSize = Mpad * KCpad * RS, dySize = IMGS * dyImg, xGroup = IMGS * xImg;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(partSize + dySize + groups * xGroup));
-#pragma omp parallel num_threads(threads)
-    {
+    parallel(threads, [&] {
       const int team = omp_get_num_threads();
       float* part = ws.bBlock[omp_get_thread_num()].data;
       float* dyT = part + partSize;
@@ -411,15 +459,15 @@ struct DirectWeights {
 #pragma omp for schedule(static)
       for (long item = 0; item < (long)panels * groups; ++item) {
         const int pm = (int)(item / groups), g = (int)(item % groups);
-        for (int m = 0; m < MT && g * MT + m < KC; ++m)
-          for (int i = 0; i < NR && pm * NR + i < M; ++i) {
+        for (int i = 0; i < NR && pm * NR + i < M; ++i)  // rows outer: dw rows are far apart (pages)
+          for (int m = 0; m < MT && g * MT + m < KC; ++m) {
             float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
             for (int tap = 0; tap < RS; ++tap) {
               out[tap] = sumOverTeam(ws, team, ((item * RS + tap) * MT + m) * NR + i);
             }
           }
       }
-    }
+    });
   }
 
   // Images blocking: dy and x packed whole up front, blocks of images reduced by all threads together.
@@ -430,15 +478,19 @@ struct DirectWeights {
     const long Mpad = (long)panels * NR;
     // dyT[n][p][q][Mpad], in chunks of 16 positions per work item.
     float* dyT = ws.dyPack.get((size_t)ws.n * PQ * Mpad);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int n = 0; n < ws.n; ++n)
-      for (long pq0 = 0; pq0 < PQ; pq0 += 16) packDyT(dy, rows, M, Mpad, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * Mpad);
+    parallel(threads, [&] {
+#pragma omp for collapse(2) schedule(static)
+      for (int n = 0; n < ws.n; ++n)
+        for (long pq0 = 0; pq0 < PQ; pq0 += 16) packDyT(dy, rows, M, Mpad, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * Mpad);
+    });
     // xg[n][group][H][W][MT]: kept channels interleaved by group, groups padded with zero channels.
     const long KCpad = (long)groups * MT;
     float* xg = ws.xPack.get((size_t)ws.n * KCpad * HW);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int n = 0; n < ws.n; ++n)
-      for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n, g, 0, HW, xg + ((long)n * groups + g) * XGROUP);
+    parallel(threads, [&] {
+#pragma omp for collapse(2) schedule(static)
+      for (int n = 0; n < ws.n; ++n)
+        for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n, g, 0, HW, xg + ((long)n * groups + g) * XGROUP);
+    });
     // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
     // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
     // image blocks; with a single block they never leave the thread's own buffer.
@@ -449,42 +501,48 @@ struct DirectWeights {
     float* part = ws.aPack.get((size_t)(single ? threads : items) * tapsPer * tile);
     for (int n0 = 0; n0 < ws.n; n0 += imagesPerBlock) {
       const int n1 = std::min(ws.n, n0 + imagesPerBlock);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-      for (long item = 0; item < items; ++item) {
-        const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
-        float* buf = part + (single ? omp_get_thread_num() : item) * tapsPer * tile;
-        const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
-        for (int tap = t0; tap < t1; ++tap) {
-          simd::vec acc[MT][NV];
+      parallel(threads, [&] {
+#pragma omp for schedule(dynamic, 1)
+        for (long item = 0; item < items; ++item) {
+          const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
+          float* buf = part + (single ? omp_get_thread_num() : item) * tapsPer * tile;
+          const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
+          for (int tap = t0; tap < t1; ++tap) {
+            simd::vec acc[MT][NV];
 #pragma GCC unroll 16
-          for (int m = 0; m < MT; ++m)
+            for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-          tapTile(tap, n1 - n0, 0, L::P, 0, 0, dyT + n0 * PQ * Mpad + (long)pm * NR, PQ * Mpad, Mpad,
-                  xg + n0 * KCpad * HW + (long)g * XGROUP, KCpad * HW, acc);
-          float* p = buf + (tap - t0) * tile;
-          for (int m = 0; m < MT; ++m)
-            for (int v = 0; v < NV; ++v)
-              simd::storeu(p + m * NR + v * VW, n0 == 0 ? acc[m][v] : simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
+              for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+            tapTile(tap, n1 - n0, 0, L::P, 0, 0, dyT + n0 * PQ * Mpad + (long)pm * NR, PQ * Mpad, Mpad,
+                    xg + n0 * KCpad * HW + (long)g * XGROUP, KCpad * HW, acc);
+            float* p = buf + (tap - t0) * tile;
+            for (int m = 0; m < MT; ++m)
+              for (int v = 0; v < NV; ++v)
+                simd::storeu(p + m * NR + v * VW, n0 == 0 ? acc[m][v] : simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
+          }
+          if (single) scatter(buf, dw, rows, M, ci, KC, pm, g, t0, t1);
         }
-        if (single) scatter(buf, dw, rows, M, ci, KC, pm, g, t0, t1);
-      }
+      });
     }
     if (!single) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (long item = 0; item < items; ++item) {
-        const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
-        const int t0 = chunk * tapsPer;
-        scatter(part + item * tapsPer * tile, dw, rows, M, ci, KC, pm, g, t0, std::min(RS, t0 + tapsPer));
-      }
+      parallel(threads, [&] {
+#pragma omp for schedule(static)
+        for (long item = 0; item < items; ++item) {
+          const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
+          const int t0 = chunk * tapsPer;
+          scatter(part + item * tapsPer * tile, dw, rows, M, ci, KC, pm, g, t0, std::min(RS, t0 + tapsPer));
+        }
+      });
     }
   }
 
-  // Write one item's sums to dw[row][channel][tap]: taps innermost, so each (row, channel) is one run.
+  // Write one item's sums to dw[row][channel][tap]: taps innermost, so each (row, channel) is one
+  // run, and rows outer: consecutive rows of dw are C*RS floats apart (a page at C = 512, 1x1), so
+  // walking them innermost missed the TLB on every store (a third of a 1x1 layer's pass).
   static void scatter(const float* buf, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC, int pm, int g,
                       int t0, int t1) {
-    for (int m = 0; m < MT && g * MT + m < KC; ++m)
-      for (int i = 0; i < NR && pm * NR + i < M; ++i) {
+    for (int i = 0; i < NR && pm * NR + i < M; ++i)
+      for (int m = 0; m < MT && g * MT + m < KC; ++m) {
         float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
         for (int tap = t0; tap < t1; ++tap) out[tap] = buf[(tap - t0) * MT * NR + m * NR + i];
       }
@@ -517,8 +575,7 @@ struct DirectWeightsTaps {
     const long partSize = Mpad * KC * L::R * SG * MT, dySize = (long)ROWS * L::Q * Mpad, xSize = (long)KC * IN_ROWS * XW;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(partSize + dySize + xSize));
-#pragma omp parallel num_threads(threads)
-    {
+    parallel(threads, [&] {
       const int team = omp_get_num_threads();
       float* part = ws.bBlock[omp_get_thread_num()].data;
       float* dyT = part + partSize;
@@ -580,6 +637,6 @@ struct DirectWeightsTaps {
             }
         }
       }
-    }
+    });
   }
 };

@@ -17,40 +17,42 @@ struct DotPass {
     if (M == 0 || NCOL == 0) return;
     const int rowTiles = (M + MRW - 1) / MRW, colTiles = (NCOL + NT - 1) / NT;
     const long items = (long)rowTiles * colTiles;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (long item = 0; item < items; ++item) {
-      const int m0 = (int)(item / colTiles) * MRW, k0 = (int)(item % colTiles) * NT;
-      const float* dy[MRW];
-      const float* x[NT];
-      // Tiles at the edge repeat their last row/column: valid memory, results discarded.
-      for (int i = 0; i < MRW; ++i) dy[i] = dyLanes + std::min(m0 + i, M - 1) * dyStride;
-      for (int t = 0; t < NT; ++t) {
-        const int col = std::min(k0 + t, NCOL - 1);
-        x[t] = xLanes + (col / RS) * xChanStride + tapShift[col % RS];
-      }
-      simd::vec acc[MRW][NT];
-#pragma GCC unroll 8
-      for (int i = 0; i < MRW; ++i)
-#pragma GCC unroll 16
-        for (int t = 0; t < NT; ++t) acc[i][t] = simd::zero();
-      for (long j = 0; j < J; j += VW) {
-        simd::vec d[MRW];
-#pragma GCC unroll 8
-        for (int i = 0; i < MRW; ++i) d[i] = simd::loadu(dy[i] + j);
-#pragma GCC unroll 16
+    parallel(threads, [&] {
+#pragma omp for schedule(dynamic, 1)
+      for (long item = 0; item < items; ++item) {
+        const int m0 = (int)(item / colTiles) * MRW, k0 = (int)(item % colTiles) * NT;
+        const float* dy[MRW];
+        const float* x[NT];
+        // Tiles at the edge repeat their last row/column: valid memory, results discarded.
+        for (int i = 0; i < MRW; ++i) dy[i] = dyLanes + std::min(m0 + i, M - 1) * dyStride;
         for (int t = 0; t < NT; ++t) {
-          simd::vec xv = simd::loadu(x[t] + j);
-          simd::keep(xv);
+          const int col = std::min(k0 + t, NCOL - 1);
+          x[t] = xLanes + (col / RS) * xChanStride + tapShift[col % RS];
+        }
+        simd::vec acc[MRW][NT];
 #pragma GCC unroll 8
-          for (int i = 0; i < MRW; ++i) acc[i][t] = simd::fmadd(d[i], xv, acc[i][t]);
+        for (int i = 0; i < MRW; ++i)
+#pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) acc[i][t] = simd::zero();
+        for (long j = 0; j < J; j += VW) {
+          simd::vec d[MRW];
+#pragma GCC unroll 8
+          for (int i = 0; i < MRW; ++i) d[i] = simd::loadu(dy[i] + j);
+#pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) {
+            simd::vec xv = simd::loadu(x[t] + j);
+            simd::keep(xv);
+#pragma GCC unroll 8
+            for (int i = 0; i < MRW; ++i) acc[i][t] = simd::fmadd(d[i], xv, acc[i][t]);
+          }
         }
+        for (int i = 0; i < MRW && m0 + i < M; ++i)
+          for (int t = 0; t < NT && k0 + t < NCOL; ++t) {
+            const int col = k0 + t;
+            dw[((long)rows[m0 + i] * L::C + cols[col / RS]) * RS + col % RS] = simd::hsum(acc[i][t]);
+          }
       }
-      for (int i = 0; i < MRW && m0 + i < M; ++i)
-        for (int t = 0; t < NT && k0 + t < NCOL; ++t) {
-          const int col = k0 + t;
-          dw[((long)rows[m0 + i] * L::C + cols[col / RS]) * RS + col % RS] = simd::hsum(acc[i][t]);
-        }
-    }
+    });
   }
 };
 
@@ -70,40 +72,44 @@ struct PlaneLanes {
   }
   static void packDy(const float* dy, const int32_t* rows, int M, int N, float* out, int threads) {
     const long J = lanes(N);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int i = 0; i < M; ++i) {
-      float* o = out + (long)i * J;
-      for (int n = 0; n < N; ++n) {  // each lane written once: copies, then zero gaps
-        float* img = o + n * IMG;
-        for (int p = 0; p < L::P; ++p) {
-          std::memcpy(img + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
-          std::memset(img + (long)p * WP + L::Q, 0, sizeof(float) * (WP - L::Q));
+    parallel(threads, [&] {
+#pragma omp for schedule(static)
+      for (int i = 0; i < M; ++i) {
+        float* o = out + (long)i * J;
+        for (int n = 0; n < N; ++n) {  // each lane written once: copies, then zero gaps
+          float* img = o + n * IMG;
+          for (int p = 0; p < L::P; ++p) {
+            std::memcpy(img + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
+            std::memset(img + (long)p * WP + L::Q, 0, sizeof(float) * (WP - L::Q));
+          }
+          std::memset(img + (long)L::P * WP, 0, sizeof(float) * (IMG - (long)L::P * WP));
         }
-        std::memset(img + (long)L::P * WP, 0, sizeof(float) * (IMG - (long)L::P * WP));
+        std::memset(o + N * IMG, 0, sizeof(float) * (J - N * IMG));
       }
-      std::memset(o + N * IMG, 0, sizeof(float) * (J - N * IMG));
-    }
+    });
   }
   static void packX(const float* x, const int32_t* cols, int KC, int N, float* out, int threads) {
     const int jl = std::max(0, L::PW), jh = std::min(WP, L::W + L::PW);
     const long X_STRIDE = xStride(N);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int c = 0; c < KC; ++c) {
-      float* o = out + (long)c * X_STRIDE;
-      for (int n = 0; n < N; ++n)  // each lane written once: zero borders, copy the rest
-        for (int i = 0; i < HP; ++i) {
-          float* row = o + n * IMG + (long)i * WP;
-          const int sr = i - L::PH;
-          if (sr < 0 || sr >= L::H || jh <= jl) {
-            std::memset(row, 0, sizeof(float) * WP);
-            continue;
+    parallel(threads, [&] {
+#pragma omp for schedule(static)
+      for (int c = 0; c < KC; ++c) {
+        float* o = out + (long)c * X_STRIDE;
+        for (int n = 0; n < N; ++n)  // each lane written once: zero borders, copy the rest
+          for (int i = 0; i < HP; ++i) {
+            float* row = o + n * IMG + (long)i * WP;
+            const int sr = i - L::PH;
+            if (sr < 0 || sr >= L::H || jh <= jl) {
+              std::memset(row, 0, sizeof(float) * WP);
+              continue;
+            }
+            std::memset(row, 0, sizeof(float) * jl);
+            std::memcpy(row + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW), sizeof(float) * (jh - jl));
+            std::memset(row + jh, 0, sizeof(float) * (WP - jh));
           }
-          std::memset(row, 0, sizeof(float) * jl);
-          std::memcpy(row + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW), sizeof(float) * (jh - jl));
-          std::memset(row + jh, 0, sizeof(float) * (WP - jh));
-        }
-      std::memset(o + N * IMG, 0, sizeof(float) * (X_STRIDE - N * IMG));
-    }
+        std::memset(o + N * IMG, 0, sizeof(float) * (X_STRIDE - N * IMG));
+      }
+    });
   }
 };
 
@@ -121,41 +127,45 @@ struct RowLanes {
   static void packDy(const float* dy, const int32_t* rows, int M, int N, float* out, int threads) {
     constexpr long PQ = (long)L::P * L::Q;
     const long J = lanes(N);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int i = 0; i < M; ++i) {
-      float* o = out + (long)i * J;
-      for (int n = 0; n < N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
-      std::memset(o + N * PQ, 0, sizeof(float) * (J - N * PQ));
-    }
+    parallel(threads, [&] {
+#pragma omp for schedule(static)
+      for (int i = 0; i < M; ++i) {
+        float* o = out + (long)i * J;
+        for (int n = 0; n < N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
+        std::memset(o + N * PQ, 0, sizeof(float) * (J - N * PQ));
+      }
+    });
   }
   static void packX(const float* x, const int32_t* cols, int KC, int N, float* out, int threads) {
     const long J = lanes(N), X_STRIDE = xStride(N);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-    for (int c = 0; c < KC; ++c)
-      for (int tap = 0; tap < L::R * L::S; ++tap) {
-        const int r = tap / L::S, s = tap % L::S;
-        float* o = out + (long)c * X_STRIDE + (long)tap * J;
-        // Columns q in [qlo, qhi) read real input; the rest are padding. Loops without a
-        // conditional load: GCC 12 -O3 miscompiled the select-inside-the-loop form (found by
-        // the fuzzer, test/fuzz/regressions/4a96730aed74.json).
-        const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
-        const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
-        long j = 0;
-        for (int n = 0; n < N; ++n) {
-          const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
-          for (int p = 0; p < L::P; ++p, j += L::Q) {
-            const int ih = p * L::SH - L::PH + r * L::DH;
-            if (ih < 0 || ih >= L::H) {
-              std::fill(o + j, o + j + L::Q, 0.f);
-              continue;
+    parallel(threads, [&] {
+#pragma omp for collapse(2) schedule(static)
+      for (int c = 0; c < KC; ++c)
+        for (int tap = 0; tap < L::R * L::S; ++tap) {
+          const int r = tap / L::S, s = tap % L::S;
+          float* o = out + (long)c * X_STRIDE + (long)tap * J;
+          // Columns q in [qlo, qhi) read real input; the rest are padding. Loops without a
+          // conditional load: GCC 12 -O3 miscompiled the select-inside-the-loop form (found by
+          // the fuzzer, test/fuzz/regressions/4a96730aed74.json).
+          const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
+          const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
+          long j = 0;
+          for (int n = 0; n < N; ++n) {
+            const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
+            for (int p = 0; p < L::P; ++p, j += L::Q) {
+              const int ih = p * L::SH - L::PH + r * L::DH;
+              if (ih < 0 || ih >= L::H) {
+                std::fill(o + j, o + j + L::Q, 0.f);
+                continue;
+              }
+              const float* row = plane + (long)ih * L::W;
+              std::fill(o + j, o + j + qlo, 0.f);
+              for (int q = qlo; q < qhi; ++q) o[j + q] = row[q * L::SW + s * L::DW - L::PW];
+              std::fill(o + j + qhi, o + j + L::Q, 0.f);
             }
-            const float* row = plane + (long)ih * L::W;
-            std::fill(o + j, o + j + qlo, 0.f);
-            for (int q = qlo; q < qhi; ++q) o[j + q] = row[q * L::SW + s * L::DW - L::PW];
-            std::fill(o + j + qhi, o + j + L::Q, 0.f);
           }
+          std::fill(o + j, o + J, 0.f);
         }
-        std::fill(o + j, o + J, 0.f);
-      }
+    });
   }
 };

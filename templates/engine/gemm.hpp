@@ -67,8 +67,7 @@ struct GemmPass {
       ws.aOff[t].get(rows + 1);
       ws.bOff[t].get(rows + 1);
     }
-#pragma omp parallel num_threads(threads)
-    {
+    parallel(threads, [&] {
       const int tid = omp_get_thread_num();
       float* planes = ws.bBlock[tid].data;
       int32_t* aOff = ws.aOff[tid].v.data();
@@ -112,7 +111,7 @@ struct GemmPass {
           }
         }
       }
-    }
+    });
   }
 
   // Copy rows [a0 - PAD_A, a0 - PAD_A + usedRows) of each kept source channel into zero-padded
@@ -162,8 +161,7 @@ struct GemmPass {
       ws.aOff[t].get(KC + 1);
       ws.bOff[t].get(KC + 1);
     }
-#pragma omp parallel num_threads(threads)
-    {
+    parallel(threads, [&] {
       const int tid = omp_get_thread_num();
       float* B = ws.bBlock[tid].data;
       int32_t* aOff = ws.aOff[tid].v.data();
@@ -200,7 +198,7 @@ struct GemmPass {
           }
         }
       }
-    }
+    });
   }
 
   // B[c][j - j0] for the block's columns j < COLS (zeros past the last column). Identity 1x1 (stride 1, no
@@ -256,8 +254,7 @@ struct GemmPass {
       ws.colOff[t].get(NCB + NCB / VW);
       ws.tapOff[t].get((size_t)RS * NCB + RS);
     }
-#pragma omp parallel num_threads(threads)
-    {
+    parallel(threads, [&] {
       const int tid = omp_get_thread_num();
       float* B = ws.bBlock[tid].data;
       int32_t* aOff = ws.aOff[tid].v.data();
@@ -299,7 +296,7 @@ struct GemmPass {
           }
         }
       }
-    }
+    });
   }
 
   // Decode the block's columns, find per tap the source offsets (-1 = padding), keep the taps that

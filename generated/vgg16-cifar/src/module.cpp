@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "0aaaa1a8d15a46464dbc22de6d05af431e702abedead7979015397e26eeb7e87"));
+  exports.Set("key", Napi::String::New(env, "59077260160499b6a6508f61008f24cef8929432b9cfc8d13c6c8f91a59a025b"));
   return exports;
 }
 

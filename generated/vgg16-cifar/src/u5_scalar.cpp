@@ -65,6 +65,7 @@ struct ForwardView {
   static inline float weight(const float* w, int k, int c, int r, int s) {
     return w[(((long)k * L::C + c) * L::R + r) * L::S + s];
   }
+  static constexpr bool W_ROWS_CONTIGUOUS = true;  // a destination row (filter k) is one run of w
 };
 
 // Backward-data view: dx[n][c][h][w] gathers dy[n][k][p][q] where h = p*SH - PH + r*DH.
@@ -96,6 +97,7 @@ struct BackwardDataView {
   static inline float weight(const float* w, int c, int k, int r, int s) {
     return w[(((long)k * L::C + c) * L::R + r) * L::S + s];
   }
+  static constexpr bool W_ROWS_CONTIGUOUS = false;  // a reduction channel (filter k) is one run of w
 };
 
 // ---- the three passes, as the plan chose them ----
@@ -123,12 +125,10 @@ static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int
     }
     dbias[rows[i]] = (float)sum;
   };
-  if (threads <= 1) {
+  parallel(threads, [&] {
+#pragma omp for schedule(static)
     for (int i = 0; i < nrows; ++i) row(i);
-    return;
-  }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int i = 0; i < nrows; ++i) row(i);
+  });
 }
 
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
