@@ -2,11 +2,31 @@
 // built on them, and the Fashion-MNIST loader. A separate entry so `import 'maskacc'` loads none of it.
 export { tf, useBackend, type TfBackend } from './tf.js';
 export { BatchNormRelu, MaskedConv2d, dense, maxPool2d, type MaskedConv2dOptions } from './layers.js';
+export {
+  MaskedConv2D,
+  maskedConv2d,
+  type CompiledConv,
+  type InitializerName,
+  type MaskedConv2DArgs,
+} from './masked-conv2d.js';
+export {
+  MaskedBatchNormalization,
+  maskedBatchNormalization,
+  type MaskedBatchNormalizationArgs,
+} from './masked-batch-norm.js';
+export { MaskaccMaxPooling2D, type MaskaccMaxPooling2DArgs } from './max-pool.js';
+export { compileLayers, maskedLayers, type CompileLayersOptions } from './compile-layers.js';
+export { layers } from './layer-factories.js';
+export { directory } from './file-io.js';
 export { NativeMomentumOptimizer } from './optimizer.js';
 export { MaskedCnn, type CnnSpec, type MaskedCnnOptions } from './masked-cnn.js';
 export { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-ops.js';
 export { pruneAtEpoch, selectMasks, type PruningOptions } from '../prune/pruner.js';
 export { exportCompact } from '../prune/export.js';
+export { applyPruning, maskGroups, prune, type PruneOptions, type PruningStep } from '../prune/prune-model.js';
+export { PruningCallback } from '../prune/callback.js';
+export { stripPruning } from '../prune/strip.js';
+export { traceMaskGroups, type FeatureMap, type MaskGroup } from '../prune/graph.js';
 export { evaluate, shuffled, trainEpoch, type EpochResult } from '../prune/train.js';
 export { renderPruneSvg, renderPruneTable, type PruneEpochRow, type RunEpoch } from '../prune/report.js';
 export {

@@ -8,9 +8,7 @@ import type { TrainOpsAddon } from '../codegen/compile-train-ops.js';
 import { ArgumentError } from '../errors.js';
 import { tf, type Tensor, type Tensor4D, type Variable } from './tf.js';
 import { adopt, takeArray } from './buffers.js';
-
-/** Float32 data of a tensor: the backing array itself on the cpu backend (no copy). */
-const data = (t: Tensor): Float32Array => t.dataSync() as Float32Array;
+import { data, KernelTime, maskedConvOp, type ConvOpLayer } from './conv-op.js';
 
 function checkShape(argument: string, t: Tensor, shape: readonly number[]): void {
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
@@ -35,19 +33,23 @@ export interface MaskedConv2dOptions {
 }
 
 /** A conv layer (weights OIHW, optional bias) on a compiled MaskedConv; one batch size. */
-export class MaskedConv2d {
+export class MaskedConv2d implements ConvOpLayer {
   readonly kernel: Variable;
   readonly bias?: Variable;
   readonly mode: 'masked' | 'dense';
-  private outMask: Uint8Array;
-  private inMask: Uint8Array;
+  /** The current masks (read by the conv op; change them with setMasks). */
+  outMask: Uint8Array;
+  inMask: Uint8Array;
   /** Time in the conv kernels (all three passes), for the share of a step spent in convolutions. */
-  private kernelMs = 0;
+  readonly kernelTime = new KernelTime();
+  /** What the conv op reads besides the masks: NCHW activations, an OIHW kernel. */
+  readonly channelsLast = false;
+  readonly hwio = false;
 
   /** `soft` must match the conv's gradOfPrunedFilters (it decides the dense mode's weight gradient). */
   constructor(
     readonly conv: MaskedConv,
-    private readonly soft: boolean,
+    readonly soft: boolean,
     opts: MaskedConv2dOptions = {},
     name?: string,
   ) {
@@ -85,56 +87,16 @@ export class MaskedConv2d {
     this.inMask = inn;
   }
 
-  /** y = conv(x * m_in, w * m_out) (+ bias * m_out), NCHW. */
+  /** y = conv(x * m_in, w * m_out) (+ bias * m_out), NCHW, batch as compiled. */
   apply(x: Tensor4D): Tensor4D {
     const l = this.conv.spec;
     checkShape('x', x, [l.batch, l.inChannels, l.inHeight, l.inWidth]);
-    const yShape = [l.batch, l.outChannels, l.outHeight, l.outWidth] as const;
-    const conv = this.conv;
-    const dense = this.mode === 'dense';
-    const effective = (w: Float32Array) => (dense ? this.maskColumns(this.maskRows(w)) : w);
-    // Tensors the backward pass reads are saved: TF.js then keeps them (and their recycled
-    // arrays) alive until the gradients are done.
-    const run = (save: (t: Tensor[]) => void, xt: Tensor, wt: Tensor, bt?: Tensor) => {
-      save([xt]);
-      const xs = data(xt),
-        w = effective(data(wt));
-      let t0 = performance.now();
-      const y = conv.forward(
-        xs,
-        w,
-        bt && (dense ? this.maskRows(data(bt), 1) : data(bt)),
-        takeArray(l.batch * l.outChannels * l.outHeight * l.outWidth),
-      );
-      this.kernelMs += performance.now() - t0;
-      return {
-        value: adopt<Tensor4D>(y, yShape),
-        gradFunc: (dyt: Tensor) => {
-          const dy = data(dyt);
-          t0 = performance.now();
-          const dx = conv.backwardData(dy, w, takeArray(xs.length));
-          const g = conv.backwardWeights(dy, xs, takeArray(w.length), bt ? new Float32Array(l.outChannels) : undefined);
-          this.kernelMs += performance.now() - t0;
-          if (dense) this.maskGradients(dx, g.dw, g.dbias);
-          const grads = [adopt(dx, xt.shape), adopt(g.dw, wt.shape)];
-          if (bt) grads.push(tf.tensor(g.dbias!, bt.shape));
-          return grads;
-        },
-      };
-    };
-    const f = this.bias
-      ? tf.customGrad((xt, wt, bt, save) =>
-          run(save as (t: Tensor[]) => void, xt as Tensor, wt as Tensor, bt as Tensor),
-        )
-      : tf.customGrad((xt, wt, save) => run(save as (t: Tensor[]) => void, xt as Tensor, wt as Tensor));
-    return (this.bias ? f(x, this.kernel, this.bias) : f(x, this.kernel)) as Tensor4D;
+    return maskedConvOp(this, x, this.kernel, this.bias);
   }
 
   /** Milliseconds spent in the conv kernels since the last reset. */
   takeMs(reset = false): number {
-    const ms = this.kernelMs;
-    if (reset) this.kernelMs = 0;
-    return ms;
+    return this.kernelTime.take(reset);
   }
 
   /**
@@ -148,44 +110,6 @@ export class MaskedConv2d {
       this.kernel.assign(tf.mul(this.kernel, tf.tensor(this.outMask, [K, 1, 1, 1], 'float32')));
       if (this.bias) this.bias.assign(tf.mul(this.bias, tf.tensor(this.outMask, [K], 'float32')));
     });
-  }
-
-  /**
-   * Dense mode: the chain rule through w * m_out * m_in and x * m_in, applied after the full-mask
-   * kernels (soft masks keep the pruned filters' rows, the gradient w.r.t. the effective weights).
-   */
-  private maskGradients(dx: Float32Array, dw: Float32Array, dbias?: Float32Array): void {
-    this.maskInputs(dx);
-    this.maskColumns(dw);
-    if (this.soft) return;
-    this.maskRows(dw, dw.length / this.conv.spec.outChannels, true);
-    if (dbias) this.maskRows(dbias, 1, true);
-  }
-
-  /** Rows of pruned filters zeroed: a copy, or in place. */
-  private maskRows(a: Float32Array, rowLength = a.length / this.conv.spec.outChannels, inPlace = false): Float32Array {
-    const out = inPlace ? a : a.slice();
-    this.outMask.forEach((keep, k) => keep || out.fill(0, k * rowLength, (k + 1) * rowLength));
-    return out;
-  }
-
-  /** Weight (or weight-gradient) columns of pruned input channels zeroed in place. */
-  private maskColumns(w: Float32Array): Float32Array {
-    const {
-      inChannels: C,
-      outChannels: K,
-      kernel: [R, S],
-    } = this.conv.spec;
-    for (let k = 0; k < K; k++)
-      this.inMask.forEach((keep, c) => keep || w.fill(0, (k * C + c) * R * S, (k * C + c + 1) * R * S));
-    return w;
-  }
-
-  /** Input gradient of pruned input channels zeroed in place. */
-  private maskInputs(dx: Float32Array): void {
-    const { batch: N, inChannels: C, inHeight: H, inWidth: W } = this.conv.spec;
-    for (let n = 0; n < N; n++)
-      this.inMask.forEach((keep, c) => keep || dx.fill(0, (n * C + c) * H * W, (n * C + c + 1) * H * W));
   }
 
   dispose(): void {

@@ -1,0 +1,157 @@
+// Mask groups traced from a TF.js model's graph. A group is a set of channels that must be pruned
+// together: the filters of a conv (or of every conv feeding one residual `add`). Each group's mask
+// is the filter mask of its convs, the channel mask of the batch norms on its path and the input
+// mask of the convs it feeds; a flatten or global pooling turns it into the kept input rows of a
+// dense layer. Anything the tracer cannot follow leaves the group unpruned, with the reason.
+import type { LayersModel } from '@tensorflow/tfjs';
+import { ArgumentError } from '../errors.js';
+import type { tf } from '../tfjs/tf.js';
+
+type Layer = InstanceType<typeof tf.layers.Layer>;
+
+const CONVS = new Set(['Conv2D', 'MaskedConv2D']);
+const NORMS = new Set(['BatchNormalization', 'MaskedBatchNormalization']);
+/** Layers that act on each channel alone and keep a zero channel zero. */
+const CHANNELWISE = new Set([
+  'Dropout',
+  'SpatialDropout2D',
+  'MaxPooling2D',
+  'MaskaccMaxPooling2D',
+  'AveragePooling2D',
+  'ZeroPadding2D',
+  'ReLU',
+  'LeakyReLU',
+  'ELU',
+  'Activation',
+]);
+const GLOBAL_POOLS = new Set(['GlobalAveragePooling2D', 'GlobalMaxPooling2D']);
+/** Activations with f(0) = 0: a pruned (zero) channel stays zero. */
+const ZERO_KEEPING = new Set(['linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'softsign', 'swish', 'mish', 'gelu']);
+
+/** How a dense layer's input features map to a group's channels. */
+export interface FeatureMap {
+  group: number;
+  channels: number;
+  /** Features per channel (H * W after a flatten, 1 after global pooling). */
+  plane: number;
+  /** Feature index c * plane + p (NCHW flattened), else p * channels + c. */
+  channelMajor: boolean;
+}
+
+export interface MaskGroup {
+  id: number;
+  /** Convs whose filters are the group's channels. */
+  convs: string[];
+  /** Convs that read the group's channels as inputs. */
+  consumers: string[];
+  norms: string[];
+  denses: { layer: string; features: FeatureMap }[];
+  /** Why the group stays unpruned (undefined: it can be pruned). */
+  unprunable?: string;
+}
+
+interface TensorInfo {
+  group?: number;
+  /** Channel axis of a rank-4 tensor (1 or 3), or the features of a rank-2 one. */
+  axis?: number;
+  features?: FeatureMap;
+}
+
+/** The model's layers in topological order with the names of the layers they read (input layers too). */
+export function layerInputs(model: LayersModel): { layer: Layer; inputs: string[] }[] {
+  return model.layers.map((layer) => {
+    if (layer.inboundNodes.length !== 1)
+      throw new ArgumentError(
+        `layer '${layer.name}'`,
+        `${layer.inboundNodes.length} calls`,
+        'a layer called once (shared layers cannot be traced)',
+      );
+    return { layer, inputs: layer.inboundNodes[0].inboundLayers.map((l) => l.name) };
+  });
+}
+
+/** The shape of the layer's (first) input. */
+function inputShape(layer: Layer): number[] {
+  const shapes = layer.inboundNodes[0].inputShapes;
+  return (Array.isArray(shapes[0]) ? shapes[0] : shapes) as number[];
+}
+
+const channelAxis = (layer: Layer) => (layer.getConfig().dataFormat === 'channelsFirst' ? 1 : 3);
+
+/** Mask groups of `model`; convs named in `skip` keep all their filters. */
+export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []): MaskGroup[] {
+  const parent: number[] = [];
+  const groups: MaskGroup[] = [];
+  const find = (g: number): number => (parent[g] === g ? g : (parent[g] = find(parent[g])));
+  const block = (g: number | undefined, reason: string) => {
+    if (g !== undefined) groups[find(g)].unprunable ??= reason;
+  };
+  const tensors = new Map<string, TensorInfo>();
+  const names = new Set(model.layers.map((l) => l.name));
+  for (const s of skip) if (!names.has(s)) throw new ArgumentError('skip', s, 'the name of a layer of the model');
+
+  for (const { layer, inputs } of layerInputs(model)) {
+    const kind = layer.getClassName();
+    const config = layer.getConfig();
+    const ins = inputs.map((n) => tensors.get(n) ?? {});
+    const x = ins[0] ?? {};
+    const activation = (config.activation as string | undefined) ?? 'linear';
+    let out: TensorInfo = {};
+    if (CONVS.has(kind)) {
+      if (x.group !== undefined) groups[find(x.group)].consumers.push(layer.name);
+      const id = groups.length;
+      parent.push(id);
+      groups.push({ id, convs: [layer.name], consumers: [], norms: [], denses: [] });
+      if (skip.includes(layer.name)) block(id, `'${layer.name}' is in the skip list`);
+      if (!ZERO_KEEPING.has(activation)) block(id, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
+      out = { group: id, axis: channelAxis(layer) };
+    } else if (NORMS.has(kind) && x.group !== undefined) {
+      const axis = config.axis as number;
+      if (axis !== x.axis && axis !== x.axis! - 4)
+        block(x.group, `'${layer.name}' normalizes axis ${axis}, not the channels`);
+      groups[find(x.group)].norms.push(layer.name);
+      out = x;
+    } else if (CHANNELWISE.has(kind) || NORMS.has(kind)) {
+      if (kind === 'Activation' && !ZERO_KEEPING.has(activation))
+        block(x.group, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
+      out = x;
+    } else if (kind === 'Add') {
+      const grouped = ins.filter((t) => t.group !== undefined);
+      if (grouped.length < ins.length) grouped.forEach((t) => block(t.group, `'${layer.name}' adds unpruned channels`));
+      else for (const t of grouped.slice(1)) parent[find(t.group!)] = find(grouped[0].group!);
+      out = grouped.length ? grouped[0] : {};
+    } else if (kind === 'Flatten' && x.group !== undefined) {
+      const shape = inputShape(layer);
+      const [C, plane] = x.axis === 1 ? [shape[1], shape[2] * shape[3]] : [shape[3], shape[1] * shape[2]];
+      const channelMajor = x.axis === 1 && config.dataFormat !== 'channelsFirst';
+      if (x.axis === 3 && config.dataFormat === 'channelsFirst')
+        block(x.group, `'${layer.name}' flattens channelsLast data as channelsFirst`);
+      out = { features: { group: x.group, channels: C, plane, channelMajor } };
+    } else if (GLOBAL_POOLS.has(kind) && x.group !== undefined) {
+      if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' pools another axis than the channels`);
+      const C = inputShape(layer)[x.axis!];
+      out = { features: { group: x.group, channels: C, plane: 1, channelMajor: true } };
+    } else if (kind === 'Dense' && x.features) {
+      groups[find(x.features.group)].denses.push({ layer: layer.name, features: x.features });
+    } else {
+      // Anything else reading grouped channels: the channels must stay.
+      for (const t of ins) block(t.group ?? t.features?.group, `'${layer.name}' (${kind}) reads the channels`);
+    }
+    tensors.set(layer.name, out);
+  }
+  // Merge the groups joined by residual adds.
+  const merged = new Map<number, MaskGroup>();
+  for (const g of groups) {
+    const root = find(g.id);
+    const m = merged.get(root);
+    if (!m) merged.set(root, { ...g, id: root });
+    else {
+      m.convs.push(...g.convs);
+      m.consumers.push(...g.consumers);
+      m.norms.push(...g.norms);
+      m.denses.push(...g.denses);
+      m.unprunable ??= g.unprunable;
+    }
+  }
+  return [...merged.values()];
+}

@@ -1,0 +1,88 @@
+// stripPruning(model): the compact model of a masked one, in standard TF.js layers only (Conv2D,
+// BatchNormalization, Dense, ...): pruned filters, their batch-norm channels, the next convs'
+// input channels and the dense rows of dead features are removed. It computes what the masked
+// model computes, saves with model.save and loads and runs without maskacc.
+import type { LayersModel } from '@tensorflow/tfjs';
+import { MaskedBatchNormalization } from '../tfjs/masked-batch-norm.js';
+import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
+import { MaskaccMaxPooling2D } from '../tfjs/max-pool.js';
+import { tf, type Tensor } from '../tfjs/tf.js';
+import { traceMaskGroups, type FeatureMap, type MaskGroup } from './graph.js';
+import { CONV_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
+
+type Layer = InstanceType<typeof tf.layers.Layer>;
+
+const indices = (mask: Uint8Array) => [...mask.keys()].filter((i) => mask[i]);
+
+/** The channels a group keeps: any its convs keep (all, for a group that cannot be pruned). */
+function keptChannels(group: MaskGroup, convs: Map<string, MaskedConv2D>): Uint8Array {
+  const masks = group.convs.map((n) => convs.get(n)!.getMasks().out);
+  if (group.unprunable) return new Uint8Array(masks[0].length).fill(1);
+  return masks.reduce((a, m) => a.map((v, i) => v | m[i]));
+}
+
+/** Dense input rows of the kept features, in the compact model's order. */
+function featureRows(f: FeatureMap, kept: number[]): number[] {
+  const plane = Array.from({ length: f.plane }, (_, p) => p);
+  return f.channelMajor
+    ? kept.flatMap((c) => plane.map((p) => c * f.plane + p))
+    : plane.flatMap((p) => kept.map((c) => p * f.channels + c));
+}
+
+export async function stripPruning(model: LayersModel): Promise<LayersModel> {
+  const groups = traceMaskGroups(model);
+  const convs = new Map(
+    model.layers.filter((l): l is MaskedConv2D => l instanceof MaskedConv2D).map((l) => [l.name, l]),
+  );
+  const kept = new Map(groups.map((g) => [g.id, indices(keptChannels(g, convs))]));
+  const outOf = new Map<string, number[]>(), // conv or batch norm -> its kept channels
+    inOf = new Map<string, number[]>(), // conv -> its kept input channels
+    rowsOf = new Map<string, number[]>(); // dense -> its kept input rows
+  for (const g of groups) {
+    const k = kept.get(g.id)!;
+    [...g.convs, ...g.norms].forEach((n) => outOf.set(n, k));
+    g.consumers.forEach((n) => inOf.set(n, k));
+    g.denses.forEach((d) => rowsOf.set(d.layer, featureRows(d.features, k)));
+  }
+  return rebuildModel(
+    model,
+    (layer, json) => {
+      if (layer instanceof MaskedConv2D)
+        return {
+          class_name: 'Conv2D',
+          config: { ...pick(json.config, CONV_KEYS), filters: outOf.get(layer.name)!.length },
+        };
+      if (layer instanceof MaskedBatchNormalization)
+        return { class_name: 'BatchNormalization', config: pick(json.config, NORM_KEYS) };
+      if (layer instanceof MaskaccMaxPooling2D)
+        return { class_name: 'MaxPooling2D', config: pick(json.config, POOL_KEYS) };
+      return undefined;
+    },
+    (old) => compactWeights(old, outOf.get(old.name), inOf.get(old.name), rowsOf.get(old.name)),
+  );
+}
+
+/** The old layer's weights restricted to the kept channels (masks applied, then gathered). */
+function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: number[]): Tensor[] {
+  if (layer instanceof MaskedConv2D) {
+    const m = layer.getMasks();
+    const kernel = tf.mul(
+      tf.mul(layer.kernelVariable.read(), tf.tensor1d(m.out, 'float32')),
+      tf.reshape(tf.tensor1d(m.in, 'float32'), [-1, 1]),
+    );
+    const k = tf.gather(inn ? tf.gather(kernel, inn, 2) : kernel, out!, 3);
+    const bias =
+      layer.biasVariable && tf.gather(tf.mul(layer.biasVariable.read(), tf.tensor1d(m.out, 'float32')), out!);
+    return bias ? [k, bias] : [k];
+  }
+  if (layer instanceof MaskedBatchNormalization) {
+    const mask = tf.tensor1d(layer.getMask(), 'float32');
+    const weights = layer.getWeights().slice(0, -1); // [gamma], [beta], moving mean, moving variance
+    const affine = Number(layer.scale) + Number(layer.center);
+    const masked = weights.map((w, i) => (i < affine ? tf.mul(w, mask) : w));
+    return out ? masked.map((w) => tf.gather(w, out)) : masked; // no group: after no conv
+  }
+  const weights = layer.getWeights();
+  if (rows) return [tf.gather(weights[0], rows, 0), ...weights.slice(1)];
+  return weights;
+}

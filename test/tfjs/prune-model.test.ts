@@ -1,0 +1,164 @@
+// prune / PruningCallback / stripPruning on ordinary TF.js models: mask groups traced from the
+// graph (conv -> BN -> pool -> conv, flatten -> dense, a residual add sharing one filter mask, an
+// add that cannot be pruned), pruned channels exactly zero, fit with the callback on partial
+// batches, and the stripped model (standard layers only) = the masked one, saved and reloaded.
+import { describe, expect, it, beforeAll } from 'vitest';
+import type { LayersModel, SymbolicTensor, io } from '@tensorflow/tfjs';
+import { MaskedConv2D } from '../../src/tfjs/masked-conv2d.js';
+import { MaskedBatchNormalization } from '../../src/tfjs/masked-batch-norm.js';
+import { tf, type Tensor } from '../../src/tfjs/tf.js';
+import { maskGroups, prune } from '../../src/prune/prune-model.js';
+import { PruningCallback } from '../../src/prune/callback.js';
+import { stripPruning } from '../../src/prune/strip.js';
+import { directory } from '../../src/tfjs/file-io.js';
+import { relL2, rng } from '../util.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+async function roundTrip(model: LayersModel): Promise<LayersModel> {
+  let saved: io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      saved = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return tf.loadLayersModel(tf.io.fromMemory(saved!));
+}
+
+const sum = (m: Uint8Array) => m.reduce((a, b) => a + b, 0);
+const relErr = (a: Tensor, b: Tensor) => relL2(a.dataSync() as Float32Array, b.dataSync());
+
+describe('prune -> fit with PruningCallback -> stripPruning on a tf.sequential CNN', () => {
+  it('links conv -> BN -> pool -> conv and flatten -> dense; the stripped model matches and reloads without masked layers', async () => {
+    const r = rng(5);
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', inputShape: [8, 8, 2], name: 'c1' }),
+        tf.layers.batchNormalization({ name: 'bn1' }),
+        tf.layers.activation({ activation: 'relu', name: 'relu1' }),
+        tf.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
+        tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c2' }),
+        tf.layers.flatten({ name: 'flat' }),
+        tf.layers.dense({ units: 3, name: 'out' }),
+      ],
+    });
+    const x = tf.tensor(r.uniformArray(10 * 8 * 8 * 2), [10, 8, 8, 2]);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1, 2, 0], 'int32'), 3);
+    const pruned = await prune(model, { rate: 0.5, criterion: 'fpgm', schedule: 'sfp', batch: 4 });
+    const groups = maskGroups(pruned);
+    expect(groups.map((g) => [g.convs, g.consumers, g.norms, g.denses.map((d) => d.layer)])).toEqual([
+      [['c1'], ['c2'], ['bn1'], []],
+      [['c2'], [], [], ['out']],
+    ]);
+    expect(groups.every((g) => g.unprunable === undefined)).toBe(true);
+    const c1 = pruned.getLayer('c1') as MaskedConv2D,
+      c2 = pruned.getLayer('c2') as MaskedConv2D,
+      bn1 = pruned.getLayer('bn1') as MaskedBatchNormalization;
+    expect(c1).toBeInstanceOf(MaskedConv2D);
+    expect(bn1).toBeInstanceOf(MaskedBatchNormalization);
+    expect(pruned.getLayer('pool1').getClassName()).toBe('MaskaccMaxPooling2D');
+    const m1 = c1.getMasks().out;
+    expect(sum(m1)).toBe(4);
+    expect(Array.from(c2.getMasks().in)).toEqual(Array.from(m1));
+    expect(Array.from(bn1.getMask())).toEqual(Array.from(m1));
+    expect(sum(c2.getMasks().out)).toBe(3);
+    // Weights were copied: the dense layer as it was, and c1's kept filters (HWIO: last axis).
+    const weights = (m: LayersModel, name: string) => Array.from(m.getLayer(name).getWeights()[0].dataSync());
+    expect(weights(pruned, 'out')).toEqual(weights(model, 'out'));
+    const [w0, w1] = [weights(model, 'c1'), weights(pruned, 'c1')];
+    expect(w1.every((v, i) => v === (m1[i % 8] ? w0[i] : 0))).toBe(true); // (-0 === 0)
+
+    pruned.compile({ optimizer: tf.train.sgd(0.05), loss: 'categoricalCrossentropy' });
+    const lines: string[] = [];
+    const callback = new PruningCallback((l) => lines.push(l));
+    const h = await pruned.fit(x, y, { batchSize: 6, epochs: 3, callbacks: [callback], verbose: 0 });
+    expect((h.history.loss as number[]).every(Number.isFinite)).toBe(true);
+    expect(callback.steps.map((s) => s.epoch)).toEqual([1, 2]); // epoch 0 was selected by prune()
+    expect(lines[0]).toMatch(/epoch 2: pruning rate 50.0%, kept filters: c1 4\/8, c2 3\/6/);
+
+    // A pruned channel is exactly zero after conv -> BN -> relu -> pool.
+    const mask = c1.getMasks().out;
+    const probe = tf.model({ inputs: pruned.inputs, outputs: pruned.getLayer('pool1').output as SymbolicTensor });
+    const pooled = (probe.predict(x) as Tensor).arraySync() as number[][][][];
+    for (const px of pooled.flat(2)) mask.forEach((keep, c) => keep || expect(px[c] === 0).toBe(true));
+
+    const logits = pruned.predict(x) as Tensor;
+    expect(Array.from(logits.dataSync()).every(Number.isFinite)).toBe(true);
+    const stripped = await stripPruning(pruned);
+    expect(stripped.layers.map((l) => l.getClassName())).toEqual([
+      'Conv2D',
+      'BatchNormalization',
+      'Activation',
+      'MaxPooling2D',
+      'Conv2D',
+      'Flatten',
+      'Dense',
+    ]);
+    expect(stripped.countParams()).toBeLessThan(model.countParams() / 2);
+    expect(relErr(stripped.predict(x) as Tensor, logits)).toBeLessThan(1e-5);
+    const dir = mkdtempSync(join(tmpdir(), 'maskacc-stripped-'));
+    await stripped.save(directory(dir));
+    expect(existsSync(join(dir, 'model.json')) && existsSync(join(dir, 'weights.bin'))).toBe(true);
+    const reloaded = await tf.loadLayersModel(directory(dir));
+    rmSync(dir, { recursive: true, force: true });
+    expect(reloaded.layers.some((l) => l.getClassName().startsWith('Masked'))).toBe(false);
+    expect(relErr(reloaded.predict(x) as Tensor, logits)).toBeLessThan(1e-5);
+    // The masked model round-trips too (masks are weights).
+    const maskedAgain = await roundTrip(pruned);
+    expect(Array.from((maskedAgain.getLayer('c1') as MaskedConv2D).getMasks().out)).toEqual(Array.from(mask));
+  });
+});
+
+describe('mask groups of residual models', () => {
+  it('the inputs of an add share one filter mask; the stripped channelsFirst model matches', async () => {
+    const r = rng(6);
+    const input = tf.input({ shape: [3, 6, 6] });
+    const cf = { padding: 'same', dataFormat: 'channelsFirst' } as const;
+    const a = tf.layers.conv2d({ ...cf, filters: 6, kernelSize: 3, activation: 'relu', name: 'a' }).apply(input);
+    const b = tf.layers.conv2d({ ...cf, filters: 6, kernelSize: 3, name: 'b' }).apply(a);
+    const s = tf.layers.add({ name: 'add' }).apply([a, b] as SymbolicTensor[]);
+    const z = tf.layers.conv2d({ ...cf, filters: 4, kernelSize: 1, activation: 'relu', name: 'z' }).apply(s);
+    const pooled = tf.layers.globalAveragePooling2d({ dataFormat: 'channelsFirst', name: 'gap' }).apply(z);
+    const out = tf.layers.dense({ units: 2, name: 'out' }).apply(pooled) as SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    const pruned = await prune(model, { rate: 0.5, criterion: 'l2', batch: 4 });
+    const groups = maskGroups(pruned);
+    const shared = groups.find((g) => g.convs.includes('a'))!;
+    expect(shared.convs.sort()).toEqual(['a', 'b']);
+    expect(shared.consumers.sort()).toEqual(['b', 'z']);
+    const [ma, mb] = ['a', 'b'].map((n) => (pruned.getLayer(n) as MaskedConv2D).getMasks());
+    expect(sum(ma.out)).toBe(3);
+    expect(Array.from(mb.out)).toEqual(Array.from(ma.out));
+    expect(Array.from(mb.in)).toEqual(Array.from(ma.out));
+    const x = tf.tensor(r.uniformArray(5 * 3 * 36), [5, 3, 6, 6]);
+    const stripped = await stripPruning(pruned);
+    expect((stripped.getLayer('a').getConfig() as { filters: number }).filters).toBe(3);
+    expect((stripped.getLayer('z').getConfig() as { filters: number }).filters).toBe(2);
+    expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
+  });
+
+  it('an add with an unpruned input leaves its convs unpruned and says why; skip keeps a conv whole', async () => {
+    const input = tf.input({ shape: [6, 6, 4] });
+    const a = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'a' }).apply(input);
+    const s = tf.layers.add({ name: 'shortcut' }).apply([input, a] as SymbolicTensor[]);
+    const b = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'b' }).apply(s);
+    const c = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'c' }).apply(b) as SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: c });
+    const pruned = await prune(model, { rate: 0.5, skip: ['c'], batch: 2 });
+    const groups = maskGroups(pruned);
+    expect(groups.find((g) => g.convs.includes('a'))!.unprunable).toMatch(/'shortcut' adds unpruned channels/);
+    expect(groups.find((g) => g.convs.includes('c'))!.unprunable).toMatch(/'c' is in the skip list/);
+    expect(sum((pruned.getLayer('a') as MaskedConv2D).getMasks().out)).toBe(4);
+    expect(sum((pruned.getLayer('b') as MaskedConv2D).getMasks().out)).toBe(2);
+    expect(sum((pruned.getLayer('c') as MaskedConv2D).getMasks().out)).toBe(4);
+    await expect(prune(model, { rate: 0.5, skip: ['nope'] })).rejects.toThrow(/skip.*nope/);
+    const noConv = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
+    await expect(prune(noConv, { rate: 0.5 })).rejects.toThrow(/model.*Conv2D/);
+  });
+});
