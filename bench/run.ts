@@ -1,7 +1,7 @@
 // The benchmark driver: times maskacc's masked conv passes against oneDNN dense, oneDNN compact,
 // im2col+OpenBLAS (interleaved rounds) and PyTorch (separate phase); writes bench/results/*.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -558,7 +558,9 @@ interface TorchReply {
 
 function runPython(job: unknown): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.env.PYTHON ?? 'python3', [path.join(here, 'torch_step.py')], {
+    // Debian's python3-torch is installed for the system python, which a pyenv shim may hide.
+    const python = process.env.PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+    const child = spawn(python, [path.join(here, 'torch_step.py')], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
