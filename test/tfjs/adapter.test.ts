@@ -138,9 +138,9 @@ describe('MaskedConv2d inside an ordinary TF.js model', () => {
       { batch: 8, inChannels: 2, outChannels: 6, inHeight: 6, inWidth: 6, kernel: 3, padding: 1, bias: true },
       { respecialize: false },
     );
-    const layer = new MaskedConv2d(conv, false);
+    const layer = new MaskedConv2d(conv, false, { seed: 7 }); // seeded: an unseeded run once missed the bound
     layer.setMasks({ out: [1, 1, 0, 1, 1, 0] });
-    const head = tf.variable(tf.randomNormal([6, 2], 0, 0.5)),
+    const head = tf.variable(tf.randomNormal([6, 2], 0, 0.5, 'float32', 11)),
       opt = tf.train.adam(0.05);
     // Toy task: which of the two input channels is brighter.
     const labels = Array.from({ length: 8 }, (_, i) => i % 2);
