@@ -162,7 +162,7 @@ const dir = join(a.out!, a.residual ? 'tfjs-layers-demo-residual-model' : 'tfjs-
 await stripped.save(directory(dir));
 const reloaded = await tf.loadLayersModel(directory(dir));
 reloaded.compile({ optimizer: 'sgd', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-const probe = test.x.slice(0, batch);
+const probe = test.x.slice(0, Math.min(batch, test.x.shape[0]));
 const [p0, p1] = [runs.maskacc.predict(probe) as Tensor, reloaded.predict(probe) as Tensor];
 const rel = tf.norm(tf.sub(p0, p1)).dataSync()[0] / tf.norm(p0).dataSync()[0];
 const [maskedAcc, reloadedAcc] = [accuracyOf(runs.maskacc), accuracyOf(reloaded)];
