@@ -3,11 +3,12 @@
 // to and larger than the compiled one), then inside ordinary models: fit / predict with partial
 // batches, save -> load round trips of weights and masks, and the error before compileLayers.
 import { describe, expect, it, beforeAll } from 'vitest';
-import type { LayersModel, Scalar, SymbolicTensor, io } from '@tensorflow/tfjs';
+import type { Scalar, SymbolicTensor } from '@tensorflow/tfjs';
 import { compileLayers } from '../../src/tfjs/compile-layers.js';
 import { MaskedConv2D, maskedConv2d, type MaskedConv2DArgs } from '../../src/tfjs/masked-conv2d.js';
 import { tf, type Tensor, type Tensor4D, type Variable } from '../../src/tfjs/tf.js';
 import { relL2, rng } from '../util.js';
+import { roundTrip } from './round-trip.js';
 
 const close = (actual: Tensor, expected: Tensor, what: string, tol = 2e-5) => {
   const err = relL2(actual.dataSync() as Float32Array, expected.dataSync());
@@ -19,18 +20,6 @@ const toNchw = (t: Tensor) => tf.transpose(t, [0, 3, 1, 2]);
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-/** Saves a model in memory and loads it back (as model.save -> tf.loadLayersModel would). */
-async function roundTrip(model: LayersModel): Promise<LayersModel> {
-  let saved: io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      saved = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return tf.loadLayersModel(tf.io.fromMemory(saved!));
-}
 
 describe('MaskedConv2D against tf.conv2d on masked tensors', () => {
   const H = 8,

@@ -3,7 +3,7 @@
 // add that cannot be pruned), pruned channels exactly zero, fit with the callback on partial
 // batches, and the stripped model (standard layers only) = the masked one, saved and reloaded.
 import { describe, expect, it, beforeAll } from 'vitest';
-import type { LayersModel, SymbolicTensor, io } from '@tensorflow/tfjs';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import { MaskedConv2D } from '../../src/tfjs/masked-conv2d.js';
 import { MaskedBatchNormalization } from '../../src/tfjs/masked-batch-norm.js';
 import { tf, type Tensor } from '../../src/tfjs/tf.js';
@@ -12,6 +12,7 @@ import { PruningCallback } from '../../src/prune/callback.js';
 import { stripPruning } from '../../src/prune/strip.js';
 import { directory } from '../../src/tfjs/file-io.js';
 import { relL2, rng } from '../util.js';
+import { roundTrip } from './round-trip.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,17 +20,6 @@ import { join } from 'node:path';
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-async function roundTrip(model: LayersModel): Promise<LayersModel> {
-  let saved: io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      saved = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return tf.loadLayersModel(tf.io.fromMemory(saved!));
-}
 
 const sum = (m: Uint8Array) => m.reduce((a, b) => a + b, 0);
 const relErr = (a: Tensor, b: Tensor) => relL2(a.dataSync() as Float32Array, b.dataSync());
