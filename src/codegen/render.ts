@@ -119,7 +119,15 @@ function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
         ? `template runPointwise<${g.columnsPerBlock}>`
         : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;
   // Backward-data in planes mode is a forward conv with the taps flipped.
-  return { direct: false, mr: g.MR, nv: g.NV, call, flip: isBackwardData && g.source === 'planes' ? 'true' : 'false' };
+  return {
+    direct: false,
+    mr: g.MR,
+    nv: g.NV,
+    call,
+    flip: isBackwardData && g.source === 'planes' ? 'true' : 'false',
+    view: g.subsampled ? 'SubsampledDxView' : 'BackwardDataView',
+    subsampled: g.subsampled,
+  };
 }
 
 export function renderModule(units: readonly { ns: string }[], key: string): string {

@@ -23,6 +23,11 @@ export interface GemmPlan {
   /** planes: destination rows per work item; im2col and pointwise: columns per packed block. */
   readonly rowsPerBlock: number;
   readonly columnsPerBlock: number;
+  /**
+   * Backward-data of a strided 1x1 (pointwise only): columns are the dy positions, each stored to
+   * the dx position it came from; the rest of dx is zeroed first.
+   */
+  readonly subsampled: boolean;
 }
 
 /** Forward / backward-data, channel-vectorized direct conv: MQ positions x NR = NV vectors of channels. */
@@ -118,11 +123,16 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     strides: [1, 1],
     pointwiseUseful: R === 1 && S === 1 && stride1,
   };
+  // A strided 1x1's backward-data as a GEMM over the dy grid (every dx position it writes is real).
+  const subsampled: GemmShape | null =
+    R === 1 && S === 1 && !stride1
+      ? { ...bwd, dstH: layer.outHeight, dstW: layer.outWidth, srcW: layer.outWidth, pointwiseUseful: true }
+      : null;
   return Object.freeze({
     isa: isa.name,
     vectorWidth: isa.vectorWidth,
     forward: convPassPlan(isa, parallelism, fwd, strategy.forward, 'forward'),
-    backwardData: layer.inputGrad ? convPassPlan(isa, parallelism, bwd, strategy.backwardData, 'backwardData') : null,
+    backwardData: layer.inputGrad ? backwardDataPlan(isa, parallelism, bwd, subsampled, strategy.backwardData) : null,
     backwardWeights: weightsPlan(isa, parallelism, layer, keptOut, keptIn, stride1, strategy.backwardWeights),
   });
 }
@@ -142,6 +152,18 @@ interface GemmShape {
   strides: Pair;
   /** A 1x1 kernel whose every destination column has a source (the pointwise GEMM wastes nothing). */
   pointwiseUseful: boolean;
+}
+
+function backwardDataPlan(
+  isa: Isa,
+  threads: number,
+  g: GemmShape,
+  subsampled: GemmShape | null,
+  forced: Strategy['backwardData'],
+): ConvPassPlan {
+  if (subsampled && (forced ?? defaultConvSource(isa, subsampled)) === 'pointwise')
+    return { ...gemmPlan(isa, threads, subsampled, 'pointwise'), subsampled: true };
+  return convPassPlan(isa, threads, g, forced, 'backwardData');
 }
 
 function convPassPlan(
@@ -206,7 +228,17 @@ function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'i
   }
   // Small outputs: position-major columns share their padding taps, which the block then skips.
   const order = source === 'im2col' && g.dstH * g.dstW <= 64 ? 'position' : 'image';
-  return Object.freeze({ engine: 'gemm' as const, source, order, MR, NV, NR, rowsPerBlock, columnsPerBlock });
+  return Object.freeze({
+    engine: 'gemm' as const,
+    source,
+    order,
+    MR,
+    NV,
+    NR,
+    rowsPerBlock,
+    columnsPerBlock,
+    subsampled: false,
+  });
 }
 
 /**
@@ -413,7 +445,7 @@ export function describePlan(p: Plan): string[] {
           g.source === 'im2col'
             ? ` (${g.order}-major, ${g.columnsPerBlock} columns/block)`
             : g.source === 'pointwise'
-              ? ` (${g.columnsPerBlock} columns/block)`
+              ? ` (${g.columnsPerBlock} columns/block${g.subsampled ? ', over the dy grid' : ''})`
               : ` (${g.rowsPerBlock} rows/block)`
         }, microtile MR x NR = ${g.MR} x ${g.NR}`;
   const d = p.backwardWeights;

@@ -81,6 +81,7 @@ struct Workspace {
   int n = 0;  // images in the current call (1..L::N), set by the entry points
   std::vector<Buffer> bBlock;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
+  IntBuffer redOff;  // packed weights: w offset of each (reduction channel, tap)
   Buffer aPack, dyPack, xPack;
   void ensureThreads(int t) {
     if ((int)bBlock.size() < t) { bBlock.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
@@ -112,23 +113,11 @@ static inline void microkernel(int rows, const int32_t* __restrict aOff, const i
   }
 }
 
-// Pack weights into MR-row panels: panel[pm][row][MR] for reduction rows (c, tap); rows past M are 0.
-// `weightAt(m, c, tap)` returns the weight of output row m, reduction channel c, tap.
-template <int MR, class WeightAt>
-static void packPanels(float* dst, int M, int KC, int RS, int threads, WeightAt weightAt) {
-  const int panels = (M + MR - 1) / MR;
-  const long rowsPerPanel = (long)KC * RS;
-  parallel(threads, [&] {
+// Zero-fill n images of `image` floats each, one image per thread at a time.
+static void zeroAll(float* t, int n, long image, int threads) {
+  parallel(n > 1 ? threads : 1, [&] {
 #pragma omp for schedule(static)
-    for (int pm = 0; pm < panels; ++pm) {
-      float* out = dst + (long)pm * rowsPerPanel * MR;
-      for (int c = 0; c < KC; ++c)
-        for (int tap = 0; tap < RS; ++tap, out += MR)
-          for (int i = 0; i < MR; ++i) {
-            const int m = pm * MR + i;
-            out[i] = m < M ? weightAt(m, c, tap) : 0.f;
-          }
-    }
+    for (int b = 0; b < n; ++b) std::memset(t + (long)b * image, 0, sizeof(float) * image);
   });
 }
 

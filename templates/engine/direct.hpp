@@ -367,14 +367,21 @@ struct DirectWeights {
   static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
   // dyT[pq - pq0][Mpad] for positions [pq0, pq1) of image n: filters innermost so one load gives NR
-  // of them, pad filters zero. Transposed in runs of 16 positions so the written lines stay in L1.
+  // of them, pad filters zero. Whole VW x VW blocks go through the register transpose; edges are scalar.
   static void packDyT(const float* dy, const int32_t* rows, int M, long Mpad, int n, long pq0, long pq1, float* out) {
-    constexpr long PB = 16;
+    constexpr long PB = VW;
     for (long b0 = pq0; b0 < pq1; b0 += PB) {
       float* o = out + (b0 - pq0) * Mpad;
       const long np = std::min(PB, pq1 - b0);
       for (long pq = 0; pq < np; ++pq) std::memset(o + pq * Mpad + M, 0, sizeof(float) * (Mpad - M));
-      for (int i = 0; i < M; ++i) {
+      int i = 0;
+      if (np == PB)
+        for (; i + VW <= M; i += VW) {
+          const float* src[VW];
+          for (int r = 0; r < VW; ++r) src[r] = dy + ((long)n * L::K + rows[i + r]) * PQ + b0;
+          simd::transpose(src, o + i, Mpad);
+        }
+      for (; i < M; ++i) {
         const float* in = dy + ((long)n * L::K + rows[i]) * PQ + b0;
         for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
       }

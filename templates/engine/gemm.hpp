@@ -2,23 +2,50 @@
 // dst[n][mIdx[m]][a][b] = sum over kept source channels c and taps (r,s) of A[m][c][tap] * src[...]
 // (V = view: which tensor is gathered, how a tap maps a destination position to a source one).
 // Expects (kernel.cpp includes it inside the layer namespace): the std headers, L:: (the layer's
-// shape), simd:: (isa/<isa>.hpp) and engine/common.hpp (Workspace, packPanels).
+// shape), simd:: (isa/<isa>.hpp) and engine/common.hpp (Workspace, microkernel).
 
 template <class V, int MR, int NV>
 struct GemmPass {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
   static constexpr long SRC_PLANE = (long)V::SRC_A * V::SRC_B, SRC_IMG = SRC_PLANE * V::SRC_C;
   static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
+  // Destination strides in memory: the grid's own (DST_*) unless the view subsamples (SubsampledDxView).
+  static constexpr long OUT_PLANE = V::OUT_PLANE, OUT_IMG = OUT_PLANE * V::DST_C;
 
-  // Pack the weights of kept rows x kept reduction channels into MR-row panels (once per call).
+  // Pack the weights of kept rows x kept reduction channels into MR-row panels, A[panel][c][tap][MR]
+  // (once per call: weights change every step). Weight (row, c, tap) is w[wRow(row) + redOff[c, tap]],
+  // so a panel row is MR plain loads through one offset table (a per-element index computation
+  // cost 5 cycles an element: a fifth of a 1x1 forward on a 7x7 plane).
   static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
                             bool flipTaps, Workspace& ws, int threads) {
+    static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
     const int panels = (M + MR - 1) / MR;
-    float* A = ws.aPack.get((size_t)std::max(panels, 1) * KC * RS * MR + 1);
-    packPanels<MR>(A, M, KC, RS, threads, [&](int m, int c, int tap) {
-      int r = tap / L::S, s = tap % L::S;
-      if (flipTaps) { r = L::R - 1 - r; s = L::S - 1 - s; }
-      return V::weight(w, mIdx[m], kIdx[c], r, s);
+    const long rows = (long)KC * RS;
+    float* A = ws.aPack.get((size_t)std::max(panels, 1) * rows * MR + 1);
+    int32_t* redOff = ws.redOff.get(rows + 1);
+    for (int c = 0; c < KC; ++c)
+      for (int tap = 0; tap < RS; ++tap) {
+        int r = tap / L::S, s = tap % L::S;
+        if (flipTaps) { r = L::R - 1 - r; s = L::S - 1 - s; }
+        redOff[c * RS + tap] = (int32_t)V::wRed(kIdx[c], r, s);
+      }
+    parallel(threads, [&] {
+#pragma omp for schedule(static)
+      for (int pm = 0; pm < panels; ++pm) {
+        float* out = A + (long)pm * rows * MR;
+        if ((pm + 1) * MR <= M) {
+          const float* src[MR];
+          for (int i = 0; i < MR; ++i) src[i] = w + V::wRow(mIdx[pm * MR + i]);
+          for (long t = 0; t < rows; ++t, out += MR) {
+            const int32_t o = redOff[t];
+#pragma GCC unroll 16
+            for (int i = 0; i < MR; ++i) out[i] = src[i][o];
+          }
+        } else {  // the last, partial panel: rows past M are zeros
+          for (long t = 0; t < rows; ++t, out += MR)
+            for (int i = 0; i < MR; ++i) out[i] = pm * MR + i < M ? w[V::wRow(mIdx[pm * MR + i]) + redOff[t]] : 0.f;
+        }
+      }
     });
     return A;
   }
@@ -51,6 +78,7 @@ struct GemmPass {
   template <int PB>
   static void runPlanes(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
                         const int32_t* kIdx, int KC, Workspace& ws, int threads) {
+    static_assert(V::DENSE_DST, "planes mode writes whole destination planes");
     constexpr int WP = V::DST_B + (L::S - 1) * L::DW;
     constexpr int ROW_BLOCKS = (V::DST_A + PB - 1) / PB;
     constexpr int PLANE_ROWS = PB + (L::R - 1) * L::DH;
@@ -168,7 +196,9 @@ struct GemmPass {
       int32_t* bOff = ws.bOff[tid].v.data();
       for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * NCB;
       long packedBlock = -1;
-#pragma omp for schedule(dynamic, 1)
+// Contiguous runs of items per thread: each thread packs its blocks once (a strided 1x1 gathers
+      // element-wise, and interleaved items had both threads pack every block).
+#pragma omp for schedule(static)
       for (long item = 0; item < items; ++item) {
         const int chunk = (int)(item % chunks);
         const long blk = item / chunks, j0 = blk * NCB;
@@ -179,21 +209,27 @@ struct GemmPass {
         const int cols = (int)std::min<long>(NCB, COLS - j0);
         const int pm0 = chunk * perItem, pm1 = std::min(panels, pm0 + perItem);
         for (int jt = 0; jt < cols; jt += NR) {
-          // Destination offset of column group v (-1: its lanes cross an image or the end) and of one lane.
-          auto laneOff = [&](int v, int l) -> long {
-            const long col = j0 + jt + v * VW + l;
-            return col < COLS ? (col / DST_PLANE) * DST_IMG + col % DST_PLANE : -1;
-          };
+          // Destination offset of one lane (-1: past the end, or no destination in a subsampled view),
+          // and of column group v when its lanes are one dense run (else -1: stored lane by lane).
+          long outOff[NR];
+          for (int l = 0; l < NR; ++l) {
+            const long col = j0 + jt + l, pos = col % DST_PLANE;
+            long o = pos;
+            if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
+            outOff[l] = col < COLS && o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
+          }
+          auto laneOff = [&](int v, int l) -> long { return outOff[v * VW + l]; };
           auto vecOff = [&](int v) -> long {
+            if constexpr (!V::DENSE_DST) return -1;
             const long col = j0 + jt + v * VW, pos = col % DST_PLANE;
-            return col + VW <= COLS && pos + VW <= DST_PLANE ? (col / DST_PLANE) * DST_IMG + pos : -1;
+            return col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[v * VW] : -1;
           };
           for (int pm = pm0; pm < pm1; ++pm) {
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
             for (int i = 0; i < MR && pm * MR + i < M; ++i) {
               const int ch = mIdx[pm * MR + i];
-              storeRow(dst + ch * DST_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
+              storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
             }
           }
         }
@@ -205,7 +241,7 @@ struct GemmPass {
   // padding): each image's run is a row copy; otherwise each element is looked up through the view.
   template <int NCB>
   static void packPointwise(const float* src, const int32_t* kIdx, int KC, long j0, long COLS, float* B) {
-    constexpr bool IDENTITY = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
+    constexpr bool IDENTITY = V::GRID_IS_SOURCE;
     const long j1 = std::min(COLS, j0 + NCB);
     for (int c = 0; c < KC; ++c) {
       float* out = B + (long)c * NCB;
@@ -215,14 +251,15 @@ struct GemmPass {
         float* o = out + (j - j0);
         if (IDENTITY) {
           std::memcpy(o, plane + pos0, sizeof(float) * len);
-        } else {
+        } else {  // walk (a, b) along the run: no division per element (strided 1x1 projections)
+          int a = (int)(pos0 / V::DST_B), b = (int)(pos0 % V::DST_B);
           for (long k = 0; k < len; ++k) {
-            const int a = (int)((pos0 + k) / V::DST_B), b = (int)((pos0 + k) % V::DST_B);
             int i = 0, jj = 0;
             const bool ok = V::source(a, b, 0, 0, i, jj);
             // Unconditional load then select: the conditional-load form is what GCC 12 -O3 miscompiled.
             const float v = plane[ok ? (long)i * V::SRC_B + jj : 0];
             o[k] = ok ? v : 0.f;
+            if (++b == V::DST_B) b = 0, ++a;
           }
         }
         j += len;
@@ -239,6 +276,7 @@ struct GemmPass {
   static void runIm2col(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
                         const int32_t* kIdx, int KC, Workspace& ws, int threads) {
     static_assert(NCB % NR == 0, "column block must hold whole microtiles");
+    static_assert(V::DENSE_DST, "im2col mode writes whole destination planes");
     const long COLS = (long)ws.n * V::DST_A * V::DST_B;
     const long blocks = (COLS + NCB - 1) / NCB;
     const int panels = (M + MR - 1) / MR;

@@ -21,4 +21,28 @@ inline float hsum(vec v) {
 // (which would repeat the load once per use and make the loop load-bound).
 inline void keep(vec& v) { asm("" : "+x"(v)); }
 inline void spill(float* out, vec v) { _mm256_storeu_ps(out, v); }
+// dst[j * dstStride + i] = src[i][j] for i, j < 8: an 8x8 block transposed in registers.
+inline void transpose(const float* const* src, float* dst, long dstStride) {
+  __m256 r[8], t[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src[i]);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4g + m], lane k: column 4k + m of rows 4g .. 4g+3.
+#pragma GCC unroll 2
+  for (int g = 0; g < 2; ++g) {
+    r[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    r[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    r[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    r[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; ++m) {
+    _mm256_storeu_ps(dst + m * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x20));
+    _mm256_storeu_ps(dst + (4 + m) * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x31));
+  }
+}
 }  // namespace simd

@@ -16,4 +16,38 @@ inline float hsum(vec v) { return _mm512_reduce_add_ps(v); }
 // (which would repeat the load once per use and make the loop load-bound).
 inline void keep(vec& v) { asm("" : "+v"(v)); }
 inline void spill(float* out, vec v) { _mm512_storeu_ps(out, v); }
+// dst[j * dstStride + i] = src[i][j] for i, j < 16: a 16x16 block transposed in registers, so
+// every store writes a whole line (a strided scalar transpose with a 4 KiB dst stride thrashed one
+// L1 set and cost half of a 1x1 backward-weights pass).
+inline void transpose(const float* const* src, float* dst, long dstStride) {
+  __m512 r[16], t[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src[i]);
+  // Per 128-bit lane k: t[2i] = (r2i[4k], r2i+1[4k], r2i[4k+1], r2i+1[4k+1]), t[2i+1] the same for 4k+2, 4k+3.
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4g + m], lane k: column 4k + m of rows 4g .. 4g+3.
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+    r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // Column 4k + m gathers lane k of r[m], r[4 + m], r[8 + m], r[12 + m]: a 4x4 transpose of lanes.
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; ++m) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44), u1 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xEE);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44), u3 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xEE);
+    _mm512_storeu_ps(dst + (0 + m) * dstStride, _mm512_shuffle_f32x4(u0, u2, 0x88));
+    _mm512_storeu_ps(dst + (4 + m) * dstStride, _mm512_shuffle_f32x4(u0, u2, 0xDD));
+    _mm512_storeu_ps(dst + (8 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0x88));
+    _mm512_storeu_ps(dst + (12 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0xDD));
+  }
+}
 }  // namespace simd

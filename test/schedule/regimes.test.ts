@@ -29,11 +29,14 @@ describe('density regimes', () => {
   it('the same layer changes regime with its density', () => {
     expect(regimeOf(plan(vgg(32, 32, 16, 1)))).not.toBe(regimeOf(plan(vgg(32, 32, 16, 0.25))));
   });
-  it('1x1 kernels get the pointwise GEMM (backward-data only where every dx position has a source)', () => {
+  it("1x1 kernels get the pointwise GEMM (a strided one's backward-data over the dy grid)", () => {
     const pw = (stride: number) => plan({ ...vgg(256, 128, 56, 0.5), kernel: 1, padding: 0, stride });
     expect(regimeOf(pw(1))).toBe('pointwise/pointwise/direct');
-    expect(pw(2).forward.source).toBe('pointwise');
-    expect(pw(2).backwardData!.source).not.toBe('pointwise');
+    expect(pw(1).backwardData).toMatchObject({ source: 'pointwise', subsampled: false });
+    expect(pw(2).forward).toMatchObject({ source: 'pointwise', subsampled: false });
+    expect(pw(2).backwardData).toMatchObject({ source: 'pointwise', subsampled: true });
+    // A 3x3 never subsamples, even forced to pointwise-like GEMMs.
+    expect(plan({ ...vgg(256, 128, 56, 0.5), stride: 2 }).backwardData).not.toMatchObject({ subsampled: true });
   });
   it('large planes reduce backward-weights in row blocks per thread; tiny planes in image blocks', () => {
     const wp = (s: ConvSpec) => plan(s).backwardWeights;

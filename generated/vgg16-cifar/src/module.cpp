@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "59077260160499b6a6508f61008f24cef8929432b9cfc8d13c6c8f91a59a025b"));
+  exports.Set("key", Napi::String::New(env, "e7b58932d80ea51d27bdbb84738ee9c2ffb5a1cfea4d8acb4d5934a02dff7e4d"));
   return exports;
 }
 

@@ -62,10 +62,16 @@ struct ForwardView {
     j = b * L::SW - L::PW + s * L::DW;
     return (unsigned)i < (unsigned)L::H && (unsigned)j < (unsigned)L::W;
   }
-  static inline float weight(const float* w, int k, int c, int r, int s) {
-    return w[(((long)k * L::C + c) * L::R + r) * L::S + s];
-  }
+  // Weight of destination row k, reduction channel c, tap (r,s) = w[wRow(k) + wRed(c, r, s)].
+  static constexpr long wRow(int k) { return (long)k * L::C * L::R * L::S; }
+  static constexpr long wRed(int c, int r, int s) { return ((long)c * L::R + r) * L::S + s; }
+  static inline float weight(const float* w, int k, int c, int r, int s) { return w[wRow(k) + wRed(c, r, s)]; }
   static constexpr bool W_ROWS_CONTIGUOUS = true;  // a destination row (filter k) is one run of w
+  // The destination grid is the whole y plane; pointwise reads its source as is when the 1x1 maps
+  // every position to the same one (stride 1, no padding).
+  static constexpr long OUT_PLANE = (long)L::P * L::Q;
+  static constexpr bool DENSE_DST = true;
+  static constexpr bool GRID_IS_SOURCE = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
 };
 
 // Backward-data view: dx[n][c][h][w] gathers dy[n][k][p][q] where h = p*SH - PH + r*DH.
@@ -94,10 +100,32 @@ struct BackwardDataView {
     j = wj / L::SW;
     return i < L::P && j < L::Q;
   }
-  static inline float weight(const float* w, int c, int k, int r, int s) {
-    return w[(((long)k * L::C + c) * L::R + r) * L::S + s];
-  }
+  // Weight of destination row c, reduction channel (filter) k, tap (r,s) = w[wRow(c) + wRed(k, r, s)].
+  static constexpr long wRow(int c) { return (long)c * L::R * L::S; }
+  static constexpr long wRed(int k, int r, int s) { return (long)k * L::C * L::R * L::S + (long)r * L::S + s; }
+  static inline float weight(const float* w, int c, int k, int r, int s) { return w[wRow(c) + wRed(k, r, s)]; }
   static constexpr bool W_ROWS_CONTIGUOUS = false;  // a reduction channel (filter k) is one run of w
+  static constexpr long OUT_PLANE = (long)L::H * L::W;
+  static constexpr bool DENSE_DST = true;
+  static constexpr bool GRID_IS_SOURCE = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
+};
+
+// Backward-data of a strided 1x1 kernel: dx is zero except where an output reads it, at
+// (p*SH - PH, q*SW - PW). Pointwise runs over that P x Q grid: its columns are dy positions as
+// they are, each stored to its dx position through outPos; backwardData zeroes dx first. (The
+// direct engine wrote all of dx, three quarters zeros at stride 2, one scalar store each.)
+struct SubsampledDxView : BackwardDataView {
+  static constexpr int SRC_A = L::P, SRC_B = L::Q, DST_A = L::P, DST_B = L::Q;
+  static constexpr bool DENSE_DST = false;
+  static constexpr bool GRID_IS_SOURCE = true;
+  static inline long outPos(int p, int q) {
+    const int h = p * L::SH - L::PH, w = q * L::SW - L::PW;
+    return (unsigned)h < (unsigned)L::H && (unsigned)w < (unsigned)L::W ? (long)h * L::W + w : -1;
+  }
+  static inline bool source(int a, int b, int, int, int& i, int& j) {
+    i = a, j = b;
+    return true;
+  }
 };
 
 // ---- the three passes, as the plan chose them ----
