@@ -548,11 +548,18 @@ struct DirectWeights {
   // walking them innermost missed the TLB on every store (a third of a 1x1 layer's pass).
   static void scatter(const float* buf, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC, int pm, int g,
                       int t0, int t1) {
-    for (int i = 0; i < NR && pm * NR + i < M; ++i)
-      for (int m = 0; m < MT && g * MT + m < KC; ++m) {
-        float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
-        for (int tap = t0; tap < t1; ++tap) out[tap] = buf[(tap - t0) * MT * NR + m * NR + i];
+    const int mEnd = std::min(MT, KC - g * MT);
+    for (int i = 0; i < NR && pm * NR + i < M; ++i) {
+      float* row = dw + (long)rows[pm * NR + i] * L::C * RS;
+      if constexpr (RS == 1) {  // 1x1: one entry per (row, channel), no tap loop to set up
+        for (int m = 0; m < mEnd; ++m) row[ci[g * MT + m]] = buf[m * NR + i];
+      } else {
+        for (int m = 0; m < mEnd; ++m) {
+          float* out = row + (long)ci[g * MT + m] * RS;
+          for (int tap = t0; tap < t1; ++tap) out[tap] = buf[(tap - t0) * MT * NR + m * NR + i];
+        }
       }
+    }
   }
 };
 

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "e7b58932d80ea51d27bdbb84738ee9c2ffb5a1cfea4d8acb4d5934a02dff7e4d"));
+  exports.Set("key", Napi::String::New(env, "92fc012407ff18f32e72630b27738593503a14f7fc6f8fc16c8815ad32e17941"));
   return exports;
 }
 
