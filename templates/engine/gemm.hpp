@@ -183,6 +183,10 @@ struct GemmPass {
     const int perItem = std::min(maxPanels, panelsPerItem(panels, blocks, threads));
     const int chunks = (panels + perItem - 1) / perItem;
     const long items = blocks * chunks;
+    // Short reductions (few kept channels): the item's A panels sit in L1, so run panels outer and
+    // write MR destination rows at a time along the block, instead of all M rows (as many pages
+    // and store streams) per column tile.
+    const bool panelsOuter = (long)perItem * KC * MR * 4 <= 32 * 1024;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NCB);
@@ -196,7 +200,7 @@ struct GemmPass {
       int32_t* bOff = ws.bOff[tid].v.data();
       for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * NCB;
       long packedBlock = -1;
-// Contiguous runs of items per thread: each thread packs its blocks once (a strided 1x1 gathers
+      // Contiguous runs of items per thread: each thread packs its blocks once (a strided 1x1 gathers
       // element-wise, and interleaved items had both threads pack every block).
 #pragma omp for schedule(static)
       for (long item = 0; item < items; ++item) {
@@ -208,30 +212,36 @@ struct GemmPass {
         }
         const int cols = (int)std::min<long>(NCB, COLS - j0);
         const int pm0 = chunk * perItem, pm1 = std::min(panels, pm0 + perItem);
-        for (int jt = 0; jt < cols; jt += NR) {
-          // Destination offset of one lane (-1: past the end, or no destination in a subsampled view),
-          // and of column group v when its lanes are one dense run (else -1: stored lane by lane).
-          long outOff[NR];
-          for (int l = 0; l < NR; ++l) {
-            const long col = j0 + jt + l, pos = col % DST_PLANE;
-            long o = pos;
-            if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
-            outOff[l] = col < COLS && o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
-          }
-          auto laneOff = [&](int v, int l) -> long { return outOff[v * VW + l]; };
+        // Destination offset of each column's lanes (-1: past the end, or no destination in a
+        // subsampled view); a VW group is stored as one vector when its lanes are one dense run.
+        long outOff[NCB];
+        for (int l = 0; l < cols; ++l) {
+          const long col = j0 + l, pos = col % DST_PLANE;
+          long o = pos;
+          if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
+          outOff[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
+        }
+        for (int l = cols; l < NCB; ++l) outOff[l] = -1;
+        auto tile = [&](int jt, int pm) {
+          auto laneOff = [&](int v, int l) -> long { return outOff[jt + v * VW + l]; };
           auto vecOff = [&](int v) -> long {
             if constexpr (!V::DENSE_DST) return -1;
             const long col = j0 + jt + v * VW, pos = col % DST_PLANE;
-            return col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[v * VW] : -1;
+            return col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[jt + v * VW] : -1;
           };
-          for (int pm = pm0; pm < pm1; ++pm) {
-            simd::vec acc[MR][NV];
-            microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
-            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
-              const int ch = mIdx[pm * MR + i];
-              storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
-            }
+          simd::vec acc[MR][NV];
+          microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
+          for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+            const int ch = mIdx[pm * MR + i];
+            storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneOff);
           }
+        };
+        if (panelsOuter) {
+          for (int pm = pm0; pm < pm1; ++pm)
+            for (int jt = 0; jt < cols; jt += NR) tile(jt, pm);
+        } else {
+          for (int jt = 0; jt < cols; jt += NR)
+            for (int pm = pm0; pm < pm1; ++pm) tile(jt, pm);
         }
       }
     });

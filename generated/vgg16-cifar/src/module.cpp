@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "92fc012407ff18f32e72630b27738593503a14f7fc6f8fc16c8815ad32e17941"));
+  exports.Set("key", Napi::String::New(env, "a7dcc2053500ea921209e63dad32b5ac6e5abae6e999ff5b9857db73ce5b8aef"));
   return exports;
 }
 
