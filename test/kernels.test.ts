@@ -34,6 +34,8 @@ const FIXED: ConvSpec[] = [
   { batch: 21, inChannels: 20, outChannels: 33, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 }, // dw row blocks of 2 whole images
   // strided, padded 1x1: backward-data over the dy grid, outputs in the padding store nowhere
   { batch: 2, inChannels: 9, outChannels: 21, inHeight: 13, inWidth: 11, kernel: 1, stride: [2, 3], padding: [1, 0] },
+  // strided, padded 1x1 on a larger plane: backward-weights packs the x grid in row blocks
+  { batch: 2, inChannels: 24, outChannels: 40, inHeight: 30, inWidth: 34, kernel: 1, stride: 2, padding: 1 },
 ];
 
 function randomSpec(r: Rng): ConvSpec {

@@ -315,14 +315,21 @@ template <int MT, int NV>
 struct DirectWeights {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
   static constexpr long HW = (long)L::H * L::W, PQ = (long)L::P * L::Q;
-  // Packed x is channel-interleaved, xg[n][group][H][W][MT]: the MT values a step broadcasts are
+  // The packed x plane, XH x XW. A strided 1x1 reads x only on the P x Q grid (h = p*SH - PH,
+  // w = q*SW - PW): it packs that grid (zeros where it falls into the padding) and runs as a
+  // stride-1 1x1 on it, instead of packing the whole plane for a quarter of it (stride 2).
+  static constexpr bool GRID = L::R == 1 && L::S == 1 && (L::SH > 1 || L::SW > 1);
+  static constexpr int XH = GRID ? L::P : L::H, XW = GRID ? L::Q : L::W;
+  static constexpr int XSH = GRID ? 1 : L::SH, XSW = GRID ? 1 : L::SW, XPH = GRID ? 0 : L::PH, XPW = GRID ? 0 : L::PW;
+  static constexpr long XHW = (long)XH * XW;
+  // Packed x is channel-interleaved, xg[n][group][XH][XW][MT]: the MT values a step broadcasts are
   // adjacent, so a step reads one x stream instead of MT (512-512 @2x2: 8.0 -> 4.8 ms; within
   // noise on large outputs).
-  static constexpr long XGROUP = HW * MT;
+  static constexpr long XGROUP = XHW * MT;
 
   // acc += one tap over images [0, nb) and output rows [pa, pb) of the tap's valid rectangle.
   // Packed dy is dyT[n][p - pOrigin][q][Mpad] (image stride dyImg), packed x is
-  // xg[n][h - hOrigin][w][MT] of one channel group (image stride xImg).
+  // xg[n][h - hOrigin][w][MT] of one channel group (image stride xImg), in packed-plane rows.
   static inline void tapTile(int tap, int nb, int pa, int pb, int pOrigin, int hOrigin, const float* dyT, long dyImg,
                              long Mpad, const float* xg, long xImg, simd::vec (&acc)[MT][NV]) {
     const int r = tap / L::S, s = tap % L::S;
@@ -344,14 +351,14 @@ struct DirectWeights {
     auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)(p - pOrigin) * L::Q + q) * Mpad; };
     auto xAt = [&](int n, int p, int q) {
       return xg + n * xImg +
-             ((long)(p * L::SH - L::PH + r * L::DH - hOrigin) * L::W + (q * L::SW - L::PW + s * L::DW)) * MT;
+             ((long)(p * XSH - XPH + r * L::DH - hOrigin) * XW + (q * XSW - XPW + s * L::DW)) * MT;
     };
     if constexpr (L::Q >= 8) {  // long rows: the inner loop walks q
       for (int n = 0; n < nb; ++n)
         for (int p = plo; p < phi; ++p) {
           const float* d = dyAt(n, p, qlo);
           const float* xr = xAt(n, p, qlo);
-          for (int q = qlo; q < qhi; ++q, d += Mpad, xr += L::SW * MT) step(d, xr);
+          for (int q = qlo; q < qhi; ++q, d += Mpad, xr += XSW * MT) step(d, xr);
         }
     } else {  // tiny outputs: the inner loop walks the images instead
       if (nb == 0) return;
@@ -388,7 +395,7 @@ struct DirectWeights {
     }
   }
 
-  // xg[hw - hw0][MT] of channel group g for input positions [hw0, hw1) of image n: the group's kept
+  // xg[hw - hw0][MT] of channel group g for packed-plane positions [hw0, hw1) of image n: the group's kept
   // channels interleaved, channels past KC zero. Runs of 64 positions keep the written lines in L1.
   static void packXg(const float* x, const int32_t* ci, int KC, int n, int g, long hw0, long hw1, float* out) {
     for (long b0 = hw0; b0 < hw1; b0 += 64) {
@@ -400,8 +407,25 @@ struct DirectWeights {
           for (long j = 0; j < nhw; ++j) o[j * MT] = 0.f;
           continue;
         }
-        const float* in = x + ((long)n * L::C + ci[c]) * HW + b0;
-        for (long j = 0; j < nhw; ++j) o[j * MT] = in[j];
+        const float* plane = x + ((long)n * L::C + ci[c]) * HW;
+        if constexpr (GRID) {  // one run per grid row: x row h = p*SH - PH, columns q*SW - PW
+          for (long j = 0; j < nhw;) {
+            const int p = (int)((b0 + j) / XW), q0 = (int)((b0 + j) % XW);
+            const int len = (int)std::min<long>(nhw - j, XW - q0), h = p * L::SH - L::PH;
+            const float* row = plane + (long)std::max(0, std::min(h, L::H - 1)) * L::W;
+            const bool rowOk = (unsigned)h < (unsigned)L::H;
+            for (int k = 0; k < len; ++k) {
+              const int w = (q0 + k) * L::SW - L::PW;
+              const bool ok = rowOk && (unsigned)w < (unsigned)L::W;
+              // Unconditional load then select (the conditional-load form is what GCC 12 -O3 miscompiled).
+              const float v = row[ok ? w : 0];
+              o[(j + k) * MT] = ok ? v : 0.f;
+            }
+            j += len;
+          }
+        } else {
+          for (long j = 0; j < nhw; ++j) o[j * MT] = plane[b0 + j];
+        }
       }
     }
   }
@@ -415,8 +439,8 @@ struct DirectWeights {
   static RowBlock rowBlock(long blk, int N) {
     constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
     const int n0 = (int)(blk / ROW_BLOCKS) * IMGS, p0 = (int)(blk % ROW_BLOCKS) * ROWS, p1 = std::min(L::P, p0 + ROWS);
-    return {n0, std::min(IMGS, N - n0), p0, p1, std::max(0, p0 * L::SH - L::PH),
-            std::min(L::H, (p1 - 1) * L::SH - L::PH + (L::R - 1) * L::DH + 1)};
+    return {n0, std::min(IMGS, N - n0), p0, p1, std::max(0, p0 * XSH - XPH),
+            std::min(XH, (p1 - 1) * XSH - XPH + (L::R - 1) * L::DH + 1)};
   }
 
   // Rows blocking: blocks of IMGS images x ROWS output rows (IMGS > 1 only for whole images), each
@@ -429,11 +453,11 @@ struct DirectWeights {
     if (panels == 0 || groups == 0) return;
     const long Mpad = (long)panels * NR, KCpad = (long)groups * MT;
     constexpr int ROW_BLOCKS = (L::P + ROWS - 1) / ROWS;
-    constexpr int IN_ROWS = std::min(L::H, (ROWS - 1) * L::SH + (L::R - 1) * L::DH + 1);  // input rows a block reads
+    constexpr int IN_ROWS = std::min(XH, (ROWS - 1) * XSH + (L::R - 1) * L::DH + 1);  // packed x rows a block reads
     const long BLOCKS = (long)(ws.n + IMGS - 1) / IMGS * ROW_BLOCKS;
     static_assert(IMGS == 1 || ROWS >= L::P, "blocks of several images hold whole images");
     // dyT[image][row][q][Mpad] and xg[group][image][row][w][MT] of one block
-    const long dyImg = (long)ROWS * L::Q * Mpad, xImg = (long)IN_ROWS * L::W * MT;
+    const long dyImg = (long)ROWS * L::Q * Mpad, xImg = (long)IN_ROWS * XW * MT;
     const long partSize = Mpad * KCpad * RS, dySize = IMGS * dyImg, xGroup = IMGS * xImg;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(partSize + dySize + groups * xGroup));
@@ -450,7 +474,7 @@ struct DirectWeights {
         for (int b = 0; b < nb; ++b) {
           packDyT(dy, rows, M, Mpad, n0 + b, (long)p0 * L::Q, (long)p1 * L::Q, dyT + b * dyImg);
           for (int g = 0; g < groups; ++g)
-            packXg(x, ci, KC, n0 + b, g, (long)h0 * L::W, (long)h1 * L::W, xg + g * xGroup + b * xImg);
+            packXg(x, ci, KC, n0 + b, g, (long)h0 * XW, (long)h1 * XW, xg + g * xGroup + b * xImg);
         }
         for (int pm = 0; pm < panels; ++pm)
           for (int g = 0; g < groups; ++g)
@@ -490,13 +514,13 @@ struct DirectWeights {
       for (int n = 0; n < ws.n; ++n)
         for (long pq0 = 0; pq0 < PQ; pq0 += 16) packDyT(dy, rows, M, Mpad, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * Mpad);
     });
-    // xg[n][group][H][W][MT]: kept channels interleaved by group, groups padded with zero channels.
+    // xg[n][group][XH][XW][MT]: kept channels interleaved by group, groups padded with zero channels.
     const long KCpad = (long)groups * MT;
-    float* xg = ws.xPack.get((size_t)ws.n * KCpad * HW);
+    float* xg = ws.xPack.get((size_t)ws.n * KCpad * XHW);
     parallel(threads, [&] {
 #pragma omp for collapse(2) schedule(static)
       for (int n = 0; n < ws.n; ++n)
-        for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n, g, 0, HW, xg + ((long)n * groups + g) * XGROUP);
+        for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n, g, 0, XHW, xg + ((long)n * groups + g) * XGROUP);
     });
     // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
     // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
@@ -521,7 +545,7 @@ struct DirectWeights {
 #pragma GCC unroll 8
               for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
             tapTile(tap, n1 - n0, 0, L::P, 0, 0, dyT + n0 * PQ * Mpad + (long)pm * NR, PQ * Mpad, Mpad,
-                    xg + n0 * KCpad * HW + (long)g * XGROUP, KCpad * HW, acc);
+                    xg + n0 * KCpad * XHW + (long)g * XGROUP, KCpad * XHW, acc);
             float* p = buf + (tap - t0) * tile;
             for (int m = 0; m < MT; ++m)
               for (int v = 0; v < NV; ++v)

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "a7dcc2053500ea921209e63dad32b5ac6e5abae6e999ff5b9857db73ce5b8aef"));
+  exports.Set("key", Napi::String::New(env, "c33bbb9945fec5cbed2897a9806b7f36c4e719a9c44800ca8cc0d02d0b8852aa"));
   return exports;
 }
 
