@@ -176,7 +176,12 @@ struct GemmPass {
     static_assert(NCB % NR == 0, "column block must hold whole microtiles");
     const long COLS = (long)ws.n * DST_PLANE;
     constexpr long A_BUDGET = 256 * 1024;  // bytes of A panels one item streams per column tile: keep them in L2
-    const long blocks = (COLS + NCB - 1) / NCB;
+    // Blocks of ncb <= NCB columns, equal and as many as a multiple of the threads, so the static
+    // runs of items below share the work evenly (9 blocks on 2 threads left one idle for a ninth).
+    long blocks = (COLS + NCB - 1) / NCB;
+    if (threads > 1) blocks = (blocks + threads - 1) / threads * threads;
+    const int ncb = (int)std::min<long>(NCB, ((COLS + NR - 1) / NR + blocks - 1) / blocks * NR);
+    blocks = (COLS + ncb - 1) / ncb;
     const int panels = (M + MR - 1) / MR;
     if (panels == 0) return;
     const int maxPanels = (int)std::max<long>(1, A_BUDGET / ((long)std::max(KC, 1) * MR * 4));
@@ -205,12 +210,12 @@ struct GemmPass {
 #pragma omp for schedule(static)
       for (long item = 0; item < items; ++item) {
         const int chunk = (int)(item % chunks);
-        const long blk = item / chunks, j0 = blk * NCB;
+        const long blk = item / chunks, j0 = blk * ncb;
         if (blk != packedBlock) {  // consecutive chunks of one block reuse the packed B
-          packPointwise<NCB>(src, kIdx, KC, j0, COLS, B);
+          packPointwise<NCB>(src, kIdx, KC, j0, std::min(COLS, j0 + ncb), B);
           packedBlock = blk;
         }
-        const int cols = (int)std::min<long>(NCB, COLS - j0);
+        const int cols = (int)std::min<long>(ncb, COLS - j0);
         const int pm0 = chunk * perItem, pm1 = std::min(panels, pm0 + perItem);
         // Destination offset of each column's lanes (-1: past the end, or no destination in a
         // subsampled view); a VW group is stored as one vector when its lanes are one dense run.
@@ -247,12 +252,12 @@ struct GemmPass {
     });
   }
 
-  // B[c][j - j0] for the block's columns j < COLS (zeros past the last column). Identity 1x1 (stride 1, no
+  // B[c][j - j0] for the block's columns j0 <= j < end (zeros after them, up to NCB). Identity 1x1 (stride 1, no
   // padding): each image's run is a row copy; otherwise each element is looked up through the view.
   template <int NCB>
-  static void packPointwise(const float* src, const int32_t* kIdx, int KC, long j0, long COLS, float* B) {
+  static void packPointwise(const float* src, const int32_t* kIdx, int KC, long j0, long end, float* B) {
     constexpr bool IDENTITY = V::GRID_IS_SOURCE;
-    const long j1 = std::min(COLS, j0 + NCB);
+    const long j1 = std::min(end, j0 + NCB);
     for (int c = 0; c < KC; ++c) {
       float* out = B + (long)c * NCB;
       for (long j = j0; j < j1;) {  // one run per image

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "c33bbb9945fec5cbed2897a9806b7f36c4e719a9c44800ca8cc0d02d0b8852aa"));
+  exports.Set("key", Napi::String::New(env, "4082588e41ea85abd7881bdf74cd9bf8e27e44b31244ecdbcdda797a100c68e5"));
   return exports;
 }
 
