@@ -111,6 +111,7 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     srcW: layer.inWidth,
     strides: layer.stride,
     pointwiseUseful: R === 1 && S === 1,
+    phases: 1,
   };
   // Backward-data's columns are dx positions: a strided 1x1 would compute every skipped one as zeros.
   const bwd: GemmShape = {
@@ -122,6 +123,7 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     srcW: layer.outWidth,
     strides: [1, 1],
     pointwiseUseful: R === 1 && S === 1 && stride1,
+    phases: layer.stride[1],
   };
   // A strided 1x1's backward-data as a GEMM over the dy grid (every dx position it writes is real).
   const subsampled: GemmShape | null =
@@ -152,6 +154,8 @@ interface GemmShape {
   strides: Pair;
   /** A 1x1 kernel whose every destination column has a source (the pointwise GEMM wastes nothing). */
   pointwiseUseful: boolean;
+  /** Column phases of the direct engine: a strided backward-data tiles each of its SW phases apart. */
+  phases: number;
 }
 
 function backwardDataPlan(
@@ -250,7 +254,8 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
   const vw = isa.vectorWidth;
   // Tiny rows: tile across images instead, so every position keeps its exact tap list.
   const tile = g.dstW < 8 && g.batch >= 4 ? 'images' : 'columns';
-  const positions = tile === 'images' ? g.batch : g.dstW;
+  // A column tile runs within one phase: a stride-2 backward-data on 14 columns tiles 7 per phase.
+  const positions = tile === 'images' ? g.batch : Math.ceil(g.dstW / g.phases);
   let best = { MQ: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 4; NV++) {
     for (let MQ = 1; MQ <= 16; MQ++) {
