@@ -205,28 +205,28 @@ struct GemmPass {
       int32_t* bOff = ws.bOff[tid].v.data();
       for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * NCB;
       long packedBlock = -1;
+      // Destination offset of each column's lanes in the packed block (-1: past the end, or no
+      // destination in a subsampled view); a VW group is stored as one vector when its lanes are one dense run.
+      long outOff[NCB];
       // Contiguous runs of items per thread: each thread packs its blocks once (a strided 1x1 gathers
       // element-wise, and interleaved items had both threads pack every block).
 #pragma omp for schedule(static)
       for (long item = 0; item < items; ++item) {
         const int chunk = (int)(item % chunks);
         const long blk = item / chunks, j0 = blk * ncb;
-        if (blk != packedBlock) {  // consecutive chunks of one block reuse the packed B
+        const int cols = (int)std::min<long>(ncb, COLS - j0);
+        if (blk != packedBlock) {  // consecutive chunks of one block reuse the packed B and offsets
           packPointwise<NCB>(src, kIdx, KC, j0, std::min(COLS, j0 + ncb), B);
+          for (int l = 0; l < cols; ++l) {
+            const long col = j0 + l, pos = col % DST_PLANE;
+            long o = pos;
+            if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
+            outOff[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
+          }
+          for (int l = cols; l < NCB; ++l) outOff[l] = -1;
           packedBlock = blk;
         }
-        const int cols = (int)std::min<long>(ncb, COLS - j0);
         const int pm0 = chunk * perItem, pm1 = std::min(panels, pm0 + perItem);
-        // Destination offset of each column's lanes (-1: past the end, or no destination in a
-        // subsampled view); a VW group is stored as one vector when its lanes are one dense run.
-        long outOff[NCB];
-        for (int l = 0; l < cols; ++l) {
-          const long col = j0 + l, pos = col % DST_PLANE;
-          long o = pos;
-          if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
-          outOff[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
-        }
-        for (int l = cols; l < NCB; ++l) outOff[l] = -1;
         auto tile = [&](int jt, int pm) {
           auto laneOff = [&](int v, int l) -> long { return outOff[jt + v * VW + l]; };
           auto vecOff = [&](int v) -> long {

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "4082588e41ea85abd7881bdf74cd9bf8e27e44b31244ecdbcdda797a100c68e5"));
+  exports.Set("key", Napi::String::New(env, "1198501eb641a255019e767e9f09a970251ef560a70b6351646530add63ae9fa"));
   return exports;
 }
 
