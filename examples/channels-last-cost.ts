@@ -1,13 +1,13 @@
 // What channelsLast costs a MaskedConv2D against channelsFirst: the same layer (the prune demo's
 // second conv: 32 -> 32 channels, 3x3, 28x28, batch 128, half the filters and inputs pruned) timed
 // in each data format, forward alone and forward + both gradients (median of --reps runs), and
-// the NHWC <-> NCHW conversions alone (x, y, dy and dx: four per training step).
+// the native NHWC <-> NCHW conversions alone (x, y, dy and dx: four per training step).
 //
 //   MASKACC_CACHE_DIR=/tmp/mc-tfjs npx tsx examples/channels-last-cost.ts [--reps 15]
 import { parseArgs } from 'node:util';
 import { compileLayers } from '../src/tfjs/compile-layers.js';
-import { nchwToNhwc, nhwcToNchw } from '../src/tfjs/layout.js';
 import { maskedConv2d } from '../src/tfjs/masked-conv2d.js';
+import { nativeOps } from '../src/tfjs/native-ops.js';
 import { tf, type Tensor } from '../src/tfjs/tf.js';
 
 const { values: a } = parseArgs({ options: { reps: { type: 'string', default: '15' } } });
@@ -55,8 +55,14 @@ for (const [i, layer] of layers.entries()) {
 }
 const src = new Float32Array(N * C * H * H).map(Math.random),
   dst = new Float32Array(src.length);
+const { ops, threads } = nativeOps('channels-last-cost');
 const conversion = median(
-  Array.from({ length: reps }, () => time(() => (nhwcToNchw(src, N, H, H, C, dst), nchwToNhwc(dst, N, C, H, H, src)))),
+  Array.from({ length: reps }, () =>
+    time(() => {
+      ops.transposeImages(N, H * H, C, threads, src, dst); // NHWC -> NCHW
+      ops.transposeImages(N, C, H * H, threads, dst, src); // and back
+    }),
+  ),
 );
 for (const f of formats)
   console.log(

@@ -99,6 +99,73 @@ Napi::Value MaxPoolBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// maxPool2dForward(N, C, H, W, kh, kw, sh, sw, padTop, padLeft, P, Q, channelsLast, threads, x, y)
+// and maxPool2dBackward(..., threads, x, dy, dx): every window must hold at least one input tap.
+Pool2dArgs pool2dArgs(const Napi::CallbackInfo& info) {
+  Pool2dArgs a{};
+  a.N = integer(info, 0, "N", 1);
+  a.C = integer(info, 1, "C", 1);
+  a.H = integer(info, 2, "H", 1);
+  a.W = integer(info, 3, "W", 1);
+  a.kh = integer(info, 4, "kh", 1);
+  a.kw = integer(info, 5, "kw", 1);
+  a.sh = integer(info, 6, "sh", 1);
+  a.sw = integer(info, 7, "sw", 1);
+  a.padTop = integer(info, 8, "padTop", 0);
+  a.padLeft = integer(info, 9, "padLeft", 0);
+  a.P = integer(info, 10, "P", 1);
+  a.Q = integer(info, 11, "Q", 1);
+  a.channelsLast = info[12].ToBoolean();
+  a.threads = integer(info, 13, "threads", 1);
+  if (a.padTop >= a.kh || a.padLeft >= a.kw || (long)(a.P - 1) * a.sh - a.padTop >= a.H ||
+      (long)(a.Q - 1) * a.sw - a.padLeft >= a.W)
+    throw Napi::RangeError::New(info.Env(), "P, Q, padTop, padLeft: a window holds no input element");
+  return a;
+}
+
+Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
+  const Pool2dArgs a = pool2dArgs(info);
+  const long in = (long)a.N * a.C * a.H * a.W, out = (long)a.N * a.C * a.P * a.Q;
+  maxPool2dForward(a, floats(info, 14, in, "x"), floats(info, 15, out, "y"));
+  return info.Env().Undefined();
+}
+
+Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
+  const Pool2dArgs a = pool2dArgs(info);
+  const long in = (long)a.N * a.C * a.H * a.W, out = (long)a.N * a.C * a.P * a.Q;
+  maxPool2dBackward(a, floats(info, 14, in, "x"), floats(info, 15, out, "dy"), floats(info, 16, in, "dx"));
+  return info.Env().Undefined();
+}
+
+long floatLength(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Float32Array");
+  return (long)info[i].As<Napi::Float32Array>().ElementLength();
+}
+
+// reluForward(threads, x, y)
+Napi::Value ReluForward(const Napi::CallbackInfo& info) {
+  const long n = floatLength(info, 1, "x");
+  reluForward(n, integer(info, 0, "threads", 1), floats(info, 1, n, "x"), floats(info, 2, n, "y"));
+  return info.Env().Undefined();
+}
+
+// reluBackward(threads, y, dy, dx)
+Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
+  const long n = floatLength(info, 1, "y");
+  reluBackward(n, integer(info, 0, "threads", 1), floats(info, 1, n, "y"), floats(info, 2, n, "dy"),
+               floats(info, 3, n, "dx"));
+  return info.Env().Undefined();
+}
+
+// transposeImages(N, A, B, threads, src, dst): per image [A][B] -> [B][A].
+Napi::Value TransposeImages(const Napi::CallbackInfo& info) {
+  const int N = integer(info, 0, "N", 1), A = integer(info, 1, "A", 1), B = integer(info, 2, "B", 1);
+  const long n = (long)N * A * B;
+  transposeImages(N, A, B, integer(info, 3, "threads", 1), floats(info, 4, n, "src"), floats(info, 5, n, "dst"));
+  return info.Env().Undefined();
+}
+
 // (N, F, J, threads) -> LinearArgs.
 LinearArgs linearArgs(const Napi::CallbackInfo& info) {
   return LinearArgs{integer(info, 0, "N", 1), integer(info, 1, "F", 1), integer(info, 2, "J", 1), integer(info, 3, "threads", 1)};
@@ -138,6 +205,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("maxPoolForward", Napi::Function::New(env, MaxPoolForward));
   exports.Set("maxPoolBackward", Napi::Function::New(env, MaxPoolBackward));
+  exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward));
+  exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward));
+  exports.Set("reluForward", Napi::Function::New(env, ReluForward));
+  exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
+  exports.Set("transposeImages", Napi::Function::New(env, TransposeImages));
   exports.Set("linearForward", Napi::Function::New(env, LinearForward));
   exports.Set("linearBackward", Napi::Function::New(env, LinearBackward));
   exports.Set("momentumStep", Napi::Function::New(env, MomentumStep));

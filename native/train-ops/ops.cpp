@@ -1,10 +1,19 @@
-// maskacc training ops: the non-convolution layers of a CNN training step, in NCHW, so a masked
-// network never leaves the conv kernels' layout. Memory-bound loops: one pass where the math
-// allows, OpenMP over channels (or planes), float32 data with float64 statistics.
+// maskacc training ops: the non-convolution layers of a CNN training step, in NCHW (the conv
+// kernels' layout) and channels-last (TF.js's). Memory-bound loops: one pass where the math
+// allows, OpenMP over channels, planes or rows, float32 data with float64 statistics.
 #include "ops.hpp"
+
+#include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+namespace maskacc_ops {
+// The kernels' vector primitives for the build's ISA (templates/isa/<isa>.hpp, copied in as simd.hpp).
+#include "simd.hpp"
+}  // namespace maskacc_ops
 
 namespace maskacc_ops {
 
@@ -33,19 +42,23 @@ static void channelStats(const float* x, int N, int C, long HW, int c, double& m
   var = std::max(0.0, ss / M - mean * mean);
 }
 
+static void batchNormRowsForward(const BatchNormArgs& a, bool training, float* mean, float* invstd, float* y);
+static void batchNormRowsBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
+                                  const float* dy, float* dx, float* dgamma, float* dbeta);
+
 void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, float* invstd, float* y) {
+  if (a.HW == 1) return batchNormRowsForward(a, training, mean, invstd, y);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.N * a.C * a.HW >= kParallelMin)
   for (int c = 0; c < a.C; ++c) {
-    if (!a.keep[c]) {  // pruned channel: exactly zero, whatever its input
-      for (int n = 0; n < a.N; ++n) std::fill_n(y + ((long)n * a.C + c) * a.HW, a.HW, 0.0f);
-      if (training) mean[c] = invstd[c] = 0;
-      continue;
-    }
-    if (training) {
+    if (training) {  // every channel's statistics, as TF.js keeps them (for moving averages)
       double m, v;
       channelStats(a.x, a.N, a.C, a.HW, c, m, v);
       mean[c] = (float)m;
       invstd[c] = (float)(1.0 / std::sqrt(v + a.eps));
+    }
+    if (!a.keep[c]) {  // pruned channel: exactly zero, whatever its input
+      for (int n = 0; n < a.N; ++n) std::fill_n(y + ((long)n * a.C + c) * a.HW, a.HW, 0.0f);
+      continue;
     }
     const float scale = a.gamma[c] * invstd[c], shift = a.beta[c] - mean[c] * scale;
     for (int n = 0; n < a.N; ++n) {
@@ -60,6 +73,7 @@ void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, fl
 
 void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
                            const float* dy, float* dx, float* dgamma, float* dbeta) {
+  if (a.HW == 1) return batchNormRowsBackward(a, mean, invstd, y, dy, dx, dgamma, dbeta);
   const bool relu = a.relu;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.N * a.C * a.HW >= kParallelMin)
   for (int c = 0; c < a.C; ++c) {
@@ -99,6 +113,133 @@ void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const floa
         const float g = (!relu || yp[i] > 0.0f) ? dyp[i] : 0.0f;
         dxp[i] = k * g - (u * xp[i] + v);
       }
+    }
+  }
+}
+
+// Channels-last batch norm: x is [M][C] (M = a.N rows of C contiguous channels), so the loops run
+// along the channels, a vector at a time. Each thread sums a contiguous range of rows, in float
+// over blocks of kRowBlock rows and in double across blocks; the per-thread partials are added in
+// thread order, so the result does not depend on timing.
+static constexpr long kRowBlock = 64;
+
+// Per channel, sums of f0(m, c) and f1(m, c) over all rows into s0, s1 (double).
+template <class F>
+static void rowSums(const BatchNormArgs& a, F&& f, std::vector<double>& s0, std::vector<double>& s1) {
+  const int C = a.C;
+  const long M = a.N;
+  const int T = (long)M * C >= kParallelMin ? a.threads : 1;
+  std::vector<double> part((size_t)T * 2 * C, 0.0);
+#pragma omp parallel num_threads(T)
+  {
+    double* p0 = part.data() + (size_t)omp_get_thread_num() * 2 * C;
+    double* p1 = p0 + C;
+    std::vector<float> f0(C), f1(C);
+    const long blocks = (M + kRowBlock - 1) / kRowBlock;
+#pragma omp for schedule(static)
+    for (long b = 0; b < blocks; ++b) {
+      std::fill(f0.begin(), f0.end(), 0.0f);
+      std::fill(f1.begin(), f1.end(), 0.0f);
+      for (long m = b * kRowBlock; m < std::min(M, (b + 1) * kRowBlock); ++m) f(m, f0.data(), f1.data());
+      for (int c = 0; c < C; ++c) {
+        p0[c] += f0[c];
+        p1[c] += f1[c];
+      }
+    }
+  }
+  s0.assign(C, 0.0);
+  s1.assign(C, 0.0);
+  for (int t = 0; t < T; ++t)
+    for (int c = 0; c < C; ++c) {
+      s0[c] += part[(size_t)t * 2 * C + c];
+      s1[c] += part[(size_t)t * 2 * C + C + c];
+    }
+}
+
+static void batchNormRowsForward(const BatchNormArgs& a, bool training, float* mean, float* invstd, float* y) {
+  const int C = a.C;
+  const long M = a.N;
+  if (training) {
+    std::vector<double> s, ss;
+    rowSums(
+        a,
+        [&](long m, float* f0, float* f1) {
+          const float* xr = a.x + m * C;
+#pragma omp simd
+          for (int c = 0; c < C; ++c) {
+            f0[c] += xr[c];
+            f1[c] += xr[c] * xr[c];
+          }
+        },
+        s, ss);
+    for (int c = 0; c < C; ++c) {
+      const double mu = s[c] / M, var = std::max(0.0, ss[c] / M - mu * mu);
+      mean[c] = (float)mu;
+      invstd[c] = (float)(1.0 / std::sqrt(var + a.eps));
+    }
+  }
+  std::vector<float> scale(C), shift(C), kept(C);
+  for (int c = 0; c < C; ++c) {
+    kept[c] = a.keep[c] ? 1.0f : 0.0f;
+    scale[c] = a.keep[c] ? a.gamma[c] * invstd[c] : 0.0f;
+    shift[c] = a.keep[c] ? a.beta[c] - mean[c] * scale[c] : 0.0f;
+  }
+  const bool relu = a.relu;
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (M * C >= kParallelMin)
+  for (long m = 0; m < M; ++m) {
+    const float* xr = a.x + m * C;
+    float* yr = y + m * C;
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      float v = xr[c] * scale[c] + shift[c];
+      yr[c] = kept[c] != 0.0f && (!relu || v > 0.0f) ? v : 0.0f;  // pruned: +0 even where x is not finite
+    }
+  }
+}
+
+static void batchNormRowsBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
+                                  const float* dy, float* dx, float* dgamma, float* dbeta) {
+  const int C = a.C;
+  const long M = a.N;
+  const bool relu = a.relu;
+  std::vector<double> sg, sgx;
+  rowSums(
+      a,
+      [&](long m, float* f0, float* f1) {
+        const float *xr = a.x + m * C, *yr = y + m * C, *dyr = dy + m * C;
+#pragma omp simd
+        for (int c = 0; c < C; ++c) {
+          const float g = (!relu || yr[c] > 0.0f) ? dyr[c] : 0.0f;
+          f0[c] += g;
+          f1[c] += g * (xr[c] - mean[c]);
+        }
+      },
+      sg, sgx);
+  // dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)), as k * g - (u * x + v).
+  std::vector<float> k(C), u(C), v(C), kept(C);
+  for (int c = 0; c < C; ++c) {
+    kept[c] = a.keep[c] ? 1.0f : 0.0f;
+    if (!a.keep[c]) {
+      dgamma[c] = dbeta[c] = k[c] = u[c] = v[c] = 0.0f;
+      continue;
+    }
+    const float is = invstd[c];
+    dbeta[c] = (float)sg[c];
+    dgamma[c] = (float)(sgx[c] * is);
+    k[c] = a.gamma[c] * is;
+    const float meanG = (float)(sg[c] / M), meanGx = (float)(sgx[c] * is * is / M);
+    u[c] = k[c] * meanGx;
+    v[c] = k[c] * (meanG - mean[c] * meanGx);
+  }
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (M * C >= kParallelMin)
+  for (long m = 0; m < M; ++m) {
+    const float *xr = a.x + m * C, *yr = y + m * C, *dyr = dy + m * C;
+    float* dxr = dx + m * C;
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const float g = (!relu || yr[c] > 0.0f) ? dyr[c] : 0.0f;
+      const float d = k[c] * g - (u[c] * xr[c] + v[c]);
+      dxr[c] = kept[c] != 0.0f ? d : 0.0f;
     }
   }
 }
@@ -179,6 +320,166 @@ void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* 
         dxp[at] += dyp[p * a.Q + q];
       }
   }
+}
+
+// The window of output (p, q) clipped to the input: taps [r0, r1) x [s0, s1) at rows h0 + r.
+struct Window {
+  int h0, w0, r0, r1, s0, s1;
+};
+static inline Window windowAt(const Pool2dArgs& a, int p, int q) {
+  Window w;
+  w.h0 = p * a.sh - a.padTop;
+  w.w0 = q * a.sw - a.padLeft;
+  w.r0 = std::max(0, -w.h0);
+  w.r1 = std::min(a.kh, a.H - w.h0);
+  w.s0 = std::max(0, -w.w0);
+  w.s1 = std::min(a.kw, a.W - w.w0);
+  return w;
+}
+
+// 2x2 windows, stride 2, every window inside the input: the NCHW fast path of maxPoolForward.
+static bool fitsValid2x2(const Pool2dArgs& a) {
+  return a.kh == 2 && a.kw == 2 && a.sh == 2 && a.sw == 2 && a.padTop == 0 && a.padLeft == 0 && 2 * a.P <= a.H &&
+         2 * a.Q <= a.W;
+}
+
+void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y) {
+  const bool par = (long)a.N * a.C * a.P * a.Q * a.kh * a.kw >= kParallelMin;
+  if (!a.channelsLast) {
+    if (fitsValid2x2(a)) {
+      maxPoolForward(PoolArgs{(long)a.N * a.C, a.H, a.W, 2, 2, a.P, a.Q, a.threads}, x, y);
+      return;
+    }
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (par)
+    for (long pl = 0; pl < (long)a.N * a.C; ++pl) {
+      const float* xp = x + pl * a.H * a.W;
+      float* yp = y + pl * a.P * a.Q;
+      for (int p = 0; p < a.P; ++p)
+        for (int q = 0; q < a.Q; ++q) {
+          const Window w = windowAt(a, p, q);
+          float best = -INFINITY;
+          for (int r = w.r0; r < w.r1; ++r)
+            for (int s = w.s0; s < w.s1; ++s) best = std::max(best, xp[(w.h0 + r) * a.W + w.w0 + s]);
+          yp[p * a.Q + q] = best;
+        }
+    }
+    return;
+  }
+  // Channels-last: one vector of channels per tap.
+  const int C = a.C;
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (par)
+  for (long np = 0; np < (long)a.N * a.P; ++np) {
+    const long n = np / a.P;
+    const int p = (int)(np % a.P);
+    for (int q = 0; q < a.Q; ++q) {
+      float* yo = y + (np * a.Q + q) * C;
+      std::fill_n(yo, C, -INFINITY);
+      const Window w = windowAt(a, p, q);
+      for (int r = w.r0; r < w.r1; ++r)
+        for (int s = w.s0; s < w.s1; ++s) {
+          const float* xi = x + ((n * a.H + w.h0 + r) * a.W + w.w0 + s) * C;
+#pragma omp simd
+          for (int c = 0; c < C; ++c) yo[c] = xi[c] > yo[c] ? xi[c] : yo[c];
+        }
+    }
+  }
+}
+
+// The gradient of each window goes to its first strict maximum (row-major), as TF.js's
+// maxPoolPositions pick it; overlapping windows add. Images run in parallel (no two threads
+// write one dx image).
+void maxPool2dBackward(const Pool2dArgs& a, const float* x, const float* dy, float* dx) {
+  const bool par = (long)a.N * a.C * a.H * a.W >= kParallelMin;
+  if (!a.channelsLast) {
+    if (fitsValid2x2(a)) {
+      maxPoolBackward(PoolArgs{(long)a.N * a.C, a.H, a.W, 2, 2, a.P, a.Q, a.threads}, x, dy, dx);
+      return;
+    }
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (par)
+    for (long pl = 0; pl < (long)a.N * a.C; ++pl) {
+      const float* xp = x + pl * a.H * a.W;
+      const float* dyp = dy + pl * a.P * a.Q;
+      float* dxp = dx + pl * a.H * a.W;
+      std::fill_n(dxp, (long)a.H * a.W, 0.0f);
+      for (int p = 0; p < a.P; ++p)
+        for (int q = 0; q < a.Q; ++q) {
+          const Window w = windowAt(a, p, q);
+          float best = -INFINITY;
+          long at = -1;
+          for (int r = w.r0; r < w.r1; ++r)
+            for (int s = w.s0; s < w.s1; ++s) {
+              const long i = (long)(w.h0 + r) * a.W + w.w0 + s;
+              if (xp[i] > best) best = xp[i], at = i;
+            }
+          if (at >= 0) dxp[at] += dyp[p * a.Q + q];
+        }
+    }
+    return;
+  }
+  const int C = a.C;
+#pragma omp parallel num_threads(a.threads) if (par)
+  {
+    std::vector<float> best(C);
+    std::vector<long> at(C);
+#pragma omp for schedule(static)
+    for (long n = 0; n < a.N; ++n) {
+      const float* xn = x + n * a.H * a.W * C;
+      float* dxn = dx + n * a.H * a.W * C;
+      std::fill_n(dxn, (long)a.H * a.W * C, 0.0f);
+      for (int p = 0; p < a.P; ++p)
+        for (int q = 0; q < a.Q; ++q) {
+          std::fill(best.begin(), best.end(), -INFINITY);
+          std::fill(at.begin(), at.end(), -1L);
+          const Window w = windowAt(a, p, q);
+          for (int r = w.r0; r < w.r1; ++r)
+            for (int s = w.s0; s < w.s1; ++s) {
+              const long o = ((long)(w.h0 + r) * a.W + w.w0 + s) * C;
+              for (int c = 0; c < C; ++c)
+                if (xn[o + c] > best[c]) best[c] = xn[o + c], at[c] = o + c;
+            }
+          const float* g = dy + ((n * a.P + p) * a.Q + q) * C;
+          for (int c = 0; c < C; ++c)
+            if (at[c] >= 0) dxn[at[c]] += g[c];
+        }
+    }
+  }
+}
+
+void reluForward(long n, int threads, const float* x, float* y) {
+#pragma omp parallel for simd schedule(static) num_threads(threads) if (n >= kParallelMin)
+  for (long i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;  // (std::max compiled to a branch here)
+}
+
+void reluBackward(long n, int threads, const float* y, const float* dy, float* dx) {
+#pragma omp parallel for simd schedule(static) num_threads(threads) if (n >= kParallelMin)
+  for (long i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// Blocks of VW x VW floats transposed in registers (simd::transpose); a ragged edge moves element
+// by element.
+void transposeImages(int N, long A, long B, int threads, const float* src, float* dst) {
+  constexpr int V = simd::VW;
+  const long blocks = (A + V - 1) / V;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if ((long)N * A * B >= kParallelMin)
+  for (int n = 0; n < N; ++n)
+    for (long t = 0; t < blocks; ++t) {
+      const float* s = src + (long)n * A * B;
+      float* d = dst + (long)n * A * B;
+      const long a0 = t * V;
+      if (a0 + V > A) {
+        for (long b = 0; b < B; ++b)
+          for (long i = a0; i < A; ++i) d[b * A + i] = s[i * B + b];
+        continue;
+      }
+      const float* rows[V];
+      long b = 0;
+      for (; b + V <= B; b += V) {
+        for (int i = 0; i < V; ++i) rows[i] = s + (a0 + i) * B + b;
+        simd::transpose(rows, d + b * A + a0, A);
+      }
+      for (; b < B; ++b)
+        for (int i = 0; i < V; ++i) d[b * A + a0 + i] = s[(a0 + i) * B + b];
+    }
 }
 
 // A classifier head is small (N x F x J ~ 10^6 multiply-adds): plain loops over contiguous rows,

@@ -1,10 +1,12 @@
-// maskacc training ops (NCHW): batch norm (+ReLU) with a channel keep-mask, max pooling and a
-// fully connected layer.
+// maskacc training ops: batch norm (+ReLU) with a channel keep-mask, ReLU, max pooling, a fully
+// connected layer, the momentum update and the NHWC <-> NCHW transposes.
 #pragma once
 #include <cstdint>
 
 namespace maskacc_ops {
 
+// Any channel axis: x is viewed as [N][C][HW] (NCHW: N images, HW positions; channels-last: N =
+// every position, HW = 1, which takes a channel-vectorized path).
 struct BatchNormArgs {
   const float* x;          // [N][C][HW]
   const float* gamma;      // [C]
@@ -17,7 +19,8 @@ struct BatchNormArgs {
   int threads;
 };
 
-// training: computes the batch mean and 1/sqrt(var + eps) into mean/invstd; otherwise reads them
+// training: computes every channel's batch mean and 1/sqrt(var + eps) (pruned ones too, for
+// moving averages) into mean/invstd; otherwise reads them
 // (running statistics, for inference).
 void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, float* invstd, float* y);
 // Backward of the training forward: y is its output (for the ReLU mask).
@@ -31,6 +34,23 @@ struct PoolArgs {
 };
 void maxPoolForward(const PoolArgs& a, const float* x, float* y);
 void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx);
+
+// Max pooling of either layout with padding ('same' windows): out-of-range taps are skipped.
+// The gradient goes to each window's first maximum in row-major order, as TF.js's.
+struct Pool2dArgs {
+  int N, C, H, W, kh, kw, sh, sw, padTop, padLeft, P, Q;
+  bool channelsLast;
+  int threads;
+};
+void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y);
+void maxPool2dBackward(const Pool2dArgs& a, const float* x, const float* dy, float* dx);
+
+// y = max(x, 0); dx = dy where y > 0, else 0.
+void reluForward(long n, int threads, const float* x, float* y);
+void reluBackward(long n, int threads, const float* y, const float* dy, float* dx);
+
+// Per image, a [A][B] matrix to [B][A]: NHWC -> NCHW is (A, B) = (HW, C), NCHW -> NHWC (C, HW).
+void transposeImages(int N, long A, long B, int threads, const float* src, float* dst);
 
 // Fully connected layer: y[N][J] = x[N][F] w[F][J] + b[J].
 struct LinearArgs {

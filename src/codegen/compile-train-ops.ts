@@ -1,6 +1,6 @@
-// Builds (or fetches from the kernel cache) the training-ops addon: batch norm + ReLU, max pooling
-// (NCHW), a dense layer and the momentum update (native/train-ops), the non-conv layers a masked CNN step needs at
-// native speed.
+// Builds (or fetches from the kernel cache) the training-ops addon (native/train-ops): batch norm
+// (+ ReLU), ReLU, max pooling (NCHW and channels-last), a dense layer, the momentum update and the
+// NHWC <-> NCHW transposes: the non-conv work of a masked CNN step at native speed.
 // Not specialized per layer: one addon per ISA, keyed by its sources, flags and compiler.
 
 import { ISAS, supportedIsas, type IsaName } from '../schedule/isa.js';
@@ -64,6 +64,49 @@ export interface TrainOpsAddon {
     dy: Float32Array,
     dx: Float32Array,
   ): void;
+  /** Max pooling, either layout, 'same' padding by padTop/padLeft; windows must not be empty. */
+  maxPool2dForward(
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padTop: number,
+    padLeft: number,
+    P: number,
+    Q: number,
+    channelsLast: boolean,
+    threads: number,
+    x: Float32Array,
+    y: Float32Array,
+  ): void;
+  maxPool2dBackward(
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padTop: number,
+    padLeft: number,
+    P: number,
+    Q: number,
+    channelsLast: boolean,
+    threads: number,
+    x: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+  ): void;
+  reluForward(threads: number, x: Float32Array, y: Float32Array): void;
+  /** dx = dy where y > 0, else 0. */
+  reluBackward(threads: number, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** Per image, [A][B] -> [B][A] (NHWC -> NCHW: A = H * W, B = C). */
+  transposeImages(N: number, A: number, B: number, threads: number, src: Float32Array, dst: Float32Array): void;
   linearForward(
     N: number,
     F: number,
@@ -107,6 +150,8 @@ export function compileTrainOps(opts: {
     kind: 'train-ops',
     cacheDir: opts.cacheDir,
     units: [{ file: 'ops.cpp', flags: ISAS[isa].cxxFlags }],
+    // The kernels' vector primitives for this ISA (the transposes use simd::transpose).
+    headers: [{ from: `templates/isa/${isa}.hpp`, as: 'simd.hpp' }],
     extraKey: { isa },
     log: opts.log,
   });

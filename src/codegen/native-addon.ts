@@ -20,6 +20,8 @@ export interface NativeAddonSpec {
   cacheDir: string;
   /** Extra sources compiled with their own flags (e.g. ISA flags). */
   units: readonly { file: string; flags: readonly string[] }[];
+  /** Files from elsewhere in the package copied into the build under another name (part of the key). */
+  headers?: readonly { from: string; as: string }[];
   /** Extra compile flags for every source (e.g. include dirs). */
   cxxFlags?: readonly string[];
   /** Anything else that changes the binary (ISA, Node version). */
@@ -35,6 +37,7 @@ export function loadNativeAddon<T>(spec: NativeAddonSpec): Promise<T> {
       .sort()
       .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
   );
+  for (const h of spec.headers ?? []) sources[h.as] = readFileSync(join(TEMPLATE_DIR, '..', h.from), 'utf8');
   const flags = addonFlags(); // sanitized with the kernels under MASKACC_SANITIZE
   const cmake = (target: string) =>
     renderCMakeLists({

@@ -20,6 +20,7 @@ const CHANNELWISE = new Set([
   'AveragePooling2D',
   'ZeroPadding2D',
   'ReLU',
+  'MaskaccReLU',
   'LeakyReLU',
   'ELU',
   'Activation',
@@ -131,7 +132,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' pools another axis than the channels`);
       const C = inputShape(layer)[x.axis!];
       out = { features: { group: x.group, channels: C, plane: 1, channelMajor: true } };
-    } else if (kind === 'Dense' && x.features) {
+    } else if ((kind === 'Dense' || kind === 'MaskaccDense') && x.features) {
       groups[find(x.features.group)].denses.push({ layer: layer.name, features: x.features });
     } else {
       // Anything else reading grouped channels: the channels must stay.

@@ -11,7 +11,7 @@ import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
 import { tf } from '../tfjs/tf.js';
 import { FILTER_CRITERIA, filterScores, selectFilters, selectFiltersGlobal, type FilterCriterion } from './criteria.js';
 import { traceMaskGroups, type MaskGroup } from './graph.js';
-import { CONV_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
+import { BASE_KEYS, CONV_KEYS, DENSE_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
 import { isSoft, pruningSchedule, rateAt, selectsAt, type PruningSchedule, type ScheduleKind } from './schedule.js';
 
 export interface PruneOptions extends Omit<CompileLayersOptions, 'gradOfPrunedFilters' | 'density'> {
@@ -50,6 +50,8 @@ interface PruningState {
  * Keyed by the model's first masked layer: fit hands callbacks a Sequential's inner model, which
  * shares the Sequential's layers but is another object.
  */
+type Layer = InstanceType<typeof tf.layers.Layer>;
+
 const states = new WeakMap<object, PruningState>();
 
 /** A model with masked convolutions, ready to fit (kernels compiled), masks of epoch 0 applied. */
@@ -78,9 +80,13 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
             throw new ArgumentError(`layer '${layer.name}'`, k, 'a Conv2D without one (not supported)');
         return { class_name: 'MaskedConv2D', config: { ...pick(json.config, CONV_KEYS), mode } };
       }
-      // TF.js's cpu max-pool gradient is slow; the same pooling as plain loops.
-      if (json.class_name === 'MaxPooling2D' && json.config.padding === 'valid')
+      // TF.js's cpu max-pool and ReLU gradients are slow; the same ops, native.
+      if (json.class_name === 'MaxPooling2D')
         return { class_name: 'MaskaccMaxPooling2D', config: pick(json.config, POOL_KEYS) };
+      if (json.class_name === 'Dense' && isPlainDense(layer, json.config))
+        return { class_name: 'MaskaccDense', config: pick(json.config, DENSE_KEYS) };
+      if (json.class_name === 'Activation' && json.config.activation === 'relu')
+        return { class_name: 'MaskaccReLU', config: pick(json.config, BASE_KEYS) };
       if (json.class_name === 'BatchNormalization' && normsToMask.has(layer.name))
         return { class_name: 'MaskedBatchNormalization', config: pick(json.config, NORM_KEYS) };
       return undefined;
@@ -100,6 +106,22 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
   states.set(maskedLayers(pruned)[0], state);
   applyPruning(pruned, 0);
   return pruned;
+}
+
+/** A Dense layer MaskaccDense computes alike: one rank-2 input, no regularizer or constraint. */
+function isPlainDense(layer: Layer, config: Record<string, unknown>): boolean {
+  // A node's inputShapes is one shape, or a list of one per input.
+  const shapes = layer.inboundNodes.map((n) => n.inputShapes as (number | null)[] | (number | null)[][]);
+  const only = shapes.length === 1 ? (Array.isArray(shapes[0][0]) ? shapes[0] : [shapes[0]]) : [];
+  const rank2 = only.length === 1 && (only[0] as unknown[]).length === 2;
+  const extras = [
+    'kernel_regularizer',
+    'bias_regularizer',
+    'activity_regularizer',
+    'kernel_constraint',
+    'bias_constraint',
+  ];
+  return rank2 && extras.every((k) => config[k] == null);
 }
 
 /** The mask groups of a model made by prune() (which convs prune together, which cannot and why). */

@@ -8,16 +8,16 @@ import { tf, type Tensor } from '../tfjs/tf.js';
 import '../tfjs/masked-conv2d.js';
 import '../tfjs/masked-batch-norm.js';
 import '../tfjs/max-pool.js';
+import '../tfjs/relu.js';
+import '../tfjs/dense.js';
 
 type Layer = InstanceType<typeof tf.layers.Layer>;
 export type LayerJson = { class_name: string; config: Record<string, unknown> };
 
 /** Config keys kept when a layer changes class (initializers, regularizers and the like are not). */
+export const BASE_KEYS = ['name', 'trainable', 'dtype', 'batch_input_shape'];
 export const CONV_KEYS = [
-  'name',
-  'trainable',
-  'dtype',
-  'batch_input_shape',
+  ...BASE_KEYS,
   'filters',
   'kernel_size',
   'strides',
@@ -27,27 +27,9 @@ export const CONV_KEYS = [
   'activation',
   'use_bias',
 ];
-export const POOL_KEYS = [
-  'name',
-  'trainable',
-  'dtype',
-  'batch_input_shape',
-  'pool_size',
-  'strides',
-  'padding',
-  'data_format',
-];
-export const NORM_KEYS = [
-  'name',
-  'trainable',
-  'dtype',
-  'batch_input_shape',
-  'axis',
-  'momentum',
-  'epsilon',
-  'center',
-  'scale',
-];
+export const POOL_KEYS = [...BASE_KEYS, 'pool_size', 'strides', 'padding', 'data_format'];
+export const DENSE_KEYS = [...BASE_KEYS, 'units', 'activation', 'use_bias'];
+export const NORM_KEYS = [...BASE_KEYS, 'axis', 'momentum', 'epsilon', 'center', 'scale'];
 
 export function pick(config: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
   return Object.fromEntries(keys.filter((k) => config[k] !== undefined).map((k) => [k, config[k]]));

@@ -6,9 +6,11 @@ import type { LayersModel } from '@tensorflow/tfjs';
 import { MaskedBatchNormalization } from '../tfjs/masked-batch-norm.js';
 import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
 import { MaskaccMaxPooling2D } from '../tfjs/max-pool.js';
+import { MaskaccReLU } from '../tfjs/relu.js';
+import { MaskaccDense } from '../tfjs/dense.js';
 import { tf, type Tensor } from '../tfjs/tf.js';
 import { traceMaskGroups, type FeatureMap, type MaskGroup } from './graph.js';
-import { CONV_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
+import { BASE_KEYS, CONV_KEYS, DENSE_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
 
 type Layer = InstanceType<typeof tf.layers.Layer>;
 
@@ -56,6 +58,9 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
         return { class_name: 'BatchNormalization', config: pick(json.config, NORM_KEYS) };
       if (layer instanceof MaskaccMaxPooling2D)
         return { class_name: 'MaxPooling2D', config: pick(json.config, POOL_KEYS) };
+      if (layer instanceof MaskaccDense) return { class_name: 'Dense', config: pick(json.config, DENSE_KEYS) };
+      if (layer instanceof MaskaccReLU)
+        return { class_name: 'Activation', config: { ...pick(json.config, BASE_KEYS), activation: 'relu' } };
       return undefined;
     },
     (old) => compactWeights(old, outOf.get(old.name), inOf.get(old.name), rowsOf.get(old.name)),

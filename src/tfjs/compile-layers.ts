@@ -1,10 +1,12 @@
-// compileLayers(model): the async step before a model with MaskedConv2D layers runs. Layer.call
-// is sync and a kernel build is not, so every masked layer of the model is compiled here, in one
-// addon (one C++ build, or none when the cache has it).
+// compileLayers(model): the async step before a model with maskacc layers runs. Layer.call is
+// sync and a kernel build is not, so every masked conv of the model is compiled here, in one addon
+// (one C++ build, or none when the cache has it), and the native ops of the other layers (batch
+// norm, ReLU, pooling) are loaded.
 import type { LayersModel } from '@tensorflow/tfjs';
 import { compileMaskedConvs, type CompileOptions } from '../api/compile.js';
 import { ArgumentError } from '../errors.js';
 import { MaskedConv2D } from './masked-conv2d.js';
+import { loadNativeOps } from './native-ops.js';
 import type { tf } from './tf.js';
 
 type Layer = InstanceType<typeof tf.layers.Layer>;
@@ -40,7 +42,10 @@ function fedByModelInput(layer: Layer): boolean {
   return nodes.length > 0 && nodes.every((n) => n.inboundLayers.every((l) => l.getClassName() === 'InputLayer'));
 }
 
-/** Compile the kernels of every MaskedConv2D layer (built: in a model with known input shapes). */
+/**
+ * Compile the kernels of every MaskedConv2D layer (built: in a model with known input shapes) and
+ * load the native ops of the other maskacc layers (once per process).
+ */
 export async function compileLayers(
   model: LayersModel | readonly Layer[],
   opts: CompileLayersOptions = {},
@@ -48,19 +53,30 @@ export async function compileLayers(
   const batch = opts.batch ?? 32;
   if (!Number.isInteger(batch) || batch < 1) throw new ArgumentError('batch', opts.batch, 'a positive integer');
   const layers = maskedLayers(model);
-  if (layers.length === 0) return layers;
   const specs = layers.map((l) =>
     l.convSpec(batch, { inputGrad: opts.inputGradOfFirstLayers || !fedByModelInput(l), density: opts.density }),
   );
-  const soft = opts.gradOfPrunedFilters ?? false;
-  const convs = await compileMaskedConvs(specs, {
-    gradOfPrunedFilters: soft,
+  const ops = loadNativeOps({
     cacheDir: opts.cacheDir,
     threads: opts.threads,
-    verbose: opts.verbose,
-    isa: opts.isa,
-    respecialize: false,
+    isa: opts.isa === 'auto' ? undefined : opts.isa,
   });
+  if (layers.length === 0) {
+    await ops;
+    return layers;
+  }
+  const soft = opts.gradOfPrunedFilters ?? false;
+  const [convs] = await Promise.all([
+    compileMaskedConvs(specs, {
+      gradOfPrunedFilters: soft,
+      cacheDir: opts.cacheDir,
+      threads: opts.threads,
+      verbose: opts.verbose,
+      isa: opts.isa,
+      respecialize: false,
+    }),
+    ops,
+  ]);
   layers.forEach((l, i) => l.attach({ conv: convs[i], soft }));
   return layers;
 }

@@ -1,11 +1,13 @@
 // The masked convolution as a TF.js op: forward, input gradient and weight gradient on a compiled
 // MaskedConv, wired with tf.customGrad so tf.grads and every optimizer train it. It serves both
-// layer classes: activations NCHW or NHWC (converted inside the op, never by a tf.transpose),
+// layer classes: activations NCHW or NHWC (converted inside the op by the native transposes, never
+// by a tf.transpose),
 // kernels OIHW or HWIO, and any batch (runInChunks over the compiled one).
 import type { MaskedConv } from '../runtime/masked-conv.js';
 import { adopt, takeArray } from './buffers.js';
 import { runInChunks } from './batch-chunks.js';
-import { hwioToOihw, nchwToNhwc, nhwcToNchw, oihwToHwio } from './layout.js';
+import { hwioToOihw, oihwToHwio } from './layout.js';
+import { nativeOps } from './native-ops.js';
 import { tf, type Tensor, type Tensor4D } from './tf.js';
 
 /** Float32 data of a tensor: the backing array itself on the cpu backend (no copy). */
@@ -66,16 +68,16 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
     dense ? maskColumns(maskRows(hwio ? w : w.slice(), layer.outMask), layer.inMask, R * S) : w;
   const run = (save: (t: Tensor[]) => void, xt: Tensor, wt: Tensor, bt?: Tensor) => {
     let xN = data(xt);
-    if (channelsLast) {
+    if (channelsLast && C > 1) {
       const s = scratch(B * xSize);
-      nhwcToNchw(xN, B, H, W, C, s.array);
+      transposeImages(xN, B, H * W, C, s.array);
       xN = s.array;
       save([s.tensor]);
-    } else save([xt]);
+    } else save([xt]); // one channel: NHWC is NCHW
     const w = effective(oihw(data(wt)));
     const b = bt && (dense ? maskRows(data(bt).slice(), layer.outMask) : data(bt));
     let t0 = performance.now();
-    const yN = channelsLast ? scratch(B * ySize).array : takeArray(B * ySize);
+    const yN = channelsLast && K > 1 ? scratch(B * ySize).array : takeArray(B * ySize);
     runInChunks(B, l.batch, [{ data: xN, size: xSize }], [{ data: yN, size: ySize }], ([xc], [yc]) =>
       conv.forward(xc, w, b, yc),
     );
@@ -84,15 +86,15 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
       value: adopt<Tensor4D>(channelsLast ? toNhwc(yN, B, K, P, Q) : yN, yShape),
       gradFunc: (dyt: Tensor) => {
         let dyN = data(dyt);
-        if (channelsLast) {
+        if (channelsLast && K > 1) {
           const s = scratch(B * ySize);
-          nhwcToNchw(dyN, B, P, Q, K, s.array);
+          transposeImages(dyN, B, P * Q, K, s.array);
           dyN = s.array;
         }
         t0 = performance.now();
         let dx: Tensor;
         if (l.inputGrad) {
-          const dxN = channelsLast ? scratch(B * xSize).array : takeArray(B * xSize);
+          const dxN = channelsLast && C > 1 ? scratch(B * xSize).array : takeArray(B * xSize);
           runInChunks(B, l.batch, [{ data: dyN, size: ySize }], [{ data: dxN, size: xSize }], ([dyc], [dxc]) =>
             conv.backwardData(dyc, w, dxc),
           );
@@ -120,10 +122,17 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
   return (bias ? f(x, kernel, bias) : f(x, kernel)) as Tensor4D;
 }
 
-/** An NCHW array as a fresh NHWC one (from the recycled arrays). */
+/** Per image, [A][B] -> [B][A] (NHWC -> NCHW: A = H * W, B = C), native. */
+function transposeImages(src: Float32Array, n: number, a: number, b: number, dst: Float32Array): void {
+  const { ops, threads } = nativeOps('MaskedConv2D (channelsLast)');
+  ops.transposeImages(n, a, b, threads, src, dst);
+}
+
+/** An NCHW array as an NHWC one: itself with one channel, else a fresh recycled array. */
 function toNhwc(src: Float32Array, n: number, c: number, h: number, w: number): Float32Array {
+  if (c === 1) return src;
   const dst = takeArray(src.length);
-  nchwToNhwc(src, n, c, h, w, dst);
+  transposeImages(src, n, c, h * w, dst);
   return dst;
 }
 

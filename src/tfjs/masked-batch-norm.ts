@@ -3,7 +3,7 @@
 // the zero channel into its beta), and stays 0 through ReLU and pooling: the next conv may skip
 // it. Same weights, names and arithmetic as TF.js's BatchNormalization (stripPruning copies them
 // into one), plus a non-trainable `mask` weight that saves and loads with the model. The math is
-// one op of plain loops (batch-norm-op.ts), for any channel axis.
+// one native op (batch-norm-op.ts), for any channel axis.
 import type { LayerVariable, Shape } from '@tensorflow/tfjs';
 import { ArgumentError, MaskaccError } from '../errors.js';
 import { batchNormInference, batchNormTraining } from './batch-norm-op.js';
@@ -116,16 +116,21 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
       const mask = this.maskVariable.read().dataSync() as Float32Array;
       if (!kwargs?.training) {
         const floats = (t: Tensor) => t.dataSync() as Float32Array;
-        return batchNormInference(x, view, {
-          mean: floats(this.movingMean!.read()),
-          variance: floats(this.movingVariance!.read()),
-          gamma: floats(gamma),
-          beta: floats(beta),
-          mask,
-          epsilon: this.epsilon,
-        });
+        return batchNormInference(
+          x,
+          view,
+          {
+            mean: floats(this.movingMean!.read()),
+            variance: floats(this.movingVariance!.read()),
+            gamma: floats(gamma),
+            beta: floats(beta),
+            mask,
+            epsilon: this.epsilon,
+          },
+          this.describe(),
+        );
       }
-      const { y, mean, variance } = batchNormTraining(x, gamma, beta, view, mask, this.epsilon);
+      const { y, mean, variance } = batchNormTraining(x, gamma, beta, view, mask, this.epsilon, this.describe());
       for (const [v, value] of [
         [this.movingMean!, mean],
         [this.movingVariance!, variance],
@@ -137,6 +142,10 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
       }
       return y;
     });
+  }
+
+  private describe(): string {
+    return `layer '${this.name}' (MaskedBatchNormalization)`;
   }
 
   override getConfig() {

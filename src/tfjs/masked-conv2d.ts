@@ -9,6 +9,7 @@ import type { MaskedConv } from '../runtime/masked-conv.js';
 import type { ConvSpec } from '../ir/conv.js';
 import { ArgumentError, MaskaccError } from '../errors.js';
 import { KernelTime, maskedConvOp, type ConvOpLayer } from './conv-op.js';
+import { reluOp } from './relu.js';
 import { tf, type Tensor, type Tensor4D } from './tf.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -300,6 +301,7 @@ export class MaskedConv2D extends tf.layers.Layer implements ConvOpLayer {
           `C, H, W = ${l.inChannels}, ${l.inHeight}, ${l.inWidth}`,
         );
       const y = maskedConvOp(this, x, this.kernel!.read(), this.bias?.read());
+      if (this.activationName === 'relu') return reluOp(y, `layer '${this.name}' (MaskedConv2D)`);
       return this.activationLayer ? (this.activationLayer.apply(y) as Tensor) : y;
     });
   }

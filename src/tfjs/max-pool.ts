@@ -1,11 +1,13 @@
-// MaskaccMaxPooling2D: tf.layers.maxPooling2d ('valid' windows) as one op of plain loops that
-// remembers each window's argmax, so the gradient is a scatter. TF.js's cpu maxPool gradient
-// recomputes the positions through TensorBuffer.get per element: ~1.7 s of a 3.5 s step of the
-// demo CNN. prune() swaps it in for MaxPooling2D and stripPruning swaps it back (same config).
+// MaskaccMaxPooling2D: tf.layers.maxPooling2d ('valid' or 'same' windows, either data format) as
+// one native op; the gradient recomputes each window's first maximum, as TF.js's does. TF.js's cpu
+// maxPool gradient recomputes the positions through TensorBuffer.get per element: ~1.7 s of a
+// 3.5 s step of the demo CNN. prune() swaps it in for MaxPooling2D and stripPruning swaps it back
+// (same config).
 import type { Shape } from '@tensorflow/tfjs';
 import { ArgumentError } from '../errors.js';
 import { adopt, takeArray } from './buffers.js';
 import { data } from './conv-op.js';
+import { nativeOps } from './native-ops.js';
 import { tf, type Tensor } from './tf.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -15,7 +17,8 @@ export interface MaskaccMaxPooling2DArgs extends LayerArgs {
   poolSize?: number | Pair;
   /** Default: poolSize. */
   strides?: number | Pair;
-  padding?: 'valid';
+  /** Default 'valid'; 'same' pads as TF.js does (more on the bottom and right). */
+  padding?: 'valid' | 'same';
   dataFormat?: 'channelsLast' | 'channelsFirst';
 }
 
@@ -25,6 +28,7 @@ export class MaskaccMaxPooling2D extends tf.layers.Layer {
   static readonly className = 'MaskaccMaxPooling2D';
   readonly poolSize: Pair;
   readonly strides: Pair;
+  readonly padding: 'valid' | 'same';
   readonly dataFormat: 'channelsLast' | 'channelsFirst';
 
   constructor(args: MaskaccMaxPooling2DArgs = {}) {
@@ -36,7 +40,9 @@ export class MaskaccMaxPooling2D extends tf.layers.Layer {
       ['strides', this.strides],
     ] as const)
       if (!v.every((d) => Number.isInteger(d) && d >= 1)) throw new ArgumentError(name, v, 'positive integers');
-    if ((args.padding ?? 'valid') !== 'valid') throw new ArgumentError('padding', args.padding, "'valid'");
+    this.padding = args.padding ?? 'valid';
+    if (this.padding !== 'valid' && this.padding !== 'same')
+      throw new ArgumentError('padding', args.padding, "'valid' or 'same'");
     this.dataFormat = args.dataFormat ?? 'channelsLast';
     if (this.dataFormat !== 'channelsLast' && this.dataFormat !== 'channelsFirst')
       throw new ArgumentError('dataFormat', args.dataFormat, "'channelsLast' or 'channelsFirst'");
@@ -47,53 +53,58 @@ export class MaskaccMaxPooling2D extends tf.layers.Layer {
     return this.dataFormat === 'channelsLast' ? [shape[0], shape[3], shape[1], shape[2]] : shape.slice(0, 4);
   }
 
+  /** Output size and leading padding along one axis (TF.js's 'same': the extra pad goes last). */
+  private axis(n: number, i: number): { out: number; pad: number } {
+    const [k, st] = [this.poolSize[i], this.strides[i]];
+    if (this.padding === 'valid') return { out: Math.floor((n - k) / st) + 1, pad: 0 };
+    const out = Math.ceil(n / st);
+    return { out, pad: Math.floor(Math.max(0, (out - 1) * st + k - n) / 2) };
+  }
+
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const [N, C, H, W] = this.dims(shape);
-    const [P, Q] = [H!, W!].map((n, i) => Math.floor((n - this.poolSize[i]) / this.strides[i]) + 1);
+    const [P, Q] = [H, W].map((n, i) => (n == null ? null : this.axis(n, i).out));
     return this.dataFormat === 'channelsLast' ? [N, P, Q, C] : [N, C, P, Q];
   }
 
   override call(inputs: Tensor | Tensor[]): Tensor {
+    const { ops, threads } = nativeOps(`layer '${this.name}' (MaskaccMaxPooling2D)`);
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const [N, C, H, W] = this.dims(x.shape) as number[];
-    const outShape = this.computeOutputShape(x.shape) as number[];
-    const [P, Q] = this.dataFormat === 'channelsLast' ? outShape.slice(1, 3) : outShape.slice(2, 4);
-    const [kh, kw] = this.poolSize,
-      [sh, sw] = this.strides;
-    // Element strides of n, c, h, w in x (and of n, c, p, q in y).
+    const [rows, cols] = [this.axis(H, 0), this.axis(W, 1)];
+    if (rows.out < 1 || cols.out < 1)
+      throw new ArgumentError(
+        `${this.name} input`,
+        `[${x.shape}]`,
+        `planes of at least ${this.poolSize} (valid windows)`,
+      );
     const last = this.dataFormat === 'channelsLast';
-    const xs = last ? [H * W * C, 1, W * C, C] : [C * H * W, H * W, W, 1];
-    const ys = last ? [P * Q * C, 1, Q * C, C] : [C * P * Q, P * Q, Q, 1];
+    const args = [
+      N,
+      C,
+      H,
+      W,
+      ...this.poolSize,
+      ...this.strides,
+      rows.pad,
+      cols.pad,
+      rows.out,
+      cols.out,
+      last,
+      threads,
+    ] as const;
+    const outShape = last ? [N, rows.out, cols.out, C] : [N, C, rows.out, cols.out];
     const f = tf.customGrad((xt, save) => {
       (save as (t: Tensor[]) => void)([xt as Tensor]);
       const xv = data(xt as Tensor);
-      const y = takeArray(N * C * P * Q),
-        argmax = new Int32Array(y.length);
-      for (let n = 0; n < N; n++)
-        for (let c = 0; c < C; c++)
-          for (let p = 0; p < P; p++)
-            for (let q = 0; q < Q; q++) {
-              let best = -Infinity,
-                at = n * xs[0] + c * xs[1] + p * sh * xs[2] + q * sw * xs[3];
-              for (let i = 0; i < kh; i++)
-                for (let j = 0; j < kw; j++) {
-                  const k = n * xs[0] + c * xs[1] + (p * sh + i) * xs[2] + (q * sw + j) * xs[3];
-                  if (xv[k] > best) {
-                    best = xv[k];
-                    at = k;
-                  }
-                }
-              const o = n * ys[0] + c * ys[1] + p * ys[2] + q * ys[3];
-              y[o] = best;
-              argmax[o] = at;
-            }
+      const y = takeArray(N * C * rows.out * cols.out);
+      ops.maxPool2dForward(...args, xv, y);
       return {
         value: adopt(y, outShape),
         gradFunc: (dyt: Tensor) => {
-          const dy = data(dyt),
-            dx = takeArray(xv.length).fill(0);
-          for (let o = 0; o < dy.length; o++) dx[argmax[o]] += dy[o];
+          const dx = takeArray(xv.length);
+          ops.maxPool2dBackward(...args, xv, data(dyt), dx);
           return adopt(dx, (xt as Tensor).shape);
         },
       };
@@ -102,7 +113,12 @@ export class MaskaccMaxPooling2D extends tf.layers.Layer {
   }
 
   override getConfig() {
-    const config = { poolSize: this.poolSize, strides: this.strides, padding: 'valid', dataFormat: this.dataFormat };
+    const config = {
+      poolSize: this.poolSize,
+      strides: this.strides,
+      padding: this.padding,
+      dataFormat: this.dataFormat,
+    };
     return { ...config, ...super.getConfig() };
   }
 }

@@ -3,13 +3,15 @@
 // channelsFirst; masked channels exactly zero with no gradient; save -> load keeps the mask.
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { Scalar } from '@tensorflow/tfjs';
+import { compileLayers } from '../../src/tfjs/compile-layers.js';
 import { MaskedBatchNormalization, maskedBatchNormalization } from '../../src/tfjs/masked-batch-norm.js';
 import { tf, type Tensor, type Variable } from '../../src/tfjs/tf.js';
 import { relL2, rng } from '../util.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
-});
+  await compileLayers([]); // loads the native ops
+}, 300_000);
 
 const close = (actual: Tensor, expected: Tensor, what: string) =>
   expect(relL2(actual.dataSync() as Float32Array, expected.dataSync()), what).toBeLessThan(2e-5);
