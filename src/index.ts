@@ -1,7 +1,7 @@
 // maskacc public API: the conv DSL, the compiler entry points, the kernel object and the errors.
 export { conv2d, isConvLayer, passFlops, type ConvLayer, type ConvSpec, type Pair } from './ir/conv.js';
 export { compileMaskedConv, compileMaskedConvs, type CompileOptions } from './api/compile.js';
-export { MaskedConv, type Masks } from './runtime/masked-conv.js';
+export { MaskedConv, type BackwardWeightsOptions, type Masks } from './runtime/masked-conv.js';
 export { configurePool, poolStats, trimPool, type PoolStats } from './runtime/pool.js';
 export { loadGeneratedModel, type GeneratedLoadOptions } from './runtime/generated.js';
 export type { Plan, GemmPlan, DotPlan } from './schedule/plan.js';

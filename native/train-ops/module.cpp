@@ -166,6 +166,16 @@ Napi::Value TransposeImages(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// prunedPlanesZero(N, C, HW, keep: Uint8Array, x) -> boolean
+Napi::Value PrunedPlanesZero(const Napi::CallbackInfo& info) {
+  const int N = integer(info, 0, "N", 1), C = integer(info, 1, "C", 1), HW = integer(info, 2, "HW", 1);
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      (long)info[3].As<Napi::Uint8Array>().ElementLength() != C)
+    throw Napi::TypeError::New(info.Env(), "keep: expected a Uint8Array of length C");
+  const float* x = floats(info, 4, (long)N * C * HW, "x");
+  return Napi::Boolean::New(info.Env(), prunedPlanesZero(N, C, HW, info[3].As<Napi::Uint8Array>().Data(), x));
+}
+
 // (N, F, J, threads) -> LinearArgs.
 LinearArgs linearArgs(const Napi::CallbackInfo& info) {
   return LinearArgs{integer(info, 0, "N", 1), integer(info, 1, "F", 1), integer(info, 2, "J", 1), integer(info, 3, "threads", 1)};
@@ -210,6 +220,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
   exports.Set("transposeImages", Napi::Function::New(env, TransposeImages));
+  exports.Set("prunedPlanesZero", Napi::Function::New(env, PrunedPlanesZero));
   exports.Set("linearForward", Napi::Function::New(env, LinearForward));
   exports.Set("linearBackward", Napi::Function::New(env, LinearBackward));
   exports.Set("momentumStep", Napi::Function::New(env, MomentumStep));

@@ -455,6 +455,23 @@ void reluBackward(long n, int threads, const float* y, const float* dy, float* d
   for (long i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+// Whether every plane of a channel with keep[c] == 0 is all zeros (NCHW, N images of C planes).
+bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x) {
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c) {
+      if (keep[c]) continue;
+      const float* p = x + ((long)n * C + c) * HW;
+      for (long i0 = 0; i0 < HW; i0 += 256) {  // a block at a time, vectorized, then one branch
+        int nonzero = 0;
+        const long i1 = std::min(HW, i0 + 256);
+#pragma omp simd reduction(| : nonzero)
+        for (long i = i0; i < i1; ++i) nonzero |= p[i] != 0.0f;
+        if (nonzero) return false;
+      }
+    }
+  return true;
+}
+
 // Blocks of VW x VW floats transposed in registers (simd::transpose); a ragged edge moves element
 // by element.
 void transposeImages(int N, long A, long B, int threads, const float* src, float* dst) {

@@ -49,6 +49,10 @@ void maxPool2dBackward(const Pool2dArgs& a, const float* x, const float* dy, flo
 void reluForward(long n, int threads, const float* x, float* y);
 void reluBackward(long n, int threads, const float* y, const float* dy, float* dx);
 
+// Whether every plane of a pruned channel (keep[c] == 0) is all zeros, x NCHW [N][C][HW]: a soft
+// (SFP) weight gradient then needs no rows for the pruned filters (theirs are exactly zero).
+bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x);
+
 // Per image, a [A][B] matrix to [B][A]: NHWC -> NCHW is (A, B) = (HW, C), NCHW -> NHWC (C, HW).
 void transposeImages(int N, long A, long B, int threads, const float* src, float* dst);
 

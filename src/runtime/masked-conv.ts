@@ -28,6 +28,11 @@ export interface Respecializer {
   build(plan: Plan, density: { out: number; in: number }): Promise<{ native: NativeKernel; cacheKey: string }>;
 }
 
+export interface BackwardWeightsOptions {
+  /** dy is zero on every pruned filter: compute the kept filters' rows only (see backwardWeights). */
+  prunedDyIsZero?: boolean;
+}
+
 export class MaskedConv implements PassMethods {
   readonly spec: ConvLayer;
   readonly outHeight: number;
@@ -152,17 +157,23 @@ export class MaskedConv implements PassMethods {
     return a[2];
   }
 
-  /** dw = dL/dw (and dbias when the spec has bias); zero for pruned channels and, unless soft, pruned filters. */
+  /**
+   * dw = dL/dw (and dbias when the spec has bias); zero for pruned channels and, unless soft, pruned
+   * filters. `prunedDyIsZero`: the caller knows dy is zero on every pruned filter (a masked batch
+   * norm or ReLU after the conv makes it so), so a soft gradient's pruned rows are zero: only the
+   * kept rows are computed, the others written as zeros.
+   */
   backwardWeights(
     dy: Float32Array,
     x: Float32Array,
     dw?: Float32Array,
     dbias?: Float32Array,
+    opts?: BackwardWeightsOptions,
   ): { dw: Float32Array; dbias?: Float32Array } {
-    const a = this.backwardWeightsArgs(dy, x, dw, dbias);
+    const a = this.backwardWeightsArgs(dy, x, dw, dbias, opts);
     const t0 = this.diagnostics && performance.now();
     this.native!.backwardWeights(a[0], a[1], a[2], a[3], a[4], a[5]);
-    if (t0) this.report('backwardWeights', t0, dy.length / this.sizes.y);
+    if (t0) this.report('backwardWeights', t0, dy.length / this.sizes.y, a[4].length);
     return a[3] ? { dw: a[2], dbias: a[3] } : { dw: a[2] };
   }
 
@@ -192,11 +203,12 @@ export class MaskedConv implements PassMethods {
     x: Float32Array,
     dw?: Float32Array,
     dbias?: Float32Array,
+    opts?: BackwardWeightsOptions,
   ): Promise<{ dw: Float32Array; dbias?: Float32Array }> {
-    const args = this.backwardWeightsArgs(dy, x, dw, dbias);
+    const args = this.backwardWeightsArgs(dy, x, dw, dbias, opts);
     const t0 = this.diagnostics && performance.now();
     await runExclusive(() => this.live('backwardWeightsAsync').backwardWeightsAsync(...args));
-    if (t0) this.report('backwardWeightsAsync', t0, dy.length / this.sizes.y);
+    if (t0) this.report('backwardWeightsAsync', t0, dy.length / this.sizes.y, args[4].length);
     return args[3] ? { dw: args[2], dbias: args[3] } : { dw: args[2] };
   }
 
@@ -230,6 +242,7 @@ export class MaskedConv implements PassMethods {
     x: Float32Array,
     dw?: Float32Array,
     dbias?: Float32Array,
+    opts?: BackwardWeightsOptions,
   ): BackwardWeightsArgs {
     this.live('backwardWeights');
     const n = this.images(dy, this.sizes.y, 'dy', '[n][K][P][Q]');
@@ -238,7 +251,9 @@ export class MaskedConv implements PassMethods {
     let dbOut: Float32Array | null = null;
     if (this.spec.bias) dbOut = output(dbias, this.sizes.k, 'dbias', '[K]', [dy, x, dwOut]);
     else if (dbias !== undefined) throw new ArgumentError('dbias', dbias, 'undefined: the spec has bias: false');
-    return [dy, x, dwOut, dbOut, this.gradRows, this.ci];
+    if (opts !== undefined && (opts === null || typeof opts !== 'object'))
+      throw new ArgumentError('opts', opts, 'an object { prunedDyIsZero? } or undefined');
+    return [dy, x, dwOut, dbOut, opts?.prunedDyIsZero ? this.ko : this.gradRows, this.ci];
   }
 
   /** The number of images in `a` (one image = `image` floats): 1 to spec.batch, checked. */
@@ -252,10 +267,9 @@ export class MaskedConv implements PassMethods {
   }
 
   /** One diagnostics line per call: pass, shape, kept counts, time and GFLOP/s on kept FLOPs. */
-  private report(pass: string, t0: number, n: number): void {
+  private report(pass: string, t0: number, n: number, rows = this.ko.length): void {
     const ms = performance.now() - t0;
     const l = { ...this.spec, batch: n };
-    const rows = pass.startsWith('backwardWeights') ? this.gradRows.length : this.ko.length;
     const flops = passFlops(l, rows, this.ci.length);
     const shape = `N${n}_C${l.inChannels}_K${l.outChannels}_${l.inHeight}x${l.inWidth}_k${l.kernel.join('x')}_s${l.stride.join('x')}`;
     this.diagnostics!(

@@ -3,11 +3,11 @@
 // layer classes: activations NCHW or NHWC (converted inside the op by the native transposes, never
 // by a tf.transpose),
 // kernels OIHW or HWIO, and any batch (runInChunks over the compiled one).
-import type { MaskedConv } from '../runtime/masked-conv.js';
+import type { BackwardWeightsOptions, MaskedConv } from '../runtime/masked-conv.js';
 import { adopt, takeArray } from './buffers.js';
 import { runInChunks } from './batch-chunks.js';
 import { hwioToOihw, oihwToHwio } from './layout.js';
-import { nativeOps } from './native-ops.js';
+import { loadedNativeOps, nativeOps } from './native-ops.js';
 import { tf, type Tensor, type Tensor4D } from './tf.js';
 
 /** Float32 data of a tensor: the backing array itself on the cpu backend (no copy). */
@@ -101,7 +101,10 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
           if (dense) maskInputs(dxN, layer.inMask, H * W);
           dx = adopt(channelsLast ? toNhwc(dxN, B, C, H, W) : dxN, xt.shape);
         } else dx = tf.zerosLike(xt); // the network's input: nothing reads its gradient
-        const { dw, dbias } = weightGradients(conv, B, dyN, xN, bt !== undefined);
+        // Soft masks train pruned filters by their gradient; when dy is zero on them (a masked batch
+        // norm or a ReLU after the conv makes it so) that gradient is zero: kept rows suffice.
+        const prunedDyIsZero = !dense && layer.soft && prunedPlanesZero(dyN, B, K, P * Q, layer.outMask);
+        const { dw, dbias } = weightGradients(conv, B, dyN, xN, bt !== undefined, { prunedDyIsZero });
         layer.kernelTime.add(performance.now() - t0);
         if (dense) {
           maskColumns(dw, layer.inMask, R * S);
@@ -136,6 +139,13 @@ function toNhwc(src: Float32Array, n: number, c: number, h: number, w: number): 
   return dst;
 }
 
+/** Whether dy (NCHW) is zero on every pruned filter: native when the training ops are loaded. */
+function prunedPlanesZero(dy: Float32Array, n: number, k: number, pq: number, outMask: Uint8Array): boolean {
+  const ops = loadedNativeOps()?.ops;
+  if (!ops || outMask.every((m) => m)) return false; // no scan, or nothing to skip
+  return ops.prunedPlanesZero(n, k, pq, outMask, dy);
+}
+
 /** dw (and dbias) summed over the chunks of the batch. */
 function weightGradients(
   conv: MaskedConv,
@@ -143,6 +153,7 @@ function weightGradients(
   dy: Float32Array,
   x: Float32Array,
   withBias: boolean,
+  opts: BackwardWeightsOptions,
 ): { dw: Float32Array; dbias?: Float32Array } {
   const l = conv.spec;
   const wSize = l.outChannels * l.inChannels * l.kernel[0] * l.kernel[1];
@@ -161,8 +172,8 @@ function weightGradients(
     ],
     [],
     ([dyc, xc], _, chunk) => {
-      if (chunk === 0) return void conv.backwardWeights(dyc, xc, dw, dbias);
-      conv.backwardWeights(dyc, xc, more!.dw, more!.dbias);
+      if (chunk === 0) return void conv.backwardWeights(dyc, xc, dw, dbias, opts);
+      conv.backwardWeights(dyc, xc, more!.dw, more!.dbias, opts);
       addInto(dw, more!.dw);
       if (dbias) addInto(dbias, more!.dbias!);
     },

@@ -27,3 +27,8 @@ export function nativeOps(layer: string): { ops: TrainOpsAddon; threads: number 
     );
   return loaded;
 }
+
+/** The loaded ops, or undefined (for optional fast paths). */
+export function loadedNativeOps(): { ops: TrainOpsAddon; threads: number } | undefined {
+  return loaded;
+}
