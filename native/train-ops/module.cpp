@@ -166,14 +166,15 @@ Napi::Value TransposeImages(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// prunedPlanesZero(N, C, HW, keep: Uint8Array, x) -> boolean
+// prunedPlanesZero(N, C, HW, keep: Uint8Array, x, threads) -> boolean
 Napi::Value PrunedPlanesZero(const Napi::CallbackInfo& info) {
   const int N = integer(info, 0, "N", 1), C = integer(info, 1, "C", 1), HW = integer(info, 2, "HW", 1);
   if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
       (long)info[3].As<Napi::Uint8Array>().ElementLength() != C)
     throw Napi::TypeError::New(info.Env(), "keep: expected a Uint8Array of length C");
   const float* x = floats(info, 4, (long)N * C * HW, "x");
-  return Napi::Boolean::New(info.Env(), prunedPlanesZero(N, C, HW, info[3].As<Napi::Uint8Array>().Data(), x));
+  return Napi::Boolean::New(info.Env(), prunedPlanesZero(N, C, HW, info[3].As<Napi::Uint8Array>().Data(), x,
+                                                          integer(info, 5, "threads", 1)));
 }
 
 // (N, F, J, threads) -> LinearArgs.

@@ -456,20 +456,20 @@ void reluBackward(long n, int threads, const float* y, const float* dy, float* d
 }
 
 // Whether every plane of a channel with keep[c] == 0 is all zeros (NCHW, N images of C planes).
-bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x) {
+// A full scan on both threads (the planes are zero in the case that matters; no early exit).
+bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x, int threads) {
+  int nonzero = 0;
+#pragma omp parallel for collapse(2) schedule(static) reduction(| : nonzero) num_threads(threads) if ((long)N * C * HW >= kParallelMin)
   for (int n = 0; n < N; ++n)
     for (int c = 0; c < C; ++c) {
       if (keep[c]) continue;
       const float* p = x + ((long)n * C + c) * HW;
-      for (long i0 = 0; i0 < HW; i0 += 256) {  // a block at a time, vectorized, then one branch
-        int nonzero = 0;
-        const long i1 = std::min(HW, i0 + 256);
-#pragma omp simd reduction(| : nonzero)
-        for (long i = i0; i < i1; ++i) nonzero |= p[i] != 0.0f;
-        if (nonzero) return false;
-      }
+      int any = 0;
+#pragma omp simd reduction(| : any)
+      for (long i = 0; i < HW; ++i) any |= p[i] != 0.0f;
+      nonzero |= any;
     }
-  return true;
+  return !nonzero;
 }
 
 // Blocks of VW x VW floats transposed in registers (simd::transpose); a ragged edge moves element

@@ -51,7 +51,7 @@ void reluBackward(long n, int threads, const float* y, const float* dy, float* d
 
 // Whether every plane of a pruned channel (keep[c] == 0) is all zeros, x NCHW [N][C][HW]: a soft
 // (SFP) weight gradient then needs no rows for the pruned filters (theirs are exactly zero).
-bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x);
+bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x, int threads);
 
 // Per image, a [A][B] matrix to [B][A]: NHWC -> NCHW is (A, B) = (HW, C), NCHW -> NHWC (C, HW).
 void transposeImages(int N, long A, long B, int threads, const float* src, float* dst);

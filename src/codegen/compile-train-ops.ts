@@ -106,7 +106,7 @@ export interface TrainOpsAddon {
   /** dx = dy where y > 0, else 0. */
   reluBackward(threads: number, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** Whether every plane of a channel with keep[c] == 0 is all zeros (x NCHW [N][C][HW]). */
-  prunedPlanesZero(N: number, C: number, HW: number, keep: Uint8Array, x: Float32Array): boolean;
+  prunedPlanesZero(N: number, C: number, HW: number, keep: Uint8Array, x: Float32Array, threads: number): boolean;
   /** Per image, [A][B] -> [B][A] (NHWC -> NCHW: A = H * W, B = C). */
   transposeImages(N: number, A: number, B: number, threads: number, src: Float32Array, dst: Float32Array): void;
   linearForward(

@@ -141,9 +141,9 @@ function toNhwc(src: Float32Array, n: number, c: number, h: number, w: number): 
 
 /** Whether dy (NCHW) is zero on every pruned filter: native when the training ops are loaded. */
 function prunedPlanesZero(dy: Float32Array, n: number, k: number, pq: number, outMask: Uint8Array): boolean {
-  const ops = loadedNativeOps()?.ops;
-  if (!ops || outMask.every((m) => m)) return false; // no scan, or nothing to skip
-  return ops.prunedPlanesZero(n, k, pq, outMask, dy);
+  const native = loadedNativeOps();
+  if (!native || outMask.every((m) => m)) return false; // no scan, or nothing to skip
+  return native.ops.prunedPlanesZero(n, k, pq, outMask, dy, native.threads);
 }
 
 /** dw (and dbias) summed over the chunks of the batch. */

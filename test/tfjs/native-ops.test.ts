@@ -177,6 +177,18 @@ describe.each(supportedIsas())('native training ops, %s', (isa) => {
     ).toBe(0);
   }, 300_000);
 
+  it('prunedPlanesZero: true only when every pruned channel plane is all zeros', async () => {
+    await load();
+    const [N, C, HW] = [3, 5, 700];
+    const keep = Uint8Array.from([1, 0, 1, 0, 1]);
+    const x = rng(3).uniformArray(N * C * HW, 0.5, 1);
+    for (let n = 0; n < N; n++) for (const c of [1, 3]) x.fill(0, (n * C + c) * HW, (n * C + c + 1) * HW);
+    expect(ops.prunedPlanesZero(N, C, HW, keep, x, 2)).toBe(true);
+    x[(2 * C + 3) * HW + HW - 1] = 1e-30; // the last element of the last pruned plane
+    expect(ops.prunedPlanesZero(N, C, HW, keep, x, 2)).toBe(false);
+    expect(ops.prunedPlanesZero(N, C, HW, Uint8Array.from([1, 1, 1, 1, 1]), x, 2)).toBe(true);
+  }, 300_000);
+
   it("max pooling, both layouts, 'valid' and 'same' windows", async () => {
     await load();
     const r = rng(9);
