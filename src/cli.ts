@@ -140,19 +140,24 @@ program
   .option('--json', 'print the per-layer times as JSON')
   .action(async (name: string, o: { density: number; batch: number; json?: boolean }) => {
     if (!(name in MODEL_ZOO)) throw new Error(`${name}: not a model (${Object.keys(MODEL_ZOO).join(', ')})`);
+    const start = performance.now();
     const model = MODEL_ZOO[name as ZooName]({ density: o.density, batch: o.batch });
     const compiled = await compileModel(model, { respecialize: false, verbose: !o.json });
     const bar = o.json ? undefined : progress();
     // A training step as a framework runs it: every layer's three passes in order, on buffers
     // allocated once outside the timed steps; the step's wall time and the per-layer sum both count.
     const buffers = stepBuffers(model);
+    const timed = { wallMs: 0, systemUs: 0 }; // the timed steps' share of system time (page faults)
     const time = (label: string) => {
       bar?.update(`timing ${name} (${label}): warm-up`);
       timeStep(compiled, buffers);
+      const [t0, cpu0] = [performance.now(), process.cpuUsage()];
       const runs = [1, 2, 3].map((i) => {
         bar?.update(`timing ${name} (${label}): step ${i}/3`);
         return timeStep(compiled, buffers);
       });
+      timed.wallMs += performance.now() - t0;
+      timed.systemUs += process.cpuUsage(cpu0).system;
       return medianTiming(runs);
     };
     const denseTimes = time('full masks');
@@ -200,6 +205,12 @@ program
     console.log(
       `full step:       ${maskedTimes.stepMs.toFixed(1)} ms vs ${denseTimes.stepMs.toFixed(1)} ms dense = ${(denseTimes.stepMs / maskedTimes.stepMs).toFixed(2)}x` +
         ` (all layers' passes in order, buffers reused; medians of 3 steps after 1 warm-up)`,
+    );
+    const all = process.cpuUsage();
+    console.log(
+      `system time: ${(timed.systemUs / 1e6).toFixed(1)} s in the timed steps (${((100 * timed.systemUs) / 1e3 / timed.wallMs).toFixed(1)}% of their wall time), ` +
+        `${(all.system / 1e6).toFixed(1)} s in all (${((100 * all.system) / 1e3 / (performance.now() - start)).toFixed(1)}% of the command's wall time; ` +
+        `allocating and filling the step's buffers faults in their pages once)`,
     );
   });
 

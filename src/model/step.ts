@@ -36,23 +36,28 @@ const sizes = (L: ConvLayer) => ({
  * Buffers for every layer; `fill(n)` makes the inputs (default: constant 0.5 / 0.01 / 0.1). Layers
  * of one shape share theirs (each is far larger than the caches, so timing is the same), and they
  * come from the output pool (huge-page advised): ResNet-50 at batch 64 needed 11 GB of distinct
- * buffers, and first-touching them in 4 KiB pages took 75 s of system time on a 2-core VM.
+ * buffers, and first-touching them in 4 KiB pages took 75 s of system time on a 2-core VM. The
+ * transient ones (y, dx and the incoming dy) are views of one region each, shared by all layers,
+ * as a framework's caching allocator hands the same blocks to one layer after another.
  */
 export function stepBuffers(model: Model, fill?: (n: number) => Float32Array): Map<string, LayerBuffers> {
+  const all = model.layers.map((l) => sizes(l.layer));
+  const largest = (key: 'x' | 'y') => Math.max(...all.map((s) => s[key]));
+  const input = (n: number, v: number) => fill?.(n) ?? takeArray(n).fill(v);
+  const region = { y: takeArray(largest('y')), dx: takeArray(largest('x')), dy: input(largest('y'), 0.1) };
   const byShape = new Map<string, LayerBuffers>();
   return new Map(
-    model.layers.map((l) => {
-      const s = sizes(l.layer);
+    model.layers.map((l, i) => {
+      const s = all[i];
       const key = `${s.x} ${s.w} ${s.y} ${l.layer.outChannels} ${l.layer.bias}`;
-      const input = (n: number, v: number) => fill?.(n) ?? takeArray(n).fill(v);
       const shared = byShape.get(key);
       if (shared) return [l.name, shared];
       const buffers: LayerBuffers = {
         x: input(s.x, 0.5),
         w: input(s.w, 0.01),
-        dy: input(s.y, 0.1),
-        y: takeArray(s.y), // outputs: every element is written by the pass
-        dx: takeArray(s.x),
+        dy: region.dy.subarray(0, s.y),
+        y: region.y.subarray(0, s.y), // outputs: every element is written by the pass
+        dx: region.dx.subarray(0, s.x),
         dw: takeArray(s.w),
         ...(l.layer.bias ? { b: input(l.layer.outChannels, 0.1), db: takeArray(l.layer.outChannels) } : {}),
       };

@@ -2,7 +2,8 @@
 // them. A training step allocates ~150 MB of activations and gradients; fresh arrays page-fault
 // and zero that much memory every step, a cost comparable to the pruned convolutions themselves.
 // Only on the cpu backend, whose tensors hold our arrays without copying: an array is free again
-// when its data id has left the backend's storage (every tensor and view of it disposed).
+// when the backend's reference count of its data id is 0 (every tensor and view of it disposed),
+// asked through the backend interface's refCount (KernelBackend.refCount, public API).
 import { tf, type Tensor } from './tf.js';
 
 interface Lent {
@@ -12,12 +13,11 @@ interface Lent {
 
 const pools = new Map<number, Lent[]>();
 
-interface CpuStorage {
-  data: { has(dataId: object): boolean };
-}
-
-function storage(): CpuStorage['data'] | undefined {
-  return tf.getBackend() === 'cpu' ? (tf.backend() as unknown as CpuStorage).data : undefined;
+/** Whether a data id is still held by some tensor, or undefined off the cpu backend. */
+function heldBy(): ((dataId: object) => boolean) | undefined {
+  if (tf.getBackend() !== 'cpu') return undefined;
+  const backend = tf.backend();
+  return (dataId) => backend.refCount(dataId) > 0;
 }
 
 /**
@@ -25,11 +25,11 @@ function storage(): CpuStorage['data'] | undefined {
  * (all maskacc kernels and training ops write their whole outputs).
  */
 export function takeArray(size: number): Float32Array {
-  const data = storage();
-  if (!data) return new Float32Array(size);
+  const held = heldBy();
+  if (!held) return new Float32Array(size);
   let pool = pools.get(size);
   if (!pool) pools.set(size, (pool = []));
-  let entry = pool.find((e) => e.dataId !== undefined && !data.has(e.dataId));
+  let entry = pool.find((e) => e.dataId !== undefined && !held(e.dataId));
   if (!entry) pool.push((entry = { array: new Float32Array(size), dataId: undefined }));
   entry.dataId = undefined; // taken: not free until a tensor adopts it and is released
   return entry.array;
