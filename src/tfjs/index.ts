@@ -18,7 +18,7 @@ export { MaskaccMaxPooling2D, type MaskaccMaxPooling2DArgs } from './max-pool.js
 export { compileLayers, maskedLayers, type CompileLayersOptions } from './compile-layers.js';
 export { layers } from './layer-factories.js';
 export { directory } from './file-io.js';
-export { NativeMomentumOptimizer } from './optimizer.js';
+export { NativeMomentumOptimizer, momentumOptimizer } from './optimizer.js';
 export { MaskedCnn, type CnnSpec, type MaskedCnnOptions } from './masked-cnn.js';
 export { compileTrainOps, type TrainOpsAddon } from '../codegen/compile-train-ops.js';
 export { pruneAtEpoch, selectMasks, type PruningOptions } from '../prune/pruner.js';

@@ -4,6 +4,7 @@
 import type { NamedTensorMap } from '@tensorflow/tfjs';
 import type { TrainOpsAddon } from '../codegen/compile-train-ops.js';
 import { adopt, takeArray } from './buffers.js';
+import { nativeOps } from './native-ops.js';
 import { tf, type Tensor } from './tf.js';
 
 type NamedTensor = { name: string; tensor: Tensor };
@@ -56,4 +57,12 @@ export class NativeMomentumOptimizer extends tf.MomentumOptimizer {
     this.velocity.clear();
     super.dispose();
   }
+}
+
+/**
+ * A drop-in for tf.train.momentum(learningRate, momentum) (no Nesterov) whose update is one native
+ * pass per variable; the training ops must be loaded (`await compileLayers(model)`, or prune()).
+ */
+export function momentumOptimizer(learningRate: number, momentum: number): NativeMomentumOptimizer {
+  return new NativeMomentumOptimizer(nativeOps('momentumOptimizer()').ops, learningRate, momentum);
 }
