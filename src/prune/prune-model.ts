@@ -67,6 +67,15 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
     rampEpochs: options.rampEpochs,
   });
   const mode = options.mode ?? 'masked';
+  // A model used as a layer is not traced: its convs would silently stay dense.
+  const nested = model.layers.find((l) => 'layers' in l);
+  if (nested)
+    throw new ArgumentError(
+      `layer '${nested.name}'`,
+      nested.getClassName(),
+      'no nested model (prune() does not trace inside one): build the model from its layers, e.g. ' +
+        'tf.model({ inputs, outputs }) over base.layers, or tf.sequential({ layers: [...base.layers, ...] })',
+    );
   if (!model.layers.some((l) => l.getClassName() === 'Conv2D'))
     throw new ArgumentError('model', model.name, 'a model with Conv2D layers to prune');
   const groups = traceMaskGroups(model, options.skip);

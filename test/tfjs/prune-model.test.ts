@@ -155,5 +155,12 @@ describe('mask groups of residual models', () => {
     await expect(prune(model, { rate: 0.5, skip: ['nope'] })).rejects.toThrow(/skip.*nope/);
     const noConv = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
     await expect(prune(noConv, { rate: 0.5 })).rejects.toThrow(/model.*Conv2D/);
+    // A model used as a layer is refused, naming it, rather than left dense without a word.
+    const base = tf.sequential({
+      name: 'base',
+      layers: [tf.layers.conv2d({ filters: 4, kernelSize: 3, inputShape: [6, 6, 4] })],
+    });
+    const outer = tf.sequential({ layers: [base, tf.layers.conv2d({ filters: 2, kernelSize: 1 })] });
+    await expect(prune(outer, { rate: 0.5 })).rejects.toThrow(/layer 'base'.*no nested model/);
   });
 });
