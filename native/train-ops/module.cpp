@@ -69,36 +69,6 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// (planes, H, W, k, stride, threads) -> PoolArgs (valid windows only).
-PoolArgs poolArgs(const Napi::CallbackInfo& info) {
-  PoolArgs a{};
-  a.planes = integer(info, 0, "planes", 1);
-  a.H = integer(info, 1, "H", 1);
-  a.W = integer(info, 2, "W", 1);
-  a.k = integer(info, 3, "k", 1);
-  a.stride = integer(info, 4, "stride", 1);
-  a.threads = integer(info, 5, "threads", 1);
-  if (a.k > a.H || a.k > a.W) throw Napi::RangeError::New(info.Env(), "k: the window is larger than the input");
-  a.P = (a.H - a.k) / a.stride + 1;
-  a.Q = (a.W - a.k) / a.stride + 1;
-  return a;
-}
-
-// maxPoolForward(planes, H, W, k, stride, threads, x, y)
-Napi::Value MaxPoolForward(const Napi::CallbackInfo& info) {
-  const PoolArgs a = poolArgs(info);
-  maxPoolForward(a, floats(info, 6, a.planes * a.H * a.W, "x"), floats(info, 7, a.planes * a.P * a.Q, "y"));
-  return info.Env().Undefined();
-}
-
-// maxPoolBackward(planes, H, W, k, stride, threads, x, dy, dx)
-Napi::Value MaxPoolBackward(const Napi::CallbackInfo& info) {
-  const PoolArgs a = poolArgs(info);
-  maxPoolBackward(a, floats(info, 6, a.planes * a.H * a.W, "x"), floats(info, 7, a.planes * a.P * a.Q, "dy"),
-                  floats(info, 8, a.planes * a.H * a.W, "dx"));
-  return info.Env().Undefined();
-}
-
 // maxPool2dForward(N, C, H, W, kh, kw, sh, sw, padTop, padLeft, P, Q, channelsLast, threads, x, y)
 // and maxPool2dBackward(..., threads, x, dy, dx): every window must hold at least one input tap.
 Pool2dArgs pool2dArgs(const Napi::CallbackInfo& info) {
@@ -214,8 +184,6 @@ Napi::Value MomentumStep(const Napi::CallbackInfo& info) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
-  exports.Set("maxPoolForward", Napi::Function::New(env, MaxPoolForward));
-  exports.Set("maxPoolBackward", Napi::Function::New(env, MaxPoolBackward));
   exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward));
   exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));

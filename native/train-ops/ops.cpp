@@ -246,7 +246,7 @@ static void batchNormRowsBackward(const BatchNormArgs& a, const float* mean, con
 
 // 2x2 windows with stride 2 (the common case) get straight-line code the compiler vectorizes;
 // other windows take the general loops.
-static void maxPool2x2Forward(const PoolArgs& a, const float* xp, float* yp) {
+static void maxPool2x2Forward(const Pool2dArgs& a, const float* xp, float* yp) {
   for (int p = 0; p < a.P; ++p) {
     const float *r0 = xp + 2 * p * a.W, *r1 = r0 + a.W;
     float* out = yp + p * a.Q;
@@ -255,29 +255,9 @@ static void maxPool2x2Forward(const PoolArgs& a, const float* xp, float* yp) {
   }
 }
 
-void maxPoolForward(const PoolArgs& a, const float* x, float* y) {
-  const bool fast = a.k == 2 && a.stride == 2;
-#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.planes * a.H * a.W >= kParallelMin)
-  for (long pl = 0; pl < a.planes; ++pl) {
-    const float* xp = x + pl * a.H * a.W;
-    float* yp = y + pl * a.P * a.Q;
-    if (fast) {
-      maxPool2x2Forward(a, xp, yp);
-      continue;
-    }
-    for (int p = 0; p < a.P; ++p)
-      for (int q = 0; q < a.Q; ++q) {
-        float best = -INFINITY;
-        for (int r = 0; r < a.k; ++r)
-          for (int s = 0; s < a.k; ++s) best = std::max(best, xp[(p * a.stride + r) * a.W + q * a.stride + s]);
-        yp[p * a.Q + q] = best;
-      }
-  }
-}
-
 // The gradient goes to the first maximum of each window in row-major order (where the forward's
 // value came from); windows may overlap when stride < k, so contributions add.
-static void maxPool2x2Backward(const PoolArgs& a, const float* xp, const float* dyp, float* dxp) {
+static void maxPool2x2Backward(const Pool2dArgs& a, const float* xp, const float* dyp, float* dxp) {
   for (int p = 0; p < a.P; ++p) {
     const float *r0 = xp + 2 * p * a.W, *r1 = r0 + a.W;
     float *d0 = dxp + 2 * p * a.W, *d1 = d0 + a.W;
@@ -297,31 +277,6 @@ static void maxPool2x2Backward(const PoolArgs& a, const float* xp, const float* 
   if (a.H & 1) std::fill_n(dxp + (long)(a.H - 1) * a.W, a.W, 0.0f);
 }
 
-void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx) {
-  const bool fast = a.k == 2 && a.stride == 2;
-#pragma omp parallel for schedule(static) num_threads(a.threads) if (a.planes * a.H * a.W >= kParallelMin)
-  for (long pl = 0; pl < a.planes; ++pl) {
-    const float* xp = x + pl * a.H * a.W;
-    const float* dyp = dy + pl * a.P * a.Q;
-    float* dxp = dx + pl * a.H * a.W;
-    if (fast) {
-      maxPool2x2Backward(a, xp, dyp, dxp);
-      continue;
-    }
-    std::fill_n(dxp, (long)a.H * a.W, 0.0f);
-    for (int p = 0; p < a.P; ++p)
-      for (int q = 0; q < a.Q; ++q) {
-        int at = (p * a.stride) * a.W + q * a.stride;
-        for (int r = 0; r < a.k; ++r)
-          for (int s = 0; s < a.k; ++s) {
-            const int i = (p * a.stride + r) * a.W + q * a.stride + s;
-            if (xp[i] > xp[at]) at = i;
-          }
-        dxp[at] += dyp[p * a.Q + q];
-      }
-  }
-}
-
 // The window of output (p, q) clipped to the input: taps [r0, r1) x [s0, s1) at rows h0 + r.
 struct Window {
   int h0, w0, r0, r1, s0, s1;
@@ -337,7 +292,7 @@ static inline Window windowAt(const Pool2dArgs& a, int p, int q) {
   return w;
 }
 
-// 2x2 windows, stride 2, every window inside the input: the NCHW fast path of maxPoolForward.
+// 2x2 windows, stride 2, every window inside the input: the NCHW fast path.
 static bool fitsValid2x2(const Pool2dArgs& a) {
   return a.kh == 2 && a.kw == 2 && a.sh == 2 && a.sw == 2 && a.padTop == 0 && a.padLeft == 0 && 2 * a.P <= a.H &&
          2 * a.Q <= a.W;
@@ -347,7 +302,8 @@ void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y) {
   const bool par = (long)a.N * a.C * a.P * a.Q * a.kh * a.kw >= kParallelMin;
   if (!a.channelsLast) {
     if (fitsValid2x2(a)) {
-      maxPoolForward(PoolArgs{(long)a.N * a.C, a.H, a.W, 2, 2, a.P, a.Q, a.threads}, x, y);
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (par)
+      for (long pl = 0; pl < (long)a.N * a.C; ++pl) maxPool2x2Forward(a, x + pl * a.H * a.W, y + pl * a.P * a.Q);
       return;
     }
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (par)
@@ -392,7 +348,9 @@ void maxPool2dBackward(const Pool2dArgs& a, const float* x, const float* dy, flo
   const bool par = (long)a.N * a.C * a.H * a.W >= kParallelMin;
   if (!a.channelsLast) {
     if (fitsValid2x2(a)) {
-      maxPoolBackward(PoolArgs{(long)a.N * a.C, a.H, a.W, 2, 2, a.P, a.Q, a.threads}, x, dy, dx);
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (par)
+      for (long pl = 0; pl < (long)a.N * a.C; ++pl)
+        maxPool2x2Backward(a, x + pl * a.H * a.W, dy + pl * a.P * a.Q, dx + pl * a.H * a.W);
       return;
     }
 #pragma omp parallel for schedule(static) num_threads(a.threads) if (par)

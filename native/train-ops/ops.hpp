@@ -27,15 +27,8 @@ void batchNormReluForward(const BatchNormArgs& a, bool training, float* mean, fl
 void batchNormReluBackward(const BatchNormArgs& a, const float* mean, const float* invstd, const float* y,
                            const float* dy, float* dx, float* dgamma, float* dbeta);
 
-struct PoolArgs {
-  long planes;  // N * C
-  int H, W, k, stride, P, Q;
-  int threads;
-};
-void maxPoolForward(const PoolArgs& a, const float* x, float* y);
-void maxPoolBackward(const PoolArgs& a, const float* x, const float* dy, float* dx);
-
-// Max pooling of either layout with padding ('same' windows): out-of-range taps are skipped.
+// Max pooling of either layout, 'valid' or with padding ('same' windows): out-of-range taps are
+// skipped.
 // The gradient goes to each window's first maximum in row-major order, as TF.js's.
 struct Pool2dArgs {
   int N, C, H, W, kh, kw, sh, sw, padTop, padLeft, P, Q;

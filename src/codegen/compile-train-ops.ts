@@ -6,6 +6,24 @@
 import { ISAS, supportedIsas, type IsaName } from '../schedule/isa.js';
 import { loadNativeAddon } from './native-addon.js';
 
+/** The leading arguments of the max-pooling functions. */
+export type Pool2dShape = [
+  N: number,
+  C: number,
+  H: number,
+  W: number,
+  kh: number,
+  kw: number,
+  sh: number,
+  sw: number,
+  padTop: number,
+  padLeft: number,
+  P: number,
+  Q: number,
+  channelsLast: boolean,
+  threads: number,
+];
+
 /** The addon's functions (argument order documented in native/train-ops/module.cpp). */
 export interface TrainOpsAddon {
   batchNormForward(
@@ -43,65 +61,9 @@ export interface TrainOpsAddon {
     dgamma: Float32Array,
     dbeta: Float32Array,
   ): void;
-  maxPoolForward(
-    planes: number,
-    H: number,
-    W: number,
-    k: number,
-    stride: number,
-    threads: number,
-    x: Float32Array,
-    y: Float32Array,
-  ): void;
-  maxPoolBackward(
-    planes: number,
-    H: number,
-    W: number,
-    k: number,
-    stride: number,
-    threads: number,
-    x: Float32Array,
-    dy: Float32Array,
-    dx: Float32Array,
-  ): void;
   /** Max pooling, either layout, 'same' padding by padTop/padLeft; windows must not be empty. */
-  maxPool2dForward(
-    N: number,
-    C: number,
-    H: number,
-    W: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    padTop: number,
-    padLeft: number,
-    P: number,
-    Q: number,
-    channelsLast: boolean,
-    threads: number,
-    x: Float32Array,
-    y: Float32Array,
-  ): void;
-  maxPool2dBackward(
-    N: number,
-    C: number,
-    H: number,
-    W: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    padTop: number,
-    padLeft: number,
-    P: number,
-    Q: number,
-    channelsLast: boolean,
-    threads: number,
-    x: Float32Array,
-    dy: Float32Array,
-    dx: Float32Array,
-  ): void;
+  maxPool2dForward(...args: [...Pool2dShape, x: Float32Array, y: Float32Array]): void;
+  maxPool2dBackward(...args: [...Pool2dShape, x: Float32Array, dy: Float32Array, dx: Float32Array]): void;
   reluForward(threads: number, x: Float32Array, y: Float32Array): void;
   /** dx = dy where y > 0, else 0. */
   reluBackward(threads: number, y: Float32Array, dy: Float32Array, dx: Float32Array): void;

@@ -4,7 +4,7 @@
 // TF.js optimizers train them like any other op. Masks live in the layers; changing them inside
 // a density regime never recompiles.
 import type { MaskedConv } from '../runtime/masked-conv.js';
-import type { TrainOpsAddon } from '../codegen/compile-train-ops.js';
+import type { Pool2dShape, TrainOpsAddon } from '../codegen/compile-train-ops.js';
 import { ArgumentError } from '../errors.js';
 import { tf, type Tensor, type Tensor4D, type Variable } from './tf.js';
 import { adopt, takeArray } from './buffers.js';
@@ -239,16 +239,17 @@ export function maxPool2d(ops: TrainOpsAddon, x: Tensor4D, k = 2, stride = k, th
   if (!(Number.isInteger(stride) && stride >= 1)) throw new ArgumentError('stride', stride, 'a positive integer');
   const P = Math.floor((H - k) / stride) + 1,
     Q = Math.floor((W - k) / stride) + 1;
+  const shape: Pool2dShape = [N, C, H, W, k, k, stride, stride, 0, 0, P, Q, false, threads];
   const f = tf.customGrad((xt, save) => {
     (save as (t: Tensor[]) => void)([xt as Tensor]); // backward reads x
     const xs = data(xt as Tensor),
       y = takeArray(N * C * P * Q);
-    ops.maxPoolForward(N * C, H, W, k, stride, threads, xs, y);
+    ops.maxPool2dForward(...shape, xs, y);
     return {
       value: adopt<Tensor4D>(y, [N, C, P, Q]),
       gradFunc: (dyt: Tensor) => {
         const dx = takeArray(xs.length);
-        ops.maxPoolBackward(N * C, H, W, k, stride, threads, xs, data(dyt), dx);
+        ops.maxPool2dBackward(...shape, xs, data(dyt), dx);
         return adopt<Tensor4D>(dx, x.shape);
       },
     };

@@ -4,6 +4,7 @@
 // 3.5 s step of the demo CNN. prune() swaps it in for MaxPooling2D and stripPruning swaps it back
 // (same config).
 import type { Shape } from '@tensorflow/tfjs';
+import type { Pool2dShape } from '../codegen/compile-train-ops.js';
 import { ArgumentError } from '../errors.js';
 import { adopt, takeArray } from './buffers.js';
 import { data } from './conv-op.js';
@@ -80,20 +81,9 @@ export class MaskaccMaxPooling2D extends tf.layers.Layer {
         `planes of at least ${this.poolSize} (valid windows)`,
       );
     const last = this.dataFormat === 'channelsLast';
-    const args = [
-      N,
-      C,
-      H,
-      W,
-      ...this.poolSize,
-      ...this.strides,
-      rows.pad,
-      cols.pad,
-      rows.out,
-      cols.out,
-      last,
-      threads,
-    ] as const;
+    const [kh, kw] = this.poolSize,
+      [sh, sw] = this.strides;
+    const args: Pool2dShape = [N, C, H, W, kh, kw, sh, sw, rows.pad, cols.pad, rows.out, cols.out, last, threads];
     const outShape = last ? [N, rows.out, cols.out, C] : [N, C, rows.out, cols.out];
     const f = tf.customGrad((xt, save) => {
       (save as (t: Tensor[]) => void)([xt as Tensor]);

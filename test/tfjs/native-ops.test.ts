@@ -3,7 +3,7 @@
 // channels-last batch norm (rows path) and the NCHW one with a keep-mask and fused ReLU, ReLU, and
 // max pooling of both layouts with 'same' padding. Outputs are NaN-poisoned before each call.
 import { describe, expect, it } from 'vitest';
-import { compileTrainOps, type TrainOpsAddon } from '../../src/codegen/compile-train-ops.js';
+import { compileTrainOps, type Pool2dShape, type TrainOpsAddon } from '../../src/codegen/compile-train-ops.js';
 import { supportedIsas } from '../../src/schedule/isa.js';
 import { poison, relL2, rng } from '../util.js';
 
@@ -204,13 +204,7 @@ describe.each(supportedIsas())('native training ops, %s', (isa) => {
         const x = r.uniformArray(N * C * H * W),
           dy = r.uniformArray(N * C * P * Q);
         const ref = maxPoolRef(x, dy, a, last);
-        const args = [...a, last, 2] as Parameters<TrainOpsAddon['maxPool2dForward']> extends [
-          ...infer H,
-          unknown,
-          unknown,
-        ]
-          ? H
-          : never;
+        const args = [...a, last, 2] as Pool2dShape;
         const y = poison(ref.y.length),
           dx = poison(x.length);
         ops.maxPool2dForward(...args, x, y);
