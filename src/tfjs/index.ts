@@ -15,6 +15,8 @@ export {
   type MaskedBatchNormalizationArgs,
 } from './masked-batch-norm.js';
 export { MaskaccMaxPooling2D, type MaskaccMaxPooling2DArgs } from './max-pool.js';
+export { MaskaccReLU } from './relu.js';
+export { MaskaccDense, type MaskaccDenseArgs } from './dense.js';
 export { compileLayers, maskedLayers, type CompileLayersOptions } from './compile-layers.js';
 export { layers } from './layer-factories.js';
 export { directory } from './file-io.js';
