@@ -1,8 +1,7 @@
 // The masked convolution as a TF.js op: forward, input gradient and weight gradient on a compiled
 // MaskedConv, wired with tf.customGrad so tf.grads and every optimizer train it. It serves both
 // layer classes: activations NCHW or NHWC (converted inside the op by the native transposes, never
-// by a tf.transpose),
-// kernels OIHW or HWIO, and any batch (runInChunks over the compiled one).
+// by a tf.transpose), kernels OIHW or HWIO, and any batch (runInChunks over the compiled one).
 import type { BackwardWeightsOptions, MaskedConv } from '../runtime/masked-conv.js';
 import { adopt, takeArray } from './buffers.js';
 import { runInChunks } from './batch-chunks.js';
