@@ -21,6 +21,14 @@ float* floats(const Napi::CallbackInfo& info, size_t i, long n, const char* name
   return a.Data();
 }
 
+uint8_t* bytes(const Napi::CallbackInfo& info, size_t i, long n, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      (long)v.As<Napi::Uint8Array>().ElementLength() != n)
+    throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Uint8Array of length " + std::to_string(n));
+  return v.As<Napi::Uint8Array>().Data();
+}
+
 int integer(const Napi::CallbackInfo& info, size_t i, const char* name, int min) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + ": expected a number");
   const double v = info[i].As<Napi::Number>().DoubleValue();
@@ -96,7 +104,13 @@ Pool2dArgs pool2dArgs(const Napi::CallbackInfo& info) {
 Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   const Pool2dArgs a = pool2dArgs(info);
   const long in = (long)a.N * a.C * a.H * a.W, out = (long)a.N * a.C * a.P * a.Q;
-  maxPool2dForward(a, floats(info, 14, in, "x"), floats(info, 15, out, "y"));
+  uint8_t* argmax = nullptr;
+  if (info.Length() > 16 && !info[16].IsUndefined()) {
+    if (!a.channelsLast || a.kh * a.kw >= kNoTap)
+      throw Napi::RangeError::New(info.Env(), "argmax: only channels-last windows of fewer than 255 taps");
+    argmax = bytes(info, 16, out, "argmax");
+  }
+  maxPool2dForward(a, floats(info, 14, in, "x"), floats(info, 15, out, "y"), argmax);
   return info.Env().Undefined();
 }
 
@@ -104,6 +118,16 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   const Pool2dArgs a = pool2dArgs(info);
   const long in = (long)a.N * a.C * a.H * a.W, out = (long)a.N * a.C * a.P * a.Q;
   maxPool2dBackward(a, floats(info, 14, in, "x"), floats(info, 15, out, "dy"), floats(info, 16, in, "dx"));
+  return info.Env().Undefined();
+}
+
+// maxPool2dBackwardArgmax(N, C, H, W, kh, kw, sh, sw, padTop, padLeft, P, Q, channelsLast, threads, argmax, dy, dx)
+Napi::Value MaxPool2dBackwardArgmax(const Napi::CallbackInfo& info) {
+  const Pool2dArgs a = pool2dArgs(info);
+  if (!a.channelsLast || a.kh * a.kw >= kNoTap)
+    throw Napi::RangeError::New(info.Env(), "argmax: only channels-last windows of fewer than 255 taps");
+  const long in = (long)a.N * a.C * a.H * a.W, out = (long)a.N * a.C * a.P * a.Q;
+  maxPool2dBackwardArgmax(a, bytes(info, 14, out, "argmax"), floats(info, 15, out, "dy"), floats(info, 16, in, "dx"));
   return info.Env().Undefined();
 }
 
@@ -186,6 +210,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("maxPool2dForward", Napi::Function::New(env, MaxPool2dForward));
   exports.Set("maxPool2dBackward", Napi::Function::New(env, MaxPool2dBackward));
+  exports.Set("maxPool2dBackwardArgmax", Napi::Function::New(env, MaxPool2dBackwardArgmax));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
   exports.Set("transposeImages", Napi::Function::New(env, TransposeImages));

@@ -298,7 +298,7 @@ static bool fitsValid2x2(const Pool2dArgs& a) {
          2 * a.Q <= a.W;
 }
 
-void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y) {
+void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y, uint8_t* argmax) {
   const bool par = (long)a.N * a.C * a.P * a.Q * a.kh * a.kw >= kParallelMin;
   if (!a.channelsLast) {
     if (fitsValid2x2(a)) {
@@ -331,13 +331,48 @@ void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y) {
       float* yo = y + (np * a.Q + q) * C;
       std::fill_n(yo, C, -INFINITY);
       const Window w = windowAt(a, p, q);
+      if (!argmax) {
+        for (int r = w.r0; r < w.r1; ++r)
+          for (int s = w.s0; s < w.s1; ++s) {
+            const float* xi = x + ((n * a.H + w.h0 + r) * a.W + w.w0 + s) * C;
+#pragma omp simd
+            for (int c = 0; c < C; ++c) yo[c] = xi[c] > yo[c] ? xi[c] : yo[c];
+          }
+        continue;
+      }
+      uint8_t* ao = argmax + (np * a.Q + q) * C;
+      std::fill_n(ao, C, kNoTap);
       for (int r = w.r0; r < w.r1; ++r)
         for (int s = w.s0; s < w.s1; ++s) {
           const float* xi = x + ((n * a.H + w.h0 + r) * a.W + w.w0 + s) * C;
+          const uint8_t tap = (uint8_t)(r * a.kw + s);
 #pragma omp simd
-          for (int c = 0; c < C; ++c) yo[c] = xi[c] > yo[c] ? xi[c] : yo[c];
+          for (int c = 0; c < C; ++c) {
+            const bool more = xi[c] > yo[c];
+            yo[c] = more ? xi[c] : yo[c];
+            ao[c] = more ? tap : ao[c];
+          }
         }
     }
+  }
+}
+
+void maxPool2dBackwardArgmax(const Pool2dArgs& a, const uint8_t* argmax, const float* dy, float* dx) {
+  const int C = a.C;
+#pragma omp parallel for schedule(static) num_threads(a.threads) if ((long)a.N * a.C * a.H * a.W >= kParallelMin)
+  for (long n = 0; n < a.N; ++n) {
+    float* dxn = dx + n * a.H * a.W * C;
+    std::fill_n(dxn, (long)a.H * a.W * C, 0.0f);
+    for (int p = 0; p < a.P; ++p)
+      for (int q = 0; q < a.Q; ++q) {
+        const Window w = windowAt(a, p, q);
+        const long o = ((n * a.P + p) * a.Q + q) * C;
+        for (int c = 0; c < C; ++c) {
+          const int tap = argmax[o + c];
+          if (tap == kNoTap) continue;
+          dxn[((long)(w.h0 + tap / a.kw) * a.W + w.w0 + tap % a.kw) * C + c] += dy[o + c];
+        }
+      }
   }
 }
 

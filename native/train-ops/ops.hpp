@@ -35,8 +35,12 @@ struct Pool2dArgs {
   bool channelsLast;
   int threads;
 };
-void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y);
+// argmax (channels-last only, else null): each output's window tap r * kw + s, kNoTap where no tap
+// beat -inf; maxPool2dBackwardArgmax then scatters dy without re-reading x.
+constexpr uint8_t kNoTap = 255;
+void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y, uint8_t* argmax);
 void maxPool2dBackward(const Pool2dArgs& a, const float* x, const float* dy, float* dx);
+void maxPool2dBackwardArgmax(const Pool2dArgs& a, const uint8_t* argmax, const float* dy, float* dx);
 
 // y = max(x, 0); dx = dy where y > 0, else 0.
 void reluForward(long n, int threads, const float* x, float* y);

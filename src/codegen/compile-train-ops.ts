@@ -62,7 +62,9 @@ export interface TrainOpsAddon {
     dbeta: Float32Array,
   ): void;
   /** Max pooling, either layout, 'same' padding by padTop/padLeft; windows must not be empty. */
-  maxPool2dForward(...args: [...Pool2dShape, x: Float32Array, y: Float32Array]): void;
+  /** argmax (channels-last, fewer than 255 taps): each output's tap r * kw + s, for the backward below. */
+  maxPool2dForward(...args: [...Pool2dShape, x: Float32Array, y: Float32Array, argmax?: Uint8Array]): void;
+  maxPool2dBackwardArgmax(...args: [...Pool2dShape, argmax: Uint8Array, dy: Float32Array, dx: Float32Array]): void;
   maxPool2dBackward(...args: [...Pool2dShape, x: Float32Array, dy: Float32Array, dx: Float32Array]): void;
   reluForward(threads: number, x: Float32Array, y: Float32Array): void;
   /** dx = dy where y > 0, else 0. */

@@ -85,16 +85,21 @@ export class MaskaccMaxPooling2D extends tf.layers.Layer {
       [sh, sw] = this.strides;
     const args: Pool2dShape = [N, C, H, W, kh, kw, sh, sw, rows.pad, cols.pad, rows.out, cols.out, last, threads];
     const outShape = last ? [N, rows.out, cols.out, C] : [N, C, rows.out, cols.out];
+    // Channels-last keeps each output's winning tap (a byte), so the gradient is a scatter that
+    // does not re-read x; channels-first recomputes it (its 2x2 path is one vectorized pass).
+    const keepTaps = last && kh * kw < 255;
     const f = tf.customGrad((xt, save) => {
       (save as (t: Tensor[]) => void)([xt as Tensor]);
       const xv = data(xt as Tensor);
       const y = takeArray(N * C * rows.out * cols.out);
-      ops.maxPool2dForward(...args, xv, y);
+      const taps = keepTaps ? new Uint8Array(y.length) : undefined;
+      ops.maxPool2dForward(...args, xv, y, taps);
       return {
         value: adopt(y, outShape),
         gradFunc: (dyt: Tensor) => {
           const dx = takeArray(xv.length);
-          ops.maxPool2dBackward(...args, xv, data(dyt), dx);
+          if (taps) ops.maxPool2dBackwardArgmax(...args, taps, data(dyt), dx);
+          else ops.maxPool2dBackward(...args, xv, data(dyt), dx);
           return adopt(dx, (xt as Tensor).shape);
         },
       };

@@ -211,7 +211,17 @@ describe.each(supportedIsas())('native training ops, %s', (isa) => {
         ops.maxPool2dBackward(...args, x, dy, dx);
         expect(relL2(y, ref.y), `${a} last ${last}: y`).toBe(0);
         expect(relL2(dx, ref.dx), `${a} last ${last}: dx`).toBeLessThan(1e-6);
+        if (!last) continue;
+        // Channels-last with the winning taps kept: the same y, the same scatter.
+        const [y2, dx2, taps] = [poison(y.length), poison(x.length), new Uint8Array(y.length)];
+        ops.maxPool2dForward(...args, x, y2, taps);
+        ops.maxPool2dBackwardArgmax(...args, taps, dy, dx2);
+        expect(relL2(y2, ref.y), `${a}: y (argmax)`).toBe(0);
+        expect(relL2(dx2, ref.dx), `${a}: dx (argmax)`).toBeLessThan(1e-6);
       }
+    expect(() =>
+      ops.maxPool2dForward(1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2, false, 1, poison(16), poison(4), new Uint8Array(4)),
+    ).toThrow(/argmax: only channels-last/);
     expect(() => ops.maxPool2dForward(1, 1, 4, 4, 2, 2, 2, 2, 2, 0, 2, 2, true, 1, poison(16), poison(4))).toThrow(
       /window holds no input/,
     );
