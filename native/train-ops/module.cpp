@@ -46,10 +46,7 @@ BatchNormArgs batchNormArgs(const Napi::CallbackInfo& info) {
   a.x = floats(info, 0, (long)a.N * a.C * a.HW, "x");
   a.gamma = floats(info, 1, a.C, "gamma");
   a.beta = floats(info, 2, a.C, "beta");
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      (long)info[3].As<Napi::Uint8Array>().ElementLength() != a.C)
-    throw Napi::TypeError::New(info.Env(), "keep: expected a Uint8Array of length C");
-  a.keep = info[3].As<Napi::Uint8Array>().Data();
+  a.keep = bytes(info, 3, a.C, "keep");
   a.eps = info[7].As<Napi::Number>().FloatValue();
   a.relu = info[8].ToBoolean();
   a.threads = integer(info, 9, "threads", 1);
@@ -163,11 +160,9 @@ Napi::Value TransposeImages(const Napi::CallbackInfo& info) {
 // prunedPlanesZero(N, C, HW, keep: Uint8Array, x, threads) -> boolean
 Napi::Value PrunedPlanesZero(const Napi::CallbackInfo& info) {
   const int N = integer(info, 0, "N", 1), C = integer(info, 1, "C", 1), HW = integer(info, 2, "HW", 1);
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      (long)info[3].As<Napi::Uint8Array>().ElementLength() != C)
-    throw Napi::TypeError::New(info.Env(), "keep: expected a Uint8Array of length C");
+  const uint8_t* keep = bytes(info, 3, C, "keep");
   const float* x = floats(info, 4, (long)N * C * HW, "x");
-  return Napi::Boolean::New(info.Env(), prunedPlanesZero(N, C, HW, info[3].As<Napi::Uint8Array>().Data(), x,
+  return Napi::Boolean::New(info.Env(), prunedPlanesZero(N, C, HW, keep, x,
                                                           integer(info, 5, "threads", 1)));
 }
 
