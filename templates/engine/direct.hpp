@@ -328,10 +328,11 @@ struct DirectWeights {
   static constexpr long XGROUP = XHW * MT;
 
   // acc += one tap over images [0, nb) and output rows [pa, pb) of the tap's valid rectangle.
-  // Packed dy is dyT[n][p - pOrigin][q][Mpad] (image stride dyImg), packed x is
-  // xg[n][h - hOrigin][w][MT] of one channel group (image stride xImg), in packed-plane rows.
+  // Packed dy is one panel's dyT[n][p - pOrigin][q][NR] (image stride dyImg, position stride
+  // posStride), packed x is xg[n][h - hOrigin][w][MT] of one channel group (image stride xImg), in
+  // packed-plane rows.
   static inline void tapTile(int tap, int nb, int pa, int pb, int pOrigin, int hOrigin, const float* dyT, long dyImg,
-                             long Mpad, const float* xg, long xImg, simd::vec (&acc)[MT][NV]) {
+                             long posStride, const float* xg, long xImg, simd::vec (&acc)[MT][NV]) {
     const int r = tap / L::S, s = tap % L::S;
     const int plo = std::max(pa, ceilDiv(L::PH - r * L::DH, L::SH));
     const int phi = std::min(pb, ceilDiv(L::H + L::PH - r * L::DH, L::SH));
@@ -348,17 +349,25 @@ struct DirectWeights {
         for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, dv[v], acc[m][v]);
       }
     };
-    auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)(p - pOrigin) * L::Q + q) * Mpad; };
+    auto dyAt = [&](int n, int p, int q) { return dyT + n * dyImg + ((long)(p - pOrigin) * L::Q + q) * posStride; };
     auto xAt = [&](int n, int p, int q) {
       return xg + n * xImg +
              ((long)(p * XSH - XPH + r * L::DH - hOrigin) * XW + (q * XSW - XPW + s * L::DW)) * MT;
     };
-    if constexpr (L::Q >= 8) {  // long rows: the inner loop walks q
+    if constexpr (RS == 1 && L::PH == 0 && L::PW == 0 && (GRID || (L::SH == 1 && L::SW == 1))) {
+      // A 1x1 whose packed x is the output grid: an image's rows [pa, pb) are one run in both
+      // packs, walked flat (with the filter panel contiguous, dy streams in order).
+      for (int n = 0; n < nb; ++n) {
+        const float* d = dyAt(n, pa, 0);
+        const float* xr = xAt(n, pa, 0);
+        for (long j = 0; j < (long)(pb - pa) * L::Q; ++j, d += posStride, xr += MT) step(d, xr);
+      }
+    } else if constexpr (L::Q >= 8) {  // long rows: the inner loop walks q
       for (int n = 0; n < nb; ++n)
         for (int p = plo; p < phi; ++p) {
           const float* d = dyAt(n, p, qlo);
           const float* xr = xAt(n, p, qlo);
-          for (int q = qlo; q < qhi; ++q, d += Mpad, xr += XSW * MT) step(d, xr);
+          for (int q = qlo; q < qhi; ++q, d += posStride, xr += XSW * MT) step(d, xr);
         }
     } else {  // tiny outputs: the inner loop walks the images instead
       if (nb == 0) return;
@@ -373,24 +382,30 @@ struct DirectWeights {
 
   static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
-  // dyT[pq - pq0][Mpad] for positions [pq0, pq1) of image n: filters innermost so one load gives NR
-  // of them, pad filters zero. Whole VW x VW blocks go through the register transpose; edges are scalar.
-  static void packDyT(const float* dy, const int32_t* rows, int M, long Mpad, int n, long pq0, long pq1, float* out) {
-    constexpr long PB = VW;
-    for (long b0 = pq0; b0 < pq1; b0 += PB) {
-      float* o = out + (b0 - pq0) * Mpad;
-      const long np = std::min(PB, pq1 - b0);
-      for (long pq = 0; pq < np; ++pq) std::memset(o + pq * Mpad + M, 0, sizeof(float) * (Mpad - M));
+  // dy of image n, positions [pq0, pq1), transposed so filters are innermost (one load gives NR of
+  // them): kept filter i at position pq goes to out[(i / NR) * panelStride + (pq - pq0) * posStride
+  // + i % NR]; filters past M, up to whole panels, are zero. Panel-major (posStride NR) keeps a
+  // panel's positions contiguous: with filters innermost over all panels (posStride = panels * NR),
+  // each step of a 1024-filter 1x1 read a new 4 KiB page. Whole VW x VW blocks go through the
+  // register transpose; edges are scalar.
+  static void packDyT(const float* dy, const int32_t* rows, int M, int panels, long panelStride, long posStride, int n,
+                      long pq0, long pq1, float* out) {
+    const auto at = [&](long pq, int i) { return out + (long)(i / NR) * panelStride + pq * posStride + i % NR; };
+    for (long b0 = pq0; b0 < pq1; b0 += VW) {
+      const long rel = b0 - pq0, np = std::min<long>(VW, pq1 - b0);
+      if (M % NR)
+        for (long pq = 0; pq < np; ++pq) std::memset(at(rel + pq, M), 0, sizeof(float) * ((long)panels * NR - M));
       int i = 0;
-      if (np == PB)
-        for (; i + VW <= M; i += VW) {
+      if (np == VW)
+        for (; i + VW <= M; i += VW) {  // VW consecutive filters never straddle a panel (NR = NV * VW)
           const float* src[VW];
           for (int r = 0; r < VW; ++r) src[r] = dy + ((long)n * L::K + rows[i + r]) * PQ + b0;
-          simd::transpose(src, o + i, Mpad);
+          simd::transpose(src, at(rel, i), posStride);
         }
       for (; i < M; ++i) {
         const float* in = dy + ((long)n * L::K + rows[i]) * PQ + b0;
-        for (long pq = 0; pq < np; ++pq) o[pq * Mpad + i] = in[pq];
+        float* o = at(rel, i);
+        for (long pq = 0; pq < np; ++pq) o[pq * posStride] = in[pq];
       }
     }
   }
@@ -456,9 +471,9 @@ struct DirectWeights {
     constexpr int IN_ROWS = std::min(XH, (ROWS - 1) * XSH + (L::R - 1) * L::DH + 1);  // packed x rows a block reads
     const long BLOCKS = (long)(ws.n + IMGS - 1) / IMGS * ROW_BLOCKS;
     static_assert(IMGS == 1 || ROWS >= L::P, "blocks of several images hold whole images");
-    // dyT[image][row][q][Mpad] and xg[group][image][row][w][MT] of one block
-    const long dyImg = (long)ROWS * L::Q * Mpad, xImg = (long)IN_ROWS * XW * MT;
-    const long partSize = Mpad * KCpad * RS, dySize = IMGS * dyImg, xGroup = IMGS * xImg;
+    // dyT[panel][image][row][q][NR] and xg[group][image][row][w][MT] of one block
+    const long dyImg = (long)ROWS * L::Q * NR, xImg = (long)IN_ROWS * XW * MT;
+    const long partSize = Mpad * KCpad * RS, dyPanel = IMGS * dyImg, dySize = panels * dyPanel, xGroup = IMGS * xImg;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(partSize + dySize + groups * xGroup));
     parallel(threads, [&] {
@@ -472,7 +487,7 @@ struct DirectWeights {
         const auto [n0, nb, p0, p1, h0, h1] = rowBlock<ROWS, IMGS>(blk, ws.n);
         if (h1 <= h0) continue;  // every tap of these rows reads padding only
         for (int b = 0; b < nb; ++b) {
-          packDyT(dy, rows, M, Mpad, n0 + b, (long)p0 * L::Q, (long)p1 * L::Q, dyT + b * dyImg);
+          packDyT(dy, rows, M, panels, dyPanel, NR, n0 + b, (long)p0 * L::Q, (long)p1 * L::Q, dyT + b * dyImg);
           for (int g = 0; g < groups; ++g)
             packXg(x, ci, KC, n0 + b, g, (long)h0 * XW, (long)h1 * XW, xg + g * xGroup + b * xImg);
         }
@@ -482,7 +497,7 @@ struct DirectWeights {
               float* p = part + (((long)pm * groups + g) * RS + tap) * MT * NR;
               simd::vec acc[MT][NV];
               loadTile(p, acc);
-              tapTile(tap, nb, p0, p1, p0, h0, dyT + (long)pm * NR, dyImg, Mpad, xg + g * xGroup, xImg, acc);
+              tapTile(tap, nb, p0, p1, p0, h0, dyT + pm * dyPanel, dyImg, NR, xg + g * xGroup, xImg, acc);
               storeTile(p, acc);
             }
       }
@@ -507,12 +522,14 @@ struct DirectWeights {
     const int panels = (M + NR - 1) / NR, groups = (KC + MT - 1) / MT;
     if (panels == 0 || groups == 0) return;
     const long Mpad = (long)panels * NR;
-    // dyT[n][p][q][Mpad], in chunks of 16 positions per work item.
+    // dyT[panel][n][p][q][NR], in chunks of 16 positions per work item.
+    const long dyPanel = ws.n * PQ * NR;
     float* dyT = ws.dyPack.get((size_t)ws.n * PQ * Mpad);
     parallel(threads, [&] {
 #pragma omp for collapse(2) schedule(static)
       for (int n = 0; n < ws.n; ++n)
-        for (long pq0 = 0; pq0 < PQ; pq0 += 16) packDyT(dy, rows, M, Mpad, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * Mpad);
+        for (long pq0 = 0; pq0 < PQ; pq0 += 16)
+          packDyT(dy, rows, M, panels, dyPanel, NR, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * NR);
     });
     // xg[n][group][XH][XW][MT]: kept channels interleaved by group, groups padded with zero channels.
     const long KCpad = (long)groups * MT;
@@ -544,7 +561,7 @@ struct DirectWeights {
             for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
               for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-            tapTile(tap, n1 - n0, 0, L::P, 0, 0, dyT + n0 * PQ * Mpad + (long)pm * NR, PQ * Mpad, Mpad,
+            tapTile(tap, n1 - n0, 0, L::P, 0, 0, dyT + pm * dyPanel + n0 * PQ * NR, PQ * NR, NR,
                     xg + n0 * KCpad * XHW + (long)g * XGROUP, KCpad * XHW, acc);
             float* p = buf + (tap - t0) * tile;
             for (int m = 0; m < MT; ++m)
@@ -624,7 +641,7 @@ struct DirectWeightsTaps {
         const auto [n, nb, p0, p1, h0, h1] = Rows::template rowBlock<ROWS, 1>(blk, ws.n);
         (void)nb;
         if (h1 <= h0) continue;
-        Rows::packDyT(dy, rows, M, Mpad, n, (long)p0 * L::Q, (long)p1 * L::Q, dyT);
+        Rows::packDyT(dy, rows, M, panels, NR, Mpad, n, (long)p0 * L::Q, (long)p1 * L::Q, dyT);
         // xp[c][h - h0][PW + w]: PW zero columns on the left, zeros after the row.
         constexpr int COPY = std::max(0, std::min(L::W, XW - L::PW));
         for (int c = 0; c < KC; ++c)

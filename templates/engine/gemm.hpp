@@ -185,8 +185,14 @@ struct GemmPass {
     const int panels = (M + MR - 1) / MR;
     if (panels == 0) return;
     const int maxPanels = (int)std::max<long>(1, A_BUDGET / ((long)std::max(KC, 1) * MR * 4));
-    const int perItem = std::min(maxPanels, panelsPerItem(panels, blocks, threads));
-    const int chunks = (panels + perItem - 1) / perItem;
+    const int cap = std::min(maxPanels, panelsPerItem(panels, blocks, threads));
+    int chunks = (panels + cap - 1) / cap;
+    // Equal chunks, as many items as a multiple of the threads: the static split below then gives
+    // each thread the same work (205 panels capped at 51 left a 1-panel chunk per block, and one
+    // thread waited for the other a seventh of a 1x1 forward on a 7x7 plane).
+    while (threads > 1 && blocks * chunks % threads && chunks < panels) ++chunks;
+    const int perItem = (panels + chunks - 1) / chunks;
+    chunks = (panels + perItem - 1) / perItem;
     const long items = blocks * chunks;
     // Short reductions (few kept channels): the item's A panels sit in L1, so run panels outer and
     // write MR destination rows at a time along the block, instead of all M rows (as many pages

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "1198501eb641a255019e767e9f09a970251ef560a70b6351646530add63ae9fa"));
+  exports.Set("key", Napi::String::New(env, "642c4644d37e6a1085478574f04289c41587d098b19b64d76b6303ebbf444e62"));
   return exports;
 }
 

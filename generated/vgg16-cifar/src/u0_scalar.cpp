@@ -165,7 +165,7 @@ static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
-  std::memset(dw, 0, sizeof(float) * (size_t)L::K * L::C * L::R * L::S);
+  zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
   if (dbias) biasGradient(dy, dbias, rows, nrows, ws.n, threads);
   if (nrows == 0 || nci == 0) return;
   using Lanes = PlaneLanes;
