@@ -28,6 +28,7 @@ const FIXED: ConvSpec[] = [
   { batch: 2, inChannels: 1, outChannels: 1, inHeight: 5, inWidth: 5, kernel: 2 },
   { batch: 4, inChannels: 32, outChannels: 40, inHeight: 40, inWidth: 40, kernel: 3, padding: 1 }, // dw over several image blocks
   { batch: 3, inChannels: 40, outChannels: 33, inHeight: 7, inWidth: 7, kernel: 1, stride: 2 }, // strided 1x1 (projection)
+  { batch: 4, inChannels: 12, outChannels: 18, inHeight: 11, inWidth: 10, kernel: 1, stride: [3, 2] }, // uneven strides, no padding (pointwise)
   { batch: 1, inChannels: 70, outChannels: 20, inHeight: 5, inWidth: 9, kernel: 1, padding: 1, bias: true }, // padded 1x1
   { batch: 2, inChannels: 17, outChannels: 65, inHeight: 14, inWidth: 13, kernel: 1, bias: true }, // 1x1, columns cross images
   { batch: 2, inChannels: 3, outChannels: 40, inHeight: 37, inWidth: 35, kernel: 7, stride: 2, padding: 3 }, // stem: dw tiles over column taps

@@ -429,12 +429,16 @@ struct DirectWeights {
             const int len = (int)std::min<long>(nhw - j, XW - q0), h = p * L::SH - L::PH;
             const float* row = plane + (long)std::max(0, std::min(h, L::H - 1)) * L::W;
             const bool rowOk = (unsigned)h < (unsigned)L::H;
-            for (int k = 0; k < len; ++k) {
-              const int w = (q0 + k) * L::SW - L::PW;
-              const bool ok = rowOk && (unsigned)w < (unsigned)L::W;
-              // Unconditional load then select (the conditional-load form is what GCC 12 -O3 miscompiled).
-              const float v = row[ok ? w : 0];
-              o[(j + k) * MT] = ok ? v : 0.f;
+            if constexpr (L::PH == 0 && L::PW == 0) {  // the grid lies inside x: a strided copy
+              for (int k = 0; k < len; ++k) o[(j + k) * MT] = row[(long)(q0 + k) * L::SW];
+            } else {
+              for (int k = 0; k < len; ++k) {
+                const int w = (q0 + k) * L::SW - L::PW;
+                const bool ok = rowOk && (unsigned)w < (unsigned)L::W;
+                // Unconditional load then select (the conditional-load form is what GCC 12 -O3 miscompiled).
+                const float v = row[ok ? w : 0];
+                o[(j + k) * MT] = ok ? v : 0.f;
+              }
             }
             j += len;
           }

@@ -272,7 +272,15 @@ struct GemmPass {
         float* o = out + (j - j0);
         if (IDENTITY) {
           std::memcpy(o, plane + pos0, sizeof(float) * len);
-        } else {  // walk (a, b) along the run: no division per element (strided 1x1 projections)
+        } else if constexpr (V::GRID_INSIDE_SOURCE) {  // strided, no padding: a strided copy per row
+          int a = (int)(pos0 / V::DST_B), b = (int)(pos0 % V::DST_B);
+          for (long k = 0; k < len; b = 0, ++a) {
+            const float* row = plane + (long)a * V::STEP_A * V::SRC_B;
+            const int seg = (int)std::min<long>(V::DST_B - b, len - k);
+            for (int t = 0; t < seg; ++t) o[k + t] = row[(long)(b + t) * V::STEP_B];
+            k += seg;
+          }
+        } else {  // walk (a, b) along the run: no division per element (padded 1x1)
           int a = (int)(pos0 / V::DST_B), b = (int)(pos0 % V::DST_B);
           for (long k = 0; k < len; ++k) {
             int i = 0, jj = 0;

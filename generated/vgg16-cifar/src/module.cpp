@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "642c4644d37e6a1085478574f04289c41587d098b19b64d76b6303ebbf444e62"));
+  exports.Set("key", Napi::String::New(env, "3a4cbc07e45d2a18d112b512599ec9fc2afddf4f0aee954a1fdbae63d5ce41ca"));
   return exports;
 }
 

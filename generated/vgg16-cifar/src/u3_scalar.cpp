@@ -72,6 +72,9 @@ struct ForwardView {
   static constexpr long OUT_PLANE = (long)L::P * L::Q;
   static constexpr bool DENSE_DST = true;
   static constexpr bool GRID_IS_SOURCE = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
+  // Pointwise on a strided 1x1 without padding: destination (a, b) reads source (a*SH, b*SW), always inside.
+  static constexpr bool GRID_INSIDE_SOURCE = L::PH == 0 && L::PW == 0;
+  static constexpr int STEP_A = L::SH, STEP_B = L::SW;
 };
 
 // Backward-data view: dx[n][c][h][w] gathers dy[n][k][p][q] where h = p*SH - PH + r*DH.
@@ -108,6 +111,8 @@ struct BackwardDataView {
   static constexpr long OUT_PLANE = (long)L::H * L::W;
   static constexpr bool DENSE_DST = true;
   static constexpr bool GRID_IS_SOURCE = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
+  static constexpr bool GRID_INSIDE_SOURCE = false;  // (pointwise runs it at stride 1 only)
+  static constexpr int STEP_A = 1, STEP_B = 1;
 };
 
 // Backward-data of a strided 1x1 kernel: dx is zero except where an output reads it, at
