@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "3a4cbc07e45d2a18d112b512599ec9fc2afddf4f0aee954a1fdbae63d5ce41ca"));
+  exports.Set("key", Napi::String::New(env, "8f9e1b48cdafb8eb2d8da2f1caf48d33b1a9e564b71e9bd42ceb31f423be44f5"));
   return exports;
 }
 
