@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8f9e1b48cdafb8eb2d8da2f1caf48d33b1a9e564b71e9bd42ceb31f423be44f5"));
+  exports.Set("key", Napi::String::New(env, "e968f1218908e71208377583edc8ba8f8aa9d43849bdbd1866a133b987e86223"));
   return exports;
 }
 
