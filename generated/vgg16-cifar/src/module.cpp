@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "e968f1218908e71208377583edc8ba8f8aa9d43849bdbd1866a133b987e86223"));
+  exports.Set("key", Napi::String::New(env, "40c945857b3a31e638f493f33f00bcc269874dfbf8f7f5f37d97c720dd281e5a"));
   return exports;
 }
 

@@ -110,8 +110,7 @@ struct BackwardDataView {
   static constexpr long OUT_PLANE = (long)L::H * L::W;
   static constexpr bool DENSE_DST = true;
   static constexpr bool GRID_IS_SOURCE = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
-  static constexpr bool GRID_INSIDE_SOURCE = false;  // (pointwise runs it at stride 1 only)
-  static constexpr int STEP_A = 1, STEP_B = 1;
+  static constexpr bool GRID_INSIDE_SOURCE = false;  // pointwise runs it at stride 1: the strided copy never applies
 };
 
 // Backward-data of a strided 1x1 kernel: dx is zero except where an output reads it, at
