@@ -250,7 +250,7 @@ program
       if (o.compile) {
         const t0 = performance.now();
         bar.update(
-          `building ${aotTarget(model)} (${files.filter((f) => f.endsWith('.cpp')).length} translation units, ${availableParallelism()} jobs)`,
+          `building ${aotTarget(model)} (${files.filter((f) => /\/u\d+_\w+\.cpp$/.test(f)).length} layer kernels, ${availableParallelism()} jobs)`,
         );
         built = await buildAddon(join(out, 'src'), aotTarget(model), basename(files[0]), availableParallelism());
         bar.done(

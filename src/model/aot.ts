@@ -37,7 +37,7 @@ export async function generateModel(model: Model, outDir: string): Promise<strin
   const key = cacheKey({ generator: GENERATOR_VERSION, templates: templateSources(), units });
   const target = aotTarget(model);
   const src = join(outDir, 'src');
-  const files = writeAddonSources(src, units, key, target);
+  const { layerFiles, unityFiles } = writeAddonSources(src, units, key, target);
   writeFileSync(
     join(src, 'package.json'),
     JSON.stringify({ name: target, private: true, binary: { napi_versions: [8] } }),
@@ -45,7 +45,7 @@ export async function generateModel(model: Model, outDir: string): Promise<strin
   const module = await typedModule(model, unitOfLayer, target, key);
   writeFileSync(join(outDir, 'index.js'), module.js);
   writeFileSync(join(outDir, 'index.d.ts'), module.dts);
-  return [...files, 'module.cpp', 'CMakeLists.txt', 'package.json']
+  return [...layerFiles, ...unityFiles, 'module.cpp', 'CMakeLists.txt', 'package.json']
     .map((f) => join('src', f))
     .concat('index.js', 'index.d.ts');
 }

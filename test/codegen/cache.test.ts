@@ -334,6 +334,10 @@ describe('getOrBuildArtifact across processes', () => {
     child.kill('SIGKILL');
     await done;
     expect(existsSync(path.join(cacheDir, `${key}.lock`))).toBe(true); // SIGKILL skips the exit-time unlock
+    // A dead holder stops refreshing its lock, which turns stale 15 s after the last refresh: date
+    // that refresh 13.5 s back, so the next build still waits for the lock, but 1.5 s instead of 15.
+    const lastRefresh = new Date(Date.now() - 13_500);
+    await fs.utimes(path.join(cacheDir, `${key}.lock`), lastRefresh, lastRefresh);
 
     const events: string[] = [];
     const { build, calls } = fakeBuild('after the crash');

@@ -2,13 +2,13 @@
 // the rendered C++ carries the spec and plan a person needs to read it.
 import { describe, expect, it } from 'vitest';
 import { compileMaskedConv, conv2d, CompileError } from '../../src/index.js';
-import { addonKey } from '../../src/codegen/compile.js';
+import { addonKey, writeAddonSources } from '../../src/codegen/compile.js';
 import { renderKernel, renderModule, templateSources } from '../../src/codegen/render.js';
 import type { CacheEvent } from '../../src/codegen/cache.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
 import { buildAddon } from '../../src/codegen/build.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -104,5 +104,33 @@ describe('compile and cache', () => {
     expect(err).toBeInstanceOf(CompileError);
     expect(err.output).toMatch(/undeclared_thing/);
     expect(err.sourcePath).toBe(join(dir, 'bad.cpp'));
+  });
+
+  it('layers with the same flags build a few to a translation unit, each layer file exactly once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maskacc-unity-'));
+    try {
+      // Nine scalar layers and one avx2 layer: scalar units of 3, 3 and 3; the avx2 layer alone, as is.
+      const units = Array.from({ length: 9 }, (_, i) => ({
+        ...unit({ ...spec, outChannels: i + 1 }),
+        ns: `layer${i}`,
+      }));
+      const layer = conv2d(spec);
+      units.push({ ns: 'layer9', layer, plan: choosePlan(layer, ISAS.avx2, 1), cxxFlags: [] });
+      const { layerFiles, unityFiles } = writeAddonSources(dir, units, 'k', 'maskacc_t');
+      expect(layerFiles).toEqual(units.map((u) => `${u.ns}.cpp`));
+      expect(unityFiles).toHaveLength(3);
+      const cmake = readFileSync(join(dir, 'CMakeLists.txt'), 'utf8');
+      const built = [...cmake.matchAll(/set_source_files_properties\((\S+) PROPERTIES COMPILE_OPTIONS "([^"]*)"/g)];
+      expect(built.map((m) => m[1])).toEqual([...unityFiles, 'layer9.cpp']);
+      expect(built[3][2]).toContain('-mavx2');
+      const included = unityFiles.flatMap((f) =>
+        [...readFileSync(join(dir, f), 'utf8').matchAll(/#include "(\w+\.cpp)"/g)].map((m) => m[1]),
+      );
+      expect(included.map((f) => included.filter((g) => g === f).length)).toEqual(Array(9).fill(1));
+      expect(included.sort()).toEqual(layerFiles.slice(0, 9).sort());
+      for (const f of unityFiles) expect(readFileSync(join(dir, f), 'utf8').match(/#include/g)).toHaveLength(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "40c945857b3a31e638f493f33f00bcc269874dfbf8f7f5f37d97c720dd281e5a"));
+  exports.Set("key", Napi::String::New(env, "364fb25bea0465a1cb5cd9ab85a9680c6f23b96e37b6a386ca4e679b0203dc41"));
   return exports;
 }
 

@@ -1,0 +1,5 @@
+// maskacc generated: these layer kernels compile as one translation unit (the headers they share
+// parse once); each stays in its own file and namespace. Do not edit.
+#include "u0_scalar.cpp"
+#include "u1_scalar.cpp"
+#include "u2_scalar.cpp"
