@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "364fb25bea0465a1cb5cd9ab85a9680c6f23b96e37b6a386ca4e679b0203dc41"));
+  exports.Set("key", Napi::String::New(env, "3caed4ef2484e4afa162949622bc4baa3b665f3f5f1a394044b78b425618ca01"));
   return exports;
 }
 
