@@ -21,6 +21,13 @@ inline float hsum(vec v) {
 // (which would repeat the load once per use and make the loop load-bound).
 inline void keep(vec& v) { asm("" : "+x"(v)); }
 inline void spill(float* out, vec v) { _mm256_storeu_ps(out, v); }
+// p[0 .. count) = lanes [first, first + count) of v: a run of lanes whose destinations follow one
+// another (a tile crossing a row end stores one run per row; nothing outside the run is touched).
+inline void storeLanes(float* p, vec v, int first, int count) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 shifted = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(iota, _mm256_set1_epi32(first)));
+  _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), iota), shifted);
+}
 // dst[j * dstStride + i] = src[i][j] for i, j < 8: an 8x8 block transposed in registers.
 inline void transpose(const float* const* src, float* dst, long dstStride) {
   __m256 r[8], t[8];

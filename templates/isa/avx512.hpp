@@ -16,6 +16,13 @@ inline float hsum(vec v) { return _mm512_reduce_add_ps(v); }
 // (which would repeat the load once per use and make the loop load-bound).
 inline void keep(vec& v) { asm("" : "+v"(v)); }
 inline void spill(float* out, vec v) { _mm512_storeu_ps(out, v); }
+// p[0 .. count) = lanes [first, first + count) of v: a run of lanes whose destinations follow one
+// another (a tile crossing a row end stores one run per row; nothing outside the run is touched).
+inline void storeLanes(float* p, vec v, int first, int count) {
+  const __m512i lane = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                        _mm512_set1_epi32(first));
+  _mm512_mask_storeu_ps(p, (__mmask16)((1u << count) - 1), _mm512_permutexvar_ps(lane, v));
+}
 // dst[j * dstStride + i] = src[i][j] for i, j < 16: a 16x16 block transposed in registers, so
 // every store writes a whole line (a strided scalar transpose with a 4 KiB dst stride thrashed one
 // L1 set and cost half of a 1x1 backward-weights pass).

@@ -13,6 +13,8 @@ inline vec add(vec a, vec b) { return a + b; }
 inline float hsum(vec v) { return v; }
 inline void keep(vec&) {}
 inline void spill(float* out, vec v) { *out = v; }
+// p[0 .. count) = lanes [first, first + count) of v: with one lane, first is 0 and count 1.
+inline void storeLanes(float* p, vec v, int, int) { *p = v; }
 // dst[j * dstStride + i] = src[i][j] for i, j < VW: with one lane, a copy.
 inline void transpose(const float* const* src, float* dst, long) { *dst = *src[0]; }
 }  // namespace simd

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "3caed4ef2484e4afa162949622bc4baa3b665f3f5f1a394044b78b425618ca01"));
+  exports.Set("key", Napi::String::New(env, "6e239dbe940de5183edb38cbdbe0eef44138d07f8778e80c26b371b589e53ad4"));
   return exports;
 }
 
