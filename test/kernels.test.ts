@@ -33,6 +33,7 @@ const FIXED: ConvSpec[] = [
   { batch: 2, inChannels: 17, outChannels: 65, inHeight: 14, inWidth: 13, kernel: 1, bias: true }, // 1x1, columns cross images
   { batch: 2, inChannels: 3, outChannels: 40, inHeight: 37, inWidth: 35, kernel: 7, stride: 2, padding: 3 }, // stem: dw tiles over column taps
   { batch: 21, inChannels: 20, outChannels: 33, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 }, // dw row blocks of 2 whole images
+  { batch: 4, inChannels: 5, outChannels: 7, inHeight: 30, inWidth: 30, kernel: 3, padding: 1 }, // dot dw over lane chunks
   // strided, padded 1x1: backward-data over the dy grid, outputs in the padding store nowhere
   { batch: 2, inChannels: 9, outChannels: 21, inHeight: 13, inWidth: 11, kernel: 1, stride: [2, 3], padding: [1, 0] },
   // strided, padded 1x1 on a larger plane: backward-weights packs the x grid in row blocks

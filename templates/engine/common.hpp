@@ -113,6 +113,13 @@ static inline void microkernel(int rows, const int32_t* __restrict aOff, const i
   }
 }
 
+// The sum of one entry over the private partial buffers (ws.bBlock[t]) of a team of threads.
+static inline float sumOverTeam(Workspace& ws, int team, long at) {
+  float sum = 0.f;
+  for (int t = 0; t < team; ++t) sum += ws.bBlock[t].data[at];
+  return sum;
+}
+
 // Zero-fill n images of `image` floats each, one image per thread at a time.
 static void zeroAll(float* t, int n, long image, int threads) {
   parallel(n > 1 ? threads : 1, [&] {

@@ -306,13 +306,6 @@ static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
     for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
 }
 
-// The sum of one entry over the private partial buffers (ws.bBlock[t]) of a team of threads.
-static inline float sumOverTeam(Workspace& ws, int team, long at) {
-  float sum = 0.f;
-  for (int t = 0; t < team; ++t) sum += ws.bBlock[t].data[at];
-  return sum;
-}
-
 // Backward-weights, tap-major: for one tap (r,s), acc[m][v] += broadcast(x of kept channel m) *
 // dy[v-th vector of kept filters], summed over the output positions where the tap reads real
 // input (padding positions are skipped by bounds). Two blockings of the reduction:

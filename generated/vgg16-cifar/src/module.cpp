@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "6e239dbe940de5183edb38cbdbe0eef44138d07f8778e80c26b371b589e53ad4"));
+  exports.Set("key", Napi::String::New(env, "7946fea7c7faa9af77f44a112f011aceb8ef8b72e1c1a515fe7548cd898b66b2"));
   return exports;
 }
 

@@ -178,7 +178,7 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
   Lanes::tapShifts(shift, ws.n);
   Lanes::packDy(dy, rows, nrows, ws.n, dyLanes, threads);
   Lanes::packX(x, ci, nci, ws.n, xLanes, threads);
-  DotPass<3, 3>::run(nrows, rows, nci, ci, J, dyLanes, J, xLanes, xStride, shift, dw, threads);
+  DotPass<3, 3>::run(nrows, rows, nci, ci, J, dyLanes, J, xLanes, xStride, shift, dw, ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----
