@@ -219,6 +219,7 @@ struct DirectPass {
       float* pack = ws.bBlock[tid].data;
       int32_t* wOff = ws.aOff[tid].v.data();
       int32_t* xOff = ws.bOff[tid].v.data();
+      long packedBlock = -1;  // consecutive chunks of one block reuse its pack (the whole input, on small planes)
 #pragma omp for schedule(dynamic, 1)
       for (long item = 0; item < items; ++item) {
         const int chunk = (int)(item % chunks);
@@ -227,7 +228,8 @@ struct DirectPass {
         const int n0 = (int)(rest / ROW_BLOCKS) * NB;
         int lo, hi;
         directRowSpan<V>(a0, a1, lo, hi);
-        if (lo < hi) packSrc(src, kIdx, KC, ws.n, n0, lo, hi, pack);
+        if (lo < hi && rest != packedBlock) packSrc(src, kIdx, KC, ws.n, n0, lo, hi, pack);
+        packedBlock = rest;
         // Panels outer: one panel of packed weights stays in L2 while every position of the item uses it.
         for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm) {
           const float* Wpanel = Wp + (long)pm * KC * TAPS.count * NR;

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "7946fea7c7faa9af77f44a112f011aceb8ef8b72e1c1a515fe7548cd898b66b2"));
+  exports.Set("key", Napi::String::New(env, "7a408704d4bfd9a56399ae5c5cb5291b412d91ab880bdf517bac4237c7af585f"));
   return exports;
 }
 
