@@ -404,10 +404,13 @@ function directWeightsTiling(
     }
   }
   const Mpad = Math.ceil(keptOut / (best.NV * vw)) * best.NV * vw;
-  // Images per reduction block: packed dy and x of a block should stay in L2 (a strided 1x1
-  // packs only the P x Q grid of x it reads, engine/direct.hpp).
+  // Images per reduction block: what one work item reads of a block, a panel of packed dy and a
+  // group of packed x, should stay in L2 (a strided 1x1 packs only the P x Q grid of x it reads,
+  // engine/direct.hpp). Every block reloads and stores every item's partial sums: sizing blocks
+  // by all panels and channels instead made 1x1 layers with 1024 kept filters on 7x7 outputs
+  // run 3 blocks for 8 images, 1.3-1.5x slower than one.
   const grid = R === 1 && S === 1 && (layer.stride[0] > 1 || layer.stride[1] > 1);
-  const bytesPerImage = 4 * (P * Q * Mpad + (grid ? P * Q : layer.inHeight * layer.inWidth) * keptIn);
+  const bytesPerImage = 4 * (P * Q * best.NV * vw + (grid ? P * Q : layer.inHeight * layer.inWidth) * best.MT);
   const imagesPerBlock = clamp(Math.floor((2 * L2_BUDGET) / bytesPerImage), 1, layer.batch);
   // Long rows: blocks of output rows whose packed dy and input rows stay in L2, taken by the
   // threads on their own (ResNet-50's 56x56 layers ran at 2-8% of peak with the whole batch

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "7a408704d4bfd9a56399ae5c5cb5291b412d91ab880bdf517bac4237c7af585f"));
+  exports.Set("key", Napi::String::New(env, "ac5957aae74320069f4d867d731ab84f45bb7781ba06d2c313aa1d824701c4f0"));
   return exports;
 }
 

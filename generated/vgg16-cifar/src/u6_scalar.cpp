@@ -6,8 +6,8 @@
 //   isa: scalar (vector width 1)
 //   forward: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 4 x 3
 //   backwardData: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 4 x 3
-//   backwardWeights: direct (tap-major), tile MT channels x NR filters = 4 x 3, 21 images/block
-// plan JSON: {"isa":"scalar","vectorWidth":1,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":4,"NV":3,"NR":3},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":4,"NV":3,"NR":3},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":4,"NV":3,"NR":3,"blocking":"images","imagesPerBlock":21,"rowsPerBlock":4}}
+//   backwardWeights: direct (tap-major), tile MT channels x NR filters = 4 x 3, 64 images/block
+// plan JSON: {"isa":"scalar","vectorWidth":1,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":4,"NV":3,"NR":3},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":4,"NV":3,"NR":3},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":4,"NV":3,"NR":3,"blocking":"images","imagesPerBlock":64,"rowsPerBlock":4}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -167,7 +167,7 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
   zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
   if (dbias) biasGradient(dy, dbias, rows, nrows, ws.n, threads);
   if (nrows == 0 || nci == 0) return;
-  DirectWeights<4, 3>::runImages(dy, x, dw, rows, nrows, ci, nci, 21, ws, threads);
+  DirectWeights<4, 3>::runImages(dy, x, dw, rows, nrows, ci, nci, 64, ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----

@@ -6,8 +6,8 @@
 //   isa: avx2 (vector width 8)
 //   forward: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 6 x 16
 //   backwardData: direct (channel-vectorized, images tiles, 4 rows/block), tile MQ positions x NR channels = 6 x 16
-//   backwardWeights: direct (tap-major), tile MT channels x NR filters = 6 x 16, 16 images/block
-// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":16,"blocking":"images","imagesPerBlock":16,"rowsPerBlock":4}}
+//   backwardWeights: direct (tap-major), tile MT channels x NR filters = 6 x 16, 64 images/block
+// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardData":{"engine":"direct","source":"direct","tile":"images","rowsPerBlock":4,"MQ":6,"NV":2,"NR":16},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":16,"blocking":"images","imagesPerBlock":64,"rowsPerBlock":4}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -168,7 +168,7 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
   zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
   if (dbias) biasGradient(dy, dbias, rows, nrows, ws.n, threads);
   if (nrows == 0 || nci == 0) return;
-  DirectWeights<6, 2>::runImages(dy, x, dw, rows, nrows, ci, nci, 16, ws, threads);
+  DirectWeights<6, 2>::runImages(dy, x, dw, rows, nrows, ci, nci, 64, ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----
