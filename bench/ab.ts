@@ -6,6 +6,7 @@
 // baselines, no checks against the reference.
 //
 // npx tsx bench/ab.ts <template file> <version A> <version B> "C K H batch kernel stride keptC keptK" ...
+// (AB_COLD=1: one call per sample, caches evicted before each)
 // e.g. cp templates/engine/gemm.hpp /tmp/a.hpp, edit, then
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,10 @@ const original = readFileSync(target);
 const ROUNDS = 40,
   CALLS = 3,
   WARMUP = 5;
+// AB_COLD=1: every timed call starts with cold caches, as in the benchmark, where the other
+// contenders run between two maskacc calls (a 64 MiB buffer is rewritten first, outside the timing).
+const COLD = process.env.AB_COLD === '1';
+const evict = COLD ? new Float32Array(16 << 20) : undefined;
 
 /** n flags with k of them set, spread evenly. */
 const spread = (n: number, k: number) =>
@@ -60,6 +65,13 @@ try {
       const ms: number[][] = [[], []];
       for (let round = 0; round < ROUNDS; round++)
         for (const j of round % 2 ? [1, 0] : [0, 1]) {
+          if (evict) {
+            evict.fill(round);
+            const t0 = performance.now();
+            pass(convs[j]);
+            if (round >= WARMUP) ms[j].push(performance.now() - t0);
+            continue;
+          }
           const t0 = performance.now();
           for (let i = 0; i < CALLS; i++) pass(convs[j]);
           if (round >= WARMUP) ms[j].push((performance.now() - t0) / CALLS);
