@@ -168,7 +168,8 @@ function groupTranslationUnits(files: readonly { file: string; flags: readonly s
   const byFlags = new Map<string, { file: string; flags: readonly string[] }[]>();
   for (const f of files) {
     const k = f.flags.join(' ');
-    byFlags.set(k, [...(byFlags.get(k) ?? []), f]);
+    if (!byFlags.has(k)) byFlags.set(k, []);
+    byFlags.get(k)!.push(f);
   }
   const out: TranslationUnit[] = [];
   for (const group of byFlags.values()) {
