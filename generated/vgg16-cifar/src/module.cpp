@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "ac5957aae74320069f4d867d731ab84f45bb7781ba06d2c313aa1d824701c4f0"));
+  exports.Set("key", Napi::String::New(env, "9b19f6d9fd5ab95c207638f72e9f79b746e51742ca6d9d2aeff59944ef2aea2c"));
   return exports;
 }
 

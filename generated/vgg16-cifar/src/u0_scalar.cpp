@@ -66,7 +66,6 @@ struct ForwardView {
   // Weight of destination row k, reduction channel c, tap (r,s) = w[wRow(k) + wRed(c, r, s)].
   static constexpr long wRow(int k) { return (long)k * L::C * L::R * L::S; }
   static constexpr long wRed(int c, int r, int s) { return ((long)c * L::R + r) * L::S + s; }
-  static inline float weight(const float* w, int k, int c, int r, int s) { return w[wRow(k) + wRed(c, r, s)]; }
   // The destination grid is the whole y plane; pointwise reads its source as is when the 1x1 maps
   // every position to the same one (stride 1, no padding).
   static constexpr long OUT_PLANE = (long)L::P * L::Q;
@@ -106,7 +105,6 @@ struct BackwardDataView {
   // Weight of destination row c, reduction channel (filter) k, tap (r,s) = w[wRow(c) + wRed(k, r, s)].
   static constexpr long wRow(int c) { return (long)c * L::R * L::S; }
   static constexpr long wRed(int k, int r, int s) { return (long)k * L::C * L::R * L::S + (long)r * L::S + s; }
-  static inline float weight(const float* w, int c, int k, int r, int s) { return w[wRow(c) + wRed(k, r, s)]; }
   static constexpr long OUT_PLANE = (long)L::H * L::W;
   static constexpr bool DENSE_DST = true;
   static constexpr bool GRID_IS_SOURCE = L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0;
