@@ -4,12 +4,18 @@
 // transparent huge pages (MADV_HUGEPAGE; MADV_NOHUGEPAGE when huge pages are turned off), so a
 // fresh 50 MB output faults in ~25 huge pages instead of ~12,500 small ones.
 //
-// A block returns to the pool only when V8 frees the array's backing store, i.e. after the
-// ArrayBuffer was garbage-collected: nothing handed out is ever reused while JavaScript can still
-// reach it. The backing store is created through the V8 API (not napi_create_external_arraybuffer)
-// because Node defers N-API finalizers to a later event-loop turn: a synchronous loop
-// `y = conv.forward(x, w)` would then never get a block back and grow without bound. V8 may call
-// the deleter on a background thread: everything below is under one mutex.
+// A block returns to the pool only after V8 collected the ArrayBuffer over it: nothing handed
+// out is reused while JavaScript can still reach it. Two ways to learn of that collection:
+//  - leased (take(n, true), when pool.ts runs collections itself): the buffer's backing store has
+//    no deleter, so V8 does not count it as external memory, and a weak handle on the buffer gives
+//    the block back from inside the collection that found it dead (young-generation ones
+//    included). The buffer gets a detach key nobody has, so it cannot be transferred away from
+//    the object whose collection returns it. Blocks still leased when a worker's environment ends
+//    come back then (no JavaScript runs there any more).
+//  - counted (take(n, false)): V8 owns the backing store, counts it as external memory (a full
+//    collection every ~64 MB), and its deleter returns the block, possibly on a background thread.
+// Both are made through the V8 API, not N-API: Node defers N-API finalizers to a later event-loop
+// turn, so a synchronous loop `y = conv.forward(x, w)` would never get a block back.
 //
 // Free blocks are kept per size class up to a byte bound (maxKeptBytes); a block that does not
 // fit is unmapped at once, and trim() releases every free block (the last kernel's dispose()).
@@ -26,6 +32,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -76,9 +83,8 @@ void rawFree(void* p, size_t cls) {
   else munmap(p, cls);
 }
 
-// V8's backing-store deleter: the array is gone, its block may serve the next output.
-void giveBack(void* data, size_t, void* hint) {
-  const size_t cls = reinterpret_cast<size_t>(hint);
+// The array is gone: its block may serve the next output.
+void giveBack(void* data, size_t cls) {
   Pool& pl = pool();
   {
     std::lock_guard<std::mutex> lock(pl.mu);
@@ -93,6 +99,54 @@ void giveBack(void* data, size_t, void* hint) {
   rawFree(data, cls);
 }
 
+// V8's backing-store deleter for counted blocks.
+void freedByV8(void* data, size_t, void* cls) {
+  giveBack(data, reinterpret_cast<size_t>(cls));
+}
+
+// Leased blocks of one environment (its JavaScript thread only: no lock).
+struct Lease;
+struct EnvLeases {
+  std::unordered_set<Lease*> live;
+  v8::Global<v8::Symbol> detachKey;  // never handed to JavaScript
+};
+
+struct Lease {
+  void* data;
+  size_t cls;
+  EnvLeases* env;
+  v8::Global<v8::ArrayBuffer> buffer;
+};
+
+void endLease(Lease* lease) {
+  lease->buffer.Reset();
+  lease->env->live.erase(lease);
+  giveBack(lease->data, lease->cls);
+  delete lease;
+}
+
+// First-pass weak callback, inside the collection that found the buffer dead.
+void leaseCollected(const v8::WeakCallbackInfo<Lease>& info) {
+  endLease(info.GetParameter());
+}
+
+// The environment is ending: no JavaScript can reach its buffers any more.
+void endEnvLeases(Napi::Env, EnvLeases* env) {
+  while (!env->live.empty()) endLease(*env->live.begin());
+  env->detachKey.Reset();
+  delete env;
+}
+
+EnvLeases& envLeases(Napi::Env env, v8::Isolate* isolate) {
+  EnvLeases* e = env.GetInstanceData<EnvLeases>();
+  if (!e) {
+    e = new EnvLeases();
+    e->detachKey.Reset(isolate, v8::Symbol::New(isolate));
+    env.SetInstanceData<EnvLeases, endEnvLeases>(e);
+  }
+  return *e;
+}
+
 void trimLocked(Pool& pl, size_t target) {
   for (auto it = pl.free.begin(); it != pl.free.end() && pl.keptBytes > target;) {
     auto& blocks = it->second;
@@ -105,12 +159,13 @@ void trimLocked(Pool& pl, size_t target) {
   }
 }
 
-// take(length) -> Float32Array of `length` floats over a pooled block (contents arbitrary, NaN
-// with poison on); undefined when this V8 refuses external memory (the caller allocates).
+// take(length, leased) -> Float32Array of `length` floats over a pooled block (contents
+// arbitrary, NaN with poison on), leased or counted (see the top of this file).
 Napi::Value Take(const Napi::CallbackInfo& info) {
   const double len = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
   if (!(len >= 1 && len <= (double)(std::numeric_limits<int32_t>::max() / 4) && len == std::floor(len)))
     throw Napi::RangeError::New(info.Env(), "length: expected an integer >= 1");
+  const bool leased = info[1].ToBoolean();
   const size_t bytes = (size_t)len * sizeof(float), cls = sizeClass(bytes);
   Pool& pl = pool();
   void* data = nullptr;
@@ -138,9 +193,19 @@ Napi::Value Take(const Napi::CallbackInfo& info) {
   }
   if (poison) std::fill_n(static_cast<float*>(data), bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  std::unique_ptr<v8::BackingStore> store =
-      v8::ArrayBuffer::NewBackingStore(data, bytes, giveBack, reinterpret_cast<void*>(cls));
-  v8::Local<v8::ArrayBuffer> buffer = v8::ArrayBuffer::New(isolate, std::move(store));
+  v8::Local<v8::ArrayBuffer> buffer;
+  if (leased) {
+    EnvLeases& env = envLeases(info.Env(), isolate);
+    buffer = v8::ArrayBuffer::New(
+        isolate, v8::ArrayBuffer::NewBackingStore(data, bytes, v8::BackingStore::EmptyDeleter, nullptr));
+    buffer->SetDetachKey(env.detachKey.Get(isolate));
+    Lease* lease = new Lease{data, cls, &env, v8::Global<v8::ArrayBuffer>(isolate, buffer)};
+    lease->buffer.SetWeak(lease, leaseCollected, v8::WeakCallbackType::kParameter);
+    env.live.insert(lease);
+  } else {
+    buffer = v8::ArrayBuffer::New(
+        isolate, v8::ArrayBuffer::NewBackingStore(data, bytes, freedByV8, reinterpret_cast<void*>(cls)));
+  }
   v8::Local<v8::Float32Array> array = v8::Float32Array::New(buffer, 0, (size_t)len);
   v8::Local<v8::Value> value = array;
   return Napi::Value(info.Env(), reinterpret_cast<napi_value>(*value));
@@ -189,9 +254,9 @@ Napi::Value Trim(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Node unloads addons when a worker thread's environment ends, but V8 frees that isolate's
-  // array buffers afterwards and calls giveBack: pin this library so the deleter stays mapped.
+  // counted array buffers afterwards and calls freedByV8: pin this library so it stays mapped.
   Dl_info self;
-  if (dladdr(reinterpret_cast<void*>(&giveBack), &self) && self.dli_fname)
+  if (dladdr(reinterpret_cast<void*>(&freedByV8), &self) && self.dli_fname)
     dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
   exports.Set("take", Napi::Function::New(env, Take));
   exports.Set("stats", Napi::Function::New(env, Stats));
