@@ -657,7 +657,8 @@ export function renderRuntime(rt: RuntimeRun): string {
     'The obvious loop `y = conv.forward(x, w)` (output allocated by the call, from the output pool) against ' +
       'the same call with an output passed in and reused; ResNet-50 batch-64 layers at 56x56, d=0.5 on both masks. ' +
       'Target (issue 14): allocated within 15% of reused. Outputs return to the pool when their arrays are ' +
-      'collected (the pool runs a young-generation collection after every 64 MiB and four outputs handed out), ' +
+      'collected (the pool runs a young-generation collection after every 64 MiB-1 GiB handed out, adapted to keep ' +
+      'collecting near 4% of the time), ' +
       'so a loop starts cold: "cold calls" are the allocated calls (ms each) until the pool first served one ' +
       'from its free list. Then each sample is a loop of consecutive calls (collections included), medians; ' +
       '"pool hits" counts the timed loops\' outputs served from the free list. A new output per call also ' +

@@ -9,9 +9,9 @@
 // Most outputs die young, so where the pool can reach V8's collector (`gc`, which Node hands to a
 // fresh vm context while --expose-gc is on for a moment) it collects itself: its blocks are leased
 // (not counted by V8; a weak handle returns each one from inside the collection that frees its
-// array), and after every 64 MiB (and four arrays) handed out it runs a young-generation
-// collection (0.3-0.9 ms), plus a full one when the live bytes outgrow MAJOR_GROWTH x what the last full
-// one left. Without `gc`, or with MASKACC_POOL_COLLECT=0, blocks are counted and V8 decides.
+// array), and after every 64 MiB to 1 GiB handed out (adapted so that collecting takes ~4% of the
+// time) it runs a young-generation collection, plus a full one when the live bytes outgrow
+// MAJOR_GROWTH x what the last full one left. Without `gc`, or with MASKACC_POOL_COLLECT=0, blocks are counted and V8 decides.
 // Leased arrays are marked untransferable: postMessage and structuredClone copy them.
 //
 // Controls (read when the pool loads; configurePool changes them later):
@@ -39,12 +39,15 @@ export const DEFAULT_POOL_MAX_BYTES = 1 << 30;
 /** The native pool's limit (2 GiB blocks); larger arrays are plain ones. */
 const MAX_POOLED_LENGTH = 2 ** 29 - 1;
 /**
- * Pooled bytes handed out between young-generation collections: at least COLLECT_AFTER_BYTES and
- * COLLECT_AFTER_ARRAYS arrays of the size being taken. A collection costs 0.3-0.9 ms whatever the
- * sizes, so large outputs (51 MB at ResNet-50 batch 64, ~3 ms of kernel each) pay it once per four.
+ * Pooled bytes handed out between young-generation collections. A collection costs 0.3 ms on a
+ * small heap and several ms on a large one, whatever the outputs' sizes; the interval starts at
+ * 64 MiB and doubles (up to 1 GiB) while collecting takes more than GC_SHARE of the time between
+ * collections, halving back once it takes under a fifth of that. It is never under two arrays of
+ * the size being taken.
  */
-const COLLECT_AFTER_BYTES = 64 * 2 ** 20;
-const COLLECT_AFTER_ARRAYS = 4;
+const MIN_COLLECT_BYTES = 64 * 2 ** 20;
+const MAX_COLLECT_BYTES = 2 ** 30;
+const GC_SHARE = 0.04;
 /** A full collection runs once the live pooled bytes pass max(MAJOR_FLOOR, MAJOR_GROWTH x what the last one left). */
 const MAJOR_FLOOR = 256 * 2 ** 20;
 const MAJOR_GROWTH = 2;
@@ -58,6 +61,8 @@ let poisonSmall = false;
 let users = 0;
 let collector: Collector | undefined;
 let handedOutBytes = 0; // since the last collection
+let collectAfterBytes = MIN_COLLECT_BYTES;
+let lastCollectionEnd = 0; // performance.now()
 let majorAt = MAJOR_FLOOR;
 let minorCollections = 0;
 let majorCollections = 0;
@@ -124,7 +129,7 @@ export function loadPool(cacheDir: string, log?: (line: string) => void): Promis
  */
 export function takeArray(n: number): Float32Array {
   if (addon && n * 4 >= MIN_POOLED_BYTES && n <= MAX_POOLED_LENGTH) {
-    if (collector && (handedOutBytes += n * 4) > Math.max(COLLECT_AFTER_BYTES, COLLECT_AFTER_ARRAYS * n * 4)) {
+    if (collector && (handedOutBytes += n * 4) > Math.max(collectAfterBytes, 2 * n * 4)) {
       collect(addon, collector);
       handedOutBytes = n * 4;
     }
@@ -140,8 +145,14 @@ export function takeArray(n: number): Float32Array {
 
 /** Leased blocks come back synchronously, inside the collection that frees their arrays. */
 function collect(a: RuntimeAddon, gc: Collector): void {
+  const start = performance.now();
   gc({ type: 'minor' });
   minorCollections++;
+  const end = performance.now(),
+    share = (end - start) / Math.max(start - lastCollectionEnd, 1e-3);
+  lastCollectionEnd = end;
+  if (share > GC_SHARE) collectAfterBytes = Math.min(MAX_COLLECT_BYTES, collectAfterBytes * 2);
+  else if (share < GC_SHARE / 5) collectAfterBytes = Math.max(MIN_COLLECT_BYTES, collectAfterBytes / 2);
   if (a.stats().liveBytes <= majorAt) return;
   gc(); // full (in Node 20, { type: 'major' } leaves weak handles of old objects alone)
   majorCollections++;
