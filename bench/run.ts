@@ -750,13 +750,17 @@ function poolCounts(): { hits: number; misses: number } {
 
 /** Consecutive calls per timed sample of a loop: long enough to include the GCs that return outputs. */
 const LOOP_CALLS = 6;
+/** The obvious loop's warm-up: until this many calls in a row reuse pooled memory, or COLD_MAX_CALLS. */
+const COLD_HITS = 12;
+const COLD_MAX_CALLS = 64;
 
 /**
  * The obvious loop (outputs allocated by each call, as a new user writes it) against outputs passed
  * in and reused, on ResNet-50's batch-64 layers at 56x56 (1x1 and 3x3, d=0.5), all three passes.
- * Outputs return to the pool only when V8 collects them, so the loop first runs until the pool
- * serves a call from its free list (the cold start, reported on its own); each sample is then a
- * loop of LOOP_CALLS consecutive calls, GC pauses included, as a training loop runs them.
+ * Outputs return to the pool only when their arrays are collected, so the loop first runs until
+ * the pool serves COLD_HITS calls in a row from its free list (the cold start, reported on its
+ * own); each sample is then a loop of LOOP_CALLS consecutive calls, collections included, as a
+ * training loop runs them.
  */
 async function allocationPhase(o: Options): Promise<AllocationRow[]> {
   const layers: [string, ConvSpec][] = [
@@ -806,10 +810,12 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
         poolHits: 0,
         poolCalls: 0,
       };
-      for (let call = 0; call < 16; call++) {
+      // Warm-up until the pool serves COLD_HITS calls in a row from memory the loop left (its
+      // collection interval has settled); timed loops then measure the steady state.
+      for (let call = 0, inARow = 0; call < COLD_MAX_CALLS && inARow < COLD_HITS; call++) {
         const before = poolCounts().hits;
         row.coldMs.push(perCallUs(allocated[pass], 1) / 1000);
-        if (poolCounts().hits > before) break; // the pool serves outputs from memory the loop left
+        inARow = poolCounts().hits > before ? inARow + 1 : 0;
       }
       for (let rep = 0; rep < o.warmup + o.reps; rep++) {
         const order = rep % 2 ? [reused, allocated] : [allocated, reused]; // alternate who goes first

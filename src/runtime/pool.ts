@@ -39,11 +39,10 @@ export const DEFAULT_POOL_MAX_BYTES = 1 << 30;
 /** The native pool's limit (2 GiB blocks); larger arrays are plain ones. */
 const MAX_POOLED_LENGTH = 2 ** 29 - 1;
 /**
- * Pooled bytes handed out between young-generation collections. A collection costs 0.3 ms on a
- * small heap and several ms on a large one, whatever the outputs' sizes; the interval starts at
- * 64 MiB and doubles (up to 1 GiB) while collecting takes more than GC_SHARE of the time between
- * collections, halving back once it takes under a fifth of that. It is never under two arrays of
- * the size being taken.
+ * Pooled bytes handed out between young-generation collections. A collection costs 0.1-0.5 ms on
+ * a small heap, and several ms on a large one right after a kernel left the caches cold, whatever
+ * the outputs' sizes: the interval (64 MiB to 1 GiB) adapts so that collecting takes about
+ * GC_SHARE of the time. It is never under two arrays of the size being taken.
  */
 const MIN_COLLECT_BYTES = 64 * 2 ** 20;
 const MAX_COLLECT_BYTES = 2 ** 30;
@@ -148,11 +147,16 @@ function collect(a: RuntimeAddon, gc: Collector): void {
   const start = performance.now();
   gc({ type: 'minor' });
   minorCollections++;
+  // The interval at which collecting takes GC_SHARE of the time, at the rate outputs went out
+  // since the last collection (moved at most 4x up or 2x down per collection: one slow pause is noise).
   const end = performance.now(),
-    share = (end - start) / Math.max(start - lastCollectionEnd, 1e-3);
+    rate = handedOutBytes / Math.max(start - lastCollectionEnd, 1e-3),
+    target = (rate * (end - start)) / GC_SHARE;
   lastCollectionEnd = end;
-  if (share > GC_SHARE) collectAfterBytes = Math.min(MAX_COLLECT_BYTES, collectAfterBytes * 2);
-  else if (share < GC_SHARE / 5) collectAfterBytes = Math.max(MIN_COLLECT_BYTES, collectAfterBytes / 2);
+  collectAfterBytes = Math.min(
+    MAX_COLLECT_BYTES,
+    Math.max(MIN_COLLECT_BYTES, collectAfterBytes / 2, Math.min(target, collectAfterBytes * 4)),
+  );
   if (a.stats().liveBytes <= majorAt) return;
   gc(); // full (in Node 20, { type: 'major' } leaves weak handles of old objects alone)
   majorCollections++;
