@@ -159,13 +159,14 @@ void trimLocked(Pool& pl, size_t target) {
   }
 }
 
-// take(length, leased) -> Float32Array of `length` floats over a pooled block (contents
-// arbitrary, NaN with poison on), leased or counted (see the top of this file).
+// take(length, leased, noFresh) -> Float32Array of `length` floats over a pooled block (contents
+// arbitrary, NaN with poison on), leased or counted (see the top of this file); with noFresh, a
+// miss returns undefined instead of fresh memory (the caller collects first).
 Napi::Value Take(const Napi::CallbackInfo& info) {
   const double len = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
   if (!(len >= 1 && len <= (double)(std::numeric_limits<int32_t>::max() / 4) && len == std::floor(len)))
     throw Napi::RangeError::New(info.Env(), "length: expected an integer >= 1");
-  const bool leased = info[1].ToBoolean();
+  const bool leased = info[1].ToBoolean(), noFresh = info[2].ToBoolean();
   const size_t bytes = (size_t)len * sizeof(float), cls = sizeClass(bytes);
   Pool& pl = pool();
   void* data = nullptr;
@@ -179,6 +180,7 @@ Napi::Value Take(const Napi::CallbackInfo& info) {
       pl.keptBytes -= cls;
       pl.hits += 1;
     } else {
+      if (noFresh) return info.Env().Undefined();
       pl.misses += 1;
     }
     pl.liveBytes += cls;

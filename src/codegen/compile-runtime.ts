@@ -23,7 +23,7 @@ export interface PoolStats {
 
 /** The addon's functions (documented in native/runtime/module.cpp). */
 export interface RuntimeAddon {
-  take(length: number, leased: boolean): Float32Array;
+  take(length: number, leased: boolean, noFresh?: boolean): Float32Array | undefined;
   stats(): PoolStats;
   configure(o: { maxKeptBytes?: number; hugePages?: boolean; poison?: boolean }): void;
   trim(): void;

@@ -45,6 +45,12 @@ const MAX_POOLED_LENGTH = 2 ** 29 - 1;
  * GC_SHARE of the time. It is never under two arrays of the size being taken.
  */
 const MIN_COLLECT_BYTES = 64 * 2 ** 20;
+/**
+ * Blocks under 2 MiB get no huge pages, so fresh ones fault in 4 KiB pages (~0.7 ms per MB on this
+ * VM): once SMALL_COLLECT_BYTES of them went out since the last collection, a miss collects first.
+ */
+const HUGE_BLOCK_BYTES = 2 * 2 ** 20;
+const SMALL_COLLECT_BYTES = 16 * 2 ** 20;
 const MAX_COLLECT_BYTES = 2 ** 30;
 const GC_SHARE = 0.04;
 /** A full collection runs once the live pooled bytes pass max(MAJOR_FLOOR, MAJOR_GROWTH x what the last one left). */
@@ -60,6 +66,7 @@ let poisonSmall = false;
 let users = 0;
 let collector: Collector | undefined;
 let handedOutBytes = 0; // since the last collection
+let smallHandedOutBytes = 0; // of blocks under HUGE_BLOCK_BYTES, since the last collection
 let collectAfterBytes = MIN_COLLECT_BYTES;
 let lastCollectionEnd = 0; // performance.now()
 let majorAt = MAJOR_FLOOR;
@@ -128,12 +135,15 @@ export function loadPool(cacheDir: string, log?: (line: string) => void): Promis
  */
 export function takeArray(n: number): Float32Array {
   if (addon && n * 4 >= MIN_POOLED_BYTES && n <= MAX_POOLED_LENGTH) {
-    if (collector && (handedOutBytes += n * 4) > Math.max(collectAfterBytes, 2 * n * 4)) {
+    const bytes = n * 4;
+    if (collector && (handedOutBytes += bytes) > Math.max(collectAfterBytes, 2 * bytes)) collect(addon, collector);
+    if (!collector) return addon.take(n, false)!;
+    if (bytes < HUGE_BLOCK_BYTES) smallHandedOutBytes += bytes;
+    let a = addon.take(n, true, smallHandedOutBytes > SMALL_COLLECT_BYTES);
+    if (!a) {
       collect(addon, collector);
-      handedOutBytes = n * 4;
+      a = addon.take(n, true)!;
     }
-    if (!collector) return addon.take(n, false);
-    const a = addon.take(n, true);
     markAsUntransferable(a.buffer); // postMessage copies it (its detach key would abort Node 20 there)
     return a;
   }
@@ -144,13 +154,15 @@ export function takeArray(n: number): Float32Array {
 
 /** Leased blocks come back synchronously, inside the collection that frees their arrays. */
 function collect(a: RuntimeAddon, gc: Collector): void {
-  const start = performance.now();
+  const start = performance.now(),
+    handed = handedOutBytes;
+  handedOutBytes = smallHandedOutBytes = 0;
   gc({ type: 'minor' });
   minorCollections++;
   // The interval at which collecting takes GC_SHARE of the time, at the rate outputs went out
   // since the last collection (moved at most 4x up or 2x down per collection: one slow pause is noise).
   const end = performance.now(),
-    rate = handedOutBytes / Math.max(start - lastCollectionEnd, 1e-3),
+    rate = handed / Math.max(start - lastCollectionEnd, 1e-3),
     target = (rate * (end - start)) / GC_SHARE;
   lastCollectionEnd = end;
   collectAfterBytes = Math.min(
