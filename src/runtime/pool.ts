@@ -159,16 +159,16 @@ function collect(a: RuntimeAddon, gc: Collector): void {
   handedOutBytes = smallHandedOutBytes = 0;
   gc({ type: 'minor' });
   minorCollections++;
-  // The interval at which collecting takes GC_SHARE of the time, at the rate outputs went out
-  // since the last collection (moved at most 4x up or 2x down per collection: one slow pause is noise).
+  // The interval at which collecting takes GC_SHARE of the time, at the rate outputs went out since
+  // the last collection. Growing takes fresh blocks, so the interval doubles at most per collection
+  // and halves only when the target is under a quarter of it: bursty callers (outputs passed in
+  // between allocating runs) do not make it swing.
   const end = performance.now(),
     rate = handed / Math.max(start - lastCollectionEnd, 1e-3),
     target = (rate * (end - start)) / GC_SHARE;
   lastCollectionEnd = end;
-  collectAfterBytes = Math.min(
-    MAX_COLLECT_BYTES,
-    Math.max(MIN_COLLECT_BYTES, collectAfterBytes / 2, Math.min(target, collectAfterBytes * 4)),
-  );
+  if (target > collectAfterBytes) collectAfterBytes = Math.min(MAX_COLLECT_BYTES, 2 * collectAfterBytes);
+  else if (target < collectAfterBytes / 4) collectAfterBytes = Math.max(MIN_COLLECT_BYTES, collectAfterBytes / 2);
   if (a.stats().liveBytes <= majorAt) return;
   gc(); // full (in Node 20, { type: 'major' } leaves weak handles of old objects alone)
   majorCollections++;
