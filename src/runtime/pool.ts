@@ -39,20 +39,20 @@ export const DEFAULT_POOL_MAX_BYTES = 1 << 30;
 /** The native pool's limit (2 GiB blocks); larger arrays are plain ones. */
 const MAX_POOLED_LENGTH = 2 ** 29 - 1;
 /**
- * Pooled bytes handed out between young-generation collections. A collection costs 0.1-0.5 ms on
+ * Pooled bytes handed out between young-generation collections. A collection costs 0.1-0.9 ms on
  * a small heap, and several ms on a large one right after a kernel left the caches cold, whatever
  * the outputs' sizes: the interval (64 MiB to 1 GiB) adapts so that collecting takes about
  * GC_SHARE of the time. It is never under two arrays of the size being taken.
  */
 const MIN_COLLECT_BYTES = 64 * 2 ** 20;
+const MAX_COLLECT_BYTES = 2 ** 30;
+const GC_SHARE = 0.04;
 /**
  * Blocks under 2 MiB get no huge pages, so fresh ones fault in 4 KiB pages (~0.7 ms per MB on this
  * VM): once SMALL_COLLECT_BYTES of them went out since the last collection, a miss collects first.
  */
 const HUGE_BLOCK_BYTES = 2 * 2 ** 20;
 const SMALL_COLLECT_BYTES = 16 * 2 ** 20;
-const MAX_COLLECT_BYTES = 2 ** 30;
-const GC_SHARE = 0.04;
 /** A full collection runs once the live pooled bytes pass max(MAJOR_FLOOR, MAJOR_GROWTH x what the last one left). */
 const MAJOR_FLOOR = 256 * 2 ** 20;
 const MAJOR_GROWTH = 2;
@@ -135,9 +135,9 @@ export function loadPool(cacheDir: string, log?: (line: string) => void): Promis
  */
 export function takeArray(n: number): Float32Array {
   if (addon && n * 4 >= MIN_POOLED_BYTES && n <= MAX_POOLED_LENGTH) {
-    const bytes = n * 4;
-    if (collector && (handedOutBytes += bytes) > Math.max(collectAfterBytes, 2 * bytes)) collect(addon, collector);
     if (!collector) return addon.take(n, false)!;
+    const bytes = n * 4;
+    if ((handedOutBytes += bytes) > Math.max(collectAfterBytes, 2 * bytes)) collect(addon, collector);
     if (bytes < HUGE_BLOCK_BYTES) smallHandedOutBytes += bytes;
     let a = addon.take(n, true, smallHandedOutBytes > SMALL_COLLECT_BYTES);
     if (!a) {
