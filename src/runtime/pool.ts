@@ -11,8 +11,9 @@
 // (not counted by V8; a weak handle returns each one from inside the collection that frees its
 // array), and after every 64 MiB to 1 GiB handed out (adapted so that collecting takes ~4% of the
 // time) it runs a young-generation collection, plus a full one when the live bytes outgrow
-// MAJOR_GROWTH x what the last full one left. Without `gc`, or with MASKACC_POOL_COLLECT=0, blocks are counted and V8 decides.
-// Leased arrays are marked untransferable: postMessage and structuredClone copy them.
+// MAJOR_GROWTH x what the last full one left. Without `gc`, or with MASKACC_POOL_COLLECT=0, blocks
+// are counted and V8 decides. Leased arrays are marked untransferable: postMessage and
+// structuredClone copy them.
 //
 // Controls (read when the pool loads; configurePool changes them later):
 //   MASKACC_HUGEPAGES=0           no MADV_HUGEPAGE (pool blocks and the kernels' packing buffers)
@@ -152,7 +153,10 @@ export function takeArray(n: number): Float32Array {
   return a;
 }
 
-/** Leased blocks come back synchronously, inside the collection that frees their arrays. */
+/**
+ * A young-generation collection (leased blocks come back inside it, synchronously), the next
+ * interval, and a full collection when the live pooled bytes outgrew majorAt.
+ */
 function collect(a: RuntimeAddon, gc: Collector): void {
   const start = performance.now(),
     handed = handedOutBytes;
