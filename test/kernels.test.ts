@@ -1,7 +1,8 @@
 // Every kernel path against the float64 reference: random shapes (odd sizes, stride, padding,
 // dilation, tiny inputs), masks all/none/one/random, both gradient policies, every ISA here.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileMaskedConvs, conv2d, supportedIsas, type ConvSpec, type MaskedConv } from '../src/index.js';
+import { conv2d, supportedIsas, type ConvSpec, type MaskedConv } from '../src/index.js';
+import { compileMaskedConvGroups, type GroupOptions } from '../src/api/compile.js';
 import type { Strategy } from '../src/schedule/plan.js';
 import { refBackwardData, refBackwardWeights, refForward } from './reference.js';
 import { expectChannelsZero, expectClose, poison, randomMask, rng, type MaskKind, type Rng } from './util.js';
@@ -239,22 +240,37 @@ const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
   },
 ];
 
+// Every ISA's kernels, heuristic and forced, in one addon: one build instead of one per ISA and strategy.
+let built: Promise<Map<string, MaskedConv[]>> | undefined;
+function buildAll(): Promise<Map<string, MaskedConv[]>> {
+  built ??= (async () => {
+    const groups: { name: string; specs: ConvSpec[]; options: GroupOptions }[] = [];
+    for (const isa of supportedIsas()) {
+      groups.push({ name: `${isa} hard`, specs: SPECS, options: { isa } });
+      // Same binary (the gradient policy is a run-time row list): shared units.
+      groups.push({ name: `${isa} soft`, specs: SPECS, options: { isa, gradOfPrunedFilters: true } });
+      for (const f of FORCED)
+        groups.push({
+          name: `${isa} ${f.name}`,
+          specs: f.specs.map((i) => SPECS[i]),
+          options: { isa, strategy: f.strategy },
+        });
+    }
+    const convs = await compileMaskedConvGroups(groups, { respecialize: false });
+    return new Map(groups.map((g, i) => [g.name, convs[i]]));
+  })();
+  return built;
+}
+
 describe.each(supportedIsas())('kernels on %s', (isa) => {
   let hard: MaskedConv[];
   let soft: MaskedConv[];
   const forced = new Map<string, MaskedConv[]>();
   beforeAll(async () => {
-    hard = await compileMaskedConvs(SPECS, { isa, respecialize: false });
-    // Same binary (the gradient policy is a run-time row list): a cache hit.
-    soft = await compileMaskedConvs(SPECS, { isa, gradOfPrunedFilters: true, respecialize: false });
-    for (const f of FORCED)
-      forced.set(
-        f.name,
-        await compileMaskedConvs(
-          f.specs.map((i) => SPECS[i]),
-          { isa, strategy: f.strategy, respecialize: false },
-        ),
-      );
+    const all = await buildAll();
+    hard = all.get(`${isa} hard`)!;
+    soft = all.get(`${isa} soft`)!;
+    for (const f of FORCED) forced.set(f.name, all.get(`${isa} ${f.name}`)!);
   });
 
   it.each(SPECS.map((s, i) => [i, JSON.stringify(s)] as const))('spec %i %s matches the reference', (i) => {

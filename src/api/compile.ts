@@ -63,19 +63,51 @@ export async function compileMaskedConvs(
   options: CompileOptions = {},
 ): Promise<MaskedConv[]> {
   if (!Array.isArray(specs)) throw new ArgumentError('specs', specs, 'an array of conv specs');
-  const opts = resolveOptions(options);
-  const layers = specs.map((s, i) => {
-    try {
-      return conv2d(s as ConvSpec);
-    } catch (e) {
-      if (specs.length > 1 && e instanceof Error) e.message = `specs[${i}]: ${e.message}`;
-      throw e;
-    }
+  const [convs] = await compileMaskedConvGroups([{ specs }], options);
+  return convs;
+}
+
+/** The options a group of layers may set for itself in compileMaskedConvGroups. */
+export type GroupOptions = Pick<CompileOptions, 'isa' | 'strategy' | 'gradOfPrunedFilters'>;
+
+/**
+ * Groups of layers, each with its own ISA, strategy and gradient policy, in one addon: a build's
+ * fixed cost (cmake configure, the binding, the link: 2-3 s) is paid once, not per group. The
+ * reference tests and the fuzzer put every case of a run into one build this way. `options` holds
+ * what the groups share; a group's own options override it.
+ */
+export async function compileMaskedConvGroups(
+  groups: readonly { specs: readonly (ConvSpec | ConvLayer)[]; options?: GroupOptions }[],
+  options: CompileOptions = {},
+): Promise<MaskedConv[][]> {
+  if (!Array.isArray(groups)) throw new ArgumentError('groups', groups, 'an array of { specs, options }');
+  const shared = resolveOptions(options);
+  const resolved = groups.map((g, gi) => {
+    if (!Array.isArray(g?.specs)) throw new ArgumentError(`groups[${gi}].specs`, g?.specs, 'an array of conv specs');
+    const own = g.options ?? {};
+    for (const k of Object.keys(own))
+      if (!['isa', 'strategy', 'gradOfPrunedFilters'].includes(k))
+        throw new ArgumentError(
+          `groups[${gi}].options.${k}`,
+          (own as Record<string, unknown>)[k],
+          'isa, strategy or gradOfPrunedFilters',
+        );
+    const opts = resolveOptions({ ...options, ...own });
+    const specs: readonly (ConvSpec | ConvLayer)[] = g.specs;
+    const layers = specs.map((s, i) => {
+      try {
+        return conv2d(s as ConvSpec);
+      } catch (e) {
+        if (specs.length > 1 && e instanceof Error) e.message = `specs[${i}]: ${e.message}`;
+        throw e;
+      }
+    });
+    return { opts, layers };
   });
   const sink = diagnosticsSink(options.diagnostics);
   const build = (u: readonly KernelUnit[]) =>
     compileUnits(u, {
-      cacheDir: opts.cacheDir,
+      cacheDir: shared.cacheDir,
       jobs: Math.max(1, availableParallelism()),
       onEvent: (e) => {
         options.onCacheEvent?.(e);
@@ -85,52 +117,58 @@ export async function compileMaskedConvs(
             e.type,
             e.key.slice(0, 16),
             `layers=${u.length}`,
-            `isa=${opts.isa}`,
+            `isa=${[...new Set(u.map((unit) => unit.plan.isa))].join('+')}`,
             ...(e.ms !== undefined ? [`ms=${e.ms.toFixed(1)}`] : []),
           ),
         );
       },
-      log: opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      log: shared.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
     });
-  const strategies: Strategy[] = [];
-  for (const layer of layers) strategies.push(await tunedStrategy(layer, opts, build, sink));
   // Identical layers (a ResNet repeats one shape many times) share one compiled unit.
   const unitOf = new Map<string, KernelUnit>();
-  const layerUnits = layers.map((layer, i) => {
-    const plan = choosePlan(layer, ISAS[opts.isa], opts.threads, strategies[i]);
-    const id = JSON.stringify([layer, plan]);
-    if (!unitOf.has(id)) unitOf.set(id, { ns: `layer${unitOf.size}`, layer, plan, cxxFlags: [] });
-    return unitOf.get(id)!;
-  });
-  const units = [...unitOf.values()];
+  const layerUnits: KernelUnit[][] = [];
+  for (const { opts, layers } of resolved) {
+    const units: KernelUnit[] = [];
+    for (const layer of layers) {
+      const strategy = await tunedStrategy(layer, opts, build, sink);
+      const plan = choosePlan(layer, ISAS[opts.isa], opts.threads, strategy);
+      const id = JSON.stringify([layer, plan]);
+      if (!unitOf.has(id)) unitOf.set(id, { ns: `layer${unitOf.size}`, layer, plan, cxxFlags: [] });
+      units.push(unitOf.get(id)!);
+    }
+    layerUnits.push(units);
+  }
   const [{ Kernel, key }] = await Promise.all([
-    build(units),
-    loadPool(opts.cacheDir, opts.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
+    build([...unitOf.values()]),
+    loadPool(shared.cacheDir, shared.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined),
   ]);
   sink?.(diagnosticLine('pool', poolText().replace(/,/g, ';')));
-  return layerUnits.map((u) => {
-    // Re-specialization builds this one layer again with the densities its masks now have.
-    const respecializer: Respecializer | undefined = opts.respecialize
-      ? {
-          planFor: (density) =>
-            choosePlan(conv2d({ ...specOf(u.layer), density }), ISAS[opts.isa], opts.threads, opts.strategy),
-          build: async (plan, density) => {
-            const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
-            const built = await build([unit]);
-            return { native: new built.Kernel(unit.ns, opts.threads), cacheKey: built.key };
-          },
-        }
-      : undefined;
-    return new MaskedConv(
-      u.layer,
-      u.plan,
-      new Kernel(u.ns, opts.threads),
-      opts.threads,
-      key,
-      opts.gradOfPrunedFilters,
-      sink,
-      respecializer,
-    );
+  return layerUnits.map((units, gi) => {
+    const opts = resolved[gi].opts;
+    return units.map((u) => {
+      // Re-specialization builds this one layer again with the densities its masks now have.
+      const respecializer: Respecializer | undefined = opts.respecialize
+        ? {
+            planFor: (density) =>
+              choosePlan(conv2d({ ...specOf(u.layer), density }), ISAS[opts.isa], opts.threads, opts.strategy),
+            build: async (plan, density) => {
+              const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
+              const built = await build([unit]);
+              return { native: new built.Kernel(unit.ns, opts.threads), cacheKey: built.key };
+            },
+          }
+        : undefined;
+      return new MaskedConv(
+        u.layer,
+        u.plan,
+        new Kernel(u.ns, opts.threads),
+        opts.threads,
+        key,
+        opts.gradOfPrunedFilters,
+        sink,
+        respecializer,
+      );
+    });
   });
 }
 

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileMaskedConvs, conv2d, supportedIsas, type ConvSpec, type IsaName } from '../../src/index.js';
+import { conv2d, supportedIsas, type ConvSpec, type IsaName, type MaskedConv } from '../../src/index.js';
+import { compileMaskedConvGroups } from '../../src/api/compile.js';
 import type { Strategy } from '../../src/schedule/plan.js';
 import { refBackwardData, refBackwardWeights, refForward } from '../reference.js';
 import { randomMask, relL2, rng, type MaskKind, type Rng } from '../util.js';
@@ -84,22 +85,26 @@ export async function runCases(cases: FuzzCase[]): Promise<{ c: FuzzCase; reason
     const k = JSON.stringify([c.isa, c.strategy, c.soft]);
     groups.set(k, [...(groups.get(k) ?? []), c]);
   }
+  // One build for every group: a build's fixed cost is most of a one-layer case's time.
+  const list = [...groups.values()];
+  const convs = await compileMaskedConvGroups(
+    list.map((group) => ({
+      specs: group.map((c) => c.spec),
+      options: { isa: group[0].isa, strategy: group[0].strategy, gradOfPrunedFilters: group[0].soft },
+    })),
+    { respecialize: false },
+  );
   const failures: { c: FuzzCase; reason: string }[] = [];
-  for (const group of groups.values()) {
-    const { isa, strategy, soft } = group[0];
-    const convs = await compileMaskedConvs(
-      group.map((c) => c.spec),
-      { isa, strategy, gradOfPrunedFilters: soft, respecialize: false },
-    );
+  list.forEach((group, gi) =>
     group.forEach((c, i) => {
-      const reason = check(c, convs[i]);
+      const reason = check(c, convs[gi][i]);
       if (reason) failures.push({ c, reason });
-    });
-  }
+    }),
+  );
   return failures;
 }
 
-function check(c: FuzzCase, conv: Awaited<ReturnType<typeof compileMaskedConvs>>[number]): string | undefined {
+function check(c: FuzzCase, conv: MaskedConv): string | undefined {
   const n = c.images ?? conv.spec.batch;
   const l = { ...conv.spec, batch: n }, // the reference sees the images the calls run
     r = rng(c.seed);

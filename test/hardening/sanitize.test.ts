@@ -122,7 +122,7 @@ describe('MASKACC_SANITIZE', () => {
       writeAddonSources(join(dir, 'san'), units, 'k', 'maskacc_san', san);
       const cm = readFileSync(join(dir, 'san', 'CMakeLists.txt'), 'utf8');
       expect(cm).toMatch(
-        /^target_compile_options\(\$\{PROJECT_NAME\} PRIVATE .*-O3 .*-fsanitize=address,undefined .*-fno-omit-frame-pointer -g( .*)?\)$/m,
+        /^target_compile_options\(\$\{PROJECT_NAME\} PRIVATE .*-O2 .*-fsanitize=address,undefined .*-fno-omit-frame-pointer -g( .*)?\)$/m,
       );
       expect(cm).toMatch(/^target_link_options\(\$\{PROJECT_NAME\} PRIVATE -fsanitize=address,undefined\)$/m);
 
