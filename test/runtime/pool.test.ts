@@ -72,6 +72,15 @@ describe('output pool', () => {
     expect(o.hits).toBeGreaterThan(o.misses as number);
   });
 
+  it('at the bound, a block coming back makes room by releasing the size class used longest ago', () => {
+    const y = 16 * 32 * 16 * 16 * 4,
+      dx = 16 * 24 * 16 * 16 * 4; // 512 KiB and 384 KiB: two size classes
+    const o = run('lru', { MASKACC_POOL_MAX_BYTES: String(3 * y) });
+    expect(o.keptFull).toBe(3 * y); // the bound, all forward outputs
+    expect(o.keptAfterReturn).toBe(2 * y + dx); // one released for the backward-data block
+    expect(o.hitsAfter).toBe((o.hitsBefore as number) + 1);
+  });
+
   it('transferring an output copies it: the block never moves away from the array that returns it', () => {
     const o = run('transfer');
     expect(o.intact).toBe(true); // not detached
