@@ -647,7 +647,18 @@ export function renderRuntime(rt: RuntimeRun): string {
       u = med(r.reusedMs);
     const cold = r.coldMs?.length ? coldText(r.coldMs) : '—';
     const hits = r.poolCalls ? `${r.poolHits}/${r.poolCalls}` : '—';
-    return [r.layer, r.pass, cold, hits, fmtMs(a), fmtMs(u), fmtRatio(a !== null && u !== null ? a / u : null)];
+    const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / v.length;
+    const meanRatio = r.allocatedMs.length && r.reusedMs.length ? mean(r.allocatedMs) / mean(r.reusedMs) : null;
+    return [
+      r.layer,
+      r.pass,
+      cold,
+      hits,
+      fmtMs(a),
+      fmtMs(u),
+      fmtRatio(a !== null && u !== null ? a / u : null),
+      fmtRatio(meanRatio),
+    ];
   });
   const us = (v: number | null) => (v === null ? '—' : v.toFixed(1));
   const calls = rt.calls.map((r) => {
@@ -672,15 +683,25 @@ export function renderRuntime(rt: RuntimeRun): string {
       'collected (the pool runs a young-generation collection after every 64 MiB-1 GiB handed out, adapted to keep ' +
       'collecting near 4% of the time), ' +
       'so a loop starts cold: "warm-up calls" are the allocated calls until the pool served 12 in a row from ' +
-      'its free list (count; ms of the first ones, and the slowest). Then each sample is a loop of consecutive calls (collections included), medians; ' +
+      'its free list (count; ms of the first ones, and the slowest). Then each sample is a loop of consecutive calls (collections included), medians ' +
+      '(and the ratio of the means, which keeps the rare slow sample: a full collection, a VM stall); ' +
       '"pool hits" counts the timed loops\' outputs served from the free list. A new output per call also ' +
       'loses the cache lines a reused output keeps warm: writing into a ring of arrays passed in costs ~5% ' +
       'on the 1x1 layer.',
     '',
     mdTable(
-      ['layer', 'pass', 'warm-up calls (ms)', 'pool hits', 'allocated ms', 'reused ms', 'allocated / reused'],
+      [
+        'layer',
+        'pass',
+        'warm-up calls (ms)',
+        'pool hits',
+        'allocated ms',
+        'reused ms',
+        'allocated / reused',
+        'of the means',
+      ],
       alloc,
-      [false, false, false, true, true, true, true],
+      [false, false, false, true, true, true, true, true],
     ),
     '',
     'Per-call cost of small layers, µs (medians; maskacc checked against oneDNN dense on masked inputs first). ' +

@@ -753,6 +753,8 @@ const LOOP_CALLS = 6;
 /** The obvious loop's warm-up: until this many calls in a row reuse pooled memory, or COLD_MAX_CALLS. */
 const COLD_HITS = 12;
 const COLD_MAX_CALLS = 64;
+/** Timed samples per loop at least: a sample may hold a full collection, and 5 left the median at its mercy. */
+const LOOP_MIN_SAMPLES = 15;
 
 /**
  * The obvious loop (outputs allocated by each call, as a new user writes it) against outputs passed
@@ -817,7 +819,7 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
         row.coldMs.push(perCallUs(allocated[pass], 1) / 1000);
         inARow = poolCounts().hits > before ? inARow + 1 : 0;
       }
-      for (let rep = 0; rep < o.warmup + o.reps; rep++) {
+      for (let rep = 0; rep < o.warmup + Math.max(o.reps, LOOP_MIN_SAMPLES); rep++) {
         const order = rep % 2 ? [reused, allocated] : [allocated, reused]; // alternate who goes first
         for (const f of order) {
           const before = poolCounts();

@@ -70,6 +70,8 @@ let handedOutBytes = 0; // since the last collection
 let smallHandedOutBytes = 0; // of blocks under HUGE_BLOCK_BYTES, since the last collection
 let collectAfterBytes = MIN_COLLECT_BYTES;
 let lastCollectionEnd = 0; // performance.now()
+const recentPauses: number[] = []; // ms of the last PAUSE_WINDOW young collections
+const PAUSE_WINDOW = 5;
 let majorAt = MAJOR_FLOOR;
 let minorCollections = 0;
 let majorCollections = 0;
@@ -164,14 +166,19 @@ function collect(a: RuntimeAddon, gc: Collector): void {
   gc({ type: 'minor' });
   minorCollections++;
   // The interval at which collecting takes GC_SHARE of the time, at the rate outputs went out since
-  // the last collection. Growing takes fresh blocks, so the interval doubles at most per collection
-  // and halves only when the target is under a quarter of it: bursty callers (outputs passed in
-  // between allocating runs) do not make it swing.
-  const end = performance.now(),
-    rate = handed / Math.max(start - lastCollectionEnd, 1e-3),
-    target = (rate * (end - start)) / GC_SHARE;
+  // the last collection, with the median of the last pauses (one VM stall must not move it).
+  // Growing costs fresh blocks, whose first touch (~1 ms per MB where the host backs new guest
+  // memory lazily) outweighs the pauses it saves unless they are well over budget: the interval
+  // doubles only when the target is twice it, at most once per collection, and halves when the
+  // target is under a quarter of it, so bursty callers do not make it swing.
+  const end = performance.now();
+  recentPauses.push(end - start);
+  if (recentPauses.length > PAUSE_WINDOW) recentPauses.shift();
+  const pause = [...recentPauses].sort((p, q) => p - q)[recentPauses.length >> 1];
+  const rate = handed / Math.max(start - lastCollectionEnd, 1e-3),
+    target = (rate * pause) / GC_SHARE;
   lastCollectionEnd = end;
-  if (target > collectAfterBytes) collectAfterBytes = Math.min(MAX_COLLECT_BYTES, 2 * collectAfterBytes);
+  if (target > 2 * collectAfterBytes) collectAfterBytes = Math.min(MAX_COLLECT_BYTES, 2 * collectAfterBytes);
   else if (target < collectAfterBytes / 4) collectAfterBytes = Math.max(MIN_COLLECT_BYTES, collectAfterBytes / 2);
   if (a.stats().liveBytes <= majorAt) return;
   gc(); // full (in Node 20, { type: 'major' } leaves weak handles of old objects alone)
