@@ -752,6 +752,8 @@ function poolCounts(): { hits: number; misses: number } {
 const LOOP_CALLS = 6;
 /** The obvious loop's warm-up: until this many calls in a row reuse pooled memory, or COLD_MAX_CALLS. */
 const COLD_HITS = 12;
+/** ... and spans this many of the pool's collections (its interval follows the median of the last 5 pauses). */
+const COLD_COLLECTIONS = 8;
 const COLD_MAX_CALLS = 64;
 /** Timed samples per loop at least: a sample may hold a full collection, and 5 left the median at its mercy. */
 const LOOP_MIN_SAMPLES = 15;
@@ -814,7 +816,16 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
       };
       // Warm-up until the pool serves COLD_HITS calls in a row from memory the loop left (its
       // collection interval has settled); timed loops then measure the steady state.
-      for (let call = 0, inARow = 0; call < COLD_MAX_CALLS && inARow < COLD_HITS; call++) {
+      const collections = () => {
+        const s = poolStats();
+        return s.native ? s.minorCollections : 0;
+      };
+      const firstCollection = collections();
+      const settled = () => {
+        const s = poolStats();
+        return !s.native || !s.selfCollect || collections() - firstCollection >= COLD_COLLECTIONS;
+      };
+      for (let call = 0, inARow = 0; call < COLD_MAX_CALLS && (inARow < COLD_HITS || !settled()); call++) {
         const before = poolCounts().hits;
         row.coldMs.push(perCallUs(allocated[pass], 1) / 1000);
         inARow = poolCounts().hits > before ? inARow + 1 : 0;
@@ -834,6 +845,11 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
         }
       }
       rows.push(row);
+      const s = poolStats();
+      if (s.native)
+        progress(
+          `runtime: ${name} ${pass}: ${row.poolHits}/${row.poolCalls} pool hits, young collections every ${(s.collectAfterBytes / 2 ** 20).toFixed(0)} MiB`,
+        );
     }
     void held;
     conv.dispose();

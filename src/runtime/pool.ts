@@ -32,6 +32,8 @@ export interface PoolStats extends NativePoolStats {
   /** Collections the pool ran: young generation, and full. */
   minorCollections: number;
   majorCollections: number;
+  /** Pooled bytes handed out between the pool's young-generation collections (it adapts). */
+  collectAfterBytes: number;
 }
 
 /** Arrays below this many bytes are plain Float32Arrays: malloc serves them from warm memory. */
@@ -200,7 +202,14 @@ export function trimPool(): void {
 /** The pool's state, or why there is none. */
 export function poolStats(): (PoolStats & { native: true }) | { native: false; reason: string } {
   return addon
-    ? { native: true, ...addon.stats(), selfCollect: collector !== undefined, minorCollections, majorCollections }
+    ? {
+        native: true,
+        ...addon.stats(),
+        selfCollect: collector !== undefined,
+        minorCollections,
+        majorCollections,
+        collectAfterBytes,
+      }
     : { native: false, reason: unavailable ?? 'not loaded' };
 }
 
@@ -213,7 +222,7 @@ export function poolText(): string {
     `output pool: ${mb(s.keptBytes)} free kept (bound ${mb(s.maxKeptBytes)}), ${mb(s.liveBytes)} in live arrays, ` +
     `huge pages ${s.hugePages ? 'advised' : 'off'}, ${s.hits} reuses / ${s.misses} fresh blocks, ` +
     (s.selfCollect
-      ? `${s.minorCollections} young / ${s.majorCollections} full collections by the pool`
+      ? `${s.minorCollections} young (every ${mb(s.collectAfterBytes)} handed out) / ${s.majorCollections} full collections by the pool`
       : 'collected by V8')
   );
 }
