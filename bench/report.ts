@@ -372,7 +372,6 @@ function fmtPct(f: number | null): string {
   return f === null || !Number.isFinite(f) ? '—' : `${(f * 100).toFixed(0)}%`;
 }
 
-/** A GitHub-flavoured Markdown table; `right` marks numeric columns. */
 /** The obvious loop's warm-up calls: how many, the first ones' ms and the slowest. */
 function coldText(ms: number[]): string {
   const shown = ms.slice(0, 4).map((v) => v.toFixed(0));
@@ -380,6 +379,7 @@ function coldText(ms: number[]): string {
   return `${ms.length} (${shown.join(', ')}${more})`;
 }
 
+/** A GitHub-flavoured Markdown table; `right` marks numeric columns. */
 export function mdTable(headers: string[], rows: string[][], right: boolean[] = []): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   const line = (cells: string[]) => `| ${cells.map(esc).join(' | ')} |`;

@@ -50,6 +50,8 @@ const MAX_POOLED_LENGTH = 2 ** 29 - 1;
 const MIN_COLLECT_BYTES = 64 * 2 ** 20;
 const MAX_COLLECT_BYTES = 2 ** 30;
 const GC_SHARE = 0.04;
+/** Collections whose pauses' median sets the interval (one stalled collection must not move it). */
+const PAUSE_WINDOW = 5;
 /**
  * Blocks under 2 MiB get no huge pages, so fresh ones fault in 4 KiB pages (~0.7 ms per MB on this
  * VM): once SMALL_COLLECT_BYTES of them went out since the last collection, a miss collects first.
@@ -73,7 +75,6 @@ let smallHandedOutBytes = 0; // of blocks under HUGE_BLOCK_BYTES, since the last
 let collectAfterBytes = MIN_COLLECT_BYTES;
 let lastCollectionEnd = 0; // performance.now()
 const recentPauses: number[] = []; // ms of the last PAUSE_WINDOW young collections
-const PAUSE_WINDOW = 5;
 let majorAt = MAJOR_FLOOR;
 let minorCollections = 0;
 let majorCollections = 0;
