@@ -16,6 +16,11 @@ interface Lent {
 }
 
 const pools = new Map<number, Lent[]>();
+/**
+ * Bytes of released arrays kept for reuse, at most: past it, a miss lets go of the other sizes'
+ * released arrays first (they return to the output pool, which has its own bound, when collected).
+ */
+const FREE_BUDGET = 1 << 30;
 
 /** Whether a data id is still held by some tensor, or undefined off the cpu backend. */
 function heldBy(): ((dataId: object) => boolean) | undefined {
@@ -34,7 +39,10 @@ export function takeArray(size: number): Float32Array {
   let pool = pools.get(size);
   if (!pool) pools.set(size, (pool = []));
   let entry = pool.find((e) => e.dataId !== undefined && !held(e.dataId));
-  if (!entry) pool.push((entry = { array: takePooled(size), dataId: undefined }));
+  if (!entry) {
+    if (bufferStats().freeBytes + size * 4 > FREE_BUDGET) release(held, size);
+    pool.push((entry = { array: takePooled(size), dataId: undefined }));
+  }
   entry.dataId = undefined; // taken: not free until a tensor adopts it and is released
   return entry.array;
 }
@@ -45,4 +53,36 @@ export function adopt<T extends Tensor>(array: Float32Array, shape: readonly num
   const entry = pools.get(array.length)?.find((e) => e.array === array);
   if (entry) entry.dataId = t.dataId;
   return t;
+}
+
+/** Drop the released arrays (their tensors gone) of every size but `keep`. */
+function release(held: (dataId: object) => boolean, keep?: number): void {
+  for (const [size, list] of pools) {
+    if (size === keep) continue;
+    const kept = list.filter((e) => e.dataId === undefined || held(e.dataId));
+    if (kept.length) pools.set(size, kept);
+    else pools.delete(size);
+  }
+}
+
+/**
+ * Let go of every array whose tensor TF.js released: called when a masked layer is disposed, so a
+ * disposed model's memory goes back to the output pool (and from there to the system).
+ */
+export function releaseFreeArrays(): void {
+  const held = heldBy();
+  if (held) release(held);
+}
+
+/** Bytes of the adapter's arrays: released ones kept for reuse, and ones a tensor still holds (or in flight). */
+export function bufferStats(): { freeBytes: number; heldBytes: number } {
+  const held = heldBy();
+  let freeBytes = 0,
+    heldBytes = 0;
+  for (const [size, list] of pools)
+    for (const e of list) {
+      if (held && e.dataId !== undefined && !held(e.dataId)) freeBytes += size * 4;
+      else heldBytes += size * 4;
+    }
+  return { freeBytes, heldBytes };
 }

@@ -10,6 +10,7 @@ import type { ConvSpec } from '../ir/conv.js';
 import { ArgumentError, MaskaccError } from '../errors.js';
 import { KernelTime, maskedConvOp, type ConvOpLayer } from './conv-op.js';
 import { reluOp } from './relu.js';
+import { releaseFreeArrays } from './buffers.js';
 import { tf, type Tensor, type Tensor4D } from './tf.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -331,6 +332,7 @@ export class MaskedConv2D extends tf.layers.Layer implements ConvOpLayer {
   override dispose() {
     this.compiled?.conv.dispose();
     this.compiled = undefined;
+    releaseFreeArrays(); // a disposed model's released activations go back to the output pool
     return super.dispose();
   }
 }

@@ -9,6 +9,7 @@ import { MaskedConv2D, maskedConv2d, type MaskedConv2DArgs } from '../../src/tfj
 import { tf, type Tensor, type Tensor4D, type Variable } from '../../src/tfjs/tf.js';
 import { relL2, rng } from '../util.js';
 import { roundTrip } from './round-trip.js';
+import { bufferStats } from '../../src/tfjs/buffers.js';
 
 const close = (actual: Tensor, expected: Tensor, what: string, tol = 2e-5) => {
   const err = relL2(actual.dataSync() as Float32Array, expected.dataSync());
@@ -211,5 +212,25 @@ describe('MaskedConv2D in tf.sequential and tf.model', () => {
     const loaded = await roundTrip(model);
     await compileLayers(loaded, { batch: 4 });
     close(loaded.predict(x) as Tensor, model.predict(x) as Tensor, 'loaded functional model');
+  });
+
+  it("disposing a model lets go of the adapter's recycled arrays (they go back to the output pool)", async () => {
+    const r = rng(13);
+    const model = tf.sequential({
+      layers: [
+        maskedConv2d({ filters: 8, kernelSize: 3, padding: 'same', inputShape: [10, 10, 4] }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 2 }),
+      ],
+    });
+    await compileLayers(model, { batch: 4 });
+    model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const x = tf.tensor(r.uniformArray(8 * 400), [8, 10, 10, 4]),
+      y = tf.tensor(r.uniformArray(16), [8, 2]);
+    await model.fit(x, y, { batchSize: 4, epochs: 2, verbose: 0 });
+    tf.dispose([x, y]);
+    expect(bufferStats().freeBytes).toBeGreaterThan(0); // released by TF.js, kept for the next step
+    model.dispose();
+    expect(bufferStats().freeBytes).toBe(0);
   });
 });
