@@ -814,17 +814,15 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
         poolHits: 0,
         poolCalls: 0,
       };
-      // Warm-up until the pool serves COLD_HITS calls in a row from memory the loop left (its
-      // collection interval has settled); timed loops then measure the steady state.
+      // Warm-up until the pool serves COLD_HITS calls in a row from memory the loop left, over
+      // COLD_COLLECTIONS of its collections (its interval has settled; with no pool collecting for
+      // itself there is none); timed loops then measure the steady state.
       const collections = () => {
         const s = poolStats();
-        return s.native ? s.minorCollections : 0;
+        return s.native && s.selfCollect ? s.minorCollections : null;
       };
       const firstCollection = collections();
-      const settled = () => {
-        const s = poolStats();
-        return !s.native || !s.selfCollect || collections() - firstCollection >= COLD_COLLECTIONS;
-      };
+      const settled = () => firstCollection === null || collections()! - firstCollection >= COLD_COLLECTIONS;
       for (let call = 0, inARow = 0; call < COLD_MAX_CALLS && (inARow < COLD_HITS || !settled()); call++) {
         const before = poolCounts().hits;
         row.coldMs.push(perCallUs(allocated[pass], 1) / 1000);

@@ -68,7 +68,8 @@ export async function compileMaskedConvs(
 }
 
 /** The options a group of layers may set for itself in compileMaskedConvGroups. */
-export type GroupOptions = Pick<CompileOptions, 'isa' | 'strategy' | 'gradOfPrunedFilters'>;
+const GROUP_OPTIONS = ['isa', 'strategy', 'gradOfPrunedFilters'] as const;
+export type GroupOptions = Pick<CompileOptions, (typeof GROUP_OPTIONS)[number]>;
 
 /**
  * Groups of layers, each with its own ISA, strategy and gradient policy, in one addon: a build's
@@ -86,11 +87,11 @@ export async function compileMaskedConvGroups(
     if (!Array.isArray(g?.specs)) throw new ArgumentError(`groups[${gi}].specs`, g?.specs, 'an array of conv specs');
     const own = g.options ?? {};
     for (const k of Object.keys(own))
-      if (!['isa', 'strategy', 'gradOfPrunedFilters'].includes(k))
+      if (!(GROUP_OPTIONS as readonly string[]).includes(k))
         throw new ArgumentError(
           `groups[${gi}].options.${k}`,
           (own as Record<string, unknown>)[k],
-          'isa, strategy or gradOfPrunedFilters',
+          GROUP_OPTIONS.join(', '),
         );
     const opts = resolveOptions({ ...options, ...own });
     const specs: readonly (ConvSpec | ConvLayer)[] = g.specs;

@@ -29,6 +29,11 @@ function heldBy(): ((dataId: object) => boolean) | undefined {
   return (dataId) => backend.refCount(dataId) > 0;
 }
 
+/** Whether an entry's tensor was adopted and has since been released (its array is free again). */
+function isReleased(e: Lent, held: (dataId: object) => boolean): boolean {
+  return e.dataId !== undefined && !held(e.dataId);
+}
+
 /**
  * A Float32Array of `size` elements with arbitrary contents: the caller writes every element
  * (all maskacc kernels and training ops write their whole outputs).
@@ -38,7 +43,7 @@ export function takeArray(size: number): Float32Array {
   if (!held) return takePooled(size);
   let pool = pools.get(size);
   if (!pool) pools.set(size, (pool = []));
-  let entry = pool.find((e) => e.dataId !== undefined && !held(e.dataId));
+  let entry = pool.find((e) => isReleased(e, held));
   if (!entry) {
     if (bufferStats().freeBytes + size * 4 > FREE_BUDGET) release(held, size);
     pool.push((entry = { array: takePooled(size), dataId: undefined }));
@@ -59,7 +64,7 @@ export function adopt<T extends Tensor>(array: Float32Array, shape: readonly num
 function release(held: (dataId: object) => boolean, keep?: number): void {
   for (const [size, list] of pools) {
     if (size === keep) continue;
-    const kept = list.filter((e) => e.dataId === undefined || held(e.dataId));
+    const kept = list.filter((e) => !isReleased(e, held));
     if (kept.length) pools.set(size, kept);
     else pools.delete(size);
   }
@@ -81,7 +86,7 @@ export function bufferStats(): { freeBytes: number; heldBytes: number } {
     heldBytes = 0;
   for (const [size, list] of pools)
     for (const e of list) {
-      if (held && e.dataId !== undefined && !held(e.dataId)) freeBytes += size * 4;
+      if (held && isReleased(e, held)) freeBytes += size * 4;
       else heldBytes += size * 4;
     }
   return { freeBytes, heldBytes };
