@@ -283,36 +283,38 @@ struct DirectPass {
     const int cols = BATCH ? std::min(MQ, N - n0) : std::min(MQ, count - j0);
     const long step = BATCH ? DST_IMG : (long)V::BSTEP;
     float* base = dst + (long)n0 * DST_IMG + (long)a * V::DST_B + ph + (long)j0 * V::BSTEP;
-    if constexpr (!BATCH && V::BSTEP == 1 && VW > 1) {
-      // Consecutive destination columns: transpose VW positions x VW channels at a time, so each
-      // channel's run is one vector store. (Scalar stores cost more than the FMAs on layers with
-      // few kept channels: ResNet's 16-16 3x3 @16x16 spent a quarter of its forward in them.)
-      alignas(64) float block[VW][VW];
-      for (int m0 = 0; m0 < cols; m0 += VW) {
-        const int run = std::min(VW, cols - m0);
-        for (int v = 0; v * VW < rows; ++v) {
-          const float* src[VW];
-          for (int r = 0; r < VW; ++r) src[r] = &lanes[std::min(m0 + r, MQ - 1)][v * VW];  // rows past MQ: not stored
-          simd::transpose(src, &block[0][0], VW);
-          for (int l = 0; l < std::min(VW, rows - v * VW); ++l) {
-            const int ch = mIdx[pm * NR + v * VW + l];
-            simd::vec out = simd::loadu(block[l]);
-            if (bias) out = simd::add(out, simd::broadcast(bias[ch]));
-            float* o = base + ch * DST_PLANE + m0;
-            if (run == VW)
-              simd::storeu(o, out);
-            else
-              simd::storeLanes(o, out, 0, run);
-          }
+    // Consecutive destination columns (column tiles, stride-1 destination) go out through a
+    // transpose of VW positions x VW channels, one vector store per channel and run of VW
+    // positions; scalar stores cost more than the FMAs on layers with few kept channels
+    // (ResNet's 16-16 3x3 @16x16 spent a quarter of its forward in them). A shorter run takes a
+    // masked store where those are cheap; the rest, scalar stores.
+    constexpr bool CONTIGUOUS = !BATCH && V::BSTEP == 1 && VW > 1;
+    const int vectorCols = !CONTIGUOUS ? 0 : simd::CHEAP_MASKED_STORE ? cols : cols / VW * VW;
+    alignas(64) float block[VW][VW];
+    for (int m0 = 0; m0 < vectorCols; m0 += VW) {
+      const int run = std::min(VW, vectorCols - m0);
+      for (int v = 0; v * VW < rows; ++v) {
+        const float* src[VW];
+        for (int r = 0; r < VW; ++r) src[r] = &lanes[std::min(m0 + r, MQ - 1)][v * VW];  // rows past MQ: not stored
+        simd::transpose(src, &block[0][0], VW);
+        for (int l = 0; l < std::min(VW, rows - v * VW); ++l) {
+          const int ch = mIdx[pm * NR + v * VW + l];
+          simd::vec out = simd::loadu(block[l]);
+          if (bias) out = simd::add(out, simd::broadcast(bias[ch]));
+          float* o = base + ch * DST_PLANE + m0;
+          if (run == VW)
+            simd::storeu(o, out);
+          else
+            simd::storeLanes(o, out, 0, run);
         }
       }
-      return;
     }
+    if (vectorCols == cols) return;
     for (int i = 0; i < rows; ++i) {
       const int ch = mIdx[pm * NR + i];
       const float b = bias ? bias[ch] : 0.f;
       float* out = base + ch * DST_PLANE;
-      for (int m = 0; m < cols; ++m) out[m * step] = lanes[m][i] + b;
+      for (int m = vectorCols; m < cols; ++m) out[m * step] = lanes[m][i] + b;
     }
   }
 };

@@ -15,6 +15,8 @@ inline float hsum(vec v) { return _mm512_reduce_add_ps(v); }
 // Pin a loaded value in a register: stops g++ from folding the load into every FMA that uses it
 // (which would repeat the load once per use and make the loop load-bound).
 inline void keep(vec& v) { asm("" : "+v"(v)); }
+// Masked stores run like plain ones (AVX-512 mask registers).
+constexpr bool CHEAP_MASKED_STORE = true;
 inline void spill(float* out, vec v) { _mm512_storeu_ps(out, v); }
 // p[0 .. count) = lanes [first, first + count) of v: a run of lanes whose destinations follow one
 // another (a tile crossing a row end stores one run per row; nothing outside the run is touched).

@@ -12,6 +12,8 @@ inline vec fmadd(vec a, vec b, vec c) { return a * b + c; }
 inline vec add(vec a, vec b) { return a + b; }
 inline float hsum(vec v) { return v; }
 inline void keep(vec&) {}
+// One lane: nothing to mask.
+constexpr bool CHEAP_MASKED_STORE = false;
 inline void spill(float* out, vec v) { *out = v; }
 // p[0 .. count) = lanes [first, first + count) of v: with one lane, first is 0 and count 1.
 inline void storeLanes(float* p, vec v, int, int) { *p = v; }
