@@ -742,10 +742,10 @@ function perCallUs(f: () => void, calls: number): number {
   return ((performance.now() - t) / calls) * 1000;
 }
 
-/** Pool blocks handed out so far that came from its free list (hits) and fresh from the system (misses). */
-function poolCounts(): { hits: number; misses: number } {
+/** Pool blocks handed out so far: from the free list of their size (hits), recycled from another size, or fresh. */
+function poolCounts(): { hits: number; recycled: number; misses: number } {
   const s = poolStats();
-  return s.native ? { hits: s.hits, misses: s.misses } : { hits: 0, misses: 0 };
+  return s.native ? { hits: s.hits, recycled: s.recycled, misses: s.misses } : { hits: 0, recycled: 0, misses: 0 };
 }
 
 /** Consecutive calls per timed sample of a loop: long enough to include the GCs that return outputs. */
@@ -837,7 +837,7 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
           if (f === allocated) {
             const after = poolCounts();
             row.poolHits += after.hits - before.hits;
-            row.poolCalls += after.hits - before.hits + after.misses - before.misses;
+            row.poolCalls += after.hits - before.hits + after.recycled - before.recycled + after.misses - before.misses;
           }
           (f === allocated ? row.allocatedMs : row.reusedMs).push(ms);
         }

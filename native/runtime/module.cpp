@@ -23,6 +23,12 @@
 // the pool full of sizes nobody asked for, and every output of the loop now running was fresh
 // memory (the obvious loop after a ResNet-50 step: 2.5x slower than with reused outputs). A block
 // that does not fit even then is unmapped; trim() releases every free block (the last kernel's dispose()).
+//
+// A take that finds no free block of its size class (2 MiB and up) recycles a free block of another
+// class instead of mapping fresh memory: first touch is the slow part of a fresh block (51 MB in
+// 45-110 ms on this kind of VM once the host backs new guest memory lazily). A larger block is
+// split (its tail stays in the pool as a block of the difference); a smaller one grows, its pages
+// moved along (mremap), so only what it grows by is fresh.
 #include <dlfcn.h>
 #include <napi.h>
 #include <v8.h>
@@ -54,7 +60,7 @@ struct Pool {
   uint64_t clock = 0;
   size_t keptBytes = 0, liveBytes = 0, maxKeptBytes = size_t(1) << 30;
   bool hugePages = true, poison = false;
-  double hits = 0, misses = 0, dropped = 0;
+  double hits = 0, misses = 0, recycled = 0, dropped = 0;
 };
 
 // Never destroyed: V8 may free backing stores while the process exits.
@@ -93,6 +99,26 @@ void rawFree(void* p, size_t cls) {
   else munmap(p, cls);
 }
 
+// Block p of `from` bytes grown to `to` (both huge-page classes), keeping its pages: moved into a
+// 2 MiB-aligned range reserved first (mremap alone may place it at any page boundary, where its huge
+// pages would split into small ones). nullptr if the system refuses; p is then untouched.
+void* growBlock(void* p, size_t from, size_t to, bool huge) {
+  const size_t len = to + kHuge;
+  char* r = static_cast<char*>(mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (r == MAP_FAILED) return nullptr;
+  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(r) + kHuge - 1) & ~(uintptr_t)(kHuge - 1));
+  if (mremap(p, from, to, MREMAP_MAYMOVE | MREMAP_FIXED, a) == MAP_FAILED) {
+    munmap(r, len);
+    return nullptr;
+  }
+  if (a > r) munmap(r, a - r);
+  if (r + len > a + to) munmap(a + to, (r + len) - (a + to));
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  madvise(a, to, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#endif
+  return a;
+}
+
 using Released = std::vector<std::pair<void*, size_t>>;
 
 // Take free blocks of the least recently used classes other than `keep` out of the pool until
@@ -109,6 +135,32 @@ void evictLocked(Pool& pl, size_t need, size_t keep, Released& out) {
     oldest->second.blocks.pop_back();
     pl.keptBytes -= oldest->first;
   }
+}
+
+// For a take of huge-page class `cls` that found no free block of its own: a free block of another
+// class out of the pool, that of the least recently used class at least as large, else of the least
+// recently used smaller one ({nullptr, 0}: none). A larger block is split here: its head serves the
+// take, its tail stays free as a block of the difference.
+std::pair<void*, size_t> recycleLocked(Pool& pl, size_t cls) {
+  auto pick = pl.free.end();
+  for (bool larger : {true, false}) {
+    for (auto it = pl.free.lower_bound(larger ? cls + 1 : kHuge); it != pl.free.end(); ++it) {
+      if (!larger && it->first >= cls) break;
+      if (!it->second.blocks.empty() && (pick == pl.free.end() || it->second.lastUse < pick->second.lastUse)) pick = it;
+    }
+    if (pick != pl.free.end()) break;
+  }
+  if (pick == pl.free.end()) return {nullptr, 0};
+  char* block = static_cast<char*>(pick->second.blocks.back());
+  const size_t size = pick->first;
+  pick->second.blocks.pop_back();
+  pl.keptBytes -= size;
+  if (size > cls) {
+    pl.free[size - cls].blocks.push_back(block + cls);
+    pl.keptBytes += size - cls;
+    return {block, cls};
+  }
+  return {block, size};
 }
 
 // The array is gone: its block may serve the next output.
@@ -205,7 +257,8 @@ Napi::Value Take(const Napi::CallbackInfo& info) {
   const size_t bytes = (size_t)len * sizeof(float), cls = sizeClass(bytes);
   Pool& pl = pool();
   void* data = nullptr;
-  bool huge, poison;
+  std::pair<void*, size_t> other{nullptr, 0};  // a recycled block of another class, and its size now
+  bool hit = false, huge, poison;
   {
     std::lock_guard<std::mutex> lock(pl.mu);
     FreeList& list = pl.free[cls];
@@ -215,13 +268,22 @@ Napi::Value Take(const Napi::CallbackInfo& info) {
       list.blocks.pop_back();
       pl.keptBytes -= cls;
       pl.hits += 1;
+      hit = true;
     } else {
       if (noFresh) return info.Env().Undefined();
-      pl.misses += 1;
+      if (cls >= kHuge) other = recycleLocked(pl, cls);
     }
     pl.liveBytes += cls;
     huge = pl.hugePages;
     poison = pl.poison;
+  }
+  if (other.first) {
+    data = other.second == cls ? other.first : growBlock(other.first, other.second, cls, huge);
+    if (!data) rawFree(other.first, other.second);
+  }
+  if (!hit) {
+    std::lock_guard<std::mutex> lock(pl.mu);
+    (data ? pl.recycled : pl.misses) += 1;
   }
   if (!data) data = rawAlloc(cls, huge);
   if (!data) {
@@ -249,7 +311,7 @@ Napi::Value Take(const Napi::CallbackInfo& info) {
   return Napi::Value(info.Env(), reinterpret_cast<napi_value>(*value));
 }
 
-// stats() -> { keptBytes, liveBytes, maxKeptBytes, hugePages, poison, hits, misses, dropped }
+// stats() -> { keptBytes, liveBytes, maxKeptBytes, hugePages, poison, hits, recycled, misses, dropped }
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   Pool& pl = pool();
   std::lock_guard<std::mutex> lock(pl.mu);
@@ -260,6 +322,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("hugePages", pl.hugePages);
   o.Set("poison", pl.poison);
   o.Set("hits", pl.hits);
+  o.Set("recycled", pl.recycled);
   o.Set("misses", pl.misses);
   o.Set("dropped", pl.dropped);
   return o;

@@ -15,7 +15,11 @@ export interface PoolStats {
   maxKeptBytes: number;
   hugePages: boolean;
   poison: boolean;
+  /** Takes served by a free block of the size class. */
   hits: number;
+  /** Takes (2 MiB and up) served by a free block of another size class: split, or grown keeping its pages. */
+  recycled: number;
+  /** Takes served by fresh memory. */
   misses: number;
   /** Blocks returned to the system because the pool was at its bound. */
   dropped: number;

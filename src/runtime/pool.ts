@@ -221,7 +221,7 @@ export function poolText(): string {
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   return (
     `output pool: ${mb(s.keptBytes)} free kept (bound ${mb(s.maxKeptBytes)}), ${mb(s.liveBytes)} in live arrays, ` +
-    `huge pages ${s.hugePages ? 'advised' : 'off'}, ${s.hits} reuses / ${s.misses} fresh blocks, ` +
+    `huge pages ${s.hugePages ? 'advised' : 'off'}, ${s.hits} reuses / ${s.recycled} recycled from other sizes / ${s.misses} fresh blocks, ` +
     (s.selfCollect
       ? `${s.minorCollections} young (every ${mb(s.collectAfterBytes)} handed out) / ${s.majorCollections} full collections by the pool`
       : 'collected by V8')

@@ -81,6 +81,18 @@ describe('output pool', () => {
     expect(o.hitsAfter).toBe((o.hitsBefore as number) + 1);
   });
 
+  it('a miss in a huge-page size class recycles a free block of another class (grown or split) instead of fresh memory', () => {
+    const o = run('recycle', { MASKACC_POOL_POISON: '0' });
+    expect(o.recycledAfterGrow).toBe((o.recycledBefore as number) + 1);
+    expect(o.recycledAfterSplit).toBe((o.recycledBefore as number) + 2);
+    expect(o.missesAfter).toBe(o.missesBefore); // no fresh block for either
+    expect(o.kept).toBe(true); // the grown block's pages still hold what the old array wrote
+    expect(o.zeros).toBe(true);
+    expect(o.grownSum).toBe(o.grownLength);
+    expect(o.headKept).toBe(true); // the split block's head is the grown block's memory
+    expect(o.keptAfterSplit).toBe(4 * 2 ** 20); // its tail stays free
+  });
+
   it('transferring an output copies it: the block never moves away from the array that returns it', () => {
     const o = run('transfer');
     expect(o.intact).toBe(true); // not detached
