@@ -26,6 +26,12 @@ describe('density regimes', () => {
     expect(regimeOf(plan(vgg(16, 16, 32, 0.5)))).toBe('planes/planes/planes');
     expect(plan(vgg(3, 64, 32)).backwardData!.source).toBe('planes'); // 3 input channels: few rows for dx
   });
+  it('few kept filters on few positions: backward-weights stays direct (dot lanes would run empty)', () => {
+    const tiny = (h: number, batch: number) => plan({ ...vgg(16, 16, h, 0.5), batch }).backwardWeights.engine;
+    expect(tiny(1, 1)).toBe('direct'); // 1 position
+    expect(tiny(4, 4)).toBe('direct'); // 64 = 4 vectors
+    expect(tiny(8, 2)).toBe('dot'); // 128
+  });
   it('the same layer changes regime with its density', () => {
     expect(regimeOf(plan(vgg(32, 32, 16, 1)))).not.toBe(regimeOf(plan(vgg(32, 32, 16, 0.25))));
   });
