@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "9b19f6d9fd5ab95c207638f72e9f79b746e51742ca6d9d2aeff59944ef2aea2c"));
+  exports.Set("key", Napi::String::New(env, "f4e106b8cf5bd99800e6950b0571ee9b9af5b942318b300e30cd126e9a5db0a4"));
   return exports;
 }
 
