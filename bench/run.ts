@@ -755,7 +755,7 @@ const COLD_HITS = 12;
 /** ... and spans this many of the pool's collections (its interval follows the median of the last 5 pauses). */
 const COLD_COLLECTIONS = 8;
 const COLD_MAX_CALLS = 64;
-/** Timed samples per loop at least: a sample may hold a full collection, and 5 left the median at its mercy. */
+/** Timed samples per loop and per call-cost row at least: a sample may hold a full collection or a VM stall, and 5 left the median at its mercy. */
 const LOOP_MIN_SAMPLES = 15;
 
 /**
@@ -931,7 +931,7 @@ async function callCostPhase(b: Baselines, o: Options): Promise<CallCostRow[]> {
               ),
             ),
           );
-          for (let rep = 0; rep < o.warmup + o.reps; rep++) {
+          for (let rep = 0; rep < o.warmup + Math.max(o.reps, LOOP_MIN_SAMPLES); rep++) {
             const samples: [number[], () => void][] = [
               [row.reusedUs, () => run(pass, out)],
               [row.allocatedUs, allocated[pass]],
