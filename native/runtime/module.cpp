@@ -24,11 +24,11 @@
 // memory (the obvious loop after a ResNet-50 step: 2.5x slower than with reused outputs). A block
 // that does not fit even then is unmapped; trim() releases every free block (the last kernel's dispose()).
 //
-// A take that finds no free block of its size class (2 MiB and up) recycles a free block of another
-// class instead of mapping fresh memory: first touch is the slow part of a fresh block (51 MB in
+// A take that finds no free block of its size class (2 MiB and up) recycles free blocks of other
+// classes instead of mapping fresh memory: first touch is the slow part of a fresh block (51 MB in
 // 45-110 ms on this kind of VM once the host backs new guest memory lazily). A larger block is
-// split (its tail stays in the pool as a block of the difference); a smaller one grows, its pages
-// moved along (mremap), so only what it grows by is fresh.
+// split (its tail stays in the pool); else smaller blocks are moved side by side into one range
+// (mremap moves their pages, huge ones whole), and only what they leave uncovered is fresh.
 #include <dlfcn.h>
 #include <napi.h>
 #include <v8.h>
@@ -99,27 +99,48 @@ void rawFree(void* p, size_t cls) {
   else munmap(p, cls);
 }
 
-// Block p of `from` bytes grown to `to` (both huge-page classes), keeping its pages: moved into a
-// 2 MiB-aligned range reserved first (mremap alone may place it at any page boundary, where its huge
-// pages would split into small ones). nullptr if the system refuses; p is then untouched.
-void* growBlock(void* p, size_t from, size_t to, bool huge) {
-  const size_t len = to + kHuge;
+using Blocks = std::vector<std::pair<void*, size_t>>;
+
+// One block of `cls` bytes made of `pieces` (free blocks of huge-page classes, together at most cls
+// bytes), their pages moved side by side into a 2 MiB-aligned range reserved first (mremap alone
+// may place a block at any page boundary, where its huge pages would split into small ones); the
+// rest of the range is fresh memory. A piece that is itself made of pieces spans several mappings,
+// which mremap moves one at a time: such a piece moves in 2 MiB steps (its seams lie on them); what
+// the system refuses to move is unmapped instead. nullptr if not even the range can be had (the
+// pieces are then unmapped).
+void* assembleBlock(const Blocks& pieces, size_t cls, bool huge) {
+  const auto move = [](char* from, size_t size, char* to) -> size_t {  // bytes moved to `to`
+    if (mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED) return size;
+    for (size_t off = 0; off < size; off += kHuge)
+      if (mremap(from + off, kHuge, kHuge, MREMAP_MAYMOVE | MREMAP_FIXED, to + off) == MAP_FAILED) {
+        munmap(from + off, size - off);
+        return off;
+      }
+    return size;
+  };
+  const size_t len = cls + kHuge;
   char* r = static_cast<char*>(mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
-  if (r == MAP_FAILED) return nullptr;
+  if (r == MAP_FAILED) {
+    for (const auto& [p, size] : pieces) rawFree(p, size);
+    return nullptr;
+  }
   char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(r) + kHuge - 1) & ~(uintptr_t)(kHuge - 1));
-  if (mremap(p, from, to, MREMAP_MAYMOVE | MREMAP_FIXED, a) == MAP_FAILED) {
-    munmap(r, len);
+  size_t filled = 0;
+  for (const auto& [p, size] : pieces) filled += move(static_cast<char*>(p), size, a + filled);
+  if (filled < cls && mmap(a + filled, cls - filled, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                           -1, 0) == MAP_FAILED) {
+    munmap(r, len);  // the pieces moved in go with it
     return nullptr;
   }
   if (a > r) munmap(r, a - r);
-  if (r + len > a + to) munmap(a + to, (r + len) - (a + to));
+  if (r + len > a + cls) munmap(a + cls, (r + len) - (a + cls));
 #if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
-  madvise(a, to, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  madvise(a, cls, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #endif
   return a;
 }
 
-using Released = std::vector<std::pair<void*, size_t>>;
+using Released = Blocks;
 
 // Take free blocks of the least recently used classes other than `keep` out of the pool until
 // `need` more bytes fit under the bound; the caller releases them after unlocking.
@@ -137,30 +158,39 @@ void evictLocked(Pool& pl, size_t need, size_t keep, Released& out) {
   }
 }
 
-// For a take of huge-page class `cls` that found no free block of its own: a free block of another
-// class out of the pool, that of the least recently used class at least as large, else of the least
-// recently used smaller one ({nullptr, 0}: none). A larger block is split here: its head serves the
-// take, its tail stays free as a block of the difference.
-std::pair<void*, size_t> recycleLocked(Pool& pl, size_t cls) {
-  auto pick = pl.free.end();
-  for (bool larger : {true, false}) {
-    for (auto it = pl.free.lower_bound(larger ? cls + 1 : kHuge); it != pl.free.end(); ++it) {
-      if (!larger && it->first >= cls) break;
+// For a take of huge-page class `cls` that found no free block of its own: free blocks of other
+// classes out of the pool. A larger one if there is one (of the least recently used such class),
+// split here: its head serves the take, its tail stays free as a block of the difference. Else
+// smaller ones, least recently used class first, while they fit in cls together. Empty: none.
+Blocks recycleLocked(Pool& pl, size_t cls) {
+  const auto oldest = [&](size_t lo, size_t hi) {  // least recently used class in [lo, hi) with a free block
+    auto pick = pl.free.end();
+    for (auto it = pl.free.lower_bound(lo); it != pl.free.end() && it->first < hi; ++it)
       if (!it->second.blocks.empty() && (pick == pl.free.end() || it->second.lastUse < pick->second.lastUse)) pick = it;
-    }
-    if (pick != pl.free.end()) break;
-  }
-  if (pick == pl.free.end()) return {nullptr, 0};
-  char* block = static_cast<char*>(pick->second.blocks.back());
-  const size_t size = pick->first;
-  pick->second.blocks.pop_back();
-  pl.keptBytes -= size;
-  if (size > cls) {
+    return pick;
+  };
+  const auto takeFrom = [&](std::map<size_t, FreeList>::iterator it) {
+    void* block = it->second.blocks.back();
+    it->second.blocks.pop_back();
+    pl.keptBytes -= it->first;
+    return block;
+  };
+  Blocks pieces;
+  if (auto it = oldest(cls + 1, SIZE_MAX); it != pl.free.end()) {
+    const size_t size = it->first;
+    char* block = static_cast<char*>(takeFrom(it));
     pl.free[size - cls].blocks.push_back(block + cls);
     pl.keptBytes += size - cls;
-    return {block, cls};
+    pieces.emplace_back(block, cls);
+    return pieces;
   }
-  return {block, size};
+  for (size_t covered = 0;;) {
+    const auto it = oldest(kHuge, cls - covered + 1);
+    if (it == pl.free.end()) return pieces;
+    const size_t size = it->first;
+    pieces.emplace_back(takeFrom(it), size);
+    covered += size;
+  }
 }
 
 // The array is gone: its block may serve the next output.
@@ -257,7 +287,7 @@ Napi::Value Take(const Napi::CallbackInfo& info) {
   const size_t bytes = (size_t)len * sizeof(float), cls = sizeClass(bytes);
   Pool& pl = pool();
   void* data = nullptr;
-  std::pair<void*, size_t> other{nullptr, 0};  // a recycled block of another class, and its size now
+  Blocks pieces;  // recycled free blocks of other classes
   bool hit = false, huge, poison;
   {
     std::lock_guard<std::mutex> lock(pl.mu);
@@ -271,16 +301,14 @@ Napi::Value Take(const Napi::CallbackInfo& info) {
       hit = true;
     } else {
       if (noFresh) return info.Env().Undefined();
-      if (cls >= kHuge) other = recycleLocked(pl, cls);
+      if (cls >= kHuge) pieces = recycleLocked(pl, cls);
     }
     pl.liveBytes += cls;
     huge = pl.hugePages;
     poison = pl.poison;
   }
-  if (other.first) {
-    data = other.second == cls ? other.first : growBlock(other.first, other.second, cls, huge);
-    if (!data) rawFree(other.first, other.second);
-  }
+  if (pieces.size() == 1 && pieces[0].second == cls) data = pieces[0].first;  // split from a larger one
+  else if (!pieces.empty()) data = assembleBlock(pieces, cls, huge);
   if (!hit) {
     std::lock_guard<std::mutex> lock(pl.mu);
     (data ? pl.recycled : pl.misses) += 1;

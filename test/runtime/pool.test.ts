@@ -81,7 +81,7 @@ describe('output pool', () => {
     expect(o.hitsAfter).toBe((o.hitsBefore as number) + 1);
   });
 
-  it('a miss in a huge-page size class recycles a free block of another class (grown or split) instead of fresh memory', () => {
+  it('a miss in a huge-page size class recycles a free block of another class (a smaller one topped up with fresh memory, a larger one split)', () => {
     const o = run('recycle', { MASKACC_POOL_POISON: '0' });
     expect(o.recycledAfterGrow).toBe((o.recycledBefore as number) + 1);
     expect(o.recycledAfterSplit).toBe((o.recycledBefore as number) + 2);
@@ -91,6 +91,15 @@ describe('output pool', () => {
     expect(o.grownSum).toBe(o.grownLength);
     expect(o.headKept).toBe(true); // the split block's head is the grown block's memory
     expect(o.keptAfterSplit).toBe(4 * 2 ** 20); // its tail stays free
+  });
+
+  it('smaller free blocks of several classes are gathered into one block, and such a block can be gathered again', () => {
+    const o = run('gather', { MASKACC_POOL_POISON: '0' });
+    const MiB = 2 ** 18;
+    expect(o.sixSum).toBe(1 * 2 * MiB + 2 * 4 * MiB); // both blocks' pages, none fresh
+    expect(o.eightSum).toBe(3 * 6 * MiB); // the assembled block's pages, then 2 MiB fresh (zeros)
+    expect(o.recycled).toBe(2);
+    expect(o.misses).toBe(0);
   });
 
   it('transferring an output copies it: the block never moves away from the array that returns it', () => {
