@@ -335,10 +335,12 @@ function weightsPlan(
   // the lanes are what runs empty: with N*P*Q up to 4 vectors of positions, dot lanes pay their
   // horizontal sums on a short reduction (8 kept of 16 filters, 3x3: direct 1.6-1.8x faster at
   // 1-32 positions, 0.9x at 128, 0.6x at 512).
+  // First layers (C = 1 or 3) with full filter vectors: direct's column-tap tiles beat planes
+  // lanes (3->64 3x3 @32 b64: 1.6x, 32 kept 1.8x; 1->32 @28: 2.0x; 3->32 5x5 @64: 1.5x).
   const fewPositions = layer.batch * P * Q <= 4 * isa.vectorWidth;
   const source =
     forced ??
-    ((keptOut >= isa.vectorWidth && keptIn >= 8) || fewPositions
+    ((keptOut >= isa.vectorWidth && (keptIn >= 8 || tapTilesApply(layer, keptIn))) || fewPositions
       ? 'direct'
       : stride1 && useful >= 0.6
         ? 'planes'
@@ -375,12 +377,16 @@ function directWeightsPlan(
   keptOut: number,
   keptIn: number,
 ): DirectWeightsPlan {
-  const taps =
-    keptIn <= 4 && layer.kernel[1] >= 3 && layer.outWidth >= 8
-      ? directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'taps')
-      : undefined;
+  const taps = tapTilesApply(layer, keptIn)
+    ? directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'taps')
+    : undefined;
   // Tap tiles need row blocking; where that does not pay (few rows and images), tile channels.
   return taps?.blocking === 'rows' ? taps : directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'channels');
+}
+
+/** Tiles of column taps: few kept channels, kernel rows of 3 taps or more, output rows of 8 or more. */
+function tapTilesApply(layer: ConvLayer, keptIn: number): boolean {
+  return keptIn <= 4 && layer.kernel[1] >= 3 && layer.outWidth >= 8;
 }
 
 function directWeightsTiling(

@@ -26,6 +26,11 @@ describe('density regimes', () => {
     expect(regimeOf(plan(vgg(16, 16, 32, 0.5)))).toBe('planes/planes/planes');
     expect(plan(vgg(3, 64, 32)).backwardData!.source).toBe('planes'); // 3 input channels: few rows for dx
   });
+  it('first layers (C = 1 or 3) with full filter vectors: backward-weights on column-tap tiles', () => {
+    expect(plan(vgg(3, 64, 32)).backwardWeights).toMatchObject({ engine: 'direct', tile: 'taps' });
+    expect(plan({ ...vgg(1, 32, 28), kernel: 5, padding: 2 }).backwardWeights).toMatchObject({ tile: 'taps' });
+    expect(plan(vgg(3, 16, 32, 0.5)).backwardWeights.engine).toBe('dot'); // 8 kept filters: half a vector
+  });
   it('few kept filters on few positions: backward-weights stays direct (dot lanes would run empty)', () => {
     const tiny = (h: number, batch: number) => plan({ ...vgg(16, 16, h, 0.5), batch }).backwardWeights.engine;
     expect(tiny(1, 1)).toBe('direct'); // 1 position

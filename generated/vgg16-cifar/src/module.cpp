@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "f4e106b8cf5bd99800e6950b0571ee9b9af5b942318b300e30cd126e9a5db0a4"));
+  exports.Set("key", Napi::String::New(env, "af5006475dc7b148a9107d943b40d6b210a0fa135708b0c80d49cf707aac48ec"));
   return exports;
 }
 

@@ -6,8 +6,8 @@
 //   isa: scalar (vector width 1)
 //   forward: planes (32 rows/block), microtile MR x NR = 4 x 3
 //   backwardData: none (inputGrad: false)
-//   backwardWeights: planes lanes, 3 filters x 3 (channel, tap) accumulators
-// plan JSON: {"isa":"scalar","vectorWidth":1,"forward":{"engine":"gemm","source":"planes","order":"image","MR":4,"NV":3,"NR":3,"rowsPerBlock":32,"columnsPerBlock":3,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":3}}
+//   backwardWeights: direct (tap-major), tile MT column taps x NR filters = 3 x 3, 1 image(s) x 32 rows/block per thread
+// plan JSON: {"isa":"scalar","vectorWidth":1,"forward":{"engine":"gemm","source":"planes","order":"image","MR":4,"NV":3,"NR":3,"rowsPerBlock":32,"columnsPerBlock":3,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":3,"NR":3,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -40,7 +40,7 @@ constexpr long X_IMAGE = (long)L::C * L::H * L::W, W_SIZE = (long)L::K * L::C * 
 #include "isa/scalar.hpp"
 #include "engine/common.hpp"
 #include "engine/gemm.hpp"
-#include "engine/dot.hpp"
+#include "engine/direct.hpp"
 
 // Forward view: y[n][k][p][q] gathers x[n][c][p*SH - PH + r*DH][q*SW - PW + s*DW].
 struct ForwardView {
@@ -168,15 +168,8 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
   zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
   if (dbias) biasGradient(dy, dbias, rows, nrows, ws.n, threads);
   if (nrows == 0 || nci == 0) return;
-  using Lanes = PlaneLanes;
-  const long J = Lanes::lanes(ws.n), xStride = Lanes::xStride(ws.n);
-  float* dyLanes = ws.dyPack.get((size_t)nrows * J);
-  float* xLanes = ws.xPack.get((size_t)nci * xStride);
-  long shift[L::R * L::S];
-  Lanes::tapShifts(shift, ws.n);
-  Lanes::packDy(dy, rows, nrows, ws.n, dyLanes, threads);
-  Lanes::packX(x, ci, nci, ws.n, xLanes, threads);
-  DotPass<3, 3>::run(nrows, rows, nci, ci, J, dyLanes, J, xLanes, xStride, shift, dw, ws, threads);
+  DirectWeightsTaps<3, 3>::template runRows<32, 1>(dy, x, dw, rows, nrows, ci, nci,
+                                                                                      ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----
