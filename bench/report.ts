@@ -683,7 +683,8 @@ export function renderRuntime(rt: RuntimeRun): string {
       'collected (the pool runs a young-generation collection after every 64 MiB-1 GiB handed out, adapted to keep ' +
       'collecting near 4% of the time), ' +
       'so a loop starts cold: "warm-up calls" are the allocated calls until the pool served 12 in a row from ' +
-      'its free list over at least 8 of its collections (count; ms of the first ones, and the slowest). ' +
+      'its free list and kept its collection interval over its last 8 collections (at most 128 calls; count, ms of ' +
+      'the first ones, and the slowest). ' +
       'Then each sample is a loop of consecutive calls (collections included), medians ' +
       '(and the ratio of the means, which keeps the rare slow sample: a full collection, a VM stall); ' +
       '"pool hits" counts the timed loops\' outputs served from the free list. A new output per call also ' +

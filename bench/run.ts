@@ -752,9 +752,9 @@ function poolCounts(): { hits: number; recycled: number; misses: number } {
 const LOOP_CALLS = 6;
 /** The obvious loop's warm-up: until this many calls in a row reuse pooled memory, or COLD_MAX_CALLS. */
 const COLD_HITS = 12;
-/** ... and spans this many of the pool's collections (its interval follows the median of the last 5 pauses). */
+/** ... with the pool's interval unchanged over this many of its collections (it follows the median of the last 5 pauses). */
 const COLD_COLLECTIONS = 8;
-const COLD_MAX_CALLS = 64;
+const COLD_MAX_CALLS = 128;
 /** Timed samples per loop and per call-cost row at least: a sample may hold a full collection or a VM stall, and 5 left the median at its mercy. */
 const LOOP_MIN_SAMPLES = 15;
 
@@ -814,16 +814,22 @@ async function allocationPhase(o: Options): Promise<AllocationRow[]> {
         poolHits: 0,
         poolCalls: 0,
       };
-      // Warm-up until the pool serves COLD_HITS calls in a row from memory the loop left, over
-      // COLD_COLLECTIONS of its collections (its interval has settled; with no pool collecting for
-      // itself there is none); timed loops then measure the steady state.
-      const collections = () => {
+      // Warm-up until the pool serves COLD_HITS calls in a row from memory the loop left, and its
+      // collection interval stayed the same over its last COLD_COLLECTIONS collections (each time
+      // the interval grows, the loop needs more blocks, fresh ones the first time; with no pool
+      // collecting for itself there is no interval); timed loops then measure the steady state.
+      const pool = () => {
         const s = poolStats();
-        return s.native && s.selfCollect ? s.minorCollections : null;
+        return s.native && s.selfCollect ? { collections: s.minorCollections, interval: s.collectAfterBytes } : null;
       };
-      const firstCollection = collections();
-      const settled = () => firstCollection === null || collections()! - firstCollection >= COLD_COLLECTIONS;
-      for (let call = 0, inARow = 0; call < COLD_MAX_CALLS && (inARow < COLD_HITS || !settled()); call++) {
+      let since = pool(); // the collection count and interval when the interval last changed
+      const settled = () => {
+        const now = pool();
+        if (!now || !since) return true;
+        if (now.interval !== since.interval) since = now;
+        return now.collections - since.collections >= COLD_COLLECTIONS;
+      };
+      for (let call = 0, inARow = 0; call < COLD_MAX_CALLS && (!settled() || inARow < COLD_HITS); call++) {
         const before = poolCounts().hits;
         row.coldMs.push(perCallUs(allocated[pass], 1) / 1000);
         inARow = poolCounts().hits > before ? inARow + 1 : 0;
