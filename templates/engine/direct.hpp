@@ -446,14 +446,25 @@ struct DirectWeights {
   // channels interleaved, channels past KC zero. Runs of 64 positions keep the written lines in L1.
   static void packXg(const float* x, const int32_t* ci, int KC, int n, int g, long hw0, long hw1, float* out) {
     long b0 = hw0;
-    if constexpr (!GRID && MT == VW && VW > 1) {
-      // A full group: VW positions of its VW channel planes are one register transpose (the
-      // scalar interleave waited on each load: a fifth of a 16-channel 3x3 backward-weights).
-      if ((g + 1) * MT <= KC) {
-        const float* src[VW];
-        for (; b0 + VW <= hw1; b0 += VW) {
-          for (int m = 0; m < MT; ++m) src[m] = x + ((long)n * L::C + ci[g * MT + m]) * HW + b0;
-          simd::transpose(src, out + (b0 - hw0) * MT, MT);
+    if constexpr (!GRID && MT <= VW && VW > 1) {
+      // VW positions of the group's channel planes (a zero row for each channel past the group or
+      // KC) are one register transpose; each position keeps the first MT of its VW values. The
+      // scalar interleave waited on each load: a fifth of a 16-channel 3x3 backward-weights, a
+      // quarter of a 1x1 one with 512 kept channels.
+      alignas(64) static const float zeros[VW] = {};
+      alignas(64) float block[VW][VW];
+      const float* src[VW];
+      for (; b0 + VW <= hw1; b0 += VW) {
+        for (int m = 0; m < VW; ++m) {
+          const int c = g * MT + m;
+          src[m] = m < MT && c < KC ? x + ((long)n * L::C + ci[c]) * HW + b0 : zeros;
+        }
+        float* o = out + (b0 - hw0) * MT;
+        if constexpr (MT == VW) {
+          simd::transpose(src, o, MT);
+        } else {
+          simd::transpose(src, &block[0][0], VW);
+          for (int j = 0; j < VW; ++j) std::memcpy(o + j * MT, block[j], sizeof(float) * MT);
         }
       }
     }
