@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "af5006475dc7b148a9107d943b40d6b210a0fa135708b0c80d49cf707aac48ec"));
+  exports.Set("key", Napi::String::New(env, "af5526a48688b13751f9beb7fe10c3e4fdf21309bc0ca4807f1fb98185feae0d"));
   return exports;
 }
 
