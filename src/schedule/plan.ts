@@ -330,23 +330,20 @@ function weightsPlan(
       "'im2row' or 'direct': 'planes' needs stride 1",
     );
   }
-  // Direct from one full filter vector up (ResNet 32-32 @16x16, d=0.5: 126 against 106 GFLOP/s
-  // for planes lanes); with fewer kept filters its vectors run half empty (44 against 81). Unless
-  // the lanes are what runs empty: with N*P*Q up to 4 vectors of positions, dot lanes pay their
-  // horizontal sums on a short reduction (8 kept of 16 filters, 3x3: direct 1.6-1.8x faster at
-  // 1-32 positions, 0.9x at 128, 0.6x at 512).
-  // First layers (C = 1 or 3) with full filter vectors: direct's column-tap tiles beat planes
-  // lanes (3->64 3x3 @32 b64: 1.6x, 32 kept 1.8x; 1->32 @28: 2.0x; 3->32 5x5 @64: 1.5x).
-  const fewPositions = layer.batch * P * Q <= 4 * isa.vectorWidth;
+  // Direct from three quarters of a filter vector up (8 of 16 lanes: 0.8x of planes lanes, 10: 1.0x,
+  // 12: 1.1-1.4x, 14: 1.5x; ResNet 32-32 @16x16 at d=0.5, 16 kept: 126 against 106 GFLOP/s); with
+  // fewer kept filters its vectors run too empty. First layers (C = 1 or 3) with full filter
+  // vectors: direct's column-tap tiles beat planes lanes (3->64 3x3 @32 b64: 1.6x, 32 kept 1.8x;
+  // 1->32 @28: 2.0x; 3->32 5x5 @64: 1.5x). And with N*P*Q up to 4 vectors of positions, dot lanes
+  // run empty and pay their horizontal sums on a short reduction (8 kept of 16 filters, 3x3:
+  // direct 1.6-1.8x faster at 1-32 positions, 0.9x at 128, 0.6x at 512).
+  const vw = isa.vectorWidth;
+  const fewPositions = layer.batch * P * Q <= 4 * vw;
+  const direct =
+    (keptOut >= Math.ceil(0.75 * vw) && keptIn >= 8) || (keptOut >= vw && tapTilesApply(layer, keptIn)) || fewPositions;
   const source =
     forced ??
-    ((keptOut >= isa.vectorWidth && (keptIn >= 8 || tapTilesApply(layer, keptIn))) || fewPositions
-      ? 'direct'
-      : stride1 && useful >= 0.6
-        ? 'planes'
-        : keptOut >= isa.vectorWidth
-          ? 'direct'
-          : 'im2row');
+    (direct ? 'direct' : stride1 && useful >= 0.6 ? 'planes' : keptOut >= isa.vectorWidth ? 'direct' : 'im2row');
   if (source === 'direct') return directWeightsPlan(isa, threads, layer, keptOut, keptIn);
   const ncol = keptIn * R * S;
   // Per lane chunk: MRW aligned dy loads + NT unaligned x loads (most split a cache line, so count

@@ -26,6 +26,10 @@ describe('density regimes', () => {
     expect(regimeOf(plan(vgg(16, 16, 32, 0.5)))).toBe('planes/planes/planes');
     expect(plan(vgg(3, 64, 32)).backwardData!.source).toBe('planes'); // 3 input channels: few rows for dx
   });
+  it('backward-weights goes direct from three quarters of a filter vector up', () => {
+    expect(plan(vgg(16, 16, 32, 0.75)).backwardWeights.engine).toBe('direct'); // 12 of 16 lanes
+    expect(plan(vgg(16, 16, 32, 0.625)).backwardWeights.engine).toBe('dot'); // 10 of 16
+  });
   it('first layers (C = 1 or 3) with full filter vectors: backward-weights on column-tap tiles', () => {
     expect(plan(vgg(3, 64, 32)).backwardWeights).toMatchObject({ engine: 'direct', tile: 'taps' });
     expect(plan({ ...vgg(1, 32, 28), kernel: 5, padding: 2 }).backwardWeights).toMatchObject({ tile: 'taps' });
