@@ -39,6 +39,8 @@ const FIXED: ConvSpec[] = [
   { batch: 2, inChannels: 9, outChannels: 21, inHeight: 13, inWidth: 11, kernel: 1, stride: [2, 3], padding: [1, 0] },
   // strided, padded 1x1 on a larger plane: backward-weights packs the x grid in row blocks
   { batch: 2, inChannels: 24, outChannels: 40, inHeight: 30, inWidth: 34, kernel: 1, stride: 2, padding: 1 },
+  // 1 MiB and more of pruned channels in y and dx: zeroed with streaming stores
+  { batch: 4, inChannels: 128, outChannels: 128, inHeight: 40, inWidth: 40, kernel: 1 },
 ];
 
 function randomSpec(r: Rng): ConvSpec {

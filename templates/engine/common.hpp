@@ -16,6 +16,9 @@ static inline void parallel(int threads, Body&& body) {
   body();
 }
 
+// Zeros of pruned channels from this many bytes per call on go out with streaming stores.
+constexpr long STREAM_ZEROS_BYTES = 1L << 20;
+
 // Scratch memory of the same kind as the runtime's output pool (native/runtime): 64-byte aligned;
 // blocks of 2 MiB and more are mmap'ed 2 MiB-aligned and advised for transparent huge pages
 // (MASKACC_HUGEPAGES=0 turns that off), so packing buffers fault in and sit in few TLB entries.
@@ -137,22 +140,38 @@ static void zeroRows(float* t, long rows, long len, int threads) {
   });
 }
 
+// p[0, len) = 0 with streaming stores from the first whole vector on: the lines are written
+// without being read first (a plain store reads each line in before it writes it), and they do
+// not push the kernel's data out of the caches.
+static inline void zeroStreaming(float* p, long len) {
+  long i = 0;
+  while (i < len && (reinterpret_cast<uintptr_t>(p + i) % (sizeof(float) * simd::VW))) p[i++] = 0.f;
+  for (; i + simd::VW <= len; i += simd::VW) simd::stream(p + i, simd::zero());
+  for (; i < len; ++i) p[i] = 0.f;
+}
+
 // Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
-// binding checks): walks the gaps between kept indices, allocates nothing.
+// binding checks): walks the gaps between kept indices, allocates nothing. Pruned channels of a
+// large tensor are zeroed with streaming stores: a ResNet-56 16-channel layer at 8 kept, batch 64,
+// writes 2 MB of zeros per call next to 2 MB of results; nothing reads them back soon (the next
+// masked layer skips these channels).
 static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
   if (nKept == ch) return;
+  const bool stream = (long)n * (ch - nKept) * plane * sizeof(float) >= STREAM_ZEROS_BYTES;
   const auto zeroImage = [&](int b) {
     float* img = t + (long)b * ch * plane;
     int c = 0;
     for (int i = 0; i <= nKept; ++i) {
       const int end = i < nKept ? kept[i] : ch;
-      if (end > c) std::memset(img + (long)c * plane, 0, sizeof(float) * plane * (end - c));
+      if (end > c && stream) zeroStreaming(img + (long)c * plane, plane * (end - c));
+      else if (end > c) std::memset(img + (long)c * plane, 0, sizeof(float) * plane * (end - c));
       c = end + 1;
     }
   };
   parallel(n > 1 ? threads : 1, [&] {
 #pragma omp for schedule(static)
     for (int b = 0; b < n; ++b) zeroImage(b);
+    if (stream) simd::fence();  // streaming stores are ordered only by a fence
   });
 }
 

@@ -23,6 +23,9 @@ inline void keep(vec& v) { asm("" : "+x"(v)); }
 // vmaskmovps stores are slow on AMD cores: a short run is cheaper as scalar stores (a 3x3 direct
 // forward storing its row tails through them ran 1.3x slower).
 constexpr bool CHEAP_MASKED_STORE = false;
+// A store that writes the line without reading it first (p 32-byte aligned); fence() orders it.
+inline void stream(float* p, vec v) { _mm256_stream_ps(p, v); }
+inline void fence() { _mm_sfence(); }
 inline void spill(float* out, vec v) { _mm256_storeu_ps(out, v); }
 // p[0 .. count) = lanes [first, first + count) of v: a run of lanes whose destinations follow one
 // another (a tile crossing a row end stores one run per row; nothing outside the run is touched).

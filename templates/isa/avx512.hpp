@@ -17,6 +17,9 @@ inline float hsum(vec v) { return _mm512_reduce_add_ps(v); }
 inline void keep(vec& v) { asm("" : "+v"(v)); }
 // Masked stores run like plain ones (AVX-512 mask registers).
 constexpr bool CHEAP_MASKED_STORE = true;
+// A store that writes the line without reading it first (p 64-byte aligned); fence() orders it.
+inline void stream(float* p, vec v) { _mm512_stream_ps(p, v); }
+inline void fence() { _mm_sfence(); }
 inline void spill(float* out, vec v) { _mm512_storeu_ps(out, v); }
 // p[0 .. count) = lanes [first, first + count) of v: a run of lanes whose destinations follow one
 // another (a tile crossing a row end stores one run per row; nothing outside the run is touched).

@@ -14,6 +14,9 @@ inline float hsum(vec v) { return v; }
 inline void keep(vec&) {}
 // One lane: nothing to mask.
 constexpr bool CHEAP_MASKED_STORE = false;
+// No streaming stores: a plain one.
+inline void stream(float* p, vec v) { *p = v; }
+inline void fence() {}
 inline void spill(float* out, vec v) { *out = v; }
 // p[0 .. count) = lanes [first, first + count) of v: with one lane, first is 0 and count 1.
 inline void storeLanes(float* p, vec v, int, int) { *p = v; }
