@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "af5526a48688b13751f9beb7fe10c3e4fdf21309bc0ca4807f1fb98185feae0d"));
+  exports.Set("key", Napi::String::New(env, "8c4fa6ee9c1863f663ae5e2a2729d17ac04145513ea446c6d3b9b34c88823426"));
   return exports;
 }
 
