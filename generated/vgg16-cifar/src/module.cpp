@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8c4fa6ee9c1863f663ae5e2a2729d17ac04145513ea446c6d3b9b34c88823426"));
+  exports.Set("key", Napi::String::New(env, "2508359dff894adcfe2c34beaf61ca4195262e184a0560558cf2d80c0952c1da"));
   return exports;
 }
 
