@@ -80,20 +80,6 @@ size_t sizeClass(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
-void* rawAlloc(size_t cls, bool huge) {
-  if (cls < kHuge) return std::aligned_alloc(64, cls);
-  const size_t len = cls + kHuge;
-  char* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (p == MAP_FAILED) return nullptr;
-  char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(uintptr_t)(kHuge - 1));
-  if (a > p) munmap(p, a - p);
-  if (p + len > a + cls) munmap(a + cls, (p + len) - (a + cls));
-#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
-  madvise(a, cls, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // EINVAL where THP is not offered: harmless
-#endif
-  return a;
-}
-
 void rawFree(void* p, size_t cls) {
   if (cls < kHuge) std::free(p);
   else munmap(p, cls);
@@ -135,9 +121,15 @@ void* assembleBlock(const Blocks& pieces, size_t cls, bool huge) {
   if (a > r) munmap(r, a - r);
   if (r + len > a + cls) munmap(a + cls, (r + len) - (a + cls));
 #if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
-  madvise(a, cls, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  madvise(a, cls, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // EINVAL where THP is not offered: harmless
 #endif
   return a;
+}
+
+// A fresh block: heap memory under 2 MiB, else a 2 MiB-aligned mapping advised for huge pages.
+void* rawAlloc(size_t cls, bool huge) {
+  if (cls < kHuge) return std::aligned_alloc(64, cls);
+  return assembleBlock({}, cls, huge);
 }
 
 using Released = Blocks;
