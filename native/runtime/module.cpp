@@ -132,11 +132,9 @@ void* rawAlloc(size_t cls, bool huge) {
   return assembleBlock({}, cls, huge);
 }
 
-using Released = Blocks;
-
 // Take free blocks of the least recently used classes other than `keep` out of the pool until
 // `need` more bytes fit under the bound; the caller releases them after unlocking.
-void evictLocked(Pool& pl, size_t need, size_t keep, Released& out) {
+void evictLocked(Pool& pl, size_t need, size_t keep, Blocks& out) {
   while (pl.keptBytes + need > pl.maxKeptBytes) {
     auto oldest = pl.free.end();
     for (auto it = pl.free.begin(); it != pl.free.end(); ++it)
@@ -188,7 +186,7 @@ Blocks recycleLocked(Pool& pl, size_t cls) {
 // The array is gone: its block may serve the next output.
 void giveBack(void* data, size_t cls) {
   Pool& pl = pool();
-  Released released;
+  Blocks released;
   bool kept = false;
   {
     std::lock_guard<std::mutex> lock(pl.mu);

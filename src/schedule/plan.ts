@@ -342,8 +342,7 @@ function weightsPlan(
   const direct =
     (keptOut >= Math.ceil(0.75 * vw) && keptIn >= 8) || (keptOut >= vw && tapTilesApply(layer, keptIn)) || fewPositions;
   const source =
-    forced ??
-    (direct ? 'direct' : stride1 && useful >= 0.6 ? 'planes' : keptOut >= isa.vectorWidth ? 'direct' : 'im2row');
+    forced ?? (direct ? 'direct' : stride1 && useful >= 0.6 ? 'planes' : keptOut >= vw ? 'direct' : 'im2row');
   if (source === 'direct') return directWeightsPlan(isa, threads, layer, keptOut, keptIn);
   const ncol = keptIn * R * S;
   // Per lane chunk: MRW aligned dy loads + NT unaligned x loads (most split a cache line, so count
