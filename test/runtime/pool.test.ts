@@ -109,6 +109,15 @@ describe('output pool', () => {
     expect(o.postedIsCopy).toBe(true);
   });
 
+  it('small outputs share slabs without overlapping, are written in full, and transfer as copies', () => {
+    const o = run('small');
+    expect(o.wrong).toBe(0);
+    expect(o.shared).toBe(true); // they do come from shared slabs
+    expect(o.overlaps).toBe(0);
+    expect(o.postedIsCopy).toBe(true);
+    expect(o.neighbourIntact).toBe(true);
+  });
+
   it('outputs the user holds are never written by later calls', () => {
     const o = run('hold');
     expect(o.hits).toBeGreaterThan(0); // the pool did recycle meanwhile
