@@ -330,9 +330,9 @@ function weightsPlan(
       "'im2row' or 'direct': 'planes' needs stride 1",
     );
   }
-  // Direct from three quarters of a filter vector up (8 of 16 lanes: 0.8x of planes lanes, 10: 1.0x,
-  // 12: 1.1-1.4x, 14: 1.5x; ResNet 32-32 @16x16 at d=0.5, 16 kept: 126 against 106 GFLOP/s); with
-  // fewer kept filters its vectors run too empty. First layers (C = 1 or 3) with full filter
+  // Direct from three quarters of a filter vector up (against planes lanes that pack per chunk of
+  // images: 12 of 16 lanes 0.67-0.81x on 16-32 channels, 1.08x with 64 kept channels; 14: 1.02-1.32x;
+  // 16: 1.14-1.19x); with fewer kept filters its vectors run too empty. First layers (C = 1 or 3) with full filter
   // vectors: direct's column-tap tiles beat planes lanes (3->64 3x3 @32 b64: 1.6x, 32 kept 1.8x;
   // 1->32 @28: 2.0x; 3->32 5x5 @64: 1.5x). And with N*P*Q up to 4 vectors of positions, dot lanes
   // run empty and pay their horizontal sums on a short reduction (8 kept of 16 filters, 3x3:

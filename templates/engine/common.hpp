@@ -16,6 +16,19 @@ static inline void parallel(int threads, Body&& body) {
   body();
 }
 
+// f(i) for i in [0, n), split statically across `threads` in a region of its own. With one
+// thread it is a plain loop, also inside another region's work item, where an orphaned
+// `#pragma omp for` would bind to the enclosing team and hand it only part of the range.
+template <class F>
+static inline void parallelFor(int threads, long n, F&& f) {
+  if (threads <= 1) {
+    for (long i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (long i = 0; i < n; ++i) f(i);
+}
+
 // Zeros of pruned channels from this many bytes per call on go out with streaming stores.
 constexpr long STREAM_ZEROS_BYTES = 1L << 20;
 
@@ -82,12 +95,12 @@ struct IntBuffer {
 // Per-thread scratch (packed B block and offset tables) plus per-call shared packs.
 struct Workspace {
   int n = 0;  // images in the current call (1..L::N), set by the entry points
-  std::vector<Buffer> bBlock;
+  std::vector<Buffer> bBlock, lanePack;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
   IntBuffer redOff;  // packed weights: w offset of each (reduction channel, tap)
   Buffer aPack, dyPack, xPack;
   void ensureThreads(int t) {
-    if ((int)bBlock.size() < t) { bBlock.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
+    if ((int)bBlock.size() < t) { bBlock.resize(t); lanePack.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
   }
 };
 

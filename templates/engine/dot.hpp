@@ -1,8 +1,10 @@
 // ---- engine/dot: backward-weights as dot products along one long lane axis ----
 // dw[rows[i]][cols[c]][tap] = sum_j dyLane(i)[j] * xLane(c, tap)[j]. Vectors run along j, so both
 // operands are plain vector loads, and an MRW x NT block of accumulators stays in registers over a
-// chunk of lanes. Long lane axes split into chunks that stay in L2 (each thread sums its chunks
-// into a private partial, added up at the end); short ones run each tile over all lanes.
+// chunk of lanes. With enough images, each work item packs a chunk of images into its thread's
+// own L2-sized buffer and sums over it (runImageChunks); else all images are packed first and long
+// lane axes split into chunks that stay in L2. Either way each thread sums into a private partial,
+// added up at the end; short lane axes run each tile over all lanes.
 // Expects (kernel.cpp includes it inside the layer namespace): the std headers, L:: (the layer's
 // shape), simd:: (isa/<isa>.hpp) and engine/common.hpp.
 
@@ -16,52 +18,132 @@ struct DotPass {
   // beside its FMAs.
   static constexpr long CHUNK_BYTES = 640 * 1024, MIN_CHUNK = 1024;
 
-  // dyLanes: M rows of J lanes (stride dyStride); xLanes: column (c, tap) starts at
-  // xLanes + c * xChanStride + tapShift[tap]. Writes dw[rows[i]][cols[c]][tap].
-  static void run(int M, const int32_t* rows, int KC, const int32_t* cols, long J, const float* dyLanes, long dyStride,
-                  const float* xLanes, long xChanStride, const long* tapShift, float* dw, Workspace& ws, int threads) {
+  // The dots of tile t (rows m0.. m0+MRW, columns k0.. k0+NT) over lanes [j0, j1), each handed to
+  // put(row, column, value). dyLanes: M rows of lanes (stride dyStride); column (c, tap) starts at
+  // xLanes + c * xChanStride + tapShift[tap].
+  template <class Put>
+  static void tile(long t, int M, int NCOL, int colTiles, long j0, long j1, const float* dyLanes, long dyStride,
+                   const float* xLanes, long xChanStride, const long* tapShift, Put&& put) {
+    const int m0 = (int)(t / colTiles) * MRW, k0 = (int)(t % colTiles) * NT;
+    const float* dy[MRW];
+    const float* x[NT];
+    // Tiles at the edge repeat their last row/column: valid memory, results discarded.
+    for (int i = 0; i < MRW; ++i) dy[i] = dyLanes + std::min(m0 + i, M - 1) * dyStride;
+    for (int c = 0; c < NT; ++c) {
+      const int col = std::min(k0 + c, NCOL - 1);
+      x[c] = xLanes + (col / RS) * xChanStride + tapShift[col % RS];
+    }
+    simd::vec acc[MRW][NT];
+#pragma GCC unroll 8
+    for (int i = 0; i < MRW; ++i)
+#pragma GCC unroll 16
+      for (int c = 0; c < NT; ++c) acc[i][c] = simd::zero();
+    for (long j = j0; j < j1; j += VW) {
+      simd::vec d[MRW];
+#pragma GCC unroll 8
+      for (int i = 0; i < MRW; ++i) d[i] = simd::loadu(dy[i] + j);
+#pragma GCC unroll 16
+      for (int c = 0; c < NT; ++c) {
+        simd::vec xv = simd::loadu(x[c] + j);
+        simd::keep(xv);
+#pragma GCC unroll 8
+        for (int i = 0; i < MRW; ++i) acc[i][c] = simd::fmadd(d[i], xv, acc[i][c]);
+      }
+    }
+    for (int i = 0; i < MRW && m0 + i < M; ++i)
+      for (int c = 0; c < NT && k0 + c < NCOL; ++c) put(m0 + i, k0 + c, simd::hsum(acc[i][c]));
+  }
+
+  // dw entry of row i, column col (= kept channel index * RS + tap).
+  static float& dwAt(float* dw, const int32_t* rows, const int32_t* cols, int i, int col) {
+    return dw[((long)rows[i] * L::C + cols[col / RS]) * RS + col % RS];
+  }
+
+  // Packs dy rows and x lanes of all N images (Lanes::packDy / packX), then sums over them.
+  template <class Lanes>
+  static void run(const float* dy, const float* x, int M, const int32_t* rows, int KC, const int32_t* cols, int N,
+                  float* dw, Workspace& ws, int threads) {
+    if (M == 0 || KC == 0) return;
+    const int nb = imagesPerChunk<Lanes>(M, KC, N);
+    if (nb < N && (N + nb - 1) / nb >= 2 * threads) return runImageChunks<Lanes>(dy, x, M, rows, KC, cols, N, nb, dw, ws, threads);
+    const long J = Lanes::lanes(N), xStride = Lanes::xStride(N);
+    float* dyLanes = ws.dyPack.get((size_t)M * J);
+    float* xLanes = ws.xPack.get((size_t)KC * xStride);
+    long shift[RS];
+    Lanes::tapShifts(shift, N);
+    Lanes::packDy(dy, rows, M, N, dyLanes, threads);
+    Lanes::packX(x, cols, KC, N, xLanes, threads);
+    runPacked(M, rows, KC, cols, J, dyLanes, J, xLanes, xStride, shift, dw, ws, threads);
+  }
+
+  // The most images (at least 1) whose packed dy rows and x lanes fit CHUNK_BYTES; N when one
+  // image alone does not fit (then lane chunks keep the working set in L2 instead).
+  template <class Lanes>
+  static int imagesPerChunk(int M, int KC, int N) {
+    const auto bytes = [&](int n) { return 4 * ((long)M * Lanes::lanes(n) + (long)KC * Lanes::xStride(n)); };
+    if (bytes(1) > CHUNK_BYTES) return N;
+    int nb = 1;
+    while (nb < N && bytes(nb + 1) <= CHUNK_BYTES) ++nb;
+    return nb;
+  }
+
+  // Images in chunks of nb: each work item packs its images' dy rows and x lanes into its
+  // thread's own buffer, which stays in L2 while every tile passes over it, and sums into the
+  // thread's private partial. x and dy cross memory once; packing all images first wrote the
+  // packed copies out and read them back (a third of a 3x3 pass with 8 kept channels).
+  template <class Lanes>
+  static void runImageChunks(const float* dy, const float* x, int M, const int32_t* rows, int KC, const int32_t* cols,
+                             int N, int nb, float* dw, Workspace& ws, int threads) {
+    const int NCOL = KC * RS, colTiles = (NCOL + NT - 1) / NT;
+    const long tiles = (long)((M + MRW - 1) / MRW) * colTiles;
+    const int chunks = (N + nb - 1) / nb;
+    const long packFloats = (long)M * Lanes::lanes(nb) + (long)KC * Lanes::xStride(nb);
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) {
+      ws.bBlock[t].get((size_t)M * NCOL);
+      ws.lanePack[t].get((size_t)packFloats);
+    }
+    parallel(threads, [&] {
+      const int team = omp_get_num_threads(), me = omp_get_thread_num();
+      float* part = ws.bBlock[me].data;
+      float* dyLanes = ws.lanePack[me].data;
+      std::memset(part, 0, sizeof(float) * M * NCOL);
+#pragma omp for schedule(dynamic, 1)
+      for (int k = 0; k < chunks; ++k) {
+        const int n0 = k * nb, n = std::min(nb, N - n0);
+        const long J = Lanes::lanes(n);
+        float* xLanes = dyLanes + (long)M * J;
+        long shift[RS];
+        Lanes::tapShifts(shift, n);
+        Lanes::packDy(dy + (long)n0 * L::K * L::P * L::Q, rows, M, n, dyLanes, 1);
+        Lanes::packX(x + (long)n0 * L::C * L::H * L::W, cols, KC, n, xLanes, 1);
+        for (long t = 0; t < tiles; ++t)
+          tile(t, M, NCOL, colTiles, 0, J, dyLanes, J, xLanes, Lanes::xStride(n), shift,
+               [&](int i, int col, float v) { part[(long)i * NCOL + col] += v; });
+      }
+      // (the loop's barrier: every partial is complete)
+#pragma omp for schedule(static)
+      for (int i = 0; i < M; ++i)
+        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sumOverTeam(ws, team, (long)i * NCOL + col);
+    });
+  }
+
+  // Sums over packed lanes: dyLanes, M rows of J lanes (stride dyStride); xLanes, column (c, tap)
+  // at xLanes + c * xChanStride + tapShift[tap]. Writes dw[rows[i]][cols[c]][tap].
+  static void runPacked(int M, const int32_t* rows, int KC, const int32_t* cols, long J, const float* dyLanes,
+                        long dyStride, const float* xLanes, long xChanStride, const long* tapShift, float* dw,
+                        Workspace& ws, int threads) {
     const int NCOL = KC * RS;
-    if (M == 0 || NCOL == 0) return;
-    const int rowTiles = (M + MRW - 1) / MRW, colTiles = (NCOL + NT - 1) / NT;
-    const long tiles = (long)rowTiles * colTiles;
+    const int colTiles = (NCOL + NT - 1) / NT;
+    const long tiles = (long)((M + MRW - 1) / MRW) * colTiles;
     const long chunk = std::max(MIN_CHUNK, std::min(CHUNK_BYTES / (4L * (M + KC)), J / (4L * threads)) / VW * VW);
     const long chunks = (J + chunk - 1) / chunk;
-    // The dot of (row i, column col) over lanes [j0, j1).
-    auto tile = [&](long t, long j0, long j1, auto&& put) {
-      const int m0 = (int)(t / colTiles) * MRW, k0 = (int)(t % colTiles) * NT;
-      const float* dy[MRW];
-      const float* x[NT];
-      // Tiles at the edge repeat their last row/column: valid memory, results discarded.
-      for (int i = 0; i < MRW; ++i) dy[i] = dyLanes + std::min(m0 + i, M - 1) * dyStride;
-      for (int c = 0; c < NT; ++c) {
-        const int col = std::min(k0 + c, NCOL - 1);
-        x[c] = xLanes + (col / RS) * xChanStride + tapShift[col % RS];
-      }
-      simd::vec acc[MRW][NT];
-#pragma GCC unroll 8
-      for (int i = 0; i < MRW; ++i)
-#pragma GCC unroll 16
-        for (int c = 0; c < NT; ++c) acc[i][c] = simd::zero();
-      for (long j = j0; j < j1; j += VW) {
-        simd::vec d[MRW];
-#pragma GCC unroll 8
-        for (int i = 0; i < MRW; ++i) d[i] = simd::loadu(dy[i] + j);
-#pragma GCC unroll 16
-        for (int c = 0; c < NT; ++c) {
-          simd::vec xv = simd::loadu(x[c] + j);
-          simd::keep(xv);
-#pragma GCC unroll 8
-          for (int i = 0; i < MRW; ++i) acc[i][c] = simd::fmadd(d[i], xv, acc[i][c]);
-        }
-      }
-      for (int i = 0; i < MRW && m0 + i < M; ++i)
-        for (int c = 0; c < NT && k0 + c < NCOL; ++c) put(m0 + i, k0 + c, simd::hsum(acc[i][c]));
-    };
-    auto dwAt = [&](int i, int col) -> float& { return dw[((long)rows[i] * L::C + cols[col / RS]) * RS + col % RS]; };
     if (threads == 1 || chunks < 2L * threads) {  // tiles are the work items, each writes its own dw entries
       parallel(threads, [&] {
 #pragma omp for schedule(dynamic, 1)
-        for (long t = 0; t < tiles; ++t) tile(t, 0, J, [&](int i, int col, float v) { dwAt(i, col) = v; });
+        for (long t = 0; t < tiles; ++t)
+          tile(t, M, NCOL, colTiles, 0, J, dyLanes, dyStride, xLanes, xChanStride, tapShift,
+               [&](int i, int col, float v) { dwAt(dw, rows, cols, i, col) = v; });
       });
       return;
     }
@@ -76,11 +158,12 @@ struct DotPass {
 #pragma omp for schedule(dynamic, 1)
       for (long k = 0; k < chunks; ++k)
         for (long t = 0; t < tiles; ++t)
-          tile(t, k * chunk, std::min(J, (k + 1) * chunk), [&](int i, int col, float v) { part[(long)i * NCOL + col] += v; });
+          tile(t, M, NCOL, colTiles, k * chunk, std::min(J, (k + 1) * chunk), dyLanes, dyStride, xLanes, xChanStride,
+               tapShift, [&](int i, int col, float v) { part[(long)i * NCOL + col] += v; });
       // (the loop's barrier: every partial is complete)
 #pragma omp for schedule(static)
       for (int i = 0; i < M; ++i)
-        for (int col = 0; col < NCOL; ++col) dwAt(i, col) = sumOverTeam(ws, team, (long)i * NCOL + col);
+        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sumOverTeam(ws, team, (long)i * NCOL + col);
     });
   }
 };
@@ -101,43 +184,37 @@ struct PlaneLanes {
   }
   static void packDy(const float* dy, const int32_t* rows, int M, int N, float* out, int threads) {
     const long J = lanes(N);
-    parallel(threads, [&] {
-#pragma omp for schedule(static)
-      for (int i = 0; i < M; ++i) {
-        float* o = out + (long)i * J;
-        for (int n = 0; n < N; ++n) {  // each lane written once: copies, then zero gaps
-          float* img = o + n * IMG;
-          for (int p = 0; p < L::P; ++p) {
-            std::memcpy(img + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
-            std::memset(img + (long)p * WP + L::Q, 0, sizeof(float) * (WP - L::Q));
-          }
-          std::memset(img + (long)L::P * WP, 0, sizeof(float) * (IMG - (long)L::P * WP));
+    parallelFor(threads, M, [&](long i) {
+      float* o = out + i * J;
+      for (int n = 0; n < N; ++n) {  // each lane written once: copies, then zero gaps
+        float* img = o + n * IMG;
+        for (int p = 0; p < L::P; ++p) {
+          std::memcpy(img + (long)p * WP, dy + (((long)n * L::K + rows[i]) * L::P + p) * L::Q, sizeof(float) * L::Q);
+          std::memset(img + (long)p * WP + L::Q, 0, sizeof(float) * (WP - L::Q));
         }
-        std::memset(o + N * IMG, 0, sizeof(float) * (J - N * IMG));
+        std::memset(img + (long)L::P * WP, 0, sizeof(float) * (IMG - (long)L::P * WP));
       }
+      std::memset(o + N * IMG, 0, sizeof(float) * (J - N * IMG));
     });
   }
   static void packX(const float* x, const int32_t* cols, int KC, int N, float* out, int threads) {
     const int jl = std::max(0, L::PW), jh = std::min(WP, L::W + L::PW);
     const long X_STRIDE = xStride(N);
-    parallel(threads, [&] {
-#pragma omp for schedule(static)
-      for (int c = 0; c < KC; ++c) {
-        float* o = out + (long)c * X_STRIDE;
-        for (int n = 0; n < N; ++n)  // each lane written once: zero borders, copy the rest
-          for (int i = 0; i < HP; ++i) {
-            float* row = o + n * IMG + (long)i * WP;
-            const int sr = i - L::PH;
-            if (sr < 0 || sr >= L::H || jh <= jl) {
-              std::memset(row, 0, sizeof(float) * WP);
-              continue;
-            }
-            std::memset(row, 0, sizeof(float) * jl);
-            std::memcpy(row + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW), sizeof(float) * (jh - jl));
-            std::memset(row + jh, 0, sizeof(float) * (WP - jh));
+    parallelFor(threads, KC, [&](long c) {
+      float* o = out + c * X_STRIDE;
+      for (int n = 0; n < N; ++n)  // each lane written once: zero borders, copy the rest
+        for (int i = 0; i < HP; ++i) {
+          float* row = o + n * IMG + (long)i * WP;
+          const int sr = i - L::PH;
+          if (sr < 0 || sr >= L::H || jh <= jl) {
+            std::memset(row, 0, sizeof(float) * WP);
+            continue;
           }
-        std::memset(o + N * IMG, 0, sizeof(float) * (X_STRIDE - N * IMG));
-      }
+          std::memset(row, 0, sizeof(float) * jl);
+          std::memcpy(row + jl, x + (((long)n * L::C + cols[c]) * L::H + sr) * L::W + (jl - L::PW), sizeof(float) * (jh - jl));
+          std::memset(row + jh, 0, sizeof(float) * (WP - jh));
+        }
+      std::memset(o + N * IMG, 0, sizeof(float) * (X_STRIDE - N * IMG));
     });
   }
 };
@@ -156,45 +233,39 @@ struct RowLanes {
   static void packDy(const float* dy, const int32_t* rows, int M, int N, float* out, int threads) {
     constexpr long PQ = (long)L::P * L::Q;
     const long J = lanes(N);
-    parallel(threads, [&] {
-#pragma omp for schedule(static)
-      for (int i = 0; i < M; ++i) {
-        float* o = out + (long)i * J;
-        for (int n = 0; n < N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
-        std::memset(o + N * PQ, 0, sizeof(float) * (J - N * PQ));
-      }
+    parallelFor(threads, M, [&](long i) {
+      float* o = out + i * J;
+      for (int n = 0; n < N; ++n) std::memcpy(o + n * PQ, dy + ((long)n * L::K + rows[i]) * PQ, sizeof(float) * PQ);
+      std::memset(o + N * PQ, 0, sizeof(float) * (J - N * PQ));
     });
   }
   static void packX(const float* x, const int32_t* cols, int KC, int N, float* out, int threads) {
     const long J = lanes(N), X_STRIDE = xStride(N);
-    parallel(threads, [&] {
-#pragma omp for collapse(2) schedule(static)
-      for (int c = 0; c < KC; ++c)
-        for (int tap = 0; tap < L::R * L::S; ++tap) {
-          const int r = tap / L::S, s = tap % L::S;
-          float* o = out + (long)c * X_STRIDE + (long)tap * J;
-          // Columns q in [qlo, qhi) read real input; the rest are padding. Loops without a
-          // conditional load: GCC 12 -O3 miscompiled the select-inside-the-loop form (found by
-          // the fuzzer, test/fuzz/regressions/4a96730aed74.json).
-          const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
-          const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
-          long j = 0;
-          for (int n = 0; n < N; ++n) {
-            const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
-            for (int p = 0; p < L::P; ++p, j += L::Q) {
-              const int ih = p * L::SH - L::PH + r * L::DH;
-              if (ih < 0 || ih >= L::H) {
-                std::fill(o + j, o + j + L::Q, 0.f);
-                continue;
-              }
-              const float* row = plane + (long)ih * L::W;
-              std::fill(o + j, o + j + qlo, 0.f);
-              for (int q = qlo; q < qhi; ++q) o[j + q] = row[q * L::SW + s * L::DW - L::PW];
-              std::fill(o + j + qhi, o + j + L::Q, 0.f);
-            }
+    parallelFor(threads, (long)KC * L::R * L::S, [&](long ct) {
+      const int c = (int)(ct / (L::R * L::S)), tap = (int)(ct % (L::R * L::S));
+      const int r = tap / L::S, s = tap % L::S;
+      float* o = out + (long)c * X_STRIDE + (long)tap * J;
+      // Columns q in [qlo, qhi) read real input; the rest are padding. Loops without a
+      // conditional load: GCC 12 -O3 miscompiled the select-inside-the-loop form (found by
+      // the fuzzer, test/fuzz/regressions/4a96730aed74.json).
+      const int qlo = std::min(L::Q, std::max(0, ceilDiv(L::PW - s * L::DW, L::SW)));
+      const int qhi = std::max(qlo, std::min(L::Q, ceilDiv(L::W + L::PW - s * L::DW, L::SW)));
+      long j = 0;
+      for (int n = 0; n < N; ++n) {
+        const float* plane = x + ((long)n * L::C + cols[c]) * L::H * L::W;
+        for (int p = 0; p < L::P; ++p, j += L::Q) {
+          const int ih = p * L::SH - L::PH + r * L::DH;
+          if (ih < 0 || ih >= L::H) {
+            std::fill(o + j, o + j + L::Q, 0.f);
+            continue;
           }
-          std::fill(o + j, o + J, 0.f);
+          const float* row = plane + (long)ih * L::W;
+          std::fill(o + j, o + j + qlo, 0.f);
+          for (int q = qlo; q < qhi; ++q) o[j + q] = row[q * L::SW + s * L::DW - L::PW];
+          std::fill(o + j + qhi, o + j + L::Q, 0.f);
         }
+      }
+      std::fill(o + j, o + J, 0.f);
     });
   }
 };

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "2508359dff894adcfe2c34beaf61ca4195262e184a0560558cf2d80c0952c1da"));
+  exports.Set("key", Napi::String::New(env, "608cf7411372e9c78b37a21b299543c31cc26f68a7fe3bc62385bf67389ae747"));
   return exports;
 }
 
