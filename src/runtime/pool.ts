@@ -1,8 +1,7 @@
 // The process-wide output pool, JavaScript side: every output array maskacc allocates comes from
 // here. Arrays of 16 KiB and more are blocks of the native pool (native/runtime: aligned, huge-page
 // advised, back in the pool once the array is garbage-collected); smaller ones are views into
-// shared slabs (or, up to 64 bytes, V8 heap objects), and without the runtime addon the larger ones
-// are plain Float32Arrays.
+// shared slabs, and without the runtime addon the larger ones are plain Float32Arrays.
 //
 // Blocks come back when V8 collects their arrays. Left to itself, V8 counts them as external
 // memory and answers every ~64 MB of it with a full mark-compact (2-5 ms of pause, plus concurrent
@@ -41,14 +40,13 @@ export interface PoolStats extends NativePoolStats {
 
 /** Arrays below this many bytes are not pool blocks: malloc'ed memory is warm. */
 export const MIN_POOLED_BYTES = 16 * 1024;
-/** Typed arrays this small live inside V8's heap: allocating them is cheapest as it is. */
-const ON_HEAP_BYTES = 64;
 /**
- * Arrays between ON_HEAP_BYTES and MIN_POOLED_BYTES are views into shared 256 KiB slabs, carved
- * at 64-byte steps (as Node's Buffer pool serves small Buffers). `new Float32Array(n)` of such a
- * size costs 2-4 µs here (a zeroed off-heap store, external-memory accounting and the collections
- * it brings), a view 0.1-0.7 µs: most of a call on a tiny layer. A slab is freed once every view
- * into it was collected, so a small output kept alive can hold up to 256 KiB.
+ * Arrays under MIN_POOLED_BYTES are views into shared 256 KiB slabs, carved at 64-byte steps (as
+ * Node's Buffer pool serves small Buffers). `new Float32Array(n)` costs 2-4 µs here from 64 bytes
+ * on (a zeroed off-heap store, external-memory accounting and the collections it brings); below
+ * that V8 keeps it on its heap and moves it out at the first native call (+0.5 µs). A view costs
+ * 0.1-0.7 µs: most of a call on a tiny layer. A slab is freed once every view into it was
+ * collected, so a small output kept alive can hold up to 256 KiB.
  */
 const SLAB_FLOATS = 2 ** 16;
 const SLAB_STEP_FLOATS = 16;
@@ -182,7 +180,7 @@ export function takeArray(n: number): Float32Array {
     markAsUntransferable(a.buffer); // postMessage copies it (its detach key would abort Node 20 there)
     return a;
   }
-  const a = n * 4 > ON_HEAP_BYTES && n * 4 <= MIN_POOLED_BYTES ? slabView(n) : new Float32Array(n);
+  const a = n * 4 < MIN_POOLED_BYTES ? slabView(n) : new Float32Array(n);
   if (poisonSmall) a.fill(NaN);
   return a;
 }

@@ -1,10 +1,8 @@
 // ---- engine/dot: backward-weights as dot products along one long lane axis ----
 // dw[rows[i]][cols[c]][tap] = sum_j dyLane(i)[j] * xLane(c, tap)[j]. Vectors run along j, so both
 // operands are plain vector loads, and an MRW x NT block of accumulators stays in registers over a
-// chunk of lanes. With enough images, each work item packs a chunk of images into its thread's
-// own L2-sized buffer and sums over it (runImageChunks); else all images are packed first and long
-// lane axes split into chunks that stay in L2. Either way each thread sums into a private partial,
-// added up at the end; short lane axes run each tile over all lanes.
+// chunk of lanes. Long lane axes split into chunks that stay in L2 (each thread sums its chunks
+// into a private partial, added up at the end); short ones run each tile over all lanes.
 // Expects (kernel.cpp includes it inside the layer namespace): the std headers, L:: (the layer's
 // shape), simd:: (isa/<isa>.hpp) and engine/common.hpp.
 
