@@ -557,12 +557,11 @@ struct DirectWeights {
 #pragma omp for schedule(static)
       for (long item = 0; item < (long)panels * groups; ++item) {
         const int pm = (int)(item / groups), g = (int)(item % groups);
+        const float* sum = sumOverTeam(ws, team, item * RS * MT * NR, (long)RS * MT * NR);
         for (int i = 0; i < NR && pm * NR + i < M; ++i)  // rows outer: dw rows are far apart (pages)
           for (int m = 0; m < MT && g * MT + m < KC; ++m) {
             float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[g * MT + m]) * RS;
-            for (int tap = 0; tap < RS; ++tap) {
-              out[tap] = sumOverTeam(ws, team, ((item * RS + tap) * MT + m) * NR + i);
-            }
+            for (int tap = 0; tap < RS; ++tap) out[tap] = sum[(tap * MT + m) * NR + i];
           }
       }
     });
@@ -735,12 +734,11 @@ struct DirectWeightsTaps {
 #pragma omp for schedule(static)
       for (long item = 0; item < (long)panels * KC; ++item) {
         const int pm = (int)(item / KC), c = (int)(item % KC);
+        const float* sum = sumOverTeam(ws, team, item * L::R * SG * TILE, (long)L::R * SG * TILE);
         for (int i = 0; i < NR && pm * NR + i < M; ++i) {
           float* out = dw + ((long)rows[pm * NR + i] * L::C + ci[c]) * RS;
           for (int r = 0; r < L::R; ++r)
-            for (int s = 0; s < L::S; ++s) {
-              out[r * L::S + s] = sumOverTeam(ws, team, ((item * L::R + r) * SG + s / MT) * TILE + (s % MT) * NR + i);
-            }
+            for (int s = 0; s < L::S; ++s) out[r * L::S + s] = sum[((long)r * SG + s / MT) * TILE + (s % MT) * NR + i];
         }
       }
     });

@@ -121,8 +121,10 @@ struct DotPass {
       }
       // (the loop's barrier: every partial is complete)
 #pragma omp for schedule(static)
-      for (int i = 0; i < M; ++i)
-        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sumOverTeam(ws, team, (long)i * NCOL + col);
+      for (int i = 0; i < M; ++i) {
+        const float* sum = sumOverTeam(ws, team, (long)i * NCOL, NCOL);
+        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sum[col];
+      }
     });
   }
 
@@ -160,8 +162,10 @@ struct DotPass {
                tapShift, [&](int i, int col, float v) { part[(long)i * NCOL + col] += v; });
       // (the loop's barrier: every partial is complete)
 #pragma omp for schedule(static)
-      for (int i = 0; i < M; ++i)
-        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sumOverTeam(ws, team, (long)i * NCOL + col);
+      for (int i = 0; i < M; ++i) {
+        const float* sum = sumOverTeam(ws, team, (long)i * NCOL, NCOL);
+        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sum[col];
+      }
     });
   }
 };

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "608cf7411372e9c78b37a21b299543c31cc26f68a7fe3bc62385bf67389ae747"));
+  exports.Set("key", Napi::String::New(env, "8c957d5db31ddbcae426ec25c31953f1165a79ee700a600bbab3b21ea738eca2"));
   return exports;
 }
 
