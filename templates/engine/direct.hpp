@@ -567,29 +567,20 @@ struct DirectWeights {
     });
   }
 
-  // Images blocking: dy and x packed whole up front, blocks of images reduced by all threads together.
+  // Images blocking: blocks of images, each packed (dy and x of its images) and then reduced by
+  // all threads together. (Packing the whole batch up front took buffers of the batch's size:
+  // 32 MB for one 512->2048 1x1 on 7x7 planes at batch 64, first-touched once per kernel.)
   static void runImages(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
                         int imagesPerBlock, Workspace& ws, int threads) {
     const int panels = (M + NR - 1) / NR, groups = (KC + MT - 1) / MT;
     if (panels == 0 || groups == 0) return;
-    const long Mpad = (long)panels * NR;
-    // dyT[panel][n][p][q][NR], in chunks of 16 positions per work item.
-    const long dyPanel = ws.n * PQ * NR;
-    float* dyT = ws.dyPack.get((size_t)ws.n * PQ * Mpad);
-    parallel(threads, [&] {
-#pragma omp for collapse(2) schedule(static)
-      for (int n = 0; n < ws.n; ++n)
-        for (long pq0 = 0; pq0 < PQ; pq0 += 16)
-          packDyT(dy, rows, M, panels, dyPanel, NR, n, pq0, std::min(PQ, pq0 + 16), dyT + ((long)n * PQ + pq0) * NR);
-    });
-    // xg[n][group][XH][XW][MT]: kept channels interleaved by group, groups padded with zero channels.
-    const long KCpad = (long)groups * MT;
-    float* xg = ws.xPack.get((size_t)ws.n * KCpad * XHW);
-    parallel(threads, [&] {
-#pragma omp for collapse(2) schedule(static)
-      for (int n = 0; n < ws.n; ++n)
-        for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n, g, 0, XHW, xg + ((long)n * groups + g) * XGROUP);
-    });
+    const int IB = std::min(imagesPerBlock, ws.n);
+    const long Mpad = (long)panels * NR, KCpad = (long)groups * MT;
+    // dyT[panel][image][p][q][NR] and xg[image][group][XH][XW][MT] (kept channels interleaved by
+    // group, groups padded with zero channels) of one block of images.
+    const long dyPanel = IB * PQ * NR;
+    float* dyT = ws.dyPack.get((size_t)IB * PQ * Mpad);
+    float* xg = ws.xPack.get((size_t)IB * KCpad * XHW);
     // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
     // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
     // image blocks, then a last pass scatters them into dw, each thread its own run of panels
@@ -600,9 +591,17 @@ struct DirectWeights {
     const int tapsPer = (RS + tapChunks - 1) / tapChunks;
     const long items = (long)panels * groups * tapChunks, tile = (long)MT * NR;
     float* part = ws.aPack.get((size_t)items * tapsPer * tile);
-    for (int n0 = 0; n0 < ws.n; n0 += imagesPerBlock) {
-      const int n1 = std::min(ws.n, n0 + imagesPerBlock);
+    for (int n0 = 0; n0 < ws.n; n0 += IB) {
+      const int nb = std::min(ws.n - n0, IB);
       parallel(threads, [&] {
+#pragma omp for collapse(2) schedule(static) nowait
+        for (int b = 0; b < nb; ++b)
+          for (long pq0 = 0; pq0 < PQ; pq0 += 16)
+            packDyT(dy, rows, M, panels, dyPanel, NR, n0 + b, pq0, std::min(PQ, pq0 + 16), dyT + ((long)b * PQ + pq0) * NR);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < nb; ++b)
+          for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n0 + b, g, 0, XHW, xg + ((long)b * groups + g) * XGROUP);
+        // (the loop's barrier: the block is packed)
 #pragma omp for schedule(dynamic, 1)
         for (long item = 0; item < items; ++item) {
           const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
@@ -614,8 +613,7 @@ struct DirectWeights {
             for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
               for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-            tapTile(tap, n1 - n0, 0, L::P, 0, 0, dyT + pm * dyPanel + n0 * PQ * NR, PQ * NR, NR,
-                    xg + n0 * KCpad * XHW + (long)g * XGROUP, KCpad * XHW, acc);
+            tapTile(tap, nb, 0, L::P, 0, 0, dyT + pm * dyPanel, PQ * NR, NR, xg + (long)g * XGROUP, KCpad * XHW, acc);
             float* p = buf + (tap - t0) * tile;
             for (int m = 0; m < MT; ++m)
               for (int v = 0; v < NV; ++v)

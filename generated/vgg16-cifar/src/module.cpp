@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8c957d5db31ddbcae426ec25c31953f1165a79ee700a600bbab3b21ea738eca2"));
+  exports.Set("key", Napi::String::New(env, "cd32f45f81a893e2d2d78c5db7caa1349b4981dc07913d728eaa119f3c8472b9"));
   return exports;
 }
 
