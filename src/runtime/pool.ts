@@ -50,8 +50,6 @@ export const MIN_POOLED_BYTES = 16 * 1024;
  */
 const SLAB_FLOATS = 2 ** 16;
 const SLAB_STEP_FLOATS = 16;
-let slab = new Float32Array(0);
-let slabUsed = SLAB_FLOATS; // full: the first small array makes a slab
 export const DEFAULT_POOL_MAX_BYTES = 1 << 30;
 /** The native pool's limit (2 GiB blocks); larger arrays are plain ones. */
 const MAX_POOLED_LENGTH = 2 ** 29 - 1;
@@ -105,6 +103,8 @@ let majorAt = MAJOR_FLOOR;
 let minorCollections = 0;
 let majorCollections = 0;
 let collectionMs = 0;
+let slab = new Float32Array(0);
+let slabUsed = SLAB_FLOATS; // full: the first small array makes a slab
 
 function envFlag(name: string, dflt: boolean): boolean {
   const v = process.env[name];

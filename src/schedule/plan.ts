@@ -331,12 +331,13 @@ function weightsPlan(
     );
   }
   // Direct from three quarters of a filter vector up (against planes lanes that pack per chunk of
-  // images: 12 of 16 lanes 0.67-0.81x on 16-32 channels, 1.08x with 64 kept channels; 14: 1.02-1.32x;
-  // 16: 1.14-1.19x); with fewer kept filters its vectors run too empty. First layers (C = 1 or 3) with full filter
-  // vectors: direct's column-tap tiles beat planes lanes (3->64 3x3 @32 b64: 1.6x, 32 kept 1.8x;
-  // 1->32 @28: 2.0x; 3->32 5x5 @64: 1.5x). And with N*P*Q up to 4 vectors of positions, dot lanes
-  // run empty and pay their horizontal sums on a short reduction (8 kept of 16 filters, 3x3:
-  // direct 1.6-1.8x faster at 1-32 positions, 0.9x at 128, 0.6x at 512).
+  // images: 12 of 16 lanes 0.67-0.81x on 16-32 channels, 1.08x with 64 kept channels; 14 lanes
+  // 1.02-1.32x; 16 lanes 1.14-1.19x); with fewer kept filters its vectors run too empty. First
+  // layers (C = 1 or 3) with full filter vectors: direct's column-tap tiles beat planes lanes
+  // (3->64 3x3 @32 b64: 1.6x, 32 kept 1.8x; 1->32 @28: 2.0x; 3->32 5x5 @64: 1.5x). And with
+  // N*P*Q up to 4 vectors of positions, dot lanes run empty and pay their horizontal sums on a
+  // short reduction (8 kept of 16 filters, 3x3: direct 1.6-1.8x faster at 1-32 positions, 0.9x at
+  // 128, 0.6x at 512).
   const vw = isa.vectorWidth;
   const fewPositions = layer.batch * P * Q <= 4 * vw;
   const direct =
