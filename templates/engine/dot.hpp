@@ -57,7 +57,18 @@ struct DotPass {
     return dw[((long)rows[i] * L::C + cols[col / RS]) * RS + col % RS];
   }
 
-  // Packs dy rows and x lanes of all N images (Lanes::packDy / packX), then sums over them.
+  // dw = the sum of the team's private M x NCOL partials (ws.bBlock), rows shared out among the
+  // team. Call inside the team's region, after the loop that filled the partials.
+  static void writeSums(Workspace& ws, int team, int M, const int32_t* rows, int NCOL, const int32_t* cols, float* dw) {
+#pragma omp for schedule(static)
+    for (int i = 0; i < M; ++i) {
+      const float* sum = sumOverTeam(ws, team, (long)i * NCOL, NCOL);
+      for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sum[col];
+    }
+  }
+
+  // dw from dy and x: in chunks of images packed by each work item when there are enough of them
+  // (runImageChunks), else all N images packed first (Lanes::packDy / packX) and summed over.
   template <class Lanes>
   static void run(const float* dy, const float* x, int M, const int32_t* rows, int KC, const int32_t* cols, int N,
                   float* dw, Workspace& ws, int threads) {
@@ -120,11 +131,7 @@ struct DotPass {
                [&](int i, int col, float v) { part[(long)i * NCOL + col] += v; });
       }
       // (the loop's barrier: every partial is complete)
-#pragma omp for schedule(static)
-      for (int i = 0; i < M; ++i) {
-        const float* sum = sumOverTeam(ws, team, (long)i * NCOL, NCOL);
-        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sum[col];
-      }
+      writeSums(ws, team, M, rows, NCOL, cols, dw);
     });
   }
 
@@ -161,11 +168,7 @@ struct DotPass {
           tile(t, M, NCOL, colTiles, k * chunk, std::min(J, (k + 1) * chunk), dyLanes, dyStride, xLanes, xChanStride,
                tapShift, [&](int i, int col, float v) { part[(long)i * NCOL + col] += v; });
       // (the loop's barrier: every partial is complete)
-#pragma omp for schedule(static)
-      for (int i = 0; i < M; ++i) {
-        const float* sum = sumOverTeam(ws, team, (long)i * NCOL, NCOL);
-        for (int col = 0; col < NCOL; ++col) dwAt(dw, rows, cols, i, col) = sum[col];
-      }
+      writeSums(ws, team, M, rows, NCOL, cols, dw);
     });
   }
 };

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "cd32f45f81a893e2d2d78c5db7caa1349b4981dc07913d728eaa119f3c8472b9"));
+  exports.Set("key", Napi::String::New(env, "2bcbf94915ae3a614f69b972019e7df7848eb376c19e5bb6a6243f5415ed7b88"));
   return exports;
 }
 
