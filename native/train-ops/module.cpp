@@ -157,6 +157,28 @@ Napi::Value TransposeImages(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// channelsToPlanes(N, HW, C, keep: Uint8Array, threads, src [N][HW][kept], dst [N][C][HW])
+Napi::Value ChannelsToPlanes(const Napi::CallbackInfo& info) {
+  const int N = integer(info, 0, "N", 1), HW = integer(info, 1, "HW", 1), C = integer(info, 2, "C", 1);
+  const uint8_t* keep = bytes(info, 3, C, "keep");
+  long kept = 0;
+  for (int c = 0; c < C; ++c) kept += keep[c] != 0;
+  channelsToPlanes(N, HW, C, keep, integer(info, 4, "threads", 1), floats(info, 5, N * kept * HW, "src"),
+                   floats(info, 6, (long)N * C * HW, "dst"));
+  return info.Env().Undefined();
+}
+
+// planesToChannels(N, C, HW, keep: Uint8Array, threads, src [N][C][HW], dst [N][HW][kept])
+Napi::Value PlanesToChannels(const Napi::CallbackInfo& info) {
+  const int N = integer(info, 0, "N", 1), C = integer(info, 1, "C", 1), HW = integer(info, 2, "HW", 1);
+  const uint8_t* keep = bytes(info, 3, C, "keep");
+  long kept = 0;
+  for (int c = 0; c < C; ++c) kept += keep[c] != 0;
+  planesToChannels(N, C, HW, keep, integer(info, 4, "threads", 1), floats(info, 5, (long)N * C * HW, "src"),
+                   floats(info, 6, N * kept * HW, "dst"));
+  return info.Env().Undefined();
+}
+
 // prunedPlanesZero(N, C, HW, keep: Uint8Array, x, threads) -> boolean
 Napi::Value PrunedPlanesZero(const Napi::CallbackInfo& info) {
   const int N = integer(info, 0, "N", 1), C = integer(info, 1, "C", 1), HW = integer(info, 2, "HW", 1);
@@ -209,6 +231,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
   exports.Set("transposeImages", Napi::Function::New(env, TransposeImages));
+  exports.Set("channelsToPlanes", Napi::Function::New(env, ChannelsToPlanes));
+  exports.Set("planesToChannels", Napi::Function::New(env, PlanesToChannels));
   exports.Set("prunedPlanesZero", Napi::Function::New(env, PrunedPlanesZero));
   exports.Set("linearForward", Napi::Function::New(env, LinearForward));
   exports.Set("linearBackward", Napi::Function::New(env, LinearBackward));

@@ -492,6 +492,68 @@ void transposeImages(int N, long A, long B, int threads, const float* src, float
     }
 }
 
+// Per image, dst[dstRow[b] + a] = src[srcRow[a] + b] for a < A, b < B: a transpose whose rows sit
+// at arbitrary offsets (the kept channels' planes), by VW x VW blocks through a register transpose.
+static void transposeRows(int N, long A, long B, long srcImage, long dstImage, const long* srcRow,
+                          const long* dstRow, int threads, const float* src, float* dst) {
+  constexpr int V = simd::VW;
+  const long blocks = (A + V - 1) / V;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if ((long)N * A * B >= kParallelMin)
+  for (int n = 0; n < N; ++n)
+    for (long t = 0; t < blocks; ++t) {
+      const float* s = src + n * srcImage;
+      float* d = dst + n * dstImage;
+      const long a0 = t * V;
+      if (a0 + V > A) {
+        for (long b = 0; b < B; ++b)
+          for (long a = a0; a < A; ++a) d[dstRow[b] + a] = s[srcRow[a] + b];
+        continue;
+      }
+      alignas(64) float block[V * V];
+      const float* rows[V];
+      long b = 0;
+      for (; b + V <= B; b += V) {
+        for (int i = 0; i < V; ++i) rows[i] = s + srcRow[a0 + i] + b;
+        simd::transpose(rows, block, V);
+        for (int j = 0; j < V; ++j) simd::storeu(d + dstRow[b + j] + a0, simd::loadu(block + j * V));
+      }
+      for (; b < B; ++b)
+        for (int i = 0; i < V; ++i) d[dstRow[b] + a0 + i] = s[srcRow[a0 + i] + b];
+    }
+}
+
+// The kept channels' indices.
+static std::vector<long> keptChannels(int C, const uint8_t* keep) {
+  std::vector<long> kept;
+  for (int c = 0; c < C; ++c)
+    if (keep[c]) kept.push_back(c);
+  return kept;
+}
+
+void channelsToPlanes(int N, long HW, int C, const uint8_t* keep, int threads, const float* src, float* dst) {
+  const std::vector<long> kept = keptChannels(C, keep);
+  const long K = (long)kept.size();
+  std::vector<long> srcRow(HW), dstRow(K);
+  for (long p = 0; p < HW; ++p) srcRow[p] = p * K;
+  for (long k = 0; k < K; ++k) dstRow[k] = kept[k] * HW;
+  if (K > 0) transposeRows(N, HW, K, HW * K, (long)C * HW, srcRow.data(), dstRow.data(), threads, src, dst);
+  if (K == C) return;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if ((long)N * C * HW >= kParallelMin)
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      if (!keep[c]) std::fill_n(dst + ((long)n * C + c) * HW, HW, 0.0f);
+}
+
+void planesToChannels(int N, int C, long HW, const uint8_t* keep, int threads, const float* src, float* dst) {
+  const std::vector<long> kept = keptChannels(C, keep);
+  const long K = (long)kept.size();
+  if (K == 0) return;
+  std::vector<long> srcRow(K), dstRow(HW);
+  for (long k = 0; k < K; ++k) srcRow[k] = kept[k] * HW;
+  for (long p = 0; p < HW; ++p) dstRow[p] = p * K;
+  transposeRows(N, K, HW, (long)C * HW, HW * K, srcRow.data(), dstRow.data(), threads, src, dst);
+}
+
 // A classifier head is small (N x F x J ~ 10^6 multiply-adds): plain loops over contiguous rows,
 // images in parallel; the weight gradient splits the F rows instead (no reduction across threads).
 void linearForward(const LinearArgs& a, const float* x, const float* w, const float* b, float* y) {

@@ -53,6 +53,13 @@ bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x
 // Per image, a [A][B] matrix to [B][A]: NHWC -> NCHW is (A, B) = (HW, C), NCHW -> NHWC (C, HW).
 void transposeImages(int N, long A, long B, int threads, const float* src, float* dst);
 
+// The conversions between a compact channels-last tensor, which holds only the kept channels
+// (keep[c] != 0) in channel order, [N][HW][kept], and a full NCHW one, [N][C][HW].
+// channelsToPlanes writes every plane: the kept ones transposed, the pruned ones zero.
+void channelsToPlanes(int N, long HW, int C, const uint8_t* keep, int threads, const float* src, float* dst);
+// planesToChannels reads only the kept planes.
+void planesToChannels(int N, int C, long HW, const uint8_t* keep, int threads, const float* src, float* dst);
+
 // Fully connected layer: y[N][J] = x[N][F] w[F][J] + b[J].
 struct LinearArgs {
   int N, F, J;

@@ -73,6 +73,26 @@ export interface TrainOpsAddon {
   prunedPlanesZero(N: number, C: number, HW: number, keep: Uint8Array, x: Float32Array, threads: number): boolean;
   /** Per image, [A][B] -> [B][A] (NHWC -> NCHW: A = H * W, B = C). */
   transposeImages(N: number, A: number, B: number, threads: number, src: Float32Array, dst: Float32Array): void;
+  /** Compact channels-last [N][HW][kept] -> NCHW [N][C][HW]; the pruned planes are written zero. */
+  channelsToPlanes(
+    N: number,
+    HW: number,
+    C: number,
+    keep: Uint8Array,
+    threads: number,
+    src: Float32Array,
+    dst: Float32Array,
+  ): void;
+  /** NCHW [N][C][HW] -> compact channels-last [N][HW][kept]: the kept planes only. */
+  planesToChannels(
+    N: number,
+    C: number,
+    HW: number,
+    keep: Uint8Array,
+    threads: number,
+    src: Float32Array,
+    dst: Float32Array,
+  ): void;
   linearForward(
     N: number,
     F: number,

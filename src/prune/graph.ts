@@ -25,6 +25,21 @@ const CHANNELWISE = new Set([
   'ELU',
   'Activation',
 ]);
+/**
+ * Channel-wise layers that take a compact activation (the kept channels only) as it is: element-wise
+ * ones, and poolings that read the channel count from the tensor.
+ */
+const COMPACT_READERS = new Set([
+  'Dropout',
+  'MaxPooling2D',
+  'MaskaccMaxPooling2D',
+  'AveragePooling2D',
+  'ReLU',
+  'MaskaccReLU',
+  'LeakyReLU',
+  'ELU',
+  'Activation',
+]);
 const GLOBAL_POOLS = new Set(['GlobalAveragePooling2D', 'GlobalMaxPooling2D']);
 /** Activations with f(0) = 0: a pruned (zero) channel stays zero. */
 const ZERO_KEEPING = new Set(['linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'softsign', 'swish', 'mish', 'gelu']);
@@ -49,6 +64,11 @@ export interface MaskGroup {
   denses: { layer: string; features: FeatureMap }[];
   /** Why the group stays unpruned (undefined: it can be pruned). */
   unprunable?: string;
+  /**
+   * Why its activations keep every channel (undefined: they may be compact, the kept channels only,
+   * channels-last: every layer reading them takes that).
+   */
+  fullChannels?: string;
 }
 
 interface TensorInfo {
@@ -87,6 +107,9 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
   const block = (g: number | undefined, reason: string) => {
     if (g !== undefined) groups[find(g)].unprunable ??= reason;
   };
+  const full = (g: number | undefined, reason: string) => {
+    if (g !== undefined) groups[find(g)].fullChannels ??= reason;
+  };
   const tensors = new Map<string, TensorInfo>();
   const names = new Set(model.layers.map((l) => l.name));
   for (const s of skip) if (!names.has(s)) throw new ArgumentError('skip', s, 'the name of a layer of the model');
@@ -99,12 +122,16 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
     const activation = (config.activation as string | undefined) ?? 'linear';
     let out: TensorInfo = {};
     if (CONVS.has(kind)) {
-      if (x.group !== undefined) groups[find(x.group)].consumers.push(layer.name);
+      if (x.group !== undefined) {
+        groups[find(x.group)].consumers.push(layer.name);
+        if (channelAxis(layer) !== 3) full(x.group, `'${layer.name}' is channelsFirst`);
+      }
       const id = groups.length;
       parent.push(id);
       groups.push({ id, convs: [layer.name], consumers: [], norms: [], denses: [] });
       if (skip.includes(layer.name)) block(id, `'${layer.name}' is in the skip list`);
       if (!ZERO_KEEPING.has(activation)) block(id, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
+      if (channelAxis(layer) !== 3) full(id, `'${layer.name}' is channelsFirst`);
       out = { group: id, axis: channelAxis(layer) };
     } else if (NORMS.has(kind) && x.group !== undefined) {
       const axis = config.axis as number;
@@ -115,6 +142,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
     } else if (CHANNELWISE.has(kind) || NORMS.has(kind)) {
       if (kind === 'Activation' && !ZERO_KEEPING.has(activation))
         block(x.group, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
+      if (!COMPACT_READERS.has(kind)) full(x.group, `'${layer.name}' (${kind}) reads every channel`);
       out = x;
     } else if (kind === 'Add') {
       const grouped = ins.filter((t) => t.group !== undefined);
@@ -122,6 +150,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       else for (const t of grouped.slice(1)) parent[find(t.group!)] = find(grouped[0].group!);
       out = grouped.length ? grouped[0] : {};
     } else if (kind === 'Flatten' && x.group !== undefined) {
+      full(x.group, `'${layer.name}' feeds a dense layer`);
       const shape = inputShape(layer);
       const [C, plane] = x.axis === 1 ? [shape[1], shape[2] * shape[3]] : [shape[3], shape[1] * shape[2]];
       const channelMajor = x.axis === 1 && config.dataFormat !== 'channelsFirst';
@@ -129,6 +158,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         block(x.group, `'${layer.name}' flattens channelsLast data as channelsFirst`);
       out = { features: { group: x.group, channels: C, plane, channelMajor } };
     } else if (GLOBAL_POOLS.has(kind) && x.group !== undefined) {
+      full(x.group, `'${layer.name}' feeds a dense layer`);
       if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' pools another axis than the channels`);
       const C = inputShape(layer)[x.axis!];
       out = { features: { group: x.group, channels: C, plane: 1, channelMajor: true } };
@@ -140,6 +170,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
     }
     tensors.set(layer.name, out);
   }
+  for (const o of model.outputLayers) full(tensors.get(o.name)?.group, `'${o.name}' is an output of the model`);
   // Merge the groups joined by residual adds.
   const merged = new Map<number, MaskGroup>();
   for (const g of groups) {
@@ -152,6 +183,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       m.norms.push(...g.norms);
       m.denses.push(...g.denses);
       m.unprunable ??= g.unprunable;
+      m.fullChannels ??= g.fullChannels;
     }
   }
   return [...merged.values()];

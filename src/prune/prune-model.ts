@@ -29,6 +29,12 @@ export interface PruneOptions extends Omit<CompileLayersOptions, 'gradOfPrunedFi
   skip?: readonly string[];
   /** 'masked' (default) or 'dense': full-mask kernels on masked weights, the baseline. */
   mode?: 'masked' | 'dense';
+  /**
+   * Masked mode, channelsLast: the activations between masked layers hold the kept channels only,
+   * in order (default true), so batch norm, ReLU and pooling shrink with the masks. A sub-model
+   * reading such a tensor sees [N, H, W, kept]; false keeps every tensor at its declared shape.
+   */
+  compactActivations?: boolean;
 }
 
 /** Per layer: kept and total filters after an epoch's selection. */
@@ -80,6 +86,11 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
     throw new ArgumentError('model', model.name, 'a model with Conv2D layers to prune');
   const groups = traceMaskGroups(model, options.skip);
   const normsToMask = new Set(groups.flatMap((g) => g.norms));
+  // Masked mode keeps a group's activations compact (the kept channels only) where its readers allow.
+  const compactable = mode === 'masked' && (options.compactActivations ?? true);
+  const compact = groups.filter((g) => compactable && !g.unprunable && !g.fullChannels);
+  const compactOut = new Set(compact.flatMap((g) => [...g.convs, ...g.norms]));
+  const compactIn = new Set(compact.flatMap((g) => g.consumers));
   const pruned = await rebuildModel(
     model,
     (layer, json) => {
@@ -87,7 +98,10 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
         for (const k of ['kernel_regularizer', 'bias_regularizer', 'kernel_constraint', 'bias_constraint'])
           if (json.config[k] != null)
             throw new ArgumentError(`layer '${layer.name}'`, k, 'a Conv2D without one (not supported)');
-        return { class_name: 'MaskedConv2D', config: { ...pick(json.config, CONV_KEYS), mode } };
+        const config: Record<string, unknown> = { ...pick(json.config, CONV_KEYS), mode };
+        if (compactOut.has(layer.name)) config.compact_output = true;
+        if (compactIn.has(layer.name)) config.compact_input = true;
+        return { class_name: 'MaskedConv2D', config };
       }
       // TF.js's cpu max-pool and ReLU gradients are slow; the same ops, native.
       if (json.class_name === 'MaxPooling2D')
@@ -97,7 +111,10 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
       if (json.class_name === 'Activation' && json.config.activation === 'relu')
         return { class_name: 'MaskaccReLU', config: pick(json.config, BASE_KEYS) };
       if (json.class_name === 'BatchNormalization' && normsToMask.has(layer.name))
-        return { class_name: 'MaskedBatchNormalization', config: pick(json.config, NORM_KEYS) };
+        return {
+          class_name: 'MaskedBatchNormalization',
+          config: { ...pick(json.config, NORM_KEYS), ...(compactOut.has(layer.name) ? { compact: true } : {}) },
+        };
       return undefined;
     },
     (old, fresh) => {

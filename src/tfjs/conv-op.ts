@@ -26,6 +26,8 @@ export interface ConvOpLayer {
   readonly inMask: Uint8Array;
   /** x and y are NHWC (else NCHW). */
   readonly channelsLast: boolean;
+  /** y holds the kept filters only (NHWC [N, P, Q, kept]); x may hold the kept channels only. */
+  readonly compactOutput: boolean;
   /** The kernel tensor is HWIO, TF.js's conv2d layout (else OIHW). */
   readonly hwio: boolean;
   readonly kernelTime: KernelTime;
@@ -61,13 +63,23 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
   const dense = mode === 'dense';
   const xSize = C * H * W,
     ySize = K * P * Q;
-  const yShape = channelsLast ? [B, P, Q, K] : [B, K, P, Q];
   const oihw = (w: Float32Array) => (hwio ? hwioToOihw(w, R, S, C, K) : w);
   const effective = (w: Float32Array) =>
     dense ? maskColumns(maskRows(hwio ? w : w.slice(), layer.outMask), layer.inMask, R * S) : w;
+  // Compact tensors (channels-last, kept channels only) convert against the masks of this call.
+  const { inMask, outMask } = layer;
+  const compactIn = channelsLast && x.shape[3] !== C,
+    compactOut = channelsLast && layer.compactOutput && !dense;
+  const keptOut = compactOut ? outMask.reduce((a, b) => a + b, 0) : K;
+  const yShape = channelsLast ? [B, P, Q, keptOut] : [B, K, P, Q];
   const run = (save: (t: Tensor[]) => void, xt: Tensor, wt: Tensor, bt?: Tensor) => {
     let xN = data(xt);
-    if (channelsLast && C > 1) {
+    if (compactIn) {
+      const s = scratch(B * xSize);
+      nativeOps('MaskedConv2D (compact input)').ops.channelsToPlanes(B, H * W, C, inMask, threads(), xN, s.array);
+      xN = s.array;
+      save([s.tensor]);
+    } else if (channelsLast && C > 1) {
       const s = scratch(B * xSize);
       transposeImages(xN, B, H * W, C, s.array);
       xN = s.array;
@@ -76,16 +88,31 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
     const w = effective(oihw(data(wt)));
     const b = bt && (dense ? maskRows(data(bt).slice(), layer.outMask) : data(bt));
     let t0 = performance.now();
-    const yN = channelsLast && K > 1 ? scratch(B * ySize).array : takeArray(B * ySize);
+    const yN = channelsLast && (K > 1 || compactOut) ? scratch(B * ySize).array : takeArray(B * ySize);
     runInChunks(B, l.batch, [{ data: xN, size: xSize }], [{ data: yN, size: ySize }], ([xc], [yc]) =>
       conv.forward(xc, w, b, yc),
     );
     layer.kernelTime.add(performance.now() - t0);
     return {
-      value: adopt<Tensor4D>(channelsLast ? toNhwc(yN, B, K, P, Q) : yN, yShape),
+      value: adopt<Tensor4D>(
+        compactOut ? toChannels(yN, B, K, P * Q, outMask) : channelsLast ? toNhwc(yN, B, K, P, Q) : yN,
+        yShape,
+      ),
       gradFunc: (dyt: Tensor) => {
         let dyN = data(dyt);
-        if (channelsLast && K > 1) {
+        if (compactOut) {
+          const s = scratch(B * ySize);
+          nativeOps('MaskedConv2D (compact output)').ops.channelsToPlanes(
+            B,
+            P * Q,
+            K,
+            outMask,
+            threads(),
+            dyN,
+            s.array,
+          );
+          dyN = s.array;
+        } else if (channelsLast && K > 1) {
           const s = scratch(B * ySize);
           transposeImages(dyN, B, P * Q, K, s.array);
           dyN = s.array;
@@ -98,11 +125,13 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
             conv.backwardData(dyc, w, dxc),
           );
           if (dense) maskInputs(dxN, layer.inMask, H * W);
-          dx = adopt(channelsLast ? toNhwc(dxN, B, C, H, W) : dxN, xt.shape);
+          const dxOut = compactIn ? toChannels(dxN, B, C, H * W, inMask) : channelsLast ? toNhwc(dxN, B, C, H, W) : dxN;
+          dx = adopt(dxOut, xt.shape);
         } else dx = tf.zerosLike(xt); // the network's input: nothing reads its gradient
         // Soft masks train pruned filters by their gradient; when dy is zero on them (a masked batch
         // norm or a ReLU after the conv makes it so) that gradient is zero: kept rows suffice.
-        const prunedDyIsZero = !dense && layer.soft && prunedPlanesZero(dyN, B, K, P * Q, layer.outMask);
+        // A compact dy has no pruned channels: channelsToPlanes wrote them zero.
+        const prunedDyIsZero = !dense && layer.soft && (compactOut || prunedPlanesZero(dyN, B, K, P * Q, outMask));
         const { dw, dbias } = weightGradients(conv, B, dyN, xN, bt !== undefined, { prunedDyIsZero });
         layer.kernelTime.add(performance.now() - t0);
         if (dense) {
@@ -128,6 +157,15 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
 function transposeImages(src: Float32Array, n: number, a: number, b: number, dst: Float32Array): void {
   const { ops, threads } = nativeOps('MaskedConv2D (channelsLast)');
   ops.transposeImages(n, a, b, threads, src, dst);
+}
+
+const threads = () => nativeOps('MaskedConv2D').threads;
+
+/** NCHW [n][c][hw] -> compact channels-last [n][hw][kept]: the kept planes only. */
+function toChannels(src: Float32Array, n: number, c: number, hw: number, keep: Uint8Array): Float32Array {
+  const dst = takeArray(n * hw * keep.reduce((a, b) => a + b, 0));
+  nativeOps('MaskedConv2D (compact output)').ops.planesToChannels(n, c, hw, keep, threads(), src, dst);
+  return dst;
 }
 
 /** An NCHW array as an NHWC one: itself with one channel, else a fresh recycled array. */

@@ -44,6 +44,7 @@ export class MaskedConv2d implements ConvOpLayer {
   readonly kernelTime = new KernelTime();
   /** What the conv op reads besides the masks: NCHW activations, an OIHW kernel. */
   readonly channelsLast = false;
+  readonly compactOutput = false;
   readonly hwio = false;
 
   /** `soft` must match the conv's gradOfPrunedFilters (it decides the dense mode's weight gradient). */

@@ -20,6 +20,11 @@ export interface MaskedBatchNormalizationArgs extends LayerArgs {
   epsilon?: number;
   center?: boolean;
   scale?: boolean;
+  /**
+   * The input may be compact: the kept channels only on the channel axis (a MaskedConv2D's
+   * compactOutput); the output then is too. prune() sets it with the conv's.
+   */
+  compact?: boolean;
 }
 
 export class MaskedBatchNormalization extends tf.layers.Layer {
@@ -29,6 +34,7 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
   readonly epsilon: number;
   readonly center: boolean;
   readonly scale: boolean;
+  readonly compact: boolean;
   private gamma?: LayerVariable;
   private beta?: LayerVariable;
   private movingMean?: LayerVariable;
@@ -46,6 +52,7 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
     if (!(this.epsilon > 0)) throw new ArgumentError('epsilon', args.epsilon, 'a positive number');
     this.center = args.center ?? true;
     this.scale = args.scale ?? true;
+    this.compact = args.compact ?? false;
   }
 
   private channelAxis(rank: number): number {
@@ -110,10 +117,18 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
         channels: x.shape[axis],
         inner: size(x.shape.slice(axis + 1)),
       };
-      const C = view.channels;
+      const mask = this.maskVariable.read().dataSync() as Float32Array;
+      const C = mask.length;
+      const kept = mask.reduce((n, m) => n + (m ? 1 : 0), 0);
+      const compact = view.channels !== C;
+      if (compact && !(this.compact && view.channels === kept))
+        throw new ArgumentError(
+          `${this.name} input`,
+          `shape [${x.shape}]`,
+          `${C}${this.compact ? ` (or ${kept}, the kept)` : ''} channels on axis ${this.axis}`,
+        );
       const gamma = this.gamma?.read() ?? tf.ones([C]),
         beta = this.beta?.read() ?? tf.zeros([C]);
-      const mask = this.maskVariable.read().dataSync() as Float32Array;
       if (!kwargs?.training) {
         const floats = (t: Tensor) => t.dataSync() as Float32Array;
         return batchNormInference(
@@ -128,9 +143,19 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
             epsilon: this.epsilon,
           },
           this.describe(),
+          compact,
         );
       }
-      const { y, mean, variance } = batchNormTraining(x, gamma, beta, view, mask, this.epsilon, this.describe());
+      const { y, mean, variance } = batchNormTraining(
+        x,
+        gamma,
+        beta,
+        view,
+        mask,
+        this.epsilon,
+        this.describe(),
+        compact,
+      );
       for (const [v, value] of [
         [this.movingMean!, mean],
         [this.movingVariance!, variance],
@@ -155,6 +180,7 @@ export class MaskedBatchNormalization extends tf.layers.Layer {
       epsilon: this.epsilon,
       center: this.center,
       scale: this.scale,
+      ...(this.compact ? { compact: true } : {}),
     };
     return { ...config, ...super.getConfig() };
   }

@@ -48,6 +48,14 @@ export interface MaskedConv2DArgs extends LayerArgs {
    * kernels on w * m_out * m_in, the conventional way (for baselines).
    */
   mode?: 'masked' | 'dense';
+  /**
+   * The output holds the kept filters only, in order ([N, H, W, kept]): a compact activation, for
+   * readers that skip pruned channels anyway (channelsLast, masked mode). prune() sets it where every
+   * layer reading the channels takes compact tensors; then BN, ReLU and pooling shrink with the mask.
+   */
+  compactOutput?: boolean;
+  /** The input may be compact: [N, H, W, kept input channels] (see compactOutput). */
+  compactInput?: boolean;
 }
 
 /** What compileLayers gives a layer: its compiled kernel and the mask policy it was built for. */
@@ -83,6 +91,8 @@ export class MaskedConv2D extends tf.layers.Layer implements ConvOpLayer {
   readonly useBias: boolean;
   readonly dataFormat: 'channelsLast' | 'channelsFirst';
   readonly mode: 'masked' | 'dense';
+  readonly compactOutput: boolean;
+  readonly compactInput: boolean;
   private readonly activationName?: string;
   private readonly activationLayer?: ReturnType<typeof tf.layers.activation>;
   private readonly kernelInit: Initializer;
@@ -118,6 +128,14 @@ export class MaskedConv2D extends tf.layers.Layer implements ConvOpLayer {
     this.mode = args.mode ?? 'masked';
     if (this.mode !== 'masked' && this.mode !== 'dense')
       throw new ArgumentError('mode', args.mode, "'masked' or 'dense'");
+    this.compactOutput = args.compactOutput ?? false;
+    this.compactInput = args.compactInput ?? false;
+    for (const [flag, on] of [
+      ['compactOutput', this.compactOutput],
+      ['compactInput', this.compactInput],
+    ] as const)
+      if (on && (this.dataFormat !== 'channelsLast' || this.mode !== 'masked'))
+        throw new ArgumentError(flag, on, "false unless dataFormat is 'channelsLast' and mode 'masked'");
     this.useBias = args.useBias ?? true;
     this.kernelInit = initializer('kernelInitializer', args.kernelInitializer, 'glorotUniform');
     this.biasInit = initializer('biasInitializer', args.biasInitializer, 'zeros');
@@ -295,11 +313,13 @@ export class MaskedConv2D extends tf.layers.Layer implements ConvOpLayer {
       }
       const [C, H, W] = this.inputDims(x.shape);
       const l = conv.spec;
-      if (C !== l.inChannels || H !== l.inHeight || W !== l.inWidth)
+      const kept = this.inMask.reduce((a, b) => a + b, 0);
+      const compact = this.compactInput && C === kept;
+      if ((C !== l.inChannels && !compact) || H !== l.inHeight || W !== l.inWidth)
         throw new ArgumentError(
           `${this.name} input`,
           `shape [${x.shape}]`,
-          `C, H, W = ${l.inChannels}, ${l.inHeight}, ${l.inWidth}`,
+          `C, H, W = ${l.inChannels}${this.compactInput ? ` (or ${kept}, the kept channels)` : ''}, ${l.inHeight}, ${l.inWidth}`,
         );
       const y = maskedConvOp(this, x, this.kernel!.read(), this.bias?.read());
       if (this.activationName === 'relu') return reluOp(y, `layer '${this.name}' (MaskedConv2D)`);
@@ -322,6 +342,8 @@ export class MaskedConv2D extends tf.layers.Layer implements ConvOpLayer {
       useBias: this.useBias,
       dataFormat: this.dataFormat,
       mode: this.mode,
+      ...(this.compactOutput ? { compactOutput: true } : {}),
+      ...(this.compactInput ? { compactInput: true } : {}),
       ...(this.activationName ? { activation: this.activationName } : {}),
       ...(this.initNames.kernel ? { kernelInitializer: this.initNames.kernel } : {}),
       ...(this.initNames.bias ? { biasInitializer: this.initNames.bias } : {}),

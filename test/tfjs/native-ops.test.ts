@@ -117,6 +117,46 @@ describe.each(supportedIsas())('native training ops, %s', (isa) => {
     }
   }, 300_000);
 
+  it('channelsToPlanes / planesToChannels: compact channels-last <-> full NCHW, any keep-mask', async () => {
+    await load();
+    const r = rng(8);
+    for (const [N, HW, C] of [
+      [2, 37, 19],
+      [1, 48, 40],
+      [3, 5, 33],
+      [1, 784, 32],
+      [2, 7, 1],
+    ])
+      for (const density of [0, 0.3, 0.5, 1]) {
+        const keep = Uint8Array.from({ length: C }, () => (r.next() < density ? 1 : 0));
+        const kept = [...keep.keys()].filter((c) => keep[c]);
+        const K = kept.length;
+        // compact [N][HW][K] -> [N][C][HW]: every pruned plane written zero over the poison.
+        const compact = r.uniformArray(N * HW * K),
+          planes = poison(N * C * HW);
+        ops.channelsToPlanes(N, HW, C, keep, 2, compact, planes);
+        const expected = new Float32Array(N * C * HW);
+        for (let n = 0; n < N; n++)
+          for (let p = 0; p < HW; p++)
+            kept.forEach((c, k) => (expected[(n * C + c) * HW + p] = compact[(n * HW + p) * K + k]));
+        expect(relL2(planes, expected), `to planes ${N}x${HW}x${C} kept ${K}`).toBe(0);
+        expect(planes.every((v, i) => v === expected[i])).toBe(true);
+        // Back: only the kept planes are read (the pruned ones hold NaN here).
+        const full = r.uniformArray(N * C * HW);
+        for (let n = 0; n < N; n++)
+          for (let c = 0; c < C; c++) if (!keep[c]) full.fill(NaN, (n * C + c) * HW, (n * C + c + 1) * HW);
+        const back = poison(N * HW * K);
+        ops.planesToChannels(N, C, HW, keep, 2, full, back);
+        const ref = new Float32Array(N * HW * K);
+        for (let n = 0; n < N; n++)
+          for (let p = 0; p < HW; p++) kept.forEach((c, k) => (ref[(n * HW + p) * K + k] = full[(n * C + c) * HW + p]));
+        expect(
+          back.every((v, i) => v === ref[i]),
+          `to channels ${N}x${HW}x${C} kept ${K}`,
+        ).toBe(true);
+      }
+  }, 300_000);
+
   it('batch norm, channels-last rows and NCHW, with a keep-mask, with and without ReLU', async () => {
     await load();
     const r = rng(11);

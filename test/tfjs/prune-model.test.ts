@@ -11,6 +11,7 @@ import { maskGroups, prune } from '../../src/prune/prune-model.js';
 import { PruningCallback } from '../../src/prune/callback.js';
 import { stripPruning } from '../../src/prune/strip.js';
 import { directory } from '../../src/tfjs/file-io.js';
+import { compileLayers } from '../../src/tfjs/compile-layers.js';
 import { relL2, rng } from '../util.js';
 import { roundTrip } from './round-trip.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -77,11 +78,11 @@ describe('prune -> fit with PruningCallback -> stripPruning on a tf.sequential C
     expect(callback.steps.map((s) => s.epoch)).toEqual([1, 2]); // epoch 0 was selected by prune()
     expect(lines[0]).toMatch(/epoch 2: pruning rate 50.0%, kept filters: c1 4\/8, c2 3\/6/);
 
-    // A pruned channel is exactly zero after conv -> BN -> relu -> pool.
+    // c1's activations are compact: the kept channels only (c2's feed the dense layer: all of them).
     const mask = c1.getMasks().out;
     const probe = tf.model({ inputs: pruned.inputs, outputs: pruned.getLayer('pool1').output as SymbolicTensor });
-    const pooled = (probe.predict(x) as Tensor).arraySync() as number[][][][];
-    for (const px of pooled.flat(2)) mask.forEach((keep, c) => keep || expect(px[c] === 0).toBe(true));
+    expect((probe.predict(x) as Tensor).shape).toEqual([10, 4, 4, sum(mask)]);
+    expect([c1.compactOutput, c2.compactInput, c2.compactOutput, bn1.compact]).toEqual([true, true, false, true]);
 
     const logits = pruned.predict(x) as Tensor;
     expect(Array.from(logits.dataSync()).every(Number.isFinite)).toBe(true);
@@ -107,6 +108,72 @@ describe('prune -> fit with PruningCallback -> stripPruning on a tf.sequential C
     // The masked model round-trips too (masks are weights).
     const maskedAgain = await roundTrip(pruned);
     expect(Array.from((maskedAgain.getLayer('c1') as MaskedConv2D).getMasks().out)).toEqual(Array.from(mask));
+  });
+});
+
+describe('compact activations', () => {
+  it('train, predict and round-trip as full ones; a pruned channel is exactly zero after conv -> BN -> relu -> pool', async () => {
+    const r = rng(9);
+    const conv = (filters: number, name: string, first = false) =>
+      tf.layers.conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        name,
+        ...(first ? { inputShape: [9, 7, 3] } : {}),
+      });
+    const model = tf.sequential({
+      layers: [
+        conv(12, 'c1', true),
+        tf.layers.batchNormalization({ name: 'bn1' }),
+        tf.layers.activation({ activation: 'relu', name: 'relu1' }),
+        tf.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
+        conv(10, 'c2'),
+        tf.layers.batchNormalization({ name: 'bn2' }),
+        tf.layers.activation({ activation: 'relu', name: 'relu2' }),
+        conv(6, 'c3'),
+        tf.layers.flatten({ name: 'flat' }),
+        tf.layers.dense({ units: 3, name: 'out' }),
+      ],
+    });
+    const x = tf.tensor(r.uniformArray(7 * 9 * 7 * 3), [7, 9, 7, 3]);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2, 0], 'int32'), 3);
+    const opts = { rate: 0.5, criterion: 'l1', schedule: 'sfp', batch: 4 } as const;
+    const [compact, full] = [await prune(model, opts), await prune(model, { ...opts, compactActivations: false })];
+    const layer = <T>(m: LayersModel, n: string) => m.getLayer(n) as T;
+    expect(['c1', 'c2', 'c3'].map((n) => layer<MaskedConv2D>(compact, n).compactOutput)).toEqual([true, true, false]);
+    expect(['c1', 'c2', 'c3'].map((n) => layer<MaskedConv2D>(full, n).compactOutput)).toEqual([false, false, false]);
+    // Two epochs each (SFP selects again at the second), odd batches, same data and order.
+    for (const m of [compact, full]) {
+      m.compile({ optimizer: tf.train.momentum(0.05, 0.9), loss: 'categoricalCrossentropy' });
+      await m.fit(x, y, { batchSize: 3, epochs: 2, shuffle: false, callbacks: [new PruningCallback()], verbose: 0 });
+    }
+    const logits = compact.predict(x) as Tensor;
+    expect(relErr(logits, full.predict(x) as Tensor)).toBeLessThan(1e-5);
+    for (const name of ['c1', 'bn1', 'c2', 'bn2', 'c3', 'out']) {
+      const [a, b] = [compact, full].map((m) => m.getLayer(name).getWeights());
+      a.forEach((w, i) => expect(relErr(w, b[i]), `${name} weight ${i}`).toBeLessThan(1e-5));
+    }
+    // A probe through the pooling: the compact tensor is the full one's kept channels, and the full
+    // one is exactly zero in the pruned channels.
+    const probe = (m: LayersModel) =>
+      tf.model({ inputs: m.inputs, outputs: m.getLayer('relu2').output as SymbolicTensor }).predict(x) as Tensor;
+    const [pc, pf] = [probe(compact), probe(full)];
+    const mask = layer<MaskedConv2D>(full, 'c2').getMasks().out;
+    const kept = [...mask.keys()].filter((c) => mask[c]);
+    expect(pc.shape).toEqual([7, 4, 3, kept.length]);
+    expect(relErr(pc, tf.gather(pf, kept, 3))).toBeLessThan(1e-5);
+    const pruned = [...mask.keys()].filter((c) => !mask[c]);
+    expect(Array.from(tf.gather(pf, pruned, 3).dataSync()).every((v) => v === 0)).toBe(true);
+    // Saved and loaded, the compact model predicts the same (the flags are in its config).
+    const again = await roundTrip(compact);
+    await compileLayers(again, { batch: 4, density: 0.5 });
+    expect(layer<MaskedConv2D>(again, 'c1').compactOutput).toBe(true);
+    expect(relErr(again.predict(x) as Tensor, logits)).toBeLessThan(1e-6);
+    // Its input contract: a full-width tensor where the kept channels are expected is refused.
+    const c2 = layer<MaskedConv2D>(compact, 'c2');
+    expect(() => c2.apply(tf.zeros([7, 4, 3, sum(c2.getMasks().in) + 1]))).toThrow(/kept channels/);
   });
 });
 
