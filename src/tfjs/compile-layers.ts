@@ -1,11 +1,13 @@
 // compileLayers(model): the async step before a model with maskacc layers runs. Layer.call is
 // sync and a kernel build is not, so every masked conv of the model is compiled here, in one addon
 // (one C++ build, or none when the cache has it), and the native ops of the other layers (batch
-// norm, ReLU, pooling) are loaded.
+// norm, ReLU, pooling) are loaded. It also installs the faster cpu GatherV2 (cpu-kernels.ts) that
+// model.fit's shuffled batches go through.
 import type { LayersModel } from '@tensorflow/tfjs';
 import { compileMaskedConvs, type CompileOptions } from '../api/compile.js';
 import { ArgumentError } from '../errors.js';
 import { MaskedConv2D } from './masked-conv2d.js';
+import { installCpuKernels } from './cpu-kernels.js';
 import { loadNativeOps } from './native-ops.js';
 import type { tf } from './tf.js';
 
@@ -53,6 +55,7 @@ export async function compileLayers(
   const batch = opts.batch ?? 32;
   if (!Number.isInteger(batch) || batch < 1) throw new ArgumentError('batch', opts.batch, 'a positive integer');
   const layers = maskedLayers(model);
+  installCpuKernels();
   const specs = layers.map((l) =>
     l.convSpec(batch, { inputGrad: opts.inputGradOfFirstLayers || !fedByModelInput(l), density: opts.density }),
   );

@@ -18,6 +18,7 @@ export { MaskaccMaxPooling2D, type MaskaccMaxPooling2DArgs } from './max-pool.js
 export { MaskaccReLU } from './relu.js';
 export { MaskaccDense, type MaskaccDenseArgs } from './dense.js';
 export { compileLayers, maskedLayers, type CompileLayersOptions } from './compile-layers.js';
+export { installCpuKernels } from './cpu-kernels.js';
 export { layers } from './layer-factories.js';
 export { directory } from './file-io.js';
 export { NativeMomentumOptimizer, momentumOptimizer } from './optimizer.js';
