@@ -298,6 +298,8 @@ static bool fitsValid2x2(const Pool2dArgs& a) {
          2 * a.Q <= a.W;
 }
 
+static constexpr int kTapChunk = 64;
+
 void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y, uint8_t* argmax) {
   const bool par = (long)a.N * a.C * a.P * a.Q * a.kh * a.kw >= kParallelMin;
   if (!a.channelsLast) {
@@ -341,18 +343,42 @@ void maxPool2dForward(const Pool2dArgs& a, const float* x, float* y, uint8_t* ar
         continue;
       }
       uint8_t* ao = argmax + (np * a.Q + q) * C;
-      std::fill_n(ao, C, kNoTap);
-      for (int r = w.r0; r < w.r1; ++r)
-        for (int s = w.s0; s < w.s1; ++s) {
-          const float* xi = x + ((n * a.H + w.h0 + r) * a.W + w.w0 + s) * C;
-          const uint8_t tap = (uint8_t)(r * a.kw + s);
+      if (C % 32 == 0) {  // whole byte vectors: the loop runs at the byte width
+        std::fill_n(ao, C, kNoTap);
+        for (int r = w.r0; r < w.r1; ++r)
+          for (int s = w.s0; s < w.s1; ++s) {
+            const float* xi = x + ((n * a.H + w.h0 + r) * a.W + w.w0 + s) * C;
+            const uint8_t tap = (uint8_t)(r * a.kw + s);
 #pragma omp simd
-          for (int c = 0; c < C; ++c) {
-            const bool more = xi[c] > yo[c];
-            yo[c] = more ? xi[c] : yo[c];
-            ao[c] = more ? tap : ao[c];
+            for (int c = 0; c < C; ++c) {
+              const bool more = xi[c] > yo[c];
+              yo[c] = more ? xi[c] : yo[c];
+              ao[c] = more ? tap : ao[c];
+            }
           }
-        }
+        continue;
+      }
+      // Other channel counts (16, a compact 20) would leave the byte loop to its scalar remainder:
+      // the taps are tracked as floats, at the float vector width, and converted once per output.
+      for (int c0 = 0; c0 < C; c0 += kTapChunk) {
+        const int cn = std::min(kTapChunk, C - c0);
+        float taps[kTapChunk];
+        std::fill_n(taps, cn, (float)kNoTap);
+        for (int r = w.r0; r < w.r1; ++r)
+          for (int s = w.s0; s < w.s1; ++s) {
+            const float* xi = x + ((n * a.H + w.h0 + r) * a.W + w.w0 + s) * C + c0;
+            const float tap = (float)(r * a.kw + s);
+            float* yc = yo + c0;
+#pragma omp simd
+            for (int c = 0; c < cn; ++c) {
+              const bool more = xi[c] > yc[c];
+              yc[c] = more ? xi[c] : yc[c];
+              taps[c] = more ? tap : taps[c];
+            }
+          }
+#pragma omp simd
+        for (int c = 0; c < cn; ++c) ao[c0 + c] = (uint8_t)(int)taps[c];
+      }
     }
   }
 }

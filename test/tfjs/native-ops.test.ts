@@ -238,6 +238,8 @@ describe.each(supportedIsas())('native training ops, %s', (isa) => {
       [2, 3, 7, 6, 2, 2, 2, 2, 0, 0, 4, 3], // 'same': the last window hangs over the edge
       [1, 5, 7, 7, 3, 3, 2, 2, 1, 1, 4, 4],
       [3, 17, 5, 6, 3, 2, 1, 2, 1, 0, 5, 3],
+      [2, 64, 6, 6, 2, 2, 2, 2, 0, 0, 3, 3], // whole byte vectors of taps
+      [1, 70, 4, 5, 2, 2, 2, 2, 0, 0, 2, 2], // taps in float chunks of 64, then 6
     ])
       for (const last of [true, false]) {
         const [N, C, H, W, , , , , , , P, Q] = a;
