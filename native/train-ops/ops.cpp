@@ -559,15 +559,11 @@ static std::vector<long> keptChannels(int C, const uint8_t* keep) {
 void channelsToPlanes(int N, long HW, int C, const uint8_t* keep, int threads, const float* src, float* dst) {
   const std::vector<long> kept = keptChannels(C, keep);
   const long K = (long)kept.size();
+  if (K == 0) return;
   std::vector<long> srcRow(HW), dstRow(K);
   for (long p = 0; p < HW; ++p) srcRow[p] = p * K;
   for (long k = 0; k < K; ++k) dstRow[k] = kept[k] * HW;
-  if (K > 0) transposeRows(N, HW, K, HW * K, (long)C * HW, srcRow.data(), dstRow.data(), threads, src, dst);
-  if (K == C) return;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if ((long)N * C * HW >= kParallelMin)
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c)
-      if (!keep[c]) std::fill_n(dst + ((long)n * C + c) * HW, HW, 0.0f);
+  transposeRows(N, HW, K, HW * K, (long)C * HW, srcRow.data(), dstRow.data(), threads, src, dst);
 }
 
 void planesToChannels(int N, int C, long HW, const uint8_t* keep, int threads, const float* src, float* dst) {

@@ -55,7 +55,9 @@ void transposeImages(int N, long A, long B, int threads, const float* src, float
 
 // The conversions between a compact channels-last tensor, which holds only the kept channels
 // (keep[c] != 0) in channel order, [N][HW][kept], and a full NCHW one, [N][C][HW].
-// channelsToPlanes writes every plane: the kept ones transposed, the pruned ones zero.
+// channelsToPlanes writes the kept planes only: the conv kernels never read a pruned channel's
+// planes of x, nor (masked weight gradients included) a pruned filter's planes of dy (the fuzzer
+// checks it with NaN there), so the compact tensors' conversions skip them both ways.
 void channelsToPlanes(int N, long HW, int C, const uint8_t* keep, int threads, const float* src, float* dst);
 // planesToChannels reads only the kept planes.
 void planesToChannels(int N, int C, long HW, const uint8_t* keep, int threads, const float* src, float* dst);

@@ -73,7 +73,7 @@ export interface TrainOpsAddon {
   prunedPlanesZero(N: number, C: number, HW: number, keep: Uint8Array, x: Float32Array, threads: number): boolean;
   /** Per image, [A][B] -> [B][A] (NHWC -> NCHW: A = H * W, B = C). */
   transposeImages(N: number, A: number, B: number, threads: number, src: Float32Array, dst: Float32Array): void;
-  /** Compact channels-last [N][HW][kept] -> NCHW [N][C][HW]; the pruned planes are written zero. */
+  /** Compact channels-last [N][HW][kept] -> NCHW [N][C][HW]: the kept planes (the pruned ones are not written). */
   channelsToPlanes(
     N: number,
     HW: number,

@@ -130,7 +130,7 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
         } else dx = tf.zerosLike(xt); // the network's input: nothing reads its gradient
         // Soft masks train pruned filters by their gradient; when dy is zero on them (a masked batch
         // norm or a ReLU after the conv makes it so) that gradient is zero: kept rows suffice.
-        // A compact dy has no pruned channels: channelsToPlanes wrote them zero.
+        // A compact dy has no pruned channels (their planes of dyN are unwritten: no kernel reads them).
         const prunedDyIsZero = !dense && layer.soft && (compactOut || prunedPlanesZero(dyN, B, K, P * Q, outMask));
         const { dw, dbias } = weightGradients(conv, B, dyN, xN, bt !== undefined, { prunedDyIsZero });
         layer.kernelTime.add(performance.now() - t0);

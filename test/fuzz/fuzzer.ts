@@ -115,10 +115,25 @@ function check(c: FuzzCase, conv: MaskedConv): string | undefined {
   const dy = r.uniformArray(l.batch * l.outChannels * l.outHeight * l.outWidth);
   conv.setMasks(c.masks);
   const poison = (n: number) => new Float32Array(n).fill(NaN);
-  const y = conv.forward(x, w, bias, poison(dy.length));
-  const dx = conv.backwardData(dy, w, poison(x.length));
-  const g = conv.backwardWeights(dy, x, poison(w.length), l.bias ? poison(l.outChannels) : undefined);
-  const ref = refBackwardWeights(l, dy, x, c.masks.out, c.masks.in, c.soft);
+  // The kernels never read a pruned channel's planes of x, nor a pruned filter's planes of dy (a
+  // soft weight gradient excepted: it is the pruned filters' gradient). They hold NaN here, so a
+  // read shows in the result; compact activations leave those planes unwritten.
+  const xp = nanPlanes(x, n, c.masks.in, l.inHeight * l.inWidth),
+    dyp = nanPlanes(dy, n, c.masks.out, l.outHeight * l.outWidth);
+  const y = conv.forward(xp, w, bias, poison(dy.length));
+  const dx = conv.backwardData(dyp, w, poison(x.length));
+  // Half the soft cases say dy is zero on the pruned filters (as a compact dy is): then they read
+  // none of it either, and their gradient rows are zero.
+  const prunedDyIsZero = c.soft && c.seed % 2 === 1;
+  const g = conv.backwardWeights(
+    c.soft && !prunedDyIsZero ? dy : dyp,
+    xp,
+    poison(w.length),
+    l.bias ? poison(l.outChannels) : undefined,
+    { prunedDyIsZero },
+  );
+  const dyRef = prunedDyIsZero ? nanPlanes(dy, n, c.masks.out, l.outHeight * l.outWidth, 0) : dy;
+  const ref = refBackwardWeights(l, dyRef, x, c.masks.out, c.masks.in, c.soft);
   const checks: [string, Float32Array, ArrayLike<number>][] = [
     ['forward', y, refForward(l, x, w, bias, c.masks.out, c.masks.in)],
     ['backwardData', dx, refBackwardData(l, dy, w, c.masks.out, c.masks.in)],
@@ -132,6 +147,15 @@ function check(c: FuzzCase, conv: MaskedConv): string | undefined {
       if (expected[i] === 0 && actual[i] !== 0) return `${name}: [${i}] = ${actual[i]}, expected exactly 0`;
   }
   return undefined;
+}
+
+/** A copy of NCHW `a` with the planes of the channels `mask` prunes set to `value` (NaN). */
+function nanPlanes(a: Float32Array, n: number, mask: ArrayLike<number>, plane: number, value = NaN): Float32Array {
+  const out = a.slice();
+  const C = mask.length;
+  for (let i = 0; i < n; i++)
+    for (let ch = 0; ch < C; ch++) if (!mask[ch]) out.fill(value, (i * C + ch) * plane, (i * C + ch + 1) * plane);
+  return out;
 }
 
 /** Smaller variants of a case: each dimension halved or set to its minimum, masks kept consistent. */
