@@ -69,13 +69,37 @@ export interface MaskGroup {
    * channels-last: every layer reading them takes that).
    */
   fullChannels?: string;
+  /**
+   * Why its pruned filters can get a nonzero gradient (a dense layer reads them with no ReLU or
+   * masked batch norm between): under soft masks that gradient trains them, so the activations stay
+   * full (a compact one has no pruned channels to carry it).
+   */
+  prunedGradient?: string;
 }
 
+/** Layers whose gradient is zero where their input is zero (a pruned channel): ReLU, masked batch norm. */
+const ZERO_GRADIENT_ACTIVATIONS = new Set(['relu', 'relu6']);
+
 interface TensorInfo {
+  /**
+   * Every path from the group's convs to this tensor passes a layer that zeroes a pruned channel's
+   * gradient (a ReLU, a masked batch norm): what arrives here never reaches the pruned filters.
+   */
+  gradientStops?: boolean;
   group?: number;
   /** Channel axis of a rank-4 tensor (1 or 3), or the features of a rank-2 one. */
   axis?: number;
   features?: FeatureMap;
+}
+
+/** Which of a dense layer's input features are kept (1), given its group's channel mask. */
+export function featureMask(f: FeatureMap, channels: ArrayLike<number>): Uint8Array {
+  const mask = new Uint8Array(f.channels * f.plane);
+  for (let c = 0; c < f.channels; c++) {
+    if (!channels[c]) continue;
+    for (let p = 0; p < f.plane; p++) mask[f.channelMajor ? c * f.plane + p : p * f.channels + c] = 1;
+  }
+  return mask;
 }
 
 /** The model's layers in topological order with the names of the layers they read (input layers too). */
@@ -132,45 +156,52 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       if (skip.includes(layer.name)) block(id, `'${layer.name}' is in the skip list`);
       if (!ZERO_KEEPING.has(activation)) block(id, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
       if (channelAxis(layer) !== 3) full(id, `'${layer.name}' is channelsFirst`);
-      out = { group: id, axis: channelAxis(layer) };
+      out = { group: id, axis: channelAxis(layer), gradientStops: ZERO_GRADIENT_ACTIVATIONS.has(activation) };
     } else if (NORMS.has(kind) && x.group !== undefined) {
       const axis = config.axis as number;
       if (axis !== x.axis && axis !== x.axis! - 4)
         block(x.group, `'${layer.name}' normalizes axis ${axis}, not the channels`);
       groups[find(x.group)].norms.push(layer.name);
-      out = x;
+      out = { ...x, gradientStops: true };
     } else if (CHANNELWISE.has(kind) || NORMS.has(kind)) {
       if (kind === 'Activation' && !ZERO_KEEPING.has(activation))
         block(x.group, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
       if (!COMPACT_READERS.has(kind)) full(x.group, `'${layer.name}' (${kind}) reads every channel`);
-      out = x;
+      const relu =
+        ['ReLU', 'MaskaccReLU'].includes(kind) || (kind === 'Activation' && ZERO_GRADIENT_ACTIVATIONS.has(activation));
+      out = relu ? { ...x, gradientStops: true } : x;
     } else if (kind === 'Add') {
       const grouped = ins.filter((t) => t.group !== undefined);
       if (grouped.length < ins.length) grouped.forEach((t) => block(t.group, `'${layer.name}' adds unpruned channels`));
       else for (const t of grouped.slice(1)) parent[find(t.group!)] = find(grouped[0].group!);
-      out = grouped.length ? grouped[0] : {};
+      // The sum's gradient goes to every input: it stops only if it stops on each input's path.
+      out = grouped.length ? { ...grouped[0], gradientStops: grouped.every((t) => t.gradientStops) } : {};
     } else if (kind === 'Flatten' && x.group !== undefined) {
-      full(x.group, `'${layer.name}' feeds a dense layer`);
       const shape = inputShape(layer);
       const [C, plane] = x.axis === 1 ? [shape[1], shape[2] * shape[3]] : [shape[3], shape[1] * shape[2]];
       const channelMajor = x.axis === 1 && config.dataFormat !== 'channelsFirst';
       if (x.axis === 3 && config.dataFormat === 'channelsFirst')
         block(x.group, `'${layer.name}' flattens channelsLast data as channelsFirst`);
-      out = { features: { group: x.group, channels: C, plane, channelMajor } };
+      out = { features: { group: x.group, channels: C, plane, channelMajor }, gradientStops: x.gradientStops };
     } else if (GLOBAL_POOLS.has(kind) && x.group !== undefined) {
-      full(x.group, `'${layer.name}' feeds a dense layer`);
       if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' pools another axis than the channels`);
       const C = inputShape(layer)[x.axis!];
-      out = { features: { group: x.group, channels: C, plane: 1, channelMajor: true } };
+      out = { features: { group: x.group, channels: C, plane: 1, channelMajor: true }, gradientStops: x.gradientStops };
     } else if ((kind === 'Dense' || kind === 'MaskaccDense') && x.features) {
-      groups[find(x.features.group)].denses.push({ layer: layer.name, features: x.features });
+      const g = groups[find(x.features.group)];
+      g.denses.push({ layer: layer.name, features: x.features });
+      if (!x.gradientStops)
+        g.prunedGradient ??= `'${layer.name}' reads the pruned channels with no ReLU or batch norm between`;
     } else {
       // Anything else reading grouped channels: the channels must stay.
       for (const t of ins) block(t.group ?? t.features?.group, `'${layer.name}' (${kind}) reads the channels`);
     }
     tensors.set(layer.name, out);
   }
-  for (const o of model.outputLayers) full(tensors.get(o.name)?.group, `'${o.name}' is an output of the model`);
+  for (const o of model.outputLayers) {
+    const t = tensors.get(o.name);
+    full(t?.group ?? t?.features?.group, `'${o.name}' is an output of the model`);
+  }
   // Merge the groups joined by residual adds.
   const merged = new Map<number, MaskGroup>();
   for (const g of groups) {
@@ -184,6 +215,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       m.denses.push(...g.denses);
       m.unprunable ??= g.unprunable;
       m.fullChannels ??= g.fullChannels;
+      m.prunedGradient ??= g.prunedGradient;
     }
   }
   return [...merged.values()];

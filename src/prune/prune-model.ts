@@ -8,10 +8,20 @@ import { compileLayers, maskedLayers, type CompileLayersOptions } from '../tfjs/
 import { hwioToOihw } from '../tfjs/layout.js';
 import { MaskedBatchNormalization } from '../tfjs/masked-batch-norm.js';
 import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
+import { MaskaccDense } from '../tfjs/dense.js';
 import { tf } from '../tfjs/tf.js';
 import { FILTER_CRITERIA, filterScores, selectFilters, selectFiltersGlobal, type FilterCriterion } from './criteria.js';
-import { traceMaskGroups, type MaskGroup } from './graph.js';
-import { BASE_KEYS, CONV_KEYS, DENSE_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
+import { featureMask, traceMaskGroups, type MaskGroup } from './graph.js';
+import {
+  BASE_KEYS,
+  CONV_KEYS,
+  DENSE_KEYS,
+  NORM_KEYS,
+  POOL_KEYS,
+  pick,
+  rebuildModel,
+  type LayerJson,
+} from './rebuild.js';
 import { isSoft, pruningSchedule, rateAt, selectsAt, type PruningSchedule, type ScheduleKind } from './schedule.js';
 
 export interface PruneOptions extends Omit<CompileLayersOptions, 'gradOfPrunedFilters' | 'density'> {
@@ -87,10 +97,24 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
   const groups = traceMaskGroups(model, options.skip);
   const normsToMask = new Set(groups.flatMap((g) => g.norms));
   // Masked mode keeps a group's activations compact (the kept channels only) where its readers allow.
+  const plainDenses = new Set(
+    layerJsons(model)
+      .filter((j) => j.class_name === 'Dense' && isPlainDense(model.getLayer(j.config.name as string), j.config))
+      .map((j) => j.config.name as string),
+  );
   const compactable = mode === 'masked' && (options.compactActivations ?? true);
-  const compact = groups.filter((g) => compactable && !g.unprunable && !g.fullChannels);
+  // Soft masks train pruned filters by their gradient, which a compact activation cannot carry.
+  const soft = isSoft(schedule);
+  const compact = groups.filter(
+    (g) =>
+      compactable &&
+      !g.unprunable &&
+      !g.fullChannels &&
+      !(soft && g.prunedGradient) &&
+      g.denses.every((d) => plainDenses.has(d.layer)),
+  );
   const compactOut = new Set(compact.flatMap((g) => [...g.convs, ...g.norms]));
-  const compactIn = new Set(compact.flatMap((g) => g.consumers));
+  const compactIn = new Set(compact.flatMap((g) => [...g.consumers, ...g.denses.map((d) => d.layer)]));
   const pruned = await rebuildModel(
     model,
     (layer, json) => {
@@ -106,8 +130,11 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
       // TF.js's cpu max-pool and ReLU gradients are slow; the same ops, native.
       if (json.class_name === 'MaxPooling2D')
         return { class_name: 'MaskaccMaxPooling2D', config: pick(json.config, POOL_KEYS) };
-      if (json.class_name === 'Dense' && isPlainDense(layer, json.config))
-        return { class_name: 'MaskaccDense', config: pick(json.config, DENSE_KEYS) };
+      if (json.class_name === 'Dense' && plainDenses.has(layer.name))
+        return {
+          class_name: 'MaskaccDense',
+          config: { ...pick(json.config, DENSE_KEYS), ...(compactIn.has(layer.name) ? { compact_input: true } : {}) },
+        };
       if (json.class_name === 'Activation' && json.config.activation === 'relu')
         return { class_name: 'MaskaccReLU', config: pick(json.config, BASE_KEYS) };
       if (json.class_name === 'BatchNormalization' && normsToMask.has(layer.name))
@@ -132,6 +159,11 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
   states.set(maskedLayers(pruned)[0], state);
   applyPruning(pruned, 0);
   return pruned;
+}
+
+/** The layers' JSON (class name, snake_case config), as model.toJSON writes them. */
+function layerJsons(model: LayersModel): LayerJson[] {
+  return (model.toJSON(null, false) as unknown as { config: { layers: LayerJson[] } }).config.layers;
 }
 
 /** A Dense layer MaskaccDense computes alike: one rank-2 input, no regularizer or constraint. */
@@ -187,6 +219,10 @@ export function applyPruning(model: LayersModel, epoch: number): PruningStep | u
     for (const name of g.convs) conv(name).setMasks({ out: mask });
     for (const name of g.consumers) conv(name).setMasks({ in: mask });
     for (const name of g.norms) norm(name).setMask(mask);
+    for (const d of g.denses) {
+      const dense = model.getLayer(d.layer);
+      if (dense instanceof MaskaccDense && dense.compactInput) dense.setInputMask(featureMask(d.features, mask));
+    }
     g.convs.forEach((name) => zeroPrunedFilters(conv(name), mask));
     g.norms.forEach((name) => norm(name).zeroPruned());
   });

@@ -87,7 +87,9 @@ function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: num
     const masked = weights.map((w, i) => (i < affine ? tf.mul(w, mask) : w));
     return out ? masked.map((w) => tf.gather(w, out)) : masked; // no group: after no conv
   }
-  const weights = layer.getWeights();
+  // A MaskaccDense's input mask (compact inputs) is not a Dense weight.
+  const weights =
+    layer instanceof MaskaccDense ? layer.getWeights().slice(0, layer.useBias ? 2 : 1) : layer.getWeights();
   if (rows) return [tf.gather(weights[0], rows, 0), ...weights.slice(1)];
   return weights;
 }

@@ -15,16 +15,23 @@ export interface MaskaccDenseArgs extends LayerArgs {
   /** Any tf.layers.activation name; default none. */
   activation?: string;
   useBias?: boolean;
+  /**
+   * The input may be compact: only the features an `input_mask` weight keeps, in order (a flatten
+   * of compact activations; prune() sets it and the mask).
+   */
+  compactInput?: boolean;
 }
 
 export class MaskaccDense extends tf.layers.Layer {
   static readonly className = 'MaskaccDense';
   readonly units: number;
   readonly useBias: boolean;
+  readonly compactInput: boolean;
   private readonly activationName?: string;
   private readonly activationLayer?: ReturnType<typeof tf.layers.activation>;
   private kernel?: LayerVariable;
   private bias?: LayerVariable;
+  private inputMask?: LayerVariable;
 
   constructor(args: MaskaccDenseArgs) {
     super(args);
@@ -32,6 +39,7 @@ export class MaskaccDense extends tf.layers.Layer {
       throw new ArgumentError('units', args?.units, 'a positive integer');
     this.units = args.units;
     this.useBias = args.useBias ?? true;
+    this.compactInput = args.compactInput ?? false;
     if (args.activation && args.activation !== 'linear') {
       this.activationName = args.activation;
       this.activationLayer = tf.layers.activation({ activation: args.activation as 'relu' });
@@ -45,7 +53,30 @@ export class MaskaccDense extends tf.layers.Layer {
       throw new ArgumentError(`${this.name} input shape`, `[${shape}]`, '[batch, features] with known features');
     this.kernel = this.addWeight('kernel', [F, this.units], 'float32', tf.initializers.glorotUniform({}));
     if (this.useBias) this.bias = this.addWeight('bias', [this.units], 'float32', tf.initializers.zeros());
+    if (this.compactInput)
+      this.inputMask = this.addWeight('input_mask', [F], 'float32', tf.initializers.ones(), undefined, false);
     this.built = true;
+  }
+
+  /** The input features a compact input holds (1 = kept); undefined without compactInput. */
+  getInputMask(): Uint8Array | undefined {
+    return this.inputMask && Uint8Array.from(this.inputMask.read().dataSync(), (v) => (v ? 1 : 0));
+  }
+
+  setInputMask(mask: ArrayLike<number>): void {
+    const v = this.inputMask;
+    if (!v) throw new MaskaccError(`layer '${this.name}' (MaskaccDense) has no input mask (compactInput is off)`);
+    if (mask.length !== v.shape[0])
+      throw new ArgumentError('mask', `length ${mask.length}`, `a mask of length ${v.shape[0]} (${this.name})`);
+    tf.tidy(
+      () =>
+        void v.write(
+          tf.tensor1d(
+            Array.from(mask, (m) => (m ? 1 : 0)),
+            'float32',
+          ),
+        ),
+    );
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
@@ -59,9 +90,15 @@ export class MaskaccDense extends tf.layers.Layer {
       if (!this.kernel) throw new MaskaccError(`layer '${this.name}' (MaskaccDense) is not built yet`);
       const { ops, threads } = nativeOps(`layer '${this.name}' (MaskaccDense)`);
       const F = this.kernel.shape[0];
-      if (x.rank !== 2 || x.shape[1] !== F)
-        throw new ArgumentError(`${this.name} input`, `shape [${x.shape}]`, `[batch, ${F}]`);
-      const y = dense(ops, x, this.kernel.read(), this.bias?.read() ?? tf.zeros([this.units]), threads);
+      const mask = this.getInputMask();
+      const rows = mask && x.shape[1] !== F ? Int32Array.from([...mask.keys()].filter((f) => mask[f])) : undefined;
+      if (x.rank !== 2 || x.shape[1] !== (rows?.length ?? F))
+        throw new ArgumentError(
+          `${this.name} input`,
+          `shape [${x.shape}]`,
+          `[batch, ${F}]${mask ? ` or [batch, ${mask.reduce((a, b) => a + b, 0)}] (the kept features)` : ''}`,
+        );
+      const y = dense(ops, x, this.kernel.read(), this.bias?.read() ?? tf.zeros([this.units]), threads, rows);
       return this.activationLayer ? (this.activationLayer.apply(y) as Tensor) : y;
     });
   }
@@ -70,6 +107,7 @@ export class MaskaccDense extends tf.layers.Layer {
     const config = {
       units: this.units,
       useBias: this.useBias,
+      ...(this.compactInput ? { compactInput: true } : {}),
       ...(this.activationName ? { activation: this.activationName } : {}),
     };
     return { ...config, ...super.getConfig() };

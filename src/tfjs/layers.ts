@@ -258,17 +258,26 @@ export function maxPool2d(ops: TrainOpsAddon, x: Tensor4D, k = 2, stride = k, th
   return f(x) as Tensor4D;
 }
 
-/** A fully connected layer y = x w + b (x [N][F], w [F][J]), native: TF.js's cpu matMul runs at ~0.2 GFLOP/s. */
-export function dense(ops: TrainOpsAddon, x: Tensor, w: Tensor, b: Tensor, threads = 2): Tensor {
-  if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[0] || b.rank !== 1 || b.shape[0] !== w.shape[1]) {
-    throw new ArgumentError('x, w, b', `shapes [${x.shape}], [${w.shape}], [${b.shape}]`, 'x [N][F], w [F][J], b [J]');
+/**
+ * A fully connected layer y = x w + b (x [N][F], w [F][J]), native: TF.js's cpu matMul runs at ~0.2
+ * GFLOP/s. With `rows`, x holds those features of the F only (a compact input): they use those rows
+ * of w, and the other rows' gradient is zero.
+ */
+export function dense(ops: TrainOpsAddon, x: Tensor, w: Tensor, b: Tensor, threads = 2, rows?: Int32Array): Tensor {
+  const F = rows ? rows.length : w.shape[0];
+  if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== F || b.rank !== 1 || b.shape[0] !== w.shape[1]) {
+    throw new ArgumentError(
+      'x, w, b',
+      `shapes [${x.shape}], [${w.shape}], [${b.shape}]`,
+      `x [N][${rows ? 'kept rows' : 'F'}], w [F][J], b [J]`,
+    );
   }
-  const [N, F] = x.shape,
+  const N = x.shape[0],
     J = w.shape[1];
   const f = tf.customGrad((xt, wt, bt, save) => {
     (save as (t: Tensor[]) => void)([xt as Tensor]); // backward reads x
     const xs = data(xt as Tensor),
-      ws = data(wt as Tensor),
+      ws = rows ? gatherRows(data(wt as Tensor), rows, J) : data(wt as Tensor),
       y = takeArray(N * J);
     ops.linearForward(N, F, J, threads, xs, ws, data(bt as Tensor), y);
     return {
@@ -278,9 +287,27 @@ export function dense(ops: TrainOpsAddon, x: Tensor, w: Tensor, b: Tensor, threa
           dw = takeArray(F * J),
           db = new Float32Array(J);
         ops.linearBackward(N, F, J, threads, xs, ws, data(dyt), dx, dw, db);
-        return [adopt(dx, [N, F]), adopt(dw, [F, J]), tf.tensor1d(db)];
+        return [
+          adopt(dx, [N, F]),
+          rows ? tf.tensor(scatterRows(dw, rows, J, w.shape[0]), w.shape) : adopt(dw, [F, J]),
+          tf.tensor1d(db),
+        ];
       },
     };
   });
   return f(x, w, b) as Tensor;
+}
+
+/** Rows `rows` of a [F][J] matrix, in order. */
+function gatherRows(w: Float32Array, rows: Int32Array, J: number): Float32Array {
+  const out = new Float32Array(rows.length * J);
+  rows.forEach((r, i) => out.set(w.subarray(r * J, (r + 1) * J), i * J));
+  return out;
+}
+
+/** A [F][J] matrix, zero but for the rows `rows` (in order) taken from `a`. */
+function scatterRows(a: Float32Array, rows: Int32Array, J: number, F: number): Float32Array {
+  const out = new Float32Array(F * J);
+  rows.forEach((r, i) => out.set(a.subarray(i * J, (i + 1) * J), r * J));
+  return out;
 }

@@ -6,6 +6,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import { MaskedConv2D } from '../../src/tfjs/masked-conv2d.js';
 import { MaskedBatchNormalization } from '../../src/tfjs/masked-batch-norm.js';
+import { MaskaccDense } from '../../src/tfjs/dense.js';
 import { tf, type Tensor } from '../../src/tfjs/tf.js';
 import { maskGroups, prune } from '../../src/prune/prune-model.js';
 import { PruningCallback } from '../../src/prune/callback.js';
@@ -78,11 +79,12 @@ describe('prune -> fit with PruningCallback -> stripPruning on a tf.sequential C
     expect(callback.steps.map((s) => s.epoch)).toEqual([1, 2]); // epoch 0 was selected by prune()
     expect(lines[0]).toMatch(/epoch 2: pruning rate 50.0%, kept filters: c1 4\/8, c2 3\/6/);
 
-    // c1's activations are compact: the kept channels only (c2's feed the dense layer: all of them).
+    // The activations are compact: the kept channels only, up to the dense layer's input features.
     const mask = c1.getMasks().out;
     const probe = tf.model({ inputs: pruned.inputs, outputs: pruned.getLayer('pool1').output as SymbolicTensor });
     expect((probe.predict(x) as Tensor).shape).toEqual([10, 4, 4, sum(mask)]);
-    expect([c1.compactOutput, c2.compactInput, c2.compactOutput, bn1.compact]).toEqual([true, true, false, true]);
+    expect([c1.compactOutput, c2.compactInput, c2.compactOutput, bn1.compact]).toEqual([true, true, true, true]);
+    expect((pruned.getLayer('out') as MaskaccDense).compactInput).toBe(true);
 
     const logits = pruned.predict(x) as Tensor;
     expect(Array.from(logits.dataSync()).every(Number.isFinite)).toBe(true);
@@ -112,7 +114,7 @@ describe('prune -> fit with PruningCallback -> stripPruning on a tf.sequential C
 });
 
 describe('compact activations', () => {
-  it('train, predict and round-trip as full ones; a pruned channel is exactly zero after conv -> BN -> relu -> pool', async () => {
+  it.each(['sfp', 'hard'] as const)('%s: train, predict and round-trip as full ones', async (schedule) => {
     const r = rng(9);
     const conv = (filters: number, name: string, first = false) =>
       tf.layers.conv2d({
@@ -139,10 +141,24 @@ describe('compact activations', () => {
     });
     const x = tf.tensor(r.uniformArray(7 * 9 * 7 * 3), [7, 9, 7, 3]);
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2, 0], 'int32'), 3);
-    const opts = { rate: 0.5, criterion: 'l1', schedule: 'sfp', batch: 4 } as const;
+    const opts = { rate: 0.5, criterion: 'l1', schedule, batch: 4 } as const;
     const [compact, full] = [await prune(model, opts), await prune(model, { ...opts, compactActivations: false })];
     const layer = <T>(m: LayersModel, n: string) => m.getLayer(n) as T;
-    expect(['c1', 'c2', 'c3'].map((n) => layer<MaskedConv2D>(compact, n).compactOutput)).toEqual([true, true, false]);
+    // c3 feeds the dense layer with no ReLU between: under soft masks its pruned filters train on
+    // the gradient a compact activation would drop, so it stays full; hard masks drop it anyway.
+    const soft = schedule === 'sfp';
+    const c3Compact = !soft;
+    expect(['c1', 'c2', 'c3'].map((n) => layer<MaskedConv2D>(compact, n).compactOutput)).toEqual([
+      true,
+      true,
+      c3Compact,
+    ]);
+    expect(maskGroups(compact).find((g) => g.convs[0] === 'c3')!.prunedGradient).toMatch(/'out' reads the pruned/);
+    // The dense layer reads c3's kept features only: those of the kept channels at every position.
+    const c3 = layer<MaskedConv2D>(compact, 'c3').getMasks().out;
+    const features = layer<MaskaccDense>(compact, 'out').getInputMask();
+    if (c3Compact) expect(Array.from(features!)).toEqual(Array.from({ length: 4 * 3 * 6 }, (_, f) => c3[f % 6]));
+    else expect(features).toBeUndefined();
     expect(['c1', 'c2', 'c3'].map((n) => layer<MaskedConv2D>(full, n).compactOutput)).toEqual([false, false, false]);
     // Two epochs each (SFP selects again at the second), odd batches, same data and order.
     for (const m of [compact, full]) {
@@ -153,7 +169,7 @@ describe('compact activations', () => {
     expect(relErr(logits, full.predict(x) as Tensor)).toBeLessThan(1e-5);
     for (const name of ['c1', 'bn1', 'c2', 'bn2', 'c3', 'out']) {
       const [a, b] = [compact, full].map((m) => m.getLayer(name).getWeights());
-      a.forEach((w, i) => expect(relErr(w, b[i]), `${name} weight ${i}`).toBeLessThan(1e-5));
+      b.forEach((w, i) => expect(relErr(a[i], w), `${name} weight ${i}`).toBeLessThan(1e-5)); // (a: + input_mask)
     }
     // A probe through the pooling: the compact tensor is the full one's kept channels, and the full
     // one is exactly zero in the pruned channels.
