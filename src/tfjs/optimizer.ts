@@ -1,6 +1,7 @@
 // tf.train.momentum with its update in one native pass per variable. TF.js's cpu backend runs
 // the update as four JS element-wise ops per variable (~12 ms per step for a 150k-parameter CNN,
 // a fifth of a pruned step); the arithmetic and the TF.js Optimizer interface are unchanged.
+import { ArgumentError } from '../errors.js';
 import type { NamedTensorMap } from '@tensorflow/tfjs';
 import type { TrainOpsAddon } from '../codegen/compile-train-ops.js';
 import { adopt, takeArray } from './buffers.js';
@@ -15,10 +16,16 @@ export class NativeMomentumOptimizer extends tf.MomentumOptimizer {
 
   constructor(
     private readonly ops: TrainOpsAddon,
-    private readonly lr: number,
+    private lr: number,
     private readonly mu: number,
   ) {
     super(lr, mu, false);
+  }
+
+  /** The learning rate of the next steps (a schedule's step). */
+  setLearningRate(lr: number): void {
+    if (!(lr > 0 && Number.isFinite(lr))) throw new ArgumentError('learningRate', lr, 'a positive number');
+    this.lr = this.learningRate = lr;
   }
 
   override applyGradients(variableGradients: NamedTensorMap | NamedTensor[]): void {

@@ -328,5 +328,15 @@ describe.each(supportedIsas())('training ops [%s]: batch norm, pooling, dense, m
     copy.minimize(loss, false, [a]);
     close(a, after, 'restored');
     expect(ours.iterations).toBe(6);
+    // setLearningRate: from the same (fresh) state, a tenth of the rate moves a tenth as far.
+    const [fast, slow] = [new NativeMomentumOptimizer(ops, 0.1, 0.9), new NativeMomentumOptimizer(ops, 0.1, 0.9)];
+    slow.setLearningRate(0.01);
+    const start = a.clone();
+    fast.minimize(loss, false, [a]);
+    const far = tf.sub(a, start);
+    a.assign(start);
+    slow.minimize(loss, false, [a]);
+    close(tf.mul(tf.sub(a, start), 10), far, 'a tenth of the rate');
+    expect(() => slow.setLearningRate(0)).toThrow(/learningRate/);
   });
 });
