@@ -157,12 +157,17 @@ Napi::Value TransposeImages(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+long keptCount(const uint8_t* keep, int C) {
+  long kept = 0;
+  for (int c = 0; c < C; ++c) kept += keep[c] != 0;
+  return kept;
+}
+
 // channelsToPlanes(N, HW, C, keep: Uint8Array, threads, src [N][HW][kept], dst [N][C][HW])
 Napi::Value ChannelsToPlanes(const Napi::CallbackInfo& info) {
   const int N = integer(info, 0, "N", 1), HW = integer(info, 1, "HW", 1), C = integer(info, 2, "C", 1);
   const uint8_t* keep = bytes(info, 3, C, "keep");
-  long kept = 0;
-  for (int c = 0; c < C; ++c) kept += keep[c] != 0;
+  const long kept = keptCount(keep, C);
   channelsToPlanes(N, HW, C, keep, integer(info, 4, "threads", 1), floats(info, 5, N * kept * HW, "src"),
                    floats(info, 6, (long)N * C * HW, "dst"));
   return info.Env().Undefined();
@@ -172,8 +177,7 @@ Napi::Value ChannelsToPlanes(const Napi::CallbackInfo& info) {
 Napi::Value PlanesToChannels(const Napi::CallbackInfo& info) {
   const int N = integer(info, 0, "N", 1), C = integer(info, 1, "C", 1), HW = integer(info, 2, "HW", 1);
   const uint8_t* keep = bytes(info, 3, C, "keep");
-  long kept = 0;
-  for (int c = 0; c < C; ++c) kept += keep[c] != 0;
+  const long kept = keptCount(keep, C);
   planesToChannels(N, C, HW, keep, integer(info, 4, "threads", 1), floats(info, 5, (long)N * C * HW, "src"),
                    floats(info, 6, N * kept * HW, "dst"));
   return info.Env().Undefined();
