@@ -76,7 +76,7 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
     let xN = data(xt);
     if (compactIn) {
       const s = scratch(B * xSize);
-      nativeOps('MaskedConv2D (compact input)').ops.channelsToPlanes(B, H * W, C, inMask, threads(), xN, s.array);
+      toPlanes(xN, B, H * W, C, inMask, s.array);
       xN = s.array;
       save([s.tensor]);
     } else if (channelsLast && C > 1) {
@@ -102,15 +102,7 @@ export function maskedConvOp(layer: ConvOpLayer, x: Tensor4D, kernel: Tensor, bi
         let dyN = data(dyt);
         if (compactOut) {
           const s = scratch(B * ySize);
-          nativeOps('MaskedConv2D (compact output)').ops.channelsToPlanes(
-            B,
-            P * Q,
-            K,
-            outMask,
-            threads(),
-            dyN,
-            s.array,
-          );
+          toPlanes(dyN, B, P * Q, K, outMask, s.array);
           dyN = s.array;
         } else if (channelsLast && K > 1) {
           const s = scratch(B * ySize);
@@ -164,8 +156,13 @@ const threads = () => nativeOps('MaskedConv2D').threads;
 /** NCHW [n][c][hw] -> compact channels-last [n][hw][kept]: the kept planes only. */
 function toChannels(src: Float32Array, n: number, c: number, hw: number, keep: Uint8Array): Float32Array {
   const dst = takeArray(n * hw * keep.reduce((a, b) => a + b, 0));
-  nativeOps('MaskedConv2D (compact output)').ops.planesToChannels(n, c, hw, keep, threads(), src, dst);
+  nativeOps('MaskedConv2D (compact activations)').ops.planesToChannels(n, c, hw, keep, threads(), src, dst);
   return dst;
+}
+
+/** Compact channels-last [n][hw][kept] -> NCHW [n][c][hw] in dst: the kept planes (the kernels read no other). */
+function toPlanes(src: Float32Array, n: number, hw: number, c: number, keep: Uint8Array, dst: Float32Array): void {
+  nativeOps('MaskedConv2D (compact activations)').ops.channelsToPlanes(n, hw, c, keep, threads(), src, dst);
 }
 
 /** An NCHW array as an NHWC one: itself with one channel, else a fresh recycled array. */
