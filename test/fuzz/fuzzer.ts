@@ -1,6 +1,7 @@
 // A seeded fuzzer: draws specs, masks, gradient policies, ISAs and engine families, runs all
-// three passes against the float64 reference and shrinks any failure to a minimal case, which
-// is saved as a regression (test/fuzz/regressions/*.json, replayed by npm test).
+// three passes against the float64 reference (outputs poisoned, pruned planes of x and dy NaN: the
+// kernels must not read them) and shrinks any failure to a minimal case, which is saved as a
+// regression (test/fuzz/regressions/*.json, replayed by npm test).
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -1,5 +1,6 @@
 // The native training ops the Layers API runs on, built for every ISA this CPU runs, against plain
-// float64 references: the NHWC <-> NCHW transposes (whole vector blocks and ragged edges), the
+// float64 references: the NHWC <-> NCHW transposes (whole vector blocks and ragged edges) and the
+// compact channels-last ones (kept channels only, pruned planes never read or written), the
 // channels-last batch norm (rows path) and the NCHW one with a keep-mask and fused ReLU, ReLU, and
 // max pooling of both layouts with 'same' padding. Outputs are NaN-poisoned before each call.
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,8 @@
 // prune / PruningCallback / stripPruning on ordinary TF.js models: mask groups traced from the
 // graph (conv -> BN -> pool -> conv, flatten -> dense, a residual add sharing one filter mask, an
 // add that cannot be pruned), pruned channels exactly zero, fit with the callback on partial
-// batches, and the stripped model (standard layers only) = the masked one, saved and reloaded.
+// batches, and the stripped model (standard layers only) = the masked one, saved and reloaded;
+// compact activations (kept channels only) train, predict and round-trip as full ones.
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import { MaskedConv2D } from '../../src/tfjs/masked-conv2d.js';
