@@ -16,7 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import type { LayersModel } from '@tensorflow/tfjs';
 import { progress } from '../src/codegen/progress.js';
 import { loadFashionMnist, type Split } from '../src/data/fashion-mnist.js';
 import { ArgumentError } from '../src/errors.js';
@@ -30,6 +30,7 @@ import { maskedLayers } from '../src/tfjs/compile-layers.js';
 import { directory } from '../src/tfjs/file-io.js';
 import { momentumOptimizer, type NativeMomentumOptimizer } from '../src/tfjs/optimizer.js';
 import { tf, type Scalar, type Tensor } from '../src/tfjs/tf.js';
+import { imageShape, residualCnn, vggCnn } from './fashion-models.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -56,7 +57,6 @@ if (a.model !== 'vgg' && a.model !== 'residual') throw new ArgumentError('--mode
 const dataFormat = a['data-format'] as 'channelsLast' | 'channelsFirst';
 if (dataFormat !== 'channelsLast' && dataFormat !== 'channelsFirst')
   throw new ArgumentError('--data-format', dataFormat, "'channelsLast' or 'channelsFirst'");
-const last = dataFormat === 'channelsLast';
 
 await tf.setBackend('cpu');
 const data = loadFashionMnist({
@@ -66,57 +66,14 @@ const data = loadFashionMnist({
   },
 });
 // One channel: the NCHW and NHWC images are the same array.
-const imageShape: [number, number, number] = last ? [28, 28, 1] : [1, 28, 28];
 const tensors = (s: Split) => ({
-  x: tf.tensor4d(s.images, [s.count, ...imageShape]),
+  x: tf.tensor4d(s.images, [s.count, ...imageShape(dataFormat)]),
   y: tf.oneHot(tf.tensor1d(s.labels, 'int32'), 10),
 });
 const train = tensors(data.train),
   test = tensors(data.test);
 
-const init = { kernelInitializer: tf.initializers.heNormal({ seed }), dataFormat };
-const axis = last ? -1 : 1;
-/** VGG-style: 3x3 conv -> batch norm -> ReLU stages, 2x2 max pooling, a dense classifier. */
-function vggCnn(): LayersModel {
-  const stage = (filters: number, pool: boolean, first = false) => [
-    tf.layers.conv2d({
-      filters,
-      kernelSize: 3,
-      padding: 'same',
-      useBias: false,
-      ...init,
-      ...(first ? { inputShape: imageShape } : {}),
-    }),
-    tf.layers.batchNormalization({ axis }),
-    tf.layers.activation({ activation: 'relu' }),
-    ...(pool ? [tf.layers.maxPooling2d({ poolSize: 2, dataFormat })] : []),
-  ];
-  return tf.sequential({
-    layers: [
-      ...stage(32, false, true),
-      ...stage(32, true),
-      ...stage(64, false),
-      ...stage(64, true),
-      ...stage(128, true),
-      tf.layers.flatten(),
-      tf.layers.dense({ units: 10, activation: 'softmax' }),
-    ],
-  });
-}
-/** conv -> conv -> conv with the first and third added (one shared filter mask), pooling, dense. */
-function residualCnn(): LayersModel {
-  const input = tf.input({ shape: imageShape });
-  const conv = (filters: number, activation?: 'relu') =>
-    tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation, ...init });
-  const a1 = conv(32, 'relu').apply(input) as SymbolicTensor;
-  const a2 = conv(32).apply(conv(32, 'relu').apply(a1)) as SymbolicTensor;
-  const sum = tf.layers.activation({ activation: 'relu' }).apply(tf.layers.add().apply([a1, a2]));
-  const pooled = tf.layers.maxPooling2d({ poolSize: 4, dataFormat }).apply(sum);
-  const out = tf.layers.dense({ units: 10, activation: 'softmax' }).apply(tf.layers.flatten().apply(pooled));
-  return tf.model({ inputs: input, outputs: out as SymbolicTensor });
-}
-
-const original = a.model === 'residual' ? residualCnn() : vggCnn();
+const original = (a.model === 'residual' ? residualCnn : vggCnn)(dataFormat, seed);
 const options = {
   rate: Number(a.rate),
   criterion: a.criterion as FilterCriterion,
