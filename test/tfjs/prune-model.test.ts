@@ -194,6 +194,40 @@ describe('compact activations', () => {
   });
 });
 
+describe('compact activations through a residual add', () => {
+  it.each([true, false])('relu after the add: %s (soft masks keep the group full without it)', async (relu) => {
+    const r = rng(10);
+    const input = tf.input({ shape: [6, 5, 3] });
+    const conv = (name: string, activation?: 'relu') =>
+      tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation, name });
+    const a = conv('a', 'relu').apply(input) as SymbolicTensor;
+    const b = conv('b').apply(conv('m', 'relu').apply(a)) as SymbolicTensor;
+    let s = tf.layers.add({ name: 'add' }).apply([a, b]) as SymbolicTensor;
+    if (relu) s = tf.layers.activation({ activation: 'relu', name: 'act' }).apply(s) as SymbolicTensor;
+    const pooled = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(s);
+    const out = tf.layers.dense({ units: 3, name: 'out' }).apply(tf.layers.flatten().apply(pooled));
+    const model = tf.model({ inputs: input, outputs: out as SymbolicTensor });
+    const x = tf.tensor(r.uniformArray(5 * 6 * 5 * 3), [5, 6, 5, 3]);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1], 'int32'), 3);
+    const opts = { rate: 0.5, criterion: 'l2', schedule: 'sfp', batch: 4 } as const;
+    const [compact, full] = [await prune(model, opts), await prune(model, { ...opts, compactActivations: false })];
+    const shared = maskGroups(compact).find((g) => g.convs.includes('a'))!;
+    // Without the ReLU, b's pruned filters get the dense layer's gradient through the add.
+    expect(shared.prunedGradient === undefined).toBe(relu);
+    expect((compact.getLayer('a') as MaskedConv2D).compactOutput).toBe(relu);
+    expect((compact.getLayer('m') as MaskedConv2D).compactOutput).toBe(true);
+    for (const m of [compact, full]) {
+      m.compile({ optimizer: tf.train.sgd(0.05), loss: 'categoricalCrossentropy' });
+      await m.fit(x, y, { batchSize: 3, epochs: 2, shuffle: false, callbacks: [new PruningCallback()], verbose: 0 });
+    }
+    expect(relErr(compact.predict(x) as Tensor, full.predict(x) as Tensor)).toBeLessThan(1e-5);
+    for (const name of ['a', 'm', 'b', 'out']) {
+      const [p, q] = [compact, full].map((m) => m.getLayer(name).getWeights());
+      q.forEach((w, i) => expect(relErr(p[i], w), `${name} weight ${i}`).toBeLessThan(1e-5));
+    }
+  });
+});
+
 describe('mask groups of residual models', () => {
   it('the inputs of an add share one filter mask; the stripped channelsFirst model matches', async () => {
     const r = rng(6);
