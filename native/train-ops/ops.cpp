@@ -491,37 +491,12 @@ bool prunedPlanesZero(int N, int C, long HW, const uint8_t* keep, const float* x
   return !nonzero;
 }
 
-// Blocks of VW x VW floats transposed in registers (simd::transpose); a ragged edge moves element
-// by element.
-void transposeImages(int N, long A, long B, int threads, const float* src, float* dst) {
-  constexpr int V = simd::VW;
-  const long blocks = (A + V - 1) / V;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if ((long)N * A * B >= kParallelMin)
-  for (int n = 0; n < N; ++n)
-    for (long t = 0; t < blocks; ++t) {
-      const float* s = src + (long)n * A * B;
-      float* d = dst + (long)n * A * B;
-      const long a0 = t * V;
-      if (a0 + V > A) {
-        for (long b = 0; b < B; ++b)
-          for (long i = a0; i < A; ++i) d[b * A + i] = s[i * B + b];
-        continue;
-      }
-      const float* rows[V];
-      long b = 0;
-      for (; b + V <= B; b += V) {
-        for (int i = 0; i < V; ++i) rows[i] = s + (a0 + i) * B + b;
-        simd::transpose(rows, d + b * A + a0, A);
-      }
-      for (; b < B; ++b)
-        for (int i = 0; i < V; ++i) d[b * A + a0 + i] = s[(a0 + i) * B + b];
-    }
-}
-
 // Per image, dst[dstRow[b] + a] = src[srcRow[a] + b] for a < A, b < B: a transpose whose rows sit
-// at arbitrary offsets (the kept channels' planes), by VW x VW blocks through a register transpose.
+// at arbitrary offsets (the kept channels' planes), by VW x VW blocks through a register transpose
+// (simd::transpose); a ragged edge moves element by element. dstStride > 0 says dstRow[b] is
+// b * dstStride (the blocks then skip a copy through the stack: 25% of a 784 x 32 transpose).
 static void transposeRows(int N, long A, long B, long srcImage, long dstImage, const long* srcRow,
-                          const long* dstRow, int threads, const float* src, float* dst) {
+                          const long* dstRow, long dstStride, int threads, const float* src, float* dst) {
   constexpr int V = simd::VW;
   const long blocks = (A + V - 1) / V;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if ((long)N * A * B >= kParallelMin)
@@ -540,12 +515,24 @@ static void transposeRows(int N, long A, long B, long srcImage, long dstImage, c
       long b = 0;
       for (; b + V <= B; b += V) {
         for (int i = 0; i < V; ++i) rows[i] = s + srcRow[a0 + i] + b;
+        if (dstStride > 0) {  // evenly spaced destination rows: straight from the registers
+          simd::transpose(rows, d + dstRow[b] + a0, dstStride);
+          continue;
+        }
         simd::transpose(rows, block, V);
         for (int j = 0; j < V; ++j) simd::storeu(d + dstRow[b + j] + a0, simd::loadu(block + j * V));
       }
       for (; b < B; ++b)
         for (int i = 0; i < V; ++i) d[dstRow[b] + a0 + i] = s[srcRow[a0 + i] + b];
     }
+}
+
+// The full transpose: the row tables of a plain [A][B] -> [B][A].
+void transposeImages(int N, long A, long B, int threads, const float* src, float* dst) {
+  std::vector<long> srcRow(A), dstRow(B);
+  for (long a = 0; a < A; ++a) srcRow[a] = a * B;
+  for (long b = 0; b < B; ++b) dstRow[b] = b * A;
+  transposeRows(N, A, B, A * B, A * B, srcRow.data(), dstRow.data(), A, threads, src, dst);
 }
 
 // The kept channels' indices.
@@ -563,7 +550,7 @@ void channelsToPlanes(int N, long HW, int C, const uint8_t* keep, int threads, c
   std::vector<long> srcRow(HW), dstRow(K);
   for (long p = 0; p < HW; ++p) srcRow[p] = p * K;
   for (long k = 0; k < K; ++k) dstRow[k] = kept[k] * HW;
-  transposeRows(N, HW, K, HW * K, (long)C * HW, srcRow.data(), dstRow.data(), threads, src, dst);
+  transposeRows(N, HW, K, HW * K, (long)C * HW, srcRow.data(), dstRow.data(), 0, threads, src, dst);
 }
 
 void planesToChannels(int N, int C, long HW, const uint8_t* keep, int threads, const float* src, float* dst) {
@@ -573,7 +560,7 @@ void planesToChannels(int N, int C, long HW, const uint8_t* keep, int threads, c
   std::vector<long> srcRow(K), dstRow(HW);
   for (long k = 0; k < K; ++k) srcRow[k] = kept[k] * HW;
   for (long p = 0; p < HW; ++p) dstRow[p] = p * K;
-  transposeRows(N, K, HW, (long)C * HW, HW * K, srcRow.data(), dstRow.data(), threads, src, dst);
+  transposeRows(N, K, HW, (long)C * HW, HW * K, srcRow.data(), dstRow.data(), K, threads, src, dst);
 }
 
 // A classifier head is small (N x F x J ~ 10^6 multiply-adds): plain loops over contiguous rows,

@@ -119,8 +119,8 @@ function check(c: FuzzCase, conv: MaskedConv): string | undefined {
   // The kernels never read a pruned channel's planes of x, nor a pruned filter's planes of dy (a
   // soft weight gradient excepted: it is the pruned filters' gradient). They hold NaN here, so a
   // read shows in the result; compact activations leave those planes unwritten.
-  const xp = nanPlanes(x, n, c.masks.in, l.inHeight * l.inWidth),
-    dyp = nanPlanes(dy, n, c.masks.out, l.outHeight * l.outWidth);
+  const xp = fillPlanes(x, n, c.masks.in, l.inHeight * l.inWidth),
+    dyp = fillPlanes(dy, n, c.masks.out, l.outHeight * l.outWidth);
   const y = conv.forward(xp, w, bias, poison(dy.length));
   const dx = conv.backwardData(dyp, w, poison(x.length));
   // Half the soft cases say dy is zero on the pruned filters (as a compact dy is): then they read
@@ -133,7 +133,7 @@ function check(c: FuzzCase, conv: MaskedConv): string | undefined {
     l.bias ? poison(l.outChannels) : undefined,
     { prunedDyIsZero },
   );
-  const dyRef = prunedDyIsZero ? nanPlanes(dy, n, c.masks.out, l.outHeight * l.outWidth, 0) : dy;
+  const dyRef = prunedDyIsZero ? fillPlanes(dy, n, c.masks.out, l.outHeight * l.outWidth, 0) : dy;
   const ref = refBackwardWeights(l, dyRef, x, c.masks.out, c.masks.in, c.soft);
   const checks: [string, Float32Array, ArrayLike<number>][] = [
     ['forward', y, refForward(l, x, w, bias, c.masks.out, c.masks.in)],
@@ -150,8 +150,8 @@ function check(c: FuzzCase, conv: MaskedConv): string | undefined {
   return undefined;
 }
 
-/** A copy of NCHW `a` with the planes of the channels `mask` prunes set to `value` (NaN). */
-function nanPlanes(a: Float32Array, n: number, mask: ArrayLike<number>, plane: number, value = NaN): Float32Array {
+/** A copy of NCHW `a` with the planes of the channels `mask` prunes set to `value` (default NaN). */
+function fillPlanes(a: Float32Array, n: number, mask: ArrayLike<number>, plane: number, value = NaN): Float32Array {
   const out = a.slice();
   const C = mask.length;
   for (let i = 0; i < n; i++)
