@@ -23,6 +23,7 @@ import {
   PASSES,
   layerPasses,
   peakTargets,
+  PEAK_TARGETS,
   relL2,
   renderMarkdown,
   renderSpeedupSvg,
@@ -974,7 +975,14 @@ function writeResults(run: BenchRun, markdown: string, dir: string): void {
     summaries: Object.fromEntries(
       run.models.map((m) => [
         m.key,
-        { densities: summarizeModel(m), peakTargets: peakTargets(m, run.machine.peakGflops.used) },
+        {
+          densities: summarizeModel(m),
+          peakTargets: PEAK_TARGETS.map((t) => ({
+            layers: t.layers,
+            fraction: t.fraction,
+            passes: peakTargets(m, run.machine.peakGflops.used, t),
+          })),
+        },
       ]),
     ),
   };

@@ -8,6 +8,7 @@ import {
   mdTable,
   median,
   peakTargets,
+  TARGET_1X1,
   quantile,
   ratioLabel,
   relL2,
@@ -186,6 +187,24 @@ describe('summaries', () => {
     m.layers.forEach((l) => (l.spec = shape({ outHeight: 4, outWidth: 4 })));
     expect(peakTargets(m, peak)[0].cases).toHaveLength(0);
   });
+
+  it('checks the 80%-of-peak target on 1x1 layers with >= 64 kept, any plane size', () => {
+    const m = model();
+    const f = m.layers[0].densities[0].keptFlops;
+    const peak = gflops(f, 4);
+    // 3x3 layers are not its cases.
+    expect(peakTargets(m, peak, TARGET_1X1)[0].cases).toHaveLength(0);
+    m.layers.forEach((l) => (l.spec = shape({ kernel: [1, 1], padding: [0, 0], outHeight: 4, outWidth: 4 })));
+    const t = peakTargets(m, peak, TARGET_1X1);
+    expect(t[0].cases).toHaveLength(4);
+    // Layer b at d=0.5 runs at 50% (as above); at 79.9% of this peak d=1 would fail too.
+    expect(t[0].met).toBe(3);
+    expect(peakTargets(m, peak / 0.799, TARGET_1X1)[0].met).toBe(0);
+    expect(peakTargets(m, peak / 0.801, TARGET_1X1)[0].met).toBe(3);
+    // 64 kept of 128 at d=0.5 counts, 63 does not.
+    m.layers[0].densities[1].keptIn = 63;
+    expect(peakTargets(m, peak, TARGET_1X1)[0].cases).toHaveLength(3);
+  });
 });
 
 describe('markdown', () => {
@@ -200,6 +219,9 @@ describe('markdown', () => {
     expect(md).toMatch(/\| b x3 128→128 3x3 @8x8 \| fwd \| 2\.00 \[2\.00–2\.00\] \|/);
     expect(md).toMatch(/\| 0\.50 \| 4\.00x \| 21\.0 \| 48\.0 \| 2\.29x \|/);
     expect(md).toContain('- fwd: **does not hold**');
+    expect(md).toContain('on 3x3, >= 64 kept filters and channels, >= 8x8 outputs:');
+    expect(md).toContain('Target >= 80% of peak');
+    expect(md).toContain('- fwd: no eligible cases');
   });
 });
 
