@@ -133,10 +133,12 @@ struct DirectPass {
   static constexpr long IMG = (long)MAX_ROWS * BW;           // one image of one channel in the pack
   static constexpr long XSTEP = BATCH ? IMG : V::XSTEP;      // source distance between tile positions
 
-  // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR].
-  // A panel is written in order, NR loads per (channel, tap) through one offset table: row i's
-  // weight is w[wRow(row i) + redOff[c, tap]]. (Walking each row's weights instead wrote one float
-  // per cache line of the panel: a fifth of a 3x3 forward with 256 kept channels on a 7x7 plane.)
+  // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR];
+  // row i's weight is w[wRow(row i) + redOff[c, tap]]. Forward reads each row in order and
+  // transposes blocks in registers (gatherRowsTransposed); backward-data, whose rows are
+  // neighbours in w, writes the panel in order, NR loads per (channel, tap). (Writing the panel
+  // one row at a time stored one float per cache line: a fifth of a 3x3 forward with 256 kept
+  // channels on a 7x7 plane.)
   static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
                             int threads) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
@@ -160,6 +162,10 @@ struct DirectPass {
         const int rows = std::min(NR, M - pm * NR);
         const float* src[NR];
         for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
+        if constexpr (V::wRow(1) > V::wRed(1, 0, 0)) {  // each row's weights lie along it (forward)
+          gatherRowsTransposed<NR>(src, redOff, rowsT, panel);
+          continue;
+        }
         for (long t = 0; t < rowsT; ++t, panel += NR) {
           const int32_t o = redOff[t];
 #pragma GCC unroll 16

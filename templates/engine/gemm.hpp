@@ -36,6 +36,10 @@ struct GemmPass {
         if ((pm + 1) * MR <= M) {
           const float* src[MR];
           for (int i = 0; i < MR; ++i) src[i] = w + V::wRow(mIdx[pm * MR + i]);
+          if constexpr (V::wRow(1) > V::wRed(1, 0, 0)) {  // each row's weights lie along it (forward)
+            gatherRowsTransposed<MR>(src, redOff, rows, out);
+            continue;
+          }
           for (long t = 0; t < rows; ++t, out += MR) {
             const int32_t o = redOff[t];
 #pragma GCC unroll 16
