@@ -413,6 +413,12 @@ struct DirectWeights {
 
   static constexpr int ceilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
+  // The packs below read one cache line from each of many planes per step (every kept filter's
+  // or channel's), more streams than the hardware prefetchers follow; each read asks for the line
+  // two ahead in its plane. A 1x1 backward-weights with 256 kept filters on 28x28 at batch 8 ran
+  // 1.16x faster from cold caches (four lines ahead: 1.14x, eight: 1.09x).
+  static constexpr int PACK_PREFETCH = 32;  // floats
+
   // dy of image n, positions [pq0, pq1), transposed so filters are innermost (one load gives NR of
   // them): kept filter i at position pq goes to out[(i / NR) * panelStride + (pq - pq0) * posStride
   // + i % NR]; filters past M, up to whole panels, are zero. Panel-major (posStride NR) keeps a
@@ -430,7 +436,10 @@ struct DirectWeights {
       if (np == VW)
         for (; i + VW <= M; i += VW) {  // VW consecutive filters never straddle a panel (NR = NV * VW)
           const float* src[VW];
-          for (int r = 0; r < VW; ++r) src[r] = dy + ((long)n * L::K + rows[i + r]) * PQ + b0;
+          for (int r = 0; r < VW; ++r) {
+            src[r] = dy + ((long)n * L::K + rows[i + r]) * PQ + b0;
+            __builtin_prefetch(src[r] + PACK_PREFETCH);
+          }
           simd::transpose(src, at(rel, i), posStride);
         }
       for (; i < M; ++i) {
@@ -457,6 +466,7 @@ struct DirectWeights {
         for (int m = 0; m < VW; ++m) {
           const int c = g * MT + m;
           src[m] = m < MT && c < KC ? x + ((long)n * L::C + ci[c]) * HW + b0 : zeros;
+          __builtin_prefetch(src[m] + PACK_PREFETCH);
         }
         float* o = out + (b0 - hw0) * MT;
         if constexpr (MT == VW) {
