@@ -292,6 +292,13 @@ struct GemmPass {
         const float* plane = src + n * SRC_IMG + kIdx[c] * SRC_PLANE;
         float* o = out + (j - j0);
         if (IDENTITY) {
+          // Runs shorter than 32 lines, a plane each, are too short for the hardware prefetchers
+          // to pick up: ask for the run two channels ahead (1024 -> 256 @14 b8, blocks of 128
+          // columns: forward 1.11x from cold caches; blocks of 768 columns ran 5% slower with it).
+          if (len < 512 && c + 2 < KC) {
+            const float* ahead = src + n * SRC_IMG + kIdx[c + 2] * SRC_PLANE + pos0;
+            for (long k = 0; k < len; k += 64 / sizeof(float)) __builtin_prefetch(ahead + k);
+          }
           std::memcpy(o, plane + pos0, sizeof(float) * len);
         } else if constexpr (V::GRID_INSIDE_SOURCE) {  // strided, no padding: a strided copy per row
           int a = (int)(pos0 / V::DST_B), b = (int)(pos0 % V::DST_B);
