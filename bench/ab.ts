@@ -1,7 +1,8 @@
 // A/B of two versions of one template file, in one process: each layer is compiled once per version
 // (the kernel cache key covers the templates), then both binaries run alternately, medians of 40
-// rounds of 3 calls per pass. Runs in separate processes moved by 10-30% on a shared 2-core VM;
-// alternating in one process brings the noise down to about 3% (unchanged passes read 0.97-1.03x).
+// rounds of 3 calls per pass; twice, in two processes that load the builds in either order (below).
+// Runs in separate processes moved by 10-30% on a shared 2-core VM; alternating in one process
+// brings that noise down to about 3%.
 // The template file gets its own content back at the end. Not the benchmark (npm run bench): no
 // baselines, no checks against the reference.
 //
@@ -9,6 +10,7 @@
 // (AB_COLD=1: one call per sample, caches evicted before each)
 // e.g. cp templates/engine/gemm.hpp /tmp/a.hpp, edit, then
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { compileMaskedConv, type MaskedConv } from '../src/index.js';
 
@@ -34,57 +36,94 @@ const spread = (n: number, k: number) =>
   Array.from({ length: n }, (_, i) => (Math.floor(((i + 1) * k) / n) > Math.floor((i * k) / n) ? 1 : 0));
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
 
-try {
-  for (const text of layers) {
-    const [C, K, H, batch, R, stride, keptC, keptK] = text.trim().split(/\s+/).map(Number);
-    const padding = (R - 1) >> 1;
-    const spec = { batch, inChannels: C, outChannels: K, inHeight: H, inWidth: H, kernel: R, stride, padding };
-    const convs: MaskedConv[] = [];
-    for (const v of versions) {
-      writeFileSync(target, v);
-      const conv = await compileMaskedConv(
-        { ...spec, density: { out: keptK / K, in: keptC / C } },
-        { respecialize: false },
-      );
-      conv.setMasks({ out: spread(K, keptK), in: spread(C, keptC) });
-      convs.push(conv);
-    }
-    const P = Math.floor((H + 2 * padding - R) / stride) + 1;
-    const x = new Float32Array(batch * C * H * H).map(Math.random),
-      w = new Float32Array(K * C * R * R).map(Math.random),
-      dy = new Float32Array(batch * K * P * P).map(Math.random);
-    // Each version writes its own outputs: with one output array shared, the version compiled
-    // second ran its direct forward 1.5x slower than the first on the very same code.
-    const outputs = convs.map(() => ({
-      y: new Float32Array(dy.length),
-      dx: new Float32Array(x.length),
-      dw: new Float32Array(w.length),
-    }));
-    const passes: [string, (j: number) => void][] = [
-      ['fwd', (j) => convs[j].forward(x, w, undefined, outputs[j].y)],
-      ['bwd_data', (j) => convs[j].backwardData(dy, w, outputs[j].dx)],
-      ['bwd_weights', (j) => convs[j].backwardWeights(dy, x, outputs[j].dw)],
-    ];
-    const cells = passes.map(([name, pass]) => {
-      const ms: number[][] = [[], []];
-      for (let round = 0; round < ROUNDS; round++)
-        for (const j of round % 2 ? [1, 0] : [0, 1]) {
-          if (evict) {
-            evict.fill(round);
-            const t0 = performance.now();
-            pass(j);
-            if (round >= WARMUP) ms[j].push(performance.now() - t0);
-            continue;
-          }
+/** Medians (ms) of versions [A, B] per pass, builds loaded (and instances created) in `order`. */
+async function measure(text: string, order: readonly number[]): Promise<number[][]> {
+  const [C, K, H, batch, R, stride, keptC, keptK] = text.trim().split(/\s+/).map(Number);
+  const padding = (R - 1) >> 1;
+  const spec = { batch, inChannels: C, outChannels: K, inHeight: H, inWidth: H, kernel: R, stride, padding };
+  const convs: MaskedConv[] = [];
+  for (const j of order) {
+    writeFileSync(target, versions[j]);
+    const conv = await compileMaskedConv(
+      { ...spec, density: { out: keptK / K, in: keptC / C } },
+      { respecialize: false },
+    );
+    conv.setMasks({ out: spread(K, keptK), in: spread(C, keptC) });
+    convs[j] = conv;
+  }
+  const P = Math.floor((H + 2 * padding - R) / stride) + 1;
+  const x = new Float32Array(batch * C * H * H).map(Math.random),
+    w = new Float32Array(K * C * R * R).map(Math.random),
+    dy = new Float32Array(batch * K * P * P).map(Math.random);
+  // Each version writes its own outputs: with one output array shared, the version compiled
+  // second ran its direct forward 1.5x slower than the first on the very same code.
+  const outputs = convs.map(() => ({
+    y: new Float32Array(dy.length),
+    dx: new Float32Array(x.length),
+    dw: new Float32Array(w.length),
+  }));
+  const passes: ((j: number) => void)[] = [
+    (j) => convs[j].forward(x, w, undefined, outputs[j].y),
+    (j) => convs[j].backwardData(dy, w, outputs[j].dx),
+    (j) => convs[j].backwardWeights(dy, x, outputs[j].dw),
+  ];
+  const medians = passes.map((pass) => {
+    const ms: number[][] = [[], []];
+    for (let round = 0; round < ROUNDS; round++)
+      for (const j of round % 2 ? [1, 0] : [0, 1]) {
+        if (evict) {
+          evict.fill(round);
           const t0 = performance.now();
-          for (let i = 0; i < CALLS; i++) pass(j);
-          if (round >= WARMUP) ms[j].push((performance.now() - t0) / CALLS);
+          pass(j);
+          if (round >= WARMUP) ms[j].push(performance.now() - t0);
+          continue;
         }
-      const [ta, tb] = ms.map(median);
-      return `${name} ${ta.toFixed(3)}/${tb.toFixed(3)} ms = ${(ta / tb).toFixed(3)}x`;
+        const t0 = performance.now();
+        for (let i = 0; i < CALLS; i++) pass(j);
+        if (round >= WARMUP) ms[j].push((performance.now() - t0) / CALLS);
+      }
+    return ms.map(median);
+  });
+  convs.forEach((c) => c.dispose());
+  return medians;
+}
+
+// Which build is loaded first matters by itself: two builds of one identical kernel (a comment
+// apart), alternated in one process, read 0.88x in both orders of creating their instances
+// (backward-data, 32->32 3x3 @16 b64), and the twin instances of one build 0.94-0.97x. So each
+// comparison runs in two child processes, one loading A first, the other B first; the ratio
+// reported is the geometric mean of the two (each process's ratio in brackets).
+const order = process.env.AB_ORDER;
+try {
+  if (order) {
+    const results: number[][][] = [];
+    for (const text of layers) results.push(await measure(text, order === 'BA' ? [1, 0] : [0, 1]));
+    process.stdout.write(`AB_RESULT ${JSON.stringify(results)}\n`);
+  } else {
+    const run = (o: string): number[][][] => {
+      const out = execFileSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+        env: { ...process.env, AB_ORDER: o },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const line = out.split('\n').find((l) => l.startsWith('AB_RESULT '));
+      if (!line) throw new Error(`ab: the ${o} child printed no result`);
+      return JSON.parse(line.slice('AB_RESULT '.length)) as number[][][];
+    };
+    const ab = run('AB'),
+      ba = run('BA');
+    layers.forEach((text, l) => {
+      const cells = ['fwd', 'bwd_data', 'bwd_weights'].map((name, p) => {
+        const [a1, b1] = ab[l][p],
+          [a2, b2] = ba[l][p];
+        const r1 = a1 / b1,
+          r2 = a2 / b2;
+        const ta = Math.sqrt(a1 * a2),
+          tb = Math.sqrt(b1 * b2);
+        return `${name} ${ta.toFixed(3)}/${tb.toFixed(3)} ms = ${Math.sqrt(r1 * r2).toFixed(3)}x [${r1.toFixed(2)}, ${r2.toFixed(2)}]`;
+      });
+      console.log(`${text.padEnd(28)} A/B: ${cells.join('  ')}`);
     });
-    console.log(`${text.padEnd(28)} A/B: ${cells.join('  ')}`);
-    convs.forEach((c) => c.dispose());
   }
 } finally {
   writeFileSync(target, original);
