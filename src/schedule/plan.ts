@@ -88,6 +88,8 @@ export interface Plan {
 
 // Bytes of packed B one work item may hold: half the 1-2 MiB L2 of current x86 cores.
 const L2_BUDGET = 512 * 1024;
+// Output positions a backward-weights row block should reduce over at least (see directWeightsTiling).
+const MIN_BLOCK_POSITIONS = 32;
 
 /**
  * `parallelism`: the threads the kernel is expected to run with, a hint for the blocking only (the
@@ -429,7 +431,14 @@ function directWeightsTiling(
   const rowBytes = 4 * (Q * Mpad + layer.stride[0] * xRow);
   const fixedBytes = 4 * (R - 1) * layer.dilation[0] * xRow;
   let rowsPerBlock = clamp(Math.floor((L2_BUDGET - fixedBytes) / rowBytes), 1, P);
-  while (rowsPerBlock > 1 && layer.batch * Math.ceil(P / rowsPerBlock) < 4 * threads)
+  // More blocks for the threads, but not below MIN_BLOCK_POSITIONS positions a block: every block
+  // reloads and stores each tile's partial sums (a 14x14 1x1 at batch 1 ran 14 one-row blocks).
+  const minRows = Math.min(P, Math.ceil(MIN_BLOCK_POSITIONS / Q));
+  while (
+    rowsPerBlock > minRows &&
+    layer.batch * Math.ceil(P / rowsPerBlock) < 4 * threads &&
+    Math.ceil(rowsPerBlock / 2) >= minRows
+  )
     rowsPerBlock = Math.ceil(rowsPerBlock / 2);
   const blocking = Q >= 8 && layer.batch * Math.ceil(P / rowsPerBlock) >= 2 * threads ? 'rows' : 'images';
   // Whole images fit: several per block amortize the partial sums' traffic (channel tiles only).
