@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "2bcbf94915ae3a614f69b972019e7df7848eb376c19e5bb6a6243f5415ed7b88"));
+  exports.Set("key", Napi::String::New(env, "bec89ac2fb773f2e1b1b92b978e4dd5882d0734e09f56409e29dc6aed0594a10"));
   return exports;
 }
 
