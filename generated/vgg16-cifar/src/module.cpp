@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "bec89ac2fb773f2e1b1b92b978e4dd5882d0734e09f56409e29dc6aed0594a10"));
+  exports.Set("key", Napi::String::New(env, "11a0dc7230ca60af5ab547e5c5cec6461fb1c994a0209fc55a994c5b2c5c88b9"));
   return exports;
 }
 
