@@ -130,24 +130,33 @@ static inline void microkernel(int rows, const int32_t* __restrict aOff, const i
 }
 
 // out[t * ROWS + i] = src[i][off[t]] for i < ROWS, t < n: a weight panel, rows innermost, where
-// each row's entries lie along it in order (forward: filter k's w[k][c][r][s]). Each row is read
-// in order into a small block, which is then transposed in registers. (Reading the ROWS rows side
-// by side, one float of each per step, kept ROWS streams in flight whose lines are C*R*S floats
-// apart: all in one L1 set at C = 1024, 1x1, where packing took 56% of a batch-1 forward on 7x7.)
-// Rows under 2 KiB whose length is not a multiple of 1 KiB spread over the L1 sets: there the
-// side-by-side walk stays. (Rows of exactly 1 KiB, 256 -> 256 1x1 @2x2 b1: forward 41 -> 16 µs.)
+// each row's entries lie along it in order (forward: filter k's w[k][c][r][s]) and off is strictly
+// increasing. Per chunk of 64 row floats, each row's entries are compressed into a small block
+// (whole 16-float segments through a lane mask), which is then transposed in registers. (Reading
+// the ROWS rows side by side, one float of each per step, kept ROWS streams in flight whose lines
+// are C*R*S floats apart: all in one L1 set at C = 1024, 1x1, where packing took 56% of a batch-1
+// forward on 7x7.) Rows under 2 KiB whose length is not a multiple of 1 KiB spread over the L1
+// sets: there the side-by-side walk stays. (Rows of exactly 1 KiB, 256 -> 256 1x1 @2x2 b1: forward
+// 41 -> 16 µs with a float at a time, 16 -> 10 µs with segments.)
 constexpr long W_ROW_FLOATS = (long)L::C * L::R * L::S;
 constexpr bool GATHER_ROWS_IN_ORDER = W_ROW_FLOATS >= 512 || W_ROW_FLOATS % 256 == 0;
 template <int ROWS>
 static inline void gatherRowsTransposed(const float* const* src, const int32_t* off, long n, float* out) {
-  constexpr int VW = simd::VW, CHUNK = 64, LD = CHUNK + VW;  // LD: block rows 320 bytes apart, not 256
+  constexpr int VW = simd::VW, SPAN = 64, LD = SPAN + 16;  // LD: block rows 320 bytes apart, not 256
   alignas(64) float block[ROWS][LD];
-  for (long t0 = 0; t0 < n; t0 += CHUNK) {
-    const int len = (int)std::min<long>(CHUNK, n - t0);
+  for (long t0 = 0, t1 = 0; t0 < n; t0 = t1) {
+    // The chunk: the entries within SPAN floats of the first one's 16-float segment.
+    const long base = off[t0] & ~15L;
+    uint64_t mask = 0;
+    for (; t1 < n && off[t1] < base + SPAN; ++t1) mask |= uint64_t(1) << (off[t1] - base);
+    const int len = (int)(t1 - t0);
     for (int i = 0; i < ROWS; ++i) {
-      const float* row = src[i];
-      const int32_t* o = off + t0;
-      for (int t = 0; t < len; ++t) block[i][t] = row[o[t]];
+      const float* row = src[i] + base;
+      int pos = 0;
+      for (int q = 0; q < SPAN / 16; ++q) {  // pos <= 16 q: a segment's 16-float store stays in the row
+        const unsigned m = (unsigned)(mask >> (16 * q)) & 0xFFFFu;
+        if (m) pos += simd::compress16(block[i] + pos, row + 16 * q, m);
+      }
     }
     float* dst = out + t0 * ROWS;
     int t = 0;

@@ -58,4 +58,11 @@ inline void transpose(const float* const* src, float* dst, long dstStride) {
     _mm256_storeu_ps(dst + (4 + m) * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x31));
   }
 }
+// dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
+// those floats; may write dst[k .. 16) too.
+inline int compress16(float* dst, const float* src, unsigned mask) {
+  int k = 0;
+  for (; mask; mask &= mask - 1) dst[k++] = src[__builtin_ctz(mask)];
+  return k;
+}
 }  // namespace simd

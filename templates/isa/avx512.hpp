@@ -62,4 +62,12 @@ inline void transpose(const float* const* src, float* dst, long dstStride) {
     _mm512_storeu_ps(dst + (12 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0xDD));
   }
 }
+// dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. A masked
+// load (the other floats are not read) compressed in a register, one full store: dst[k .. 16)
+// gets garbage. (vcompressps straight to memory is the slow form on Zen 4.)
+inline int compress16(float* dst, const float* src, unsigned mask) {
+  const __mmask16 m = (__mmask16)mask;
+  _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(m, _mm512_maskz_loadu_ps(m, src)));
+  return __builtin_popcount(mask);
+}
 }  // namespace simd

@@ -22,4 +22,11 @@ inline void spill(float* out, vec v) { *out = v; }
 inline void storeLanes(float* p, vec v, int, int) { *p = v; }
 // dst[j * dstStride + i] = src[i][j] for i, j < VW: with one lane, a copy.
 inline void transpose(const float* const* src, float* dst, long) { *dst = *src[0]; }
+// dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
+// those floats; may write dst[k .. 16) too.
+inline int compress16(float* dst, const float* src, unsigned mask) {
+  int k = 0;
+  for (; mask; mask &= mask - 1) dst[k++] = src[__builtin_ctz(mask)];
+  return k;
+}
 }  // namespace simd

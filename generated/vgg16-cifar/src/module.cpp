@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "11a0dc7230ca60af5ab547e5c5cec6461fb1c994a0209fc55a994c5b2c5c88b9"));
+  exports.Set("key", Napi::String::New(env, "15641ef282e9fadd5b1b4358ff8c3395a1c990e7783e46663b9dbcd838dab180"));
   return exports;
 }
 
