@@ -323,7 +323,11 @@ export const TARGET_3X3: PeakTarget = {
   layers: '3x3, >= 64 kept filters and channels, >= 8x8 outputs',
   fraction: 0.85,
   eligible: (l, d) =>
-    l.spec.kernel[0] === 3 && l.spec.kernel[1] === 3 && keptAtLeast64(d) && l.spec.outHeight >= 8 && l.spec.outWidth >= 8,
+    l.spec.kernel[0] === 3 &&
+    l.spec.kernel[1] === 3 &&
+    keptAtLeast64(d) &&
+    l.spec.outHeight >= 8 &&
+    l.spec.outWidth >= 8,
 };
 
 /** 1x1 layers (any stride) with >= 64 kept filters and channels: 80%. */
