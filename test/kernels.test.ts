@@ -43,7 +43,7 @@ const FIXED: ConvSpec[] = [
   { batch: 4, inChannels: 128, outChannels: 128, inHeight: 40, inWidth: 40, kernel: 1 },
   // narrow planes: backward-weights packs and reduces blocks of 4 images, the last one partial
   { batch: 5, inChannels: 8, outChannels: 20, inHeight: 300, inWidth: 5, kernel: 3, padding: 1 },
-  // filter rows of >= 512 weights: the forward packs each kept filter's row in order, then transposes
+  // 72 channels x 9 taps a filter row: the forward packs rows in several 64-float chunks, ragged lane masks
   { batch: 2, inChannels: 72, outChannels: 40, inHeight: 6, inWidth: 5, kernel: 3, padding: 1, bias: true },
 ];
 

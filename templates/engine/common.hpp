@@ -132,14 +132,11 @@ static inline void microkernel(int rows, const int32_t* __restrict aOff, const i
 // out[t * ROWS + i] = src[i][off[t]] for i < ROWS, t < n: a weight panel, rows innermost, where
 // each row's entries lie along it in order (forward: filter k's w[k][c][r][s]) and off is strictly
 // increasing. Per chunk of 64 row floats, each row's entries are compressed into a small block
-// (whole 16-float segments through a lane mask), which is then transposed in registers. (Reading
-// the ROWS rows side by side, one float of each per step, kept ROWS streams in flight whose lines
-// are C*R*S floats apart: all in one L1 set at C = 1024, 1x1, where packing took 56% of a batch-1
-// forward on 7x7.) Rows under 2 KiB whose length is not a multiple of 1 KiB spread over the L1
-// sets: there the side-by-side walk stays. (Rows of exactly 1 KiB, 256 -> 256 1x1 @2x2 b1: forward
-// 41 -> 16 µs with a float at a time, 16 -> 10 µs with segments.)
-constexpr long W_ROW_FLOATS = (long)L::C * L::R * L::S;
-constexpr bool GATHER_ROWS_IN_ORDER = W_ROW_FLOATS >= 512 || W_ROW_FLOATS % 256 == 0;
+// (whole 16-float segments through a lane mask), which is then transposed in registers. Reading
+// the ROWS rows side by side instead, one float of each per step, kept ROWS streams in flight
+// whose lines are C*R*S floats apart, in few L1 sets: packing took 56% of a batch-1 1x1 forward
+// at C = 1024 on 7x7. Against that walk: 256 -> 256 1x1 @2x2 b1 forward 41 -> 10 µs, 384 -> 384
+// @7 b1 1.25x, 72 -> 40 3x3 b2 1.22x; small 3x3 layers at batch 64 within 1-3%.
 template <int ROWS>
 static inline void gatherRowsTransposed(const float* const* src, const int32_t* off, long n, float* out) {
   constexpr int VW = simd::VW, SPAN = 64, LD = SPAN + 16;  // LD: block rows 320 bytes apart, not 256

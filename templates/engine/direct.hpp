@@ -162,7 +162,7 @@ struct DirectPass {
         const int rows = std::min(NR, M - pm * NR);
         const float* src[NR];
         for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
-        if constexpr (GATHER_ROWS_IN_ORDER && V::wRow(1) > V::wRed(1, 0, 0)) {  // rows lie along w (forward)
+        if constexpr (V::wRow(1) > V::wRed(1, 0, 0)) {  // each row's weights lie along it (forward)
           gatherRowsTransposed<NR>(src, redOff, rowsT, panel);
           continue;
         }

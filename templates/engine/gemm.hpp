@@ -36,7 +36,7 @@ struct GemmPass {
         if ((pm + 1) * MR <= M) {
           const float* src[MR];
           for (int i = 0; i < MR; ++i) src[i] = w + V::wRow(mIdx[pm * MR + i]);
-          if constexpr (GATHER_ROWS_IN_ORDER && V::wRow(1) > V::wRed(1, 0, 0)) {  // rows lie along w (forward)
+          if constexpr (V::wRow(1) > V::wRed(1, 0, 0)) {  // each row's weights lie along it (forward)
             gatherRowsTransposed<MR>(src, redOff, rows, out);
             continue;
           }

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "15641ef282e9fadd5b1b4358ff8c3395a1c990e7783e46663b9dbcd838dab180"));
+  exports.Set("key", Napi::String::New(env, "bd2b596928ec3a0a79de98468e711954f3ad87feb620c72f041145a38c5d5ac0"));
   return exports;
 }
 
