@@ -92,12 +92,21 @@ struct IntBuffer {
   int32_t* get(size_t n) { if (v.size() < n) v.resize(n); return v.data(); }
 };
 
+// A run of weight-panel entries gatherRowsTransposed packs together: entries [t0, t1), whose
+// offsets lie within the 64 floats from `base` (a multiple of 16), bit j of mask set for base + j.
+struct RowChunk {
+  long base;
+  uint64_t mask;
+  long t0, t1;
+};
+
 // Per-thread scratch (packed B block and offset tables) plus per-call shared packs.
 struct Workspace {
   int n = 0;  // images in the current call (1..L::N), set by the entry points
   std::vector<Buffer> bBlock, lanePack;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
   IntBuffer redOff;  // packed weights: w offset of each (reduction channel, tap)
+  std::vector<RowChunk> rowChunks;  // redOff in gatherRowsTransposed's chunks (forward)
   Buffer aPack, dyPack, xPack;
   void ensureThreads(int t) {
     if ((int)bBlock.size() < t) { bBlock.resize(t); lanePack.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
@@ -129,33 +138,46 @@ static inline void microkernel(int rows, const int32_t* __restrict aOff, const i
   }
 }
 
-// out[t * ROWS + i] = src[i][off[t]] for i < ROWS, t < n: a weight panel, rows innermost, where
-// each row's entries lie along it in order (forward: filter k's w[k][c][r][s]) and off is strictly
-// increasing. Per chunk of 64 row floats, each row's entries are compressed into a small block
-// (whole 16-float segments through a lane mask), which is then transposed in registers. Reading
-// the ROWS rows side by side instead, one float of each per step, kept ROWS streams in flight
-// whose lines are C*R*S floats apart, in few L1 sets: packing took 56% of a batch-1 1x1 forward
-// at C = 1024 on 7x7. Against that walk: 256 -> 256 1x1 @2x2 b1 forward 41 -> 10 µs, 384 -> 384
-// @7 b1 1.25x, 72 -> 40 3x3 b2 1.22x; small 3x3 layers at batch 64 within 1-3%.
-template <int ROWS>
-static inline void gatherRowsTransposed(const float* const* src, const int32_t* off, long n, float* out) {
-  constexpr int VW = simd::VW, SPAN = 64, LD = SPAN + 16;  // LD: block rows 320 bytes apart, not 256
-  alignas(64) float block[ROWS][LD];
+// off[0, n) as gatherRowsTransposed's chunks: each run of entries within 64 floats of its first
+// one's 16-float segment. Built once per call and shared by every panel. Returns false (chunks
+// unusable) unless off is strictly increasing.
+static inline bool buildRowChunks(const int32_t* off, long n, std::vector<RowChunk>& chunks) {
+  chunks.clear();
   for (long t0 = 0, t1 = 0; t0 < n; t0 = t1) {
-    // The chunk: the entries within SPAN floats of the first one's 16-float segment.
     const long base = off[t0] & ~15L;
     uint64_t mask = 0;
-    for (; t1 < n && off[t1] < base + SPAN; ++t1) mask |= uint64_t(1) << (off[t1] - base);
-    const int len = (int)(t1 - t0);
+    for (; t1 < n && off[t1] < base + 64; ++t1) {
+      if (t1 > t0 && off[t1] <= off[t1 - 1]) return false;
+      mask |= uint64_t(1) << (off[t1] - base);
+    }
+    chunks.push_back({base, mask, t0, t1});
+  }
+  return true;
+}
+
+// out[t * ROWS + i] = src[i][off[t]] for i < ROWS, t < n: a weight panel, rows innermost, where
+// each row's entries lie along it in order (forward: filter k's w[k][c][r][s]); off comes as its
+// chunks (buildRowChunks). Per chunk, each row's entries are compressed into a small block (whole
+// 16-float segments through a lane mask), which is then transposed in registers. Reading the ROWS
+// rows side by side instead, one float of each per step, kept ROWS streams in flight whose lines
+// are C*R*S floats apart, in few L1 sets: packing took 56% of a batch-1 1x1 forward at C = 1024
+// on 7x7. Against that walk: 256 -> 256 1x1 @2x2 b1 forward 41 -> 10 µs, 384 -> 384 @7 b1 1.25x,
+// 72 -> 40 3x3 b2 1.22x; small 3x3 layers at batch 64 within 1-3%.
+template <int ROWS>
+static inline void gatherRowsTransposed(const float* const* src, const std::vector<RowChunk>& chunks, float* out) {
+  constexpr int VW = simd::VW, SPAN = 64, LD = SPAN + 16;  // LD: block rows 320 bytes apart, not 256
+  alignas(64) float block[ROWS][LD];
+  for (const RowChunk& k : chunks) {
+    const int len = (int)(k.t1 - k.t0);
     for (int i = 0; i < ROWS; ++i) {
-      const float* row = src[i] + base;
+      const float* row = src[i] + k.base;
       int pos = 0;
       for (int q = 0; q < SPAN / 16; ++q) {  // pos <= 16 q: a segment's 16-float store stays in the row
-        const unsigned m = (unsigned)(mask >> (16 * q)) & 0xFFFFu;
+        const unsigned m = (unsigned)(k.mask >> (16 * q)) & 0xFFFFu;
         if (m) pos += simd::compress16(block[i] + pos, row + 16 * q, m);
       }
     }
-    float* dst = out + t0 * ROWS;
+    float* dst = out + k.t0 * ROWS;
     int t = 0;
     for (; t + VW <= len; t += VW) {
       int i = 0;

@@ -152,6 +152,8 @@ struct DirectPass {
         const int tap = TAPS.tap[u];
         redOff[c * T + u] = (int32_t)V::wRed(kIdx[c], tap / L::S, tap % L::S);
       }
+    // Forward: each row's weights lie along it, in order.
+    const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rowsT, ws.rowChunks);
     parallel(threads, [&] {
 #pragma omp for schedule(static)
       for (int pm = 0; pm < panels; ++pm) {
@@ -162,8 +164,8 @@ struct DirectPass {
         const int rows = std::min(NR, M - pm * NR);
         const float* src[NR];
         for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
-        if constexpr (V::wRow(1) > V::wRed(1, 0, 0)) {  // each row's weights lie along it (forward)
-          gatherRowsTransposed<NR>(src, redOff, rowsT, panel);
+        if (byRows) {
+          gatherRowsTransposed<NR>(src, ws.rowChunks, panel);
           continue;
         }
         for (long t = 0; t < rowsT; ++t, panel += NR) {

@@ -29,6 +29,8 @@ struct GemmPass {
         if (flipTaps) { r = L::R - 1 - r; s = L::S - 1 - s; }
         redOff[c * RS + tap] = (int32_t)V::wRed(kIdx[c], r, s);
       }
+    // Forward: each row's weights lie along it, in order (flipped taps are not).
+    const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rows, ws.rowChunks);
     parallel(threads, [&] {
 #pragma omp for schedule(static)
       for (int pm = 0; pm < panels; ++pm) {
@@ -36,8 +38,8 @@ struct GemmPass {
         if ((pm + 1) * MR <= M) {
           const float* src[MR];
           for (int i = 0; i < MR; ++i) src[i] = w + V::wRow(mIdx[pm * MR + i]);
-          if constexpr (V::wRow(1) > V::wRed(1, 0, 0)) {  // each row's weights lie along it (forward)
-            gatherRowsTransposed<MR>(src, redOff, rows, out);
+          if (byRows) {
+            gatherRowsTransposed<MR>(src, ws.rowChunks, out);
             continue;
           }
           for (long t = 0; t < rows; ++t, out += MR) {

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "bd2b596928ec3a0a79de98468e711954f3ad87feb620c72f041145a38c5d5ac0"));
+  exports.Set("key", Napi::String::New(env, "351ab5f25394310eda62b56e5257ad72094932f1d9fed82aa691e5bfb768e617"));
   return exports;
 }
 
