@@ -15,7 +15,8 @@ struct GemmPass {
   // Pack the weights of kept rows x kept reduction channels into MR-row panels, A[panel][c][tap][MR]
   // (once per call: weights change every step). Weight (row, c, tap) is w[wRow(row) + redOff[c, tap]],
   // so a panel row is MR plain loads through one offset table (a per-element index computation
-  // cost 5 cycles an element: a fifth of a 1x1 forward on a 7x7 plane).
+  // cost 5 cycles an element: a fifth of a 1x1 forward on a 7x7 plane). Forward panels, whose rows
+  // lie along w, go through gatherRowsTransposed instead (engine/common.hpp).
   static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
                             bool flipTaps, Workspace& ws, int threads) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");

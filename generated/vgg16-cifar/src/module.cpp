@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "351ab5f25394310eda62b56e5257ad72094932f1d9fed82aa691e5bfb768e617"));
+  exports.Set("key", Napi::String::New(env, "4a4e1d5820a8904a0f7b0f256d5d8f13d306395d2fb82d4f36299f08a36c4a3d"));
   return exports;
 }
 
