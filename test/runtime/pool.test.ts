@@ -56,7 +56,10 @@ describe('output pool', () => {
     const o = run('rss', { MASKACC_POOL_COLLECT: '0' }, false);
     expect(o.selfCollect).toBe(false);
     expect(o.minorCollections).toBe(0);
-    expect((o.rss1000 as number) - (o.rss100 as number)).toBeLessThan(64 * 2 ** 20);
+    // V8 picks when counted blocks come back, so RSS at the two samples depends on where its
+    // scavenges fall: 2-30 MiB growth in 9 runs here (idle and with both cores busy), 66 MiB once
+    // in a CI run. Without reuse it would be ~1.4 GB.
+    expect((o.rss1000 as number) - (o.rss100 as number)).toBeLessThan(128 * 2 ** 20);
     expect(o.hits).toBeGreaterThan(2500);
     const r = run('reuse', { MASKACC_POOL_COLLECT: '0' });
     expect(r.keptAfterGc).toBeGreaterThanOrEqual(16 * 32 * 16 * 16 * 4);
