@@ -132,6 +132,13 @@ struct DirectPass {
   static constexpr int MAX_ROWS = directMaxRows<V, ROWS_PER_BLOCK>();
   static constexpr long IMG = (long)MAX_ROWS * BW;           // one image of one channel in the pack
   static constexpr long XSTEP = BATCH ? IMG : V::XSTEP;      // source distance between tile positions
+  // A strided backward-data writes each destination row as BSTEP interleaved column phases. Its
+  // tiles go whole to a stage of the row (position-major, NR channels per position, in L1), and
+  // the finished row leaves through the transposes of consecutive columns. One scalar store per
+  // output straight to dx, a line miss each, took a fifth of a stride-2 3x3 (128 -> 128 @56).
+  static constexpr bool STAGED = !BATCH && V::BSTEP > 1;
+  // Positions past a phase's count land past the row (b >= DST_B): a tile is staged whole.
+  static constexpr long STAGE_POSITIONS = V::DST_B + (long)MQ * V::BSTEP;
 
   // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR];
   // row i's weight is w[wRow(row i) + redOff[c, tap]]. Forward reads each row in order and
@@ -214,12 +221,14 @@ struct DirectPass {
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);
       ws.aOff[t].get(RS);
       ws.bOff[t].get(RS);
+      if (STAGED) ws.lanePack[t].get((size_t)NR * STAGE_POSITIONS);
     }
     parallel(threads, [&] {
       const int tid = omp_get_thread_num();
       float* pack = ws.bBlock[tid].data;
       int32_t* wOff = ws.aOff[tid].v.data();
       int32_t* xOff = ws.bOff[tid].v.data();
+      float* stage = STAGED ? ws.lanePack[tid].data : nullptr;
       long packedBlock = -1;  // consecutive chunks of one block reuse its pack (the whole input, on small planes)
 #pragma omp for schedule(dynamic, 1)
       for (long item = 0; item < items; ++item) {
@@ -234,7 +243,7 @@ struct DirectPass {
         // Panels outer: one panel of packed weights stays in L2 while every position of the item uses it.
         for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm) {
           const float* Wpanel = Wp + (long)pm * KC * TAPS.count * NR;
-          for (int a = a0; a < a1; ++a)
+          for (int a = a0; a < a1; ++a) {
             for (int ph = 0; ph < V::PHASES; ++ph) {
               const int count = V::count(ph);
               // BATCH: one tile per column j with its exact taps; else tiles of MQ columns that
@@ -245,9 +254,14 @@ struct DirectPass {
                 simd::vec acc[MQ][NV];
                 bcastKernel<MQ, NV, XSTEP>(KC, (long)TAPS.count * NR, NB * IMG, nT, wOff, xOff, Wpanel,
                                            pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
-                store(acc, dst, bias, mIdx, M, pm, ws.n, n0, a, ph, j0, count);
+                if constexpr (STAGED)
+                  stageTile(acc, stage, ph, j0);
+                else
+                  store(acc, dst, bias, mIdx, M, pm, ws.n, n0, a, ph, j0, count);
               }
             }
+            if constexpr (STAGED) flushRow(stage, dst, bias, mIdx, M, pm, n0, a);
+          }
         }
       }
     });
@@ -271,6 +285,22 @@ struct DirectPass {
     return nT;
   }
 
+  // STAGED: position m of the tile is column ph + (j0+m)*BSTEP of the row.
+  static inline void stageTile(const simd::vec (&acc)[MQ][NV], float* stage, int ph, int j0) {
+    float* p = stage + (long)(ph + j0 * V::BSTEP) * NR;
+#pragma GCC unroll 16
+    for (int m = 0; m < MQ; ++m)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) simd::storeu(p + (long)m * V::BSTEP * NR + v * VW, acc[m][v]);
+  }
+
+  // STAGED: destination row a of the panel's channels, once every phase is staged.
+  static inline void flushRow(const float* stage, float* dst, const float* bias, const int32_t* mIdx, int M, int pm,
+                              int n0, int a) {
+    storeColumns(stage, V::DST_B, std::min(NR, M - pm * NR), mIdx + pm * NR, bias,
+                 dst + (long)n0 * DST_IMG + (long)a * V::DST_B);
+  }
+
   // Lane l of acc[m][v] is destination channel mIdx[pm*NR + v*VW + l]; position m is column
   // ph + (j0+m)*BSTEP of image n0 (or image n0+m at column ph + j0*BSTEP when BATCH).
   static inline void store(const simd::vec (&acc)[MQ][NV], float* dst, const float* bias, const int32_t* mIdx, int M,
@@ -282,24 +312,35 @@ struct DirectPass {
       for (int v = 0; v < NV; ++v) simd::spill(&lanes[m][v * VW], acc[m][v]);
     const int rows = std::min(NR, M - pm * NR);
     const int cols = BATCH ? std::min(MQ, N - n0) : std::min(MQ, count - j0);
-    const long step = BATCH ? DST_IMG : (long)V::BSTEP;
     float* base = dst + (long)n0 * DST_IMG + (long)a * V::DST_B + ph + (long)j0 * V::BSTEP;
-    // Consecutive destination columns (column tiles, stride-1 destination) go out through a
-    // transpose of VW positions x VW channels, one vector store per channel and run of VW
-    // positions; scalar stores cost more than the FMAs on layers with few kept channels
-    // (ResNet's 16-16 3x3 @16x16 spent a quarter of its forward in them). A shorter run takes a
-    // masked store where those are cheap; the rest, scalar stores.
-    constexpr bool CONTIGUOUS = !BATCH && V::BSTEP == 1 && VW > 1;
-    const int vectorCols = !CONTIGUOUS ? 0 : simd::CHEAP_MASKED_STORE ? cols : cols / VW * VW;
+    if constexpr (!BATCH && V::BSTEP == 1) return storeColumns(&lanes[0][0], cols, rows, mIdx + pm * NR, bias, base);
+    const long step = BATCH ? DST_IMG : (long)V::BSTEP;
+    for (int i = 0; i < rows; ++i) {
+      const int ch = mIdx[pm * NR + i];
+      const float b = bias ? bias[ch] : 0.f;
+      float* out = base + ch * DST_PLANE;
+      for (int m = 0; m < cols; ++m) out[m * step] = lanes[m][i] + b;
+    }
+  }
+
+  // Positions [0, cols) of `lanes` (position-major, NR channels each) to consecutive destination
+  // columns: lane i of position m goes to base[chan[i]*DST_PLANE + m] (+ bias), for i < rows. A
+  // transpose of VW positions x VW channels gives one vector store per channel and run of VW
+  // positions; scalar stores cost more than the FMAs on layers with few kept channels (ResNet's
+  // 16-16 3x3 @16x16 spent a quarter of its forward in them). A shorter run takes a masked store
+  // where those are cheap; the rest, scalar stores.
+  static inline void storeColumns(const float* lanes, int cols, int rows, const int32_t* chan, const float* bias,
+                                  float* base) {
+    const int vectorCols = VW == 1 ? 0 : simd::CHEAP_MASKED_STORE ? cols : cols / VW * VW;
     alignas(64) float block[VW][VW];
     for (int m0 = 0; m0 < vectorCols; m0 += VW) {
       const int run = std::min(VW, vectorCols - m0);
       for (int v = 0; v * VW < rows; ++v) {
         const float* src[VW];
-        for (int r = 0; r < VW; ++r) src[r] = &lanes[std::min(m0 + r, MQ - 1)][v * VW];  // rows past MQ: not stored
+        for (int r = 0; r < VW; ++r) src[r] = lanes + (long)std::min(m0 + r, cols - 1) * NR + v * VW;  // not stored
         simd::transpose(src, &block[0][0], VW);
         for (int l = 0; l < std::min(VW, rows - v * VW); ++l) {
-          const int ch = mIdx[pm * NR + v * VW + l];
+          const int ch = chan[v * VW + l];
           simd::vec out = simd::loadu(block[l]);
           if (bias) out = simd::add(out, simd::broadcast(bias[ch]));
           float* o = base + ch * DST_PLANE + m0;
@@ -310,12 +351,10 @@ struct DirectPass {
         }
       }
     }
-    if (vectorCols == cols) return;
-    for (int i = 0; i < rows; ++i) {
-      const int ch = mIdx[pm * NR + i];
-      const float b = bias ? bias[ch] : 0.f;
-      float* out = base + ch * DST_PLANE;
-      for (int m = vectorCols; m < cols; ++m) out[m * step] = lanes[m][i] + b;
+    for (int i = 0; i < rows && vectorCols < cols; ++i) {
+      const float b = bias ? bias[chan[i]] : 0.f;
+      float* out = base + chan[i] * DST_PLANE;
+      for (int m = vectorCols; m < cols; ++m) out[m] = lanes[(long)m * NR + i] + b;
     }
   }
 };

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "4a4e1d5820a8904a0f7b0f256d5d8f13d306395d2fb82d4f36299f08a36c4a3d"));
+  exports.Set("key", Napi::String::New(env, "a959189676f8a214fe8175ebe230f28eaa045dd2a51e7ab0096f67146f6974b8"));
   return exports;
 }
 
