@@ -114,7 +114,7 @@ function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
     return { direct: true, mq: g.MQ, nv: g.NV, batch: g.tile === 'images', rowsPerBlock: g.rowsPerBlock };
   const call =
     g.source === 'planes'
-      ? `template runPlanes<${g.rowsPerBlock}>`
+      ? `template runPlanes<${g.rowsPerBlock}, ${g.rowTiles}>`
       : g.source === 'pointwise'
         ? `template runPointwise<${g.columnsPerBlock}>`
         : `template runIm2col<${g.columnsPerBlock}, ${g.order === 'image' ? 0 : 1}>`;

@@ -94,8 +94,9 @@ struct GemmPass {
   // Planes mode (stride 1): per (image, block of PB destination rows) copy the kept source channels
   // into zero-padded planes of pitch WP; tap (r,s) is then a constant shift, so nothing is
   // replicated and every B row is a shifted window of one plane. Columns u = row*WP + col, where
-  // columns col >= DST_B are padding garbage that is computed but never stored.
-  template <int PB>
+  // columns col >= DST_B are padding garbage that is computed but never stored. ROW_TILES: tiles
+  // start at row starts (no vector crosses a row end); else they run along the plane.
+  template <int PB, bool ROW_TILES>
   static void runPlanes(const float* src, const float* A, const float* bias, float* dst, const int32_t* mIdx, int M,
                         const int32_t* kIdx, int KC, Workspace& ws, int threads) {
     static_assert(V::DENSE_DST, "planes mode writes whole destination planes");
@@ -139,7 +140,11 @@ struct GemmPass {
         }
         const int cols = (a1 - a0) * WP;
         const int pm1 = std::min(panels, (chunk + 1) * perItem);
-        for (int u0 = 0; u0 < cols; u0 += NR) {
+        // Row tiles: tile ut is columns [b0, b0 + NR) of block row a; else columns u0 = ut*NR on.
+        constexpr int ROW_TILE_COUNT = (V::DST_B + NR - 1) / NR;
+        const int tiles = ROW_TILES ? (a1 - a0) * ROW_TILE_COUNT : (cols + NR - 1) / NR;
+        for (int ut = 0; ut < tiles; ++ut) {
+          const int u0 = ROW_TILES ? ut / ROW_TILE_COUNT * WP + ut % ROW_TILE_COUNT * NR : ut * NR;
           for (int pm = chunk * perItem; pm < pm1; ++pm) {
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * rows * MR, planes + u0, acc);

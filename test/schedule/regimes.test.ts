@@ -63,6 +63,13 @@ describe('density regimes', () => {
     expect(p.backwardData).toBeNull();
     expect(regimeOf(p)).toMatch(/\/none\//);
   });
+  it('planes tiles start at row starts where the rows are whole tiles, else run along the plane', () => {
+    const fwd = (h: number) => plan({ ...vgg(16, 16, h, 0.5), batch: 8 }).forward;
+    expect(fwd(32)).toMatchObject({ source: 'planes', rowTiles: true, NR: 32 }); // 2 vectors a row, none crossing
+    expect(fwd(48)).toMatchObject({ source: 'planes', rowTiles: true, NR: 48 });
+    expect(fwd(56)).toMatchObject({ source: 'planes', rowTiles: false }); // 64-lane tiles would compute 8 lanes of 56 for nothing
+    expect(fwd(100)).toMatchObject({ source: 'planes', rowTiles: false });
+  });
   it('strided layers never get planes', () => {
     const p = plan({ ...vgg(16, 32, 32, 0.5), stride: 2 });
     expect([p.forward.source, p.backwardData!.source]).not.toContain('planes');

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "a959189676f8a214fe8175ebe230f28eaa045dd2a51e7ab0096f67146f6974b8"));
+  exports.Set("key", Napi::String::New(env, "2ef4e11096e9dc77005840639c0390f34dcdb843f94a0d519ed824bcecc28d34"));
   return exports;
 }
 

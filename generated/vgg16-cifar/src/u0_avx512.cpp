@@ -4,10 +4,10 @@
 // layer: N=64 C=3 K=64 HxW=32x32 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=32x32 bias=false density(out=1, in=1)
 // plan:
 //   isa: avx512 (vector width 16)
-//   forward: planes (32 rows/block), microtile MR x NR = 13 x 32
+//   forward: planes (32 rows/block, row tiles), microtile MR x NR = 13 x 32
 //   backwardData: none (inputGrad: false)
 //   backwardWeights: direct (tap-major), tile MT column taps x NR filters = 3 x 64, 1 image(s) x 32 rows/block per thread
-// plan JSON: {"isa":"avx512","vectorWidth":16,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":2,"NR":32,"rowsPerBlock":32,"columnsPerBlock":32,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":4,"NR":64,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
+// plan JSON: {"isa":"avx512","vectorWidth":16,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":2,"NR":32,"rowsPerBlock":32,"rowTiles":true,"columnsPerBlock":32,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":4,"NR":64,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -137,7 +137,7 @@ static void forward(const float* x, const float* w, const float* bias, float* y,
   zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
   using Pass = GemmPass<ForwardView, 13, 2>;
   const float* A = Pass::packA(w, ko, nko, ci, nci, false, ws, threads);
-  Pass::template runPlanes<32>(x, A, bias, y, ko, nko, ci, nci, ws, threads);
+  Pass::template runPlanes<32, true>(x, A, bias, y, ko, nko, ci, nci, ws, threads);
 }
 
 // inputGrad: false: no backward-data pass. The runtime refuses the call before it reaches here;
