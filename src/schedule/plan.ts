@@ -216,9 +216,27 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   const cols = g.batch * g.dstH * g.dstW;
   const fewColumns = cols <= 16 * isa.vectorWidth && g.planesAllowed && 2 * g.reduceChannels >= g.rows;
   if (g.pointwiseUseful && cols >= 4 * isa.vectorWidth) return fewColumns ? 'direct' : 'pointwise';
-  if (g.rows >= isa.vectorWidth && g.reduceChannels >= 8) return 'direct';
+  // Rows that leave direct's channel vectors partly empty run on planes where planes' tiles are
+  // fuller (Zen 4, AVX-512, planes against direct: 20 kept rows in 32 lanes 1.64x, 22-24 of 32
+  // 1.2-1.5x, 52 of 64 and 84-115 of 96-128 1.07-1.17x on 16-, 32- and 56-wide planes; where the
+  // fills were close, 84 and 115 rows on 28-wide planes, 0.93-0.97x). With full vectors direct
+  // stays ahead (planes 0.85-0.97x, 1.03x with 32 kept on 32x32).
+  const vw = isa.vectorWidth;
+  const directLanes = g.rows / (Math.ceil(g.rows / vw) * vw);
+  const planesBetter = g.planesAllowed && planesFill(g, vw) > directLanes;
+  if (g.rows >= vw && g.reduceChannels >= 8 && !planesBetter) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
+}
+
+// The share of planes' tile lanes that compute real outputs: row tiles of whole vectors, or tiles
+// along the padded plane, whose crossing vectors cost about as much as its padding columns
+// (pickPlanesTile).
+function planesFill(g: GemmShape, vw: number): number {
+  const byRows = g.dstW / (Math.ceil(g.dstW / vw) * vw);
+  const planeCols = (g.dstW + g.planeExtraW) * g.dstH;
+  const alongPlane = (g.dstW * g.dstH) / (Math.ceil(planeCols / vw) * vw) / (1 + g.planeExtraW / g.dstW);
+  return Math.max(byRows, alongPlane);
 }
 
 function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'im2col' | 'pointwise'): GemmPlan {

@@ -70,6 +70,15 @@ describe('density regimes', () => {
     expect(fwd(56)).toMatchObject({ source: 'planes', rowTiles: false }); // 64-lane tiles would compute 8 lanes of 56 for nothing
     expect(fwd(100)).toMatchObject({ source: 'planes', rowTiles: false });
   });
+  it('partly empty channel vectors go to planes where planes fill their tiles better', () => {
+    const fwd = (kept: number, h: number) =>
+      plan({ ...vgg(128, 128, h), density: { out: kept / 128, in: kept / 128 } }).forward;
+    expect(fwd(24, 32).source).toBe('planes'); // 24 of 32 lanes against whole rows of 32
+    expect(fwd(100, 16).source).toBe('planes'); // 100 of 112
+    expect(fwd(128, 16).engine).toBe('direct'); // full vectors
+    expect(fwd(115, 28).engine).toBe('direct'); // 115 of 128 lanes against 28 of 32 columns
+    expect(fwd(24, 8).engine).toBe('direct'); // 8-wide rows fill half a vector
+  });
   it('strided layers never get planes', () => {
     const p = plan({ ...vgg(16, 32, 32, 0.5), stride: 2 });
     expect([p.forward.source, p.backwardData!.source]).not.toContain('planes');
