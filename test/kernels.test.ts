@@ -45,6 +45,8 @@ const FIXED: ConvSpec[] = [
   { batch: 5, inChannels: 8, outChannels: 20, inHeight: 300, inWidth: 5, kernel: 3, padding: 1 },
   // 72 channels x 9 taps a filter row: the forward packs rows in several 64-float chunks, ragged lane masks
   { batch: 2, inChannels: 72, outChannels: 40, inHeight: 6, inWidth: 5, kernel: 3, padding: 1, bias: true },
+  // 1x1 on 132 positions: pointwise backward-weights, 3 images (blocks) shared by both threads
+  { batch: 3, inChannels: 160, outChannels: 136, inHeight: 12, inWidth: 11, kernel: 1 },
 ];
 
 function randomSpec(r: Rng): ConvSpec {
@@ -235,6 +237,13 @@ const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
     strategy: { forward: 'pointwise', backwardData: 'pointwise' },
     specs: SPECS.map((s, i) => [s, i] as const)
       .filter(([s]) => conv2d(s).kernel.every((v) => v === 1))
+      .map(([, i]) => i),
+  },
+  {
+    name: 'pointwise backward-weights',
+    strategy: { backwardWeights: 'pointwise' },
+    specs: SPECS.map((s, i) => [conv2d(s), i] as const)
+      .filter(([l]) => [...l.kernel, ...l.stride].every((v) => v === 1) && l.padding.every((v) => v === 0))
       .map(([, i]) => i),
   },
   {

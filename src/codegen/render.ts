@@ -82,6 +82,7 @@ export function renderKernel(unit: KernelUnit): string {
     uses: {
       gemm: plan.forward.engine === 'gemm' || plan.backwardData?.engine === 'gemm',
       dot: plan.backwardWeights.engine === 'dot',
+      pointwiseWeights: plan.backwardWeights.engine === 'pointwise',
       direct: [plan.forward, plan.backwardData, plan.backwardWeights].some((p) => p?.engine === 'direct'),
     },
     fwd: gemmArgs(plan.forward, false),
@@ -92,6 +93,7 @@ export function renderKernel(unit: KernelUnit): string {
 }
 
 function weightsArgs(d: WeightsPlan) {
+  if (d.engine === 'pointwise') return { pointwise: true, mt: d.MT, nv: d.NV, vecIsX: d.vectors === 'channels' };
   return d.engine === 'direct'
     ? {
         direct: true,

@@ -6,7 +6,10 @@
 export const PASSES = {
   forward: { args: ['x', 'w', 'bias', 'y', 'ko', 'ci'], strategies: ['planes', 'im2col', 'pointwise', 'direct'] },
   backwardData: { args: ['dy', 'w', 'dx', 'ko', 'ci'], strategies: ['planes', 'im2col', 'pointwise', 'direct'] },
-  backwardWeights: { args: ['dy', 'x', 'dw', 'dbias', 'rows', 'ci'], strategies: ['planes', 'im2row', 'direct'] },
+  backwardWeights: {
+    args: ['dy', 'x', 'dw', 'dbias', 'rows', 'ci'],
+    strategies: ['planes', 'im2row', 'direct', 'pointwise'],
+  },
 } as const;
 
 export type PassName = keyof typeof PASSES;

@@ -138,6 +138,22 @@ static inline void microkernel(int rows, const int32_t* __restrict aOff, const i
   }
 }
 
+// An MT x NV-vector tile of partial sums in memory <-> registers.
+template <int MT, int NV>
+static inline void loadTile(const float* p, simd::vec (&acc)[MT][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::loadu(p + (m * NV + v) * simd::VW);
+}
+template <int MT, int NV>
+static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
+}
+
 // off[0, n) as gatherRowsTransposed's chunks: each run of entries within 64 floats of its first
 // one's 16-float segment. Built once per call and shared by every panel. Returns false (chunks
 // unusable) unless off is strictly increasing.

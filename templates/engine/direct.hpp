@@ -359,22 +359,6 @@ struct DirectPass {
   }
 };
 
-// An MT x NV-vector tile of partial sums in memory <-> registers.
-template <int MT, int NV>
-static inline void loadTile(const float* p, simd::vec (&acc)[MT][NV]) {
-#pragma GCC unroll 16
-  for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[m][v] = simd::loadu(p + (m * NV + v) * simd::VW);
-}
-template <int MT, int NV>
-static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
-#pragma GCC unroll 16
-  for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
-}
-
 // Backward-weights, tap-major: for one tap (r,s), acc[m][v] += broadcast(x of kept channel m) *
 // dy[v-th vector of kept filters], summed over the output positions where the tap reads real
 // input (padding positions are skipped by bounds). Two blockings of the reduction:

@@ -60,6 +60,13 @@ describe('compile and cache', () => {
           renderKernel({ ...unit(), plan: choosePlan(unit().layer, ISAS[isa], 1, st) }),
         ),
       ),
+      ...(['scalar', 'avx2', 'avx512'] as const).map((isa) => {
+        const pointwise = unit({ ...spec, kernel: 1, padding: 0 });
+        return renderKernel({
+          ...pointwise,
+          plan: choosePlan(pointwise.layer, ISAS[isa], 1, { backwardWeights: 'pointwise' }),
+        });
+      }),
       renderModule([{ ns: 'layer0' }], k),
     ];
     const included = new Set(sources.flatMap((src) => [...src.matchAll(/^#include "([^"]+)"$/gm)].map((m) => m[1])));

@@ -29,6 +29,7 @@ const FAMILIES: Strategy[] = [
   { forward: 'direct', backwardData: 'direct', backwardWeights: 'direct' },
   { forward: 'im2col', backwardData: 'im2col', backwardWeights: 'im2row' },
   { forward: 'planes', backwardData: 'planes', backwardWeights: 'planes' },
+  { backwardWeights: 'pointwise' },
 ];
 
 export function drawCase(r: Rng, seed: number): FuzzCase {
@@ -57,6 +58,11 @@ export function drawCase(r: Rng, seed: number): FuzzCase {
     const work = layer.batch * layer.inChannels * layer.outChannels * R * S * layer.outHeight * layer.outWidth;
     if (work > 4e6) continue;
     let strategy = r.pick(FAMILIES);
+    if (strategy.backwardWeights === 'pointwise') {
+      // That engine serves stride-1 1x1 kernels without padding: make the layer one.
+      Object.assign(spec, { kernel: [1, 1], stride: [1, 1], padding: [0, 0] });
+      layer = conv2d(spec);
+    }
     if (strategy.forward === 'planes' && !(layer.stride[0] === 1 && layer.stride[1] === 1)) strategy = {};
     const images = r.next() < 0.3 ? r.int(1, spec.batch) : undefined; // sometimes a partial batch
     return {

@@ -46,7 +46,8 @@ describe('density regimes', () => {
   });
   it("1x1 kernels get the pointwise GEMM (a strided one's backward-data over the dy grid)", () => {
     const pw = (stride: number) => plan({ ...vgg(256, 128, 56, 0.5), kernel: 1, padding: 0, stride });
-    expect(regimeOf(pw(1))).toBe('pointwise/pointwise/direct');
+    expect(regimeOf(pw(1))).toBe('pointwise/pointwise/pointwise');
+    expect(regimeOf(pw(2))).toBe('pointwise/pointwise/direct'); // pointwise backward-weights: stride 1 only
     expect(pw(1).backwardData).toMatchObject({ source: 'pointwise', subsampled: false });
     expect(pw(2).forward).toMatchObject({ source: 'pointwise', subsampled: false });
     expect(pw(2).backwardData).toMatchObject({ source: 'pointwise', subsampled: true });
@@ -78,6 +79,14 @@ describe('density regimes', () => {
     expect(fwd(128, 16).engine).toBe('direct'); // full vectors
     expect(fwd(115, 28).engine).toBe('direct'); // 115 of 128 lanes against 28 of 32 columns
     expect(fwd(24, 8).engine).toBe('direct'); // 8-wide rows fill half a vector
+  });
+  it('1x1 backward-weights: pointwise from 128 positions a plane, vectors along the cheaper side', () => {
+    const pw = (c: number, k: number, h: number, batch = 8) =>
+      plan({ ...vgg(c, k, h, 0.5), kernel: 1, padding: 0, batch }).backwardWeights;
+    expect(pw(64, 256, 56)).toMatchObject({ engine: 'pointwise', vectors: 'channels' }); // 32 channels, 128 filters
+    expect(pw(256, 64, 56)).toMatchObject({ engine: 'pointwise', vectors: 'filters' });
+    expect(pw(16, 96, 112)).toMatchObject({ engine: 'pointwise', vectors: 'filters' }); // 8 channels would fill half a vector
+    expect(pw(2048, 512, 7).engine).toBe('direct'); // 49 positions: runs too short to stream
   });
   it('strided layers never get planes', () => {
     const p = plan({ ...vgg(16, 32, 32, 0.5), stride: 2 });

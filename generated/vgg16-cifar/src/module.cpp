@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "2ef4e11096e9dc77005840639c0390f34dcdb843f94a0d519ed824bcecc28d34"));
+  exports.Set("key", Napi::String::New(env, "8fe59050c01382eaf49c27747a9c93c99d3182411d510f074ecdcc7196b7a671"));
   return exports;
 }
 

@@ -1,0 +1,184 @@
+// ---- engine/pointwise-weights: backward-weights of a stride-1 1x1 kernel without padding ----
+// dw[k][c] = sum over images n and positions j of dy[n][k][j] * x[n][c][j]: one GEMM whose
+// reduction runs over the N*P*Q positions (a 1x1 reads x at the position it writes). Vectors run
+// along the smaller side (VEC_IS_X: the kept channels, else the kept filters), transposed block by
+// block into panels [position][NR]; the other side is broadcast straight from its planes, MT rows
+// (MT sequential streams) at a time, and never packed. (DirectWeights transposes dy and
+// interleaves x: packing was 36-40% of the 1x1 passes on 56x56 planes with 32 and 128 kept.)
+// Expects (kernel.cpp includes it inside the layer namespace): the std headers, L:: (the layer's
+// shape), simd:: (isa/<isa>.hpp) and engine/common.hpp.
+
+template <int MT, int NV, bool VEC_IS_X>
+struct PointwiseWeights {
+  static_assert(L::R == 1 && L::S == 1 && L::SH == 1 && L::SW == 1 && L::PH == 0 && L::PW == 0,
+                "pointwise backward-weights serves stride-1 1x1 kernels without padding");
+  static constexpr int VW = simd::VW, NR = NV * VW;
+  static constexpr long PQ = (long)L::P * L::Q;
+  static constexpr long BLOCK_BYTES = 384 * 1024;  // a block's panels and broadcast rows stay in L2
+  static constexpr int PREFETCH = 64;              // floats ahead in each plane a pack or a tile streams
+  static constexpr long PARTIAL_BYTES = 1L << 20;  // per thread, for private partial sums
+  static constexpr long PACK_PIECE = 64;           // positions: a shared block is packed in pieces this long
+
+  // The two sides of the GEMM: rows of one are vectors, rows of the other broadcasts.
+  struct Side {
+    const float* t;      // dy or x
+    int chans;           // its channels per image (K or C)
+    const int32_t* idx;  // its kept rows (filters or channels), sorted
+    int count;
+    const float* plane(int i, int n) const { return t + ((long)n * chans + idx[i]) * PQ; }
+  };
+
+  // Panel pm of the vector side, positions [j0, j1) of image n, into out[j - j0][NR] (rows past
+  // the side's count are zero). VW rows x VW positions at a time through the register transpose.
+  static void packPanel(const Side& vec, int pm, int n, long j0, long j1, float* out) {
+    for (long b0 = j0; b0 < j1; b0 += VW) {
+      const long np = std::min<long>(VW, j1 - b0);
+      float* o = out + (b0 - j0) * NR;
+      for (int v = 0; v < NV; ++v) {
+        const int i0 = pm * NR + v * VW;
+        if (np == VW && i0 + VW <= vec.count) {
+          const float* src[VW];
+          for (int r = 0; r < VW; ++r) {
+            src[r] = vec.plane(i0 + r, n) + b0;
+            __builtin_prefetch(src[r] + PREFETCH);
+          }
+          simd::transpose(src, o + v * VW, NR);
+          continue;
+        }
+        for (int l = 0; l < VW; ++l) {
+          const float* in = i0 + l < vec.count ? vec.plane(i0 + l, n) + b0 : nullptr;
+          for (long q = 0; q < np; ++q) o[q * NR + v * VW + l] = in ? in[q] : 0.f;
+        }
+      }
+    }
+  }
+
+  // acc += over positions [j0, j1) of image n: the block's panel (position-major, from j0) times
+  // broadcasts of broadcast-side rows g*MT.. (rows past its count repeat the last: discarded).
+  static inline void tile(const float* panel, const Side& bc, int g, int n, long j0, long j1,
+                          simd::vec (&acc)[MT][NV]) {
+    const float* b[MT];
+    for (int m = 0; m < MT; ++m) b[m] = bc.plane(std::min(g * MT + m, bc.count - 1), n) + j0;
+    const long len = j1 - j0;
+    for (long j = 0; j < len; ++j, panel += NR) {
+      if ((j & 15) == 0)  // a line per stream: ask for the one PREFETCH floats ahead
+        for (int m = 0; m < MT; ++m) __builtin_prefetch(b[m] + j + PREFETCH);
+      simd::vec dv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) dv[v] = simd::loadu(panel + v * VW);
+#pragma GCC unroll 16
+      for (int m = 0; m < MT; ++m) {
+        const simd::vec s = simd::broadcast(b[m][j]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(s, dv[v], acc[m][v]);
+      }
+    }
+  }
+
+  // Tile (pm, g) of sums [MT][NR] into dw: lane l of row m is (vector-side row pm*NR + l,
+  // broadcast-side row g*MT + m). Filters outer: dw rows are C floats apart.
+  static void scatter(const float* sum, const Side& vec, const Side& bc, int pm, int g, float* dw) {
+    const int lanes = std::min(NR, vec.count - pm * NR), ms = std::min(MT, bc.count - g * MT);
+    const int32_t* vIdx = vec.idx + pm * NR;
+    const int32_t* bIdx = bc.idx + g * MT;
+    if constexpr (VEC_IS_X) {  // rows m are filters, lanes channels
+      for (int m = 0; m < ms; ++m)
+        for (int l = 0; l < lanes; ++l) dw[(long)bIdx[m] * L::C + vIdx[l]] = sum[m * NR + l];
+    } else {  // lanes are filters, rows m channels
+      for (int l = 0; l < lanes; ++l)
+        for (int m = 0; m < ms; ++m) dw[(long)vIdx[l] * L::C + bIdx[m]] = sum[m * NR + l];
+    }
+  }
+
+  // dw[rows[i]][ci[c]] for the M gradient rows and KC kept channels.
+  static void run(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
+                  Workspace& ws, int threads) {
+    const Side dySide{dy, L::K, rows, M}, xSide{x, L::C, ci, KC};
+    const Side& vec = VEC_IS_X ? xSide : dySide;
+    const Side& bc = VEC_IS_X ? dySide : xSide;
+    const int panels = (vec.count + NR - 1) / NR, groups = (bc.count + MT - 1) / MT;
+    if (panels == 0 || groups == 0) return;
+    const long tiles = (long)panels * groups, tileSize = (long)MT * NR;
+    // Blocks of positions of one image, sized so the block's panels and broadcast rows fit L2.
+    const long budget = BLOCK_BYTES / (4L * (panels * NR + bc.count));
+    const long jb = std::min(PQ, std::max<long>(VW, budget / VW * VW));
+    const long perImage = (PQ + jb - 1) / jb, blocks = ws.n * perImage;
+    const long panelSize = jb * NR;
+    // Each thread takes whole blocks and sums into private partials of all of dw, added up at the
+    // end; unless those partials are large, or the blocks too few: then the threads share each
+    // block, packing it and splitting its tiles.
+    const bool splitBlocks = threads == 1 || (tiles * tileSize * 4 <= PARTIAL_BYTES && blocks >= 2 * threads);
+    ws.ensureThreads(threads);
+    if (splitBlocks) {
+      for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(tiles * tileSize + panels * panelSize));
+    } else {
+      ws.aPack.get((size_t)(panels * panelSize));
+      ws.dyPack.get((size_t)(tiles * tileSize));
+    }
+    parallel(threads, [&] {
+      const int team = omp_get_num_threads();
+      const auto blockAt = [&](long blk, int& n, long& j0, long& j1) {
+        n = (int)(blk / perImage), j0 = blk % perImage * jb, j1 = std::min(PQ, j0 + jb);
+      };
+      if (splitBlocks) {
+        float* part = ws.bBlock[omp_get_thread_num()].data;
+        float* pack = part + tiles * tileSize;
+        std::memset(part, 0, sizeof(float) * tiles * tileSize);
+#pragma omp for schedule(dynamic, 1)
+        for (long blk = 0; blk < blocks; ++blk) {
+          int n;
+          long j0, j1;
+          blockAt(blk, n, j0, j1);
+          for (int pm = 0; pm < panels; ++pm) packPanel(vec, pm, n, j0, j1, pack + pm * panelSize);
+          for (int pm = 0; pm < panels; ++pm)
+            for (int g = 0; g < groups; ++g) {
+              float* p = part + ((long)pm * groups + g) * tileSize;
+              simd::vec acc[MT][NV];
+              loadTile(p, acc);
+              tile(pack + pm * panelSize, bc, g, n, j0, j1, acc);
+              storeTile(p, acc);
+            }
+        }
+        // (the loop's barrier: every partial is complete)
+#pragma omp for schedule(static)
+        for (long t = 0; t < tiles; ++t)
+          scatter(sumOverTeam(ws, team, t * tileSize, tileSize), vec, bc, (int)(t / groups), (int)(t % groups), dw);
+        return;
+      }
+      float* pack = ws.aPack.data;
+      float* sums = ws.dyPack.data;
+      for (long blk = 0; blk < blocks; ++blk) {
+        int n;
+        long j0, j1;
+        blockAt(blk, n, j0, j1);
+        const long pieces = (j1 - j0 + PACK_PIECE - 1) / PACK_PIECE;
+#pragma omp for schedule(static)
+        for (long it = 0; it < panels * pieces; ++it) {
+          const int pm = (int)(it / pieces);
+          const long a = j0 + it % pieces * PACK_PIECE, b = std::min(j1, a + PACK_PIECE);
+          packPanel(vec, pm, n, a, b, pack + pm * panelSize + (a - j0) * NR);
+        }
+        // (the loop's barrier: the block is packed)
+#pragma omp for schedule(dynamic, 1)
+        for (long t = 0; t < tiles; ++t) {
+          float* p = sums + t * tileSize;
+          simd::vec acc[MT][NV];
+          if (blk == 0) {
+#pragma GCC unroll 16
+            for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+              for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+          } else {
+            loadTile(p, acc);
+          }
+          const int pm = (int)(t / groups), g = (int)(t % groups);
+          tile(pack + pm * panelSize, bc, g, n, j0, j1, acc);
+          storeTile(p, acc);
+        }
+        // (the loop's barrier: the next block may overwrite the pack)
+      }
+#pragma omp for schedule(static)
+      for (long t = 0; t < tiles; ++t) scatter(sums + t * tileSize, vec, bc, (int)(t / groups), (int)(t % groups), dw);
+    });
+  }
+};
