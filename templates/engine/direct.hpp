@@ -33,6 +33,70 @@ static inline void bcastKernel(int KC, long wChan, long xChan, int nT, const int
   }
 }
 
+// A tile that is a whole destination row (one column phase, at most MQ columns): column tap s
+// reads real input only at positions [lo(s), hi(s)) of the tile; the others read zero padding.
+template <class V, int MQ>
+struct WholeRowTaps {
+  static constexpr int col(int s) {
+    int c = 0;
+    V::colTap(0, 0, s, c);
+    return c;
+  }
+  static constexpr int lo(int s) {
+    int m = 0;
+    while (m < MQ && col(s) + m * V::XSTEP < 0) ++m;
+    return m;
+  }
+  static constexpr int hi(int s) {
+    int m = MQ;
+    while (m > lo(s) && col(s) + (m - 1) * V::XSTEP >= V::SRC_B) --m;
+    return m;
+  }
+  static constexpr bool skipsSome() {
+    for (int s = 0; s < L::S; ++s)
+      if (lo(s) > 0 || hi(s) < MQ) return true;
+    return false;
+  }
+  // Applies when every row is one tile of one phase whose taps come S to a kernel row (r-major).
+  static constexpr bool APPLIES = V::PHASES == 1 && V::count(0) <= MQ && skipsSome();
+};
+
+// bcastKernel for whole-row tiles: the taps come as nRows kernel rows of S column taps each, and
+// column tap s runs only over the positions where it reads real input (a 3x3 on a 7-wide row
+// computed 2 of its 21 column-tap rows on padding).
+template <int MQ, int NV, long XSTEP, class Span, int s = 0>
+static inline void wholeRowTaps(const float* W, const float* X, const int32_t* wOff, const int32_t* xOff,
+                                simd::vec (&acc)[MQ][NV]) {
+  if constexpr (s < L::S) {
+    constexpr int LO = Span::lo(s), HI = Span::hi(s);
+    if constexpr (LO < HI) {
+      const float* w = W + wOff[s];
+      const float* x = X + xOff[s];
+      simd::vec wv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) wv[v] = simd::loadu(w + v * simd::VW);
+#pragma GCC unroll 16
+      for (int m = LO; m < HI; ++m) {
+        const simd::vec b = simd::broadcast(x[m * XSTEP]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, wv[v], acc[m][v]);
+      }
+    }
+    wholeRowTaps<MQ, NV, XSTEP, Span, s + 1>(W, X, wOff, xOff, acc);
+  }
+}
+template <int MQ, int NV, long XSTEP, class Span>
+static inline void bcastKernelWholeRow(int KC, long wChan, long xChan, int nRows, const int32_t* __restrict wOff,
+                                       const int32_t* __restrict xOff, const float* W, const float* X,
+                                       simd::vec (&acc)[MQ][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MQ; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+  for (int c = 0; c < KC; ++c, W += wChan, X += xChan)
+    for (int i = 0; i < nRows; ++i) wholeRowTaps<MQ, NV, XSTEP, Span>(W, X, wOff + i * L::S, xOff + i * L::S, acc);
+}
+
 // Zero padding left of each source row: the most negative column any valid tap reads.
 template <class V>
 constexpr int directLeftPad() {
@@ -137,6 +201,7 @@ struct DirectPass {
   // the finished row leaves through the transposes of consecutive columns. One scalar store per
   // output straight to dx, a line miss each, took a fifth of a stride-2 3x3 (128 -> 128 @56).
   static constexpr bool STAGED = !BATCH && V::BSTEP > 1;
+  static constexpr bool WHOLE_ROWS = !BATCH && WholeRowTaps<V, MQ>::APPLIES;
   // Positions past a phase's count land past the row (b >= DST_B): a tile is staged whole.
   static constexpr long STAGE_POSITIONS = V::DST_B + (long)MQ * V::BSTEP;
 
@@ -252,8 +317,12 @@ struct DirectPass {
               for (int j0 = 0; j0 < count; j0 += BATCH ? 1 : MQ) {
                 if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
                 simd::vec acc[MQ][NV];
-                bcastKernel<MQ, NV, XSTEP>(KC, (long)TAPS.count * NR, NB * IMG, nT, wOff, xOff, Wpanel,
-                                           pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
+                if constexpr (WHOLE_ROWS)
+                  bcastKernelWholeRow<MQ, NV, XSTEP, WholeRowTaps<V, MQ>>(KC, (long)TAPS.count * NR, NB * IMG, nT / L::S,
+                                                                          wOff, xOff, Wpanel, pack, acc);
+                else
+                  bcastKernel<MQ, NV, XSTEP>(KC, (long)TAPS.count * NR, NB * IMG, nT, wOff, xOff, Wpanel,
+                                             pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
                 if constexpr (STAGED)
                   stageTile(acc, stage, ph, j0);
                 else

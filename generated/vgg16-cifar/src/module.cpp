@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8fe59050c01382eaf49c27747a9c93c99d3182411d510f074ecdcc7196b7a671"));
+  exports.Set("key", Napi::String::New(env, "60ef9b3a3ff61c698771d8f19d3ac8630f1a7da343c79d4eb8831ffe9828d7b1"));
   return exports;
 }
 
