@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "60ef9b3a3ff61c698771d8f19d3ac8630f1a7da343c79d4eb8831ffe9828d7b1"));
+  exports.Set("key", Napi::String::New(env, "3e376e04949b52469efef2f84c3156ed141ab73cb64941bedcd8f6e8a7e7dd98"));
   return exports;
 }
 
