@@ -9,7 +9,7 @@
 // The broadcast microkernel: acc[MQ][NV] = sum over channels c < KC and steps t < nT of
 //   broadcast(X[c*xChan + xOff[t] + m*XSTEP]) * W[c*wChan + wOff[t] + v*VW ... +VW).
 template <int MQ, int NV, long XSTEP>
-static inline void bcastKernel(int KC, long wChan, long xChan, int nT, const int32_t* __restrict wOff,
+[[gnu::always_inline]] static inline void bcastKernel(int KC, long wChan, long xChan, int nT, const int32_t* __restrict wOff,
                                const int32_t* __restrict xOff, const float* __restrict W, const float* __restrict X,
                                simd::vec (&acc)[MQ][NV]) {
 #pragma GCC unroll 16
@@ -64,8 +64,9 @@ struct WholeRowTaps {
 // bcastKernel for whole-row tiles: the taps come as nRows kernel rows of S column taps each, and
 // column tap s runs only over the positions where it reads real input (a 3x3 on a 7-wide row
 // computed 2 of its 21 column-tap rows on padding).
+// Always inlined (see microkernel in common.hpp): the tile stays in registers across the S calls.
 template <int MQ, int NV, long XSTEP, class Span, int s = 0>
-static inline void wholeRowTaps(const float* W, const float* X, const int32_t* wOff, const int32_t* xOff,
+[[gnu::always_inline]] static inline void wholeRowTaps(const float* W, const float* X, const int32_t* wOff, const int32_t* xOff,
                                 simd::vec (&acc)[MQ][NV]) {
   if constexpr (s < L::S) {
     constexpr int LO = Span::lo(s), HI = Span::hi(s);
@@ -86,7 +87,7 @@ static inline void wholeRowTaps(const float* W, const float* X, const int32_t* w
   }
 }
 template <int MQ, int NV, long XSTEP, class Span>
-static inline void bcastKernelWholeRow(int KC, long wChan, long xChan, int nRows, const int32_t* __restrict wOff,
+[[gnu::always_inline]] static inline void bcastKernelWholeRow(int KC, long wChan, long xChan, int nRows, const int32_t* __restrict wOff,
                                        const int32_t* __restrict xOff, const float* W, const float* X,
                                        simd::vec (&acc)[MQ][NV]) {
 #pragma GCC unroll 16
@@ -456,7 +457,7 @@ struct DirectWeights {
   // Packed dy is one panel's dyT[n][p - pOrigin][q][NR] (image stride dyImg, position stride
   // posStride), packed x is xg[n][h - hOrigin][w][MT] of one channel group (image stride xImg), in
   // packed-plane rows.
-  static inline void tapTile(int tap, int nb, int pa, int pb, int pOrigin, int hOrigin, const float* dyT, long dyImg,
+  [[gnu::always_inline]] static inline void tapTile(int tap, int nb, int pa, int pb, int pOrigin, int hOrigin, const float* dyT, long dyImg,
                              long posStride, const float* xg, long xImg, simd::vec (&acc)[MT][NV]) {
     const int r = tap / L::S, s = tap % L::S;
     const int plo = std::max(pa, ceilDiv(L::PH - r * L::DH, L::SH));

@@ -14,7 +14,7 @@ struct PointwiseWeights {
                 "pointwise backward-weights serves stride-1 1x1 kernels without padding");
   static constexpr int VW = simd::VW, NR = NV * VW;
   static constexpr long PQ = (long)L::P * L::Q;
-  static constexpr long BLOCK_BYTES = 384 * 1024;  // a block's panels and broadcast rows stay in L2
+  static constexpr long BLOCK_BYTES = 256 * 1024;  // a block's panels stay in L2
   static constexpr int PREFETCH = 64;              // floats ahead in each plane a pack or a tile streams
   static constexpr long PARTIAL_BYTES = 1L << 20;  // per thread, for private partial sums
   static constexpr long PACK_PIECE = 64;           // positions: a shared block is packed in pieces this long
@@ -55,7 +55,7 @@ struct PointwiseWeights {
 
   // acc += over positions [j0, j1) of image n: the block's panel (position-major, from j0) times
   // broadcasts of broadcast-side rows g*MT.. (rows past its count repeat the last: discarded).
-  static inline void tile(const float* panel, const Side& bc, int g, int n, long j0, long j1,
+  [[gnu::always_inline]] static inline void tile(const float* panel, const Side& bc, int g, int n, long j0, long j1,
                           simd::vec (&acc)[MT][NV]) {
     const float* b[MT];
     for (int m = 0; m < MT; ++m) b[m] = bc.plane(std::min(g * MT + m, bc.count - 1), n) + j0;
@@ -99,9 +99,12 @@ struct PointwiseWeights {
     const int panels = (vec.count + NR - 1) / NR, groups = (bc.count + MT - 1) / MT;
     if (panels == 0 || groups == 0) return;
     const long tiles = (long)panels * groups, tileSize = (long)MT * NR;
-    // Blocks of positions of one image, sized so the block's panels and broadcast rows fit L2.
-    const long budget = BLOCK_BYTES / (4L * (panels * NR + bc.count));
-    const long jb = std::min(PQ, std::max<long>(VW, budget / VW * VW));
+    // Blocks of positions of one image: the block's panels stay in L2 while each group of MT
+    // broadcast rows passes over all of them (groups outer), so those rows stream from memory
+    // once. At least 256 positions (16 lines a stream): sizing blocks by both sides cut 256 ->
+    // 1024 1x1 @14 at d=1 into runs of 64 and ran it at a third of peak.
+    const long budget = BLOCK_BYTES / (4L * panels * NR) / VW * VW;
+    const long jb = std::min(PQ, std::max<long>(256, budget));
     const long perImage = (PQ + jb - 1) / jb, blocks = ws.n * perImage;
     const long panelSize = jb * NR;
     // Each thread takes whole blocks and sums into private partials of all of dw, added up at the
@@ -130,8 +133,8 @@ struct PointwiseWeights {
           long j0, j1;
           blockAt(blk, n, j0, j1);
           for (int pm = 0; pm < panels; ++pm) packPanel(vec, pm, n, j0, j1, pack + pm * panelSize);
-          for (int pm = 0; pm < panels; ++pm)
-            for (int g = 0; g < groups; ++g) {
+          for (int g = 0; g < groups; ++g)
+            for (int pm = 0; pm < panels; ++pm) {
               float* p = part + ((long)pm * groups + g) * tileSize;
               simd::vec acc[MT][NV];
               loadTile(p, acc);

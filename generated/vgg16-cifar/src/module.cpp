@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "3e376e04949b52469efef2f84c3156ed141ab73cb64941bedcd8f6e8a7e7dd98"));
+  exports.Set("key", Napi::String::New(env, "4cc9d2d3d2b67ac175ab0d72401c9069ee6e0059f3d3b0134e62a96c396f6380"));
   return exports;
 }
 
