@@ -1,6 +1,9 @@
 // Every kernel path against the float64 reference: random shapes (odd sizes, stride, padding,
 // dilation, tiny inputs), masks all/none/one/random, both gradient policies, every ISA here.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { defaultCacheDir } from '../src/codegen/cache.js';
 import { conv2d, supportedIsas, type ConvSpec, type MaskedConv } from '../src/index.js';
 import { compileMaskedConvGroups, type GroupOptions } from '../src/api/compile.js';
 import type { Strategy } from '../src/schedule/plan.js';
@@ -276,6 +279,22 @@ function buildAll(): Promise<Map<string, MaskedConv[]>> {
   })();
   return built;
 }
+
+// The microkernels take their register tile by reference; left out of line, the tile lives in
+// memory (a unit of two layers once ran 8x8-plane passes 2.3x slower that way). The addon holding
+// every spec, ISA and engine must contain none of them as a function of its own.
+it('the microkernels are inlined into their passes in an addon of many layers', async () => {
+  const keys = new Set([...(await buildAll()).values()].flat().map((c) => c.cacheKey));
+  for (const key of keys) {
+    const symbols = execFileSync('nm', ['-C', join(defaultCacheDir(), `${key}.node`)], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+    });
+    expect(symbols, key).toMatch(/layer\d+::/); // the symbol table is there to check
+    expect(symbols, key).not.toMatch(/(bcastKernel|bcastKernelWholeRow|wholeRowTaps|microkernel)</);
+    expect(symbols, key).not.toMatch(/::(tapTile|tile)\(/);
+  }
+});
 
 describe.each(supportedIsas())('kernels on %s', (isa) => {
   let hard: MaskedConv[];
