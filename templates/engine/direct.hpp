@@ -16,21 +16,8 @@ template <int MQ, int NV, long XSTEP>
   for (int m = 0; m < MQ; ++m)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-  for (int c = 0; c < KC; ++c, W += wChan, X += xChan) {
-    for (int t = 0; t < nT; ++t) {
-      const float* w = W + wOff[t];
-      const float* x = X + xOff[t];
-      simd::vec wv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) wv[v] = simd::loadu(w + v * simd::VW);
-#pragma GCC unroll 16
-      for (int m = 0; m < MQ; ++m) {
-        const simd::vec b = simd::broadcast(x[m * XSTEP]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, wv[v], acc[m][v]);
-      }
-    }
-  }
+  for (int c = 0; c < KC; ++c, W += wChan, X += xChan)
+    for (int t = 0; t < nT; ++t) broadcastStep<MQ, NV, XSTEP>(W + wOff[t], X + xOff[t], acc);
 }
 
 // A tile that is a whole destination row (one column phase, at most MQ columns): column tap s
@@ -70,19 +57,7 @@ template <int MQ, int NV, long XSTEP, class Span, int s = 0>
                                 simd::vec (&acc)[MQ][NV]) {
   if constexpr (s < L::S) {
     constexpr int LO = Span::lo(s), HI = Span::hi(s);
-    if constexpr (LO < HI) {
-      const float* w = W + wOff[s];
-      const float* x = X + xOff[s];
-      simd::vec wv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) wv[v] = simd::loadu(w + v * simd::VW);
-#pragma GCC unroll 16
-      for (int m = LO; m < HI; ++m) {
-        const simd::vec b = simd::broadcast(x[m * XSTEP]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(b, wv[v], acc[m][v]);
-      }
-    }
+    if constexpr (LO < HI) broadcastStep<MQ, NV, XSTEP, LO, HI>(W + wOff[s], X + xOff[s], acc);
     wholeRowTaps<MQ, NV, XSTEP, Span, s + 1>(W, X, wOff, xOff, acc);
   }
 }

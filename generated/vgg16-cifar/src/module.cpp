@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "4cc9d2d3d2b67ac175ab0d72401c9069ee6e0059f3d3b0134e62a96c396f6380"));
+  exports.Set("key", Napi::String::New(env, "5d1648689738e7a5fe9511167d628dfa94cea355e8d4f5751cb60a1a83387bd5"));
   return exports;
 }
 
