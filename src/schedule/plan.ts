@@ -243,14 +243,23 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
 }
 
-// The share of planes' tile lanes that compute real outputs: row tiles of whole vectors, or tiles
-// along the padded plane, whose crossing vectors cost about as much as its padding columns
-// (pickPlanesTile).
+// The share of planes' tile lanes that compute real outputs, with tiles of one vector.
 function planesFill(g: GemmShape, vw: number): number {
-  const byRows = g.dstW / (Math.ceil(g.dstW / vw) * vw);
-  const planeCols = (g.dstW + g.planeExtraW) * g.dstH;
-  const alongPlane = (g.dstW * g.dstH) / (Math.ceil(planeCols / vw) * vw) / (1 + g.planeExtraW / g.dstW);
-  return Math.max(byRows, alongPlane);
+  const { byRows, alongPlane } = planesTileCost(g.dstW, g.dstH, g.planeExtraW, vw);
+  return 1 / Math.min(byRows, alongPlane);
+}
+
+/**
+ * Lanes computed per real output by planes tiles of NR columns: row tiles (the last tile's lanes
+ * past the row), or tiles along the padded plane (its padding columns, the last tile's lanes past
+ * the plane, and the pieces of crossing vectors, costed like the padding).
+ */
+function planesTileCost(dstW: number, dstH: number, extraW: number, NR: number) {
+  const planeCols = (dstW + extraW) * dstH;
+  return {
+    byRows: (Math.ceil(dstW / NR) * NR) / dstW,
+    alongPlane: ((Math.ceil(planeCols / NR) * NR) / (dstW * dstH)) * (1 + extraW / dstW),
+  };
 }
 
 function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'im2col' | 'pointwise'): GemmPlan {
@@ -370,13 +379,9 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
  */
 function pickPlanesTile(isa: Isa, rows: number, dstW: number, dstH: number, extraW: number) {
   const vw = isa.vectorWidth;
-  const planeCols = (dstW + extraW) * dstH;
   let best = { MR: 1, NV: 1, rowTiles: false, cost: Infinity };
   for (let NV = 1; NV <= 6; NV++) {
-    const NR = NV * vw;
-    // Padding columns, the last tile's lanes past the plane, and the pieces of crossing vectors.
-    const alongPlane = ((Math.ceil(planeCols / NR) * NR) / (dstW * dstH)) * (1 + extraW / dstW);
-    const byRows = (Math.ceil(dstW / NR) * NR) / dstW;
+    const { byRows, alongPlane } = planesTileCost(dstW, dstH, extraW, NV * vw);
     for (let MR = 1; MR <= 16; MR++) {
       if (MR * NV + NV + 1 > isa.registers || MR * NV < Math.min(8, isa.registers / 2)) continue;
       const rowsPadded = (Math.ceil(rows / MR) * MR) / rows;

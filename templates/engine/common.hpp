@@ -113,6 +113,29 @@ struct Workspace {
   }
 };
 
+// An MT x NV-vector tile of partial sums: zero, or in memory <-> registers.
+template <int MT, int NV>
+static inline void zeroTile(simd::vec (&acc)[MT][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+}
+template <int MT, int NV>
+static inline void loadTile(const float* p, simd::vec (&acc)[MT][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::loadu(p + (m * NV + v) * simd::VW);
+}
+template <int MT, int NV>
+static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
+#pragma GCC unroll 16
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
+}
+
 // The microkernels (this one, bcastKernel, tapTile, PointwiseWeights::tile) are always inlined:
 // their tile arrives by reference, and out of line it lives in memory. A unit holding several
 // layers at -O2 left such a kernel out of line and ran 8x8-plane layers 2.3x slower.
@@ -138,27 +161,8 @@ template <int M, int NV, long STEP, int LO = 0, int HI = M>
 template <int MR, int NV>
 [[gnu::always_inline]] static inline void microkernel(int rows, const int32_t* __restrict aOff, const int32_t* __restrict bOff,
                                const float* __restrict A, const float* __restrict B, simd::vec (&acc)[MR][NV]) {
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[i][v] = simd::zero();
+  zeroTile(acc);
   for (int t = 0; t < rows; ++t) broadcastStep<MR, NV, 1>(B + bOff[t], A + aOff[t], acc);
-}
-
-// An MT x NV-vector tile of partial sums in memory <-> registers.
-template <int MT, int NV>
-static inline void loadTile(const float* p, simd::vec (&acc)[MT][NV]) {
-#pragma GCC unroll 16
-  for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[m][v] = simd::loadu(p + (m * NV + v) * simd::VW);
-}
-template <int MT, int NV>
-static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
-#pragma GCC unroll 16
-  for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
 }
 
 // off[0, n) as gatherRowsTransposed's chunks: each run of entries within 64 floats of its first

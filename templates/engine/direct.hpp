@@ -12,10 +12,7 @@ template <int MQ, int NV, long XSTEP>
 [[gnu::always_inline]] static inline void bcastKernel(int KC, long wChan, long xChan, int nT, const int32_t* __restrict wOff,
                                const int32_t* __restrict xOff, const float* __restrict W, const float* __restrict X,
                                simd::vec (&acc)[MQ][NV]) {
-#pragma GCC unroll 16
-  for (int m = 0; m < MQ; ++m)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+  zeroTile(acc);
   for (int c = 0; c < KC; ++c, W += wChan, X += xChan)
     for (int t = 0; t < nT; ++t) broadcastStep<MQ, NV, XSTEP>(W + wOff[t], X + xOff[t], acc);
 }
@@ -65,10 +62,7 @@ template <int MQ, int NV, long XSTEP, class Span>
 [[gnu::always_inline]] static inline void bcastKernelWholeRow(int KC, long wChan, long xChan, int nRows, const int32_t* __restrict wOff,
                                        const int32_t* __restrict xOff, const float* W, const float* X,
                                        simd::vec (&acc)[MQ][NV]) {
-#pragma GCC unroll 16
-  for (int m = 0; m < MQ; ++m)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+  zeroTile(acc);
   for (int c = 0; c < KC; ++c, W += wChan, X += xChan)
     for (int i = 0; i < nRows; ++i) wholeRowTaps<MQ, NV, XSTEP, Span>(W, X, wOff + i * L::S, xOff + i * L::S, acc);
 }
@@ -702,10 +696,7 @@ struct DirectWeights {
           const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
           for (int tap = t0; tap < t1; ++tap) {
             simd::vec acc[MT][NV];
-#pragma GCC unroll 16
-            for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-              for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
+            zeroTile(acc);
             tapTile(tap, nb, 0, L::P, 0, 0, dyT + pm * dyPanel, PQ * NR, NR, xg + (long)g * XGROUP, KCpad * XHW, acc);
             float* p = buf + (tap - t0) * tile;
             for (int m = 0; m < MT; ++m)

@@ -166,14 +166,10 @@ struct PointwiseWeights {
         for (long t = 0; t < tiles; ++t) {
           float* p = sums + t * tileSize;
           simd::vec acc[MT][NV];
-          if (blk == 0) {
-#pragma GCC unroll 16
-            for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-              for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
-          } else {
+          if (blk == 0)
+            zeroTile(acc);
+          else
             loadTile(p, acc);
-          }
           const int pm = (int)(t / groups), g = (int)(t % groups);
           tile(pack + pm * panelSize, bc, g, n, j0, j1, acc);
           storeTile(p, acc);

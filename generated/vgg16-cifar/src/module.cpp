@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "5d1648689738e7a5fe9511167d628dfa94cea355e8d4f5751cb60a1a83387bd5"));
+  exports.Set("key", Napi::String::New(env, "15e5f61fafcab22162f0012ac1c8267ab0d523c6a68b88f58b3c7f9b67c2ed54"));
   return exports;
 }
 
