@@ -205,28 +205,18 @@ struct GemmPass {
     static_assert(NCB % NR == 0, "column block must hold whole microtiles");
     const long COLS = (long)ws.n * DST_PLANE;
     constexpr long A_BUDGET = 256 * 1024;  // bytes of A panels one item streams per column tile: keep them in L2
-    // Blocks of ncb <= NCB columns, equal and as many as a multiple of the threads, so the static
-    // runs of items below share the work evenly (9 blocks on 2 threads left one idle for a ninth).
-    long blocks = (COLS + NCB - 1) / NCB;
-    if (threads > 1) blocks = (blocks + threads - 1) / threads * threads;
-    const int ncb = (int)std::min<long>(NCB, ((COLS + NR - 1) / NR + blocks - 1) / blocks * NR);
-    blocks = (COLS + ncb - 1) / ncb;
     const int panels = (M + MR - 1) / MR;
     if (panels == 0) return;
-    const int maxPanels = (int)std::max<long>(1, A_BUDGET / ((long)std::max(KC, 1) * MR * 4));
-    const int cap = std::min(maxPanels, panelsPerItem(panels, blocks, threads));
-    int chunks = (panels + cap - 1) / cap;
-    // Equal chunks, as many items as a multiple of the threads: the static split below then gives
-    // each thread the same work (205 panels capped at 51 left a 1-panel chunk per block, and one
-    // thread waited for the other a seventh of a 1x1 forward on a 7x7 plane).
-    while (threads > 1 && blocks * chunks % threads && chunks < panels) ++chunks;
-    const int perItem = (panels + chunks - 1) / chunks;
-    chunks = (panels + perItem - 1) / perItem;
-    const long items = blocks * chunks;
+    // Blocks of at most NCB columns, the tiles spread evenly over them (block b holds tiles
+    // [b*T/blocks, (b+1)*T/blocks)); a block's panels run in chunks of A that fit in L2.
+    const long T = (COLS + NR - 1) / NR;
+    const long blocks = (T * NR + NCB - 1) / NCB;
+    auto tileBegin = [&](long b) { return b * T / blocks; };
+    const int cap = (int)std::max<long>(1, A_BUDGET / ((long)std::max(KC, 1) * MR * 4));
     // Short reductions (few kept channels): the item's A panels sit in L1, so run panels outer and
     // write MR destination rows at a time along the block, instead of all M rows (as many pages
     // and store streams) per column tile.
-    const bool panelsOuter = (long)perItem * KC * MR * 4 <= 32 * 1024;
+    const bool panelsOuter = (long)std::min(cap, panels) * KC * MR * 4 <= 32 * 1024;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NCB);
@@ -234,54 +224,67 @@ struct GemmPass {
       ws.bOff[t].get(KC + 1);
     }
     parallel(threads, [&] {
-      const int tid = omp_get_thread_num();
+      const int tid = omp_get_thread_num(), team = omp_get_num_threads();
       float* B = ws.bBlock[tid].data;
       int32_t* aOff = ws.aOff[tid].v.data();
       int32_t* bOff = ws.bOff[tid].v.data();
       for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * NCB;
-      long packedBlock = -1;
+      // Each thread takes one contiguous run of (block, panel) pairs, T * panels tile-panels
+      // split evenly: it packs each of its blocks once, and no thread waits on another for more
+      // than a panel of one block. (Equal items split statically left 1568 columns as 13 blocks
+      // of 128 and 32: one thread idle for a ninth of a 1x1 forward @14 b8.)
+      auto cut = [&](int t, long& blk, int& pm) {
+        const long target = T * panels * t / team;
+        blk = 0;
+        while (blk + 1 < blocks && tileBegin(blk + 1) * panels <= target) ++blk;
+        const long tiles = tileBegin(blk + 1) - tileBegin(blk);
+        pm = (int)std::min<long>(panels, (target - tileBegin(blk) * panels + tiles / 2) / tiles);
+      };
+      long blk0, blk1;
+      int pmStart, pmEnd;
+      cut(tid, blk0, pmStart);
+      if (tid + 1 < team) cut(tid + 1, blk1, pmEnd);
+      else blk1 = blocks - 1, pmEnd = panels;
       // Destination offset of each column's lanes in the packed block (-1: past the end, or no
       // destination in a subsampled view); a VW group is stored as one vector when its lanes are one dense run.
       long outOff[NCB];
-      // Contiguous runs of items per thread: each thread packs its blocks once (a strided 1x1 gathers
-      // element-wise, and interleaved items had both threads pack every block).
-#pragma omp for schedule(static)
-      for (long item = 0; item < items; ++item) {
-        const int chunk = (int)(item % chunks);
-        const long blk = item / chunks, j0 = blk * ncb;
-        const int cols = (int)std::min<long>(ncb, COLS - j0);
-        if (blk != packedBlock) {  // consecutive chunks of one block reuse the packed B and offsets
-          packPointwise<NCB>(src, kIdx, KC, j0, std::min(COLS, j0 + ncb), B);
-          for (int l = 0; l < cols; ++l) {
-            const long col = j0 + l, pos = col % DST_PLANE;
-            long o = pos;
-            if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
-            outOff[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
-          }
-          for (int l = cols; l < NCB; ++l) outOff[l] = -1;
-          packedBlock = blk;
+      for (long blk = blk0; blk <= blk1 && blk < blocks; ++blk) {
+        const int first = blk == blk0 ? pmStart : 0, last = blk == blk1 ? pmEnd : panels;
+        if (first >= last) continue;
+        const long j0 = tileBegin(blk) * NR;
+        const int cols = (int)std::min<long>(tileBegin(blk + 1) * NR, COLS) - (int)j0;
+        packPointwise<NCB>(src, kIdx, KC, j0, j0 + cols, B);
+        for (int l = 0; l < cols; ++l) {
+          const long col = j0 + l, pos = col % DST_PLANE;
+          long o = pos;
+          if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
+          outOff[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
         }
-        const int pm0 = chunk * perItem, pm1 = std::min(panels, pm0 + perItem);
-        auto tile = [&](int jt, int pm) {
-          auto laneRun = [&](int v, int l, int& n) { return tableRun(outOff + jt + v * VW + l, n); };
-          auto vecOff = [&](int v) -> long {
-            if constexpr (!V::DENSE_DST) return -1;
-            const long col = j0 + jt + v * VW, pos = col % DST_PLANE;
-            return col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[jt + v * VW] : -1;
+        for (int l = cols; l < NCB; ++l) outOff[l] = -1;
+        const int chunks = (last - first + cap - 1) / cap, perChunk = (last - first + chunks - 1) / chunks;
+        for (int pm0 = first; pm0 < last; pm0 += perChunk) {
+          const int pm1 = std::min(last, pm0 + perChunk);
+          auto tile = [&](int jt, int pm) {
+            auto laneRun = [&](int v, int l, int& n) { return tableRun(outOff + jt + v * VW + l, n); };
+            auto vecOff = [&](int v) -> long {
+              if constexpr (!V::DENSE_DST) return -1;
+              const long col = j0 + jt + v * VW, pos = col % DST_PLANE;
+              return col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[jt + v * VW] : -1;
+            };
+            simd::vec acc[MR][NV];
+            microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
+            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+              const int ch = mIdx[pm * MR + i];
+              storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneRun);
+            }
           };
-          simd::vec acc[MR][NV];
-          microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
-          for (int i = 0; i < MR && pm * MR + i < M; ++i) {
-            const int ch = mIdx[pm * MR + i];
-            storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneRun);
+          if (panelsOuter) {
+            for (int pm = pm0; pm < pm1; ++pm)
+              for (int jt = 0; jt < cols; jt += NR) tile(jt, pm);
+          } else {
+            for (int jt = 0; jt < cols; jt += NR)
+              for (int pm = pm0; pm < pm1; ++pm) tile(jt, pm);
           }
-        };
-        if (panelsOuter) {
-          for (int pm = pm0; pm < pm1; ++pm)
-            for (int jt = 0; jt < cols; jt += NR) tile(jt, pm);
-        } else {
-          for (int jt = 0; jt < cols; jt += NR)
-            for (int pm = pm0; pm < pm1; ++pm) tile(jt, pm);
         }
       }
     });

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "15e5f61fafcab22162f0012ac1c8267ab0d523c6a68b88f58b3c7f9b67c2ed54"));
+  exports.Set("key", Napi::String::New(env, "490e8c95ff2d5feb1c82d58d1b73880da5fdc9f5169cd8af2239fea1fcc6564a"));
   return exports;
 }
 
