@@ -7,12 +7,14 @@
 // baselines, no checks against the reference.
 //
 // npx tsx bench/ab.ts <template file> <version A> <version B> "C K H batch kernel stride keptC keptK" ...
+// (or a layer as a JSON ConvSpec with its density: '{"batch":8,...,"kernel":[1,7],"density":{"out":0.5,"in":0.5}}')
 // (AB_COLD=1: one call per sample, caches evicted before each)
 // e.g. cp templates/engine/gemm.hpp /tmp/a.hpp, edit, then
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { compileMaskedConv, type MaskedConv } from '../src/index.js';
+import { conv2d, type ConvSpec } from '../src/ir/conv.js';
 
 const [target, a, b, ...layers] = process.argv.slice(2);
 if (!target || !a || !b || layers.length === 0) {
@@ -36,11 +38,33 @@ const spread = (n: number, k: number) =>
   Array.from({ length: n }, (_, i) => (Math.floor(((i + 1) * k) / n) > Math.floor((i * k) / n) ? 1 : 0));
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
 
+/** A layer as "C K H batch kernel stride keptC keptK" (square, padding (kernel-1)/2) or as a
+ * JSON ConvSpec whose density gives the kept counts. */
+function parseLayer(text: string): { spec: ConvSpec; keptC: number; keptK: number } {
+  if (text.trim().startsWith('{')) {
+    const { density, ...spec } = JSON.parse(text) as ConvSpec & { density?: { out?: number; in?: number } };
+    const keptK = Math.round(spec.outChannels * (density?.out ?? 1)),
+      keptC = Math.round(spec.inChannels * (density?.in ?? 1));
+    return { spec, keptC, keptK };
+  }
+  const [C, K, H, batch, R, stride, keptC, keptK] = text.trim().split(/\s+/).map(Number);
+  const spec = {
+    batch,
+    inChannels: C,
+    outChannels: K,
+    inHeight: H,
+    inWidth: H,
+    kernel: R,
+    stride,
+    padding: (R - 1) >> 1,
+  };
+  return { spec, keptC, keptK };
+}
+
 /** Medians (ms) of versions [A, B] per pass, builds loaded (and instances created) in `order`. */
 async function measure(text: string, order: readonly number[]): Promise<number[][]> {
-  const [C, K, H, batch, R, stride, keptC, keptK] = text.trim().split(/\s+/).map(Number);
-  const padding = (R - 1) >> 1;
-  const spec = { batch, inChannels: C, outChannels: K, inHeight: H, inWidth: H, kernel: R, stride, padding };
+  const { spec, keptC, keptK } = parseLayer(text);
+  const { batch, inChannels: C, outChannels: K } = spec;
   const convs: MaskedConv[] = [];
   for (const j of order) {
     writeFileSync(target, versions[j]);
@@ -51,10 +75,10 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
     conv.setMasks({ out: spread(K, keptK), in: spread(C, keptC) });
     convs[j] = conv;
   }
-  const P = Math.floor((H + 2 * padding - R) / stride) + 1;
-  const x = new Float32Array(batch * C * H * H).map(Math.random),
-    w = new Float32Array(K * C * R * R).map(Math.random),
-    dy = new Float32Array(batch * K * P * P).map(Math.random);
+  const layer = conv2d(spec);
+  const x = new Float32Array(batch * C * layer.inHeight * layer.inWidth).map(Math.random),
+    w = new Float32Array(K * C * layer.kernel[0] * layer.kernel[1]).map(Math.random),
+    dy = new Float32Array(batch * K * layer.outHeight * layer.outWidth).map(Math.random);
   // Each version writes its own outputs: with one output array shared, the version compiled
   // second ran its direct forward 1.5x slower than the first on the very same code.
   const outputs = convs.map(() => ({

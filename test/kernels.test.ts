@@ -291,7 +291,7 @@ it('the microkernels are inlined into their passes in an addon of many layers', 
       maxBuffer: 1 << 28,
     });
     expect(symbols, key).toMatch(/layer\d+::/); // the symbol table is there to check
-    expect(symbols, key).not.toMatch(/(bcastKernel|bcastKernelWholeRow|wholeRowTaps|microkernel|broadcastStep)</);
+    expect(symbols, key).not.toMatch(/(bcastKernel|bcastKernelSpan|spanTaps|microkernel|broadcastStep)</);
     expect(symbols, key).not.toMatch(/::(tapTile|tile)\(/);
   }
 });

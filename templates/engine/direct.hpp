@@ -17,13 +17,14 @@ template <int MQ, int NV, long XSTEP>
     for (int t = 0; t < nT; ++t) broadcastStep<MQ, NV, XSTEP>(W + wOff[t], X + xOff[t], acc);
 }
 
-// A tile that is a whole destination row (one column phase, at most MQ columns): column tap s
-// reads real input only at positions [lo(s), hi(s)) of the tile; the others read zero padding.
-template <class V, int MQ>
-struct WholeRowTaps {
+// A tile of MQ consecutive columns of one destination row (one column phase), from column J0 on:
+// column tap s reads real input only at positions [lo(s), hi(s)) of the tile; the others read
+// zero padding, or lie past the row's end (computed, never stored).
+template <class V, int MQ, int J0>
+struct TileTaps {
   static constexpr int col(int s) {
     int c = 0;
-    V::colTap(0, 0, s, c);
+    V::colTap(0, J0, s, c);
     return c;
   }
   static constexpr int lo(int s) {
@@ -32,39 +33,43 @@ struct WholeRowTaps {
     return m;
   }
   static constexpr int hi(int s) {
-    int m = MQ;
+    int m = std::max(lo(s), std::min(MQ, V::count(0) - J0));
     while (m > lo(s) && col(s) + (m - 1) * V::XSTEP >= V::SRC_B) --m;
     return m;
   }
-  static constexpr bool skipsSome() {
-    for (int s = 0; s < L::S; ++s)
-      if (lo(s) > 0 || hi(s) < MQ) return true;
-    return false;
+  // Position-taps of the tile that read only padding or lie past the row.
+  static constexpr int skipped() {
+    int n = 0;
+    for (int s = 0; s < L::S; ++s) n += MQ - (hi(s) - lo(s));
+    return n;
   }
-  // Applies when every row is one tile of one phase whose taps come S to a kernel row (r-major).
-  static constexpr bool APPLIES = V::PHASES == 1 && V::count(0) <= MQ && skipsSome();
+  // Applies to rows of one phase, whose taps come S to a kernel row (r-major), when it saves at
+  // least 1/24 of the tile's FMAs. Below that the unrolled taps cost more than they save: with 28
+  // accumulators GCC spills some (a 3x3 on 28-wide rows, 14 x 32 tiles, 1/42 skipped: 0.96x;
+  // on 14-wide rows, 2/42 skipped: 1.035x).
+  static constexpr bool APPLIES = V::PHASES == 1 && J0 >= 0 && J0 < V::count(0) && skipped() * 24 >= MQ * L::S;
 };
 
-// bcastKernel for whole-row tiles: the taps come as nRows kernel rows of S column taps each, and
-// column tap s runs only over the positions where it reads real input (a 3x3 on a 7-wide row
-// computed 2 of its 21 column-tap rows on padding).
+// bcastKernel for a tile with TileTaps bounds: the taps come as nRows kernel rows of S column taps
+// each, and column tap s runs only over the positions where it reads real input (a 3x3 on a
+// 7-wide row computed 2 of its 21 column-tap rows on padding; a 1x7 on 17-wide rows, a tenth).
 // Always inlined (see microkernel in common.hpp): the tile stays in registers across the S calls.
 template <int MQ, int NV, long XSTEP, class Span, int s = 0>
-[[gnu::always_inline]] static inline void wholeRowTaps(const float* W, const float* X, const int32_t* wOff, const int32_t* xOff,
-                                simd::vec (&acc)[MQ][NV]) {
+[[gnu::always_inline]] static inline void spanTaps(const float* W, const float* X, const int32_t* wOff, const int32_t* xOff,
+                            simd::vec (&acc)[MQ][NV]) {
   if constexpr (s < L::S) {
     constexpr int LO = Span::lo(s), HI = Span::hi(s);
     if constexpr (LO < HI) broadcastStep<MQ, NV, XSTEP, LO, HI>(W + wOff[s], X + xOff[s], acc);
-    wholeRowTaps<MQ, NV, XSTEP, Span, s + 1>(W, X, wOff, xOff, acc);
+    spanTaps<MQ, NV, XSTEP, Span, s + 1>(W, X, wOff, xOff, acc);
   }
 }
 template <int MQ, int NV, long XSTEP, class Span>
-[[gnu::always_inline]] static inline void bcastKernelWholeRow(int KC, long wChan, long xChan, int nRows, const int32_t* __restrict wOff,
-                                       const int32_t* __restrict xOff, const float* W, const float* X,
-                                       simd::vec (&acc)[MQ][NV]) {
+[[gnu::always_inline]] static inline void bcastKernelSpan(int KC, long wChan, long xChan, int nRows, const int32_t* __restrict wOff,
+                                   const int32_t* __restrict xOff, const float* W, const float* X,
+                                   simd::vec (&acc)[MQ][NV]) {
   zeroTile(acc);
   for (int c = 0; c < KC; ++c, W += wChan, X += xChan)
-    for (int i = 0; i < nRows; ++i) wholeRowTaps<MQ, NV, XSTEP, Span>(W, X, wOff + i * L::S, xOff + i * L::S, acc);
+    for (int i = 0; i < nRows; ++i) spanTaps<MQ, NV, XSTEP, Span>(W, X, wOff + i * L::S, xOff + i * L::S, acc);
 }
 
 // Zero padding left of each source row: the most negative column any valid tap reads.
@@ -171,7 +176,13 @@ struct DirectPass {
   // the finished row leaves through the transposes of consecutive columns. One scalar store per
   // output straight to dx, a line miss each, took a fifth of a stride-2 3x3 (128 -> 128 @56).
   static constexpr bool STAGED = !BATCH && V::BSTEP > 1;
-  static constexpr bool WHOLE_ROWS = !BATCH && WholeRowTaps<V, MQ>::APPLIES;
+  // Rows of one phase: its first and last tile run only the column taps that read real input
+  // (TileTaps); the tiles between them read none of the padding.
+  static constexpr int LAST_J0 = V::PHASES == 1 ? (V::count(0) - 1) / MQ * MQ : -1;
+  using FirstTile = TileTaps<V, MQ, 0>;
+  using LastTile = TileTaps<V, MQ, LAST_J0>;
+  static constexpr bool FIRST_SPAN = !BATCH && FirstTile::APPLIES;
+  static constexpr bool LAST_SPAN = !BATCH && LAST_J0 > 0 && LastTile::APPLIES;
   // Positions past a phase's count land past the row (b >= DST_B): a tile is staged whole.
   static constexpr long STAGE_POSITIONS = V::DST_B + (long)MQ * V::BSTEP;
 
@@ -287,12 +298,14 @@ struct DirectPass {
               for (int j0 = 0; j0 < count; j0 += BATCH ? 1 : MQ) {
                 if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
                 simd::vec acc[MQ][NV];
-                if constexpr (WHOLE_ROWS)
-                  bcastKernelWholeRow<MQ, NV, XSTEP, WholeRowTaps<V, MQ>>(KC, (long)TAPS.count * NR, NB * IMG, nT / L::S,
-                                                                          wOff, xOff, Wpanel, pack, acc);
+                const long wChan = (long)TAPS.count * NR, xChan = NB * IMG;
+                const float* X = pack + (BATCH ? 0 : (long)j0 * V::XSTEP);
+                if (FIRST_SPAN && j0 == 0)
+                  bcastKernelSpan<MQ, NV, XSTEP, FirstTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wpanel, X, acc);
+                else if (LAST_SPAN && j0 == LAST_J0)
+                  bcastKernelSpan<MQ, NV, XSTEP, LastTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wpanel, X, acc);
                 else
-                  bcastKernel<MQ, NV, XSTEP>(KC, (long)TAPS.count * NR, NB * IMG, nT, wOff, xOff, Wpanel,
-                                             pack + (BATCH ? 0 : (long)j0 * V::XSTEP), acc);
+                  bcastKernel<MQ, NV, XSTEP>(KC, wChan, xChan, nT, wOff, xOff, Wpanel, X, acc);
                 if constexpr (STAGED)
                   stageTile(acc, stage, ph, j0);
                 else

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "490e8c95ff2d5feb1c82d58d1b73880da5fdc9f5169cd8af2239fea1fcc6564a"));
+  exports.Set("key", Napi::String::New(env, "b9333b0a9cbc8f4298e658056e6eda9d9a0ef023f10de04b039e6e27234d9bdf"));
   return exports;
 }
 
