@@ -124,34 +124,45 @@ constexpr int directMaxRows() {
 // The taps some destination position reads: a valid row tap for some destination row and a valid
 // column tap for some column phase (columns into padding count: non-batch tiles read the zero
 // padding). Small planes under big kernels use few of them (a 3x3 on a 1x1 plane: the centre only).
+// They are packed class by class: a strided backward-data's row a and phase ph read only the taps
+// of class (a % ROW_CLASSES, ph) (a stride-2 3x3: 1, 2, 2 or 4 of its 9), so each class's weights
+// are one contiguous run per panel instead of every ninth group of vectors.
 template <class V>
 struct UsedTaps {
-  static constexpr int RS = L::R * L::S;
+  static constexpr int RS = L::R * L::S, CLASSES = V::ROW_CLASSES * V::PHASES;
   struct Table {
     int count = 0;
     int slot[RS] = {};  // packed position of tap r*S+s, -1 when unused
     int tap[RS] = {};   // the tap at each packed position
+    int classStart[CLASSES] = {}, classCount[CLASSES] = {};  // packed positions [start, start + count)
   };
   static constexpr Table make() {
     Table t;
-    for (int r = 0; r < L::R; ++r)
-      for (int s = 0; s < L::S; ++s) {
-        bool row = false, col = false;
-        for (int a = 0; a < V::DST_A && !row; ++a) {
-          int i = 0;
-          row = V::rowTap(a, r, i);
-        }
-        for (int ph = 0; ph < V::PHASES && !col; ++ph)
-          for (int j = 0; j < V::count(ph) && !col; ++j) {
-            int k = 0;
-            col = V::colTap(ph, j, s, k);
+    for (int q = 0; q < CLASSES; ++q) {
+      t.classStart[q] = t.count;
+      for (int r = 0; r < L::R; ++r)
+        for (int s = 0; s < L::S; ++s) {
+          if (V::rowClass(r) * V::PHASES + V::colClass(s) != q) continue;
+          bool row = false, col = false;
+          for (int a = 0; a < V::DST_A && !row; ++a) {
+            int i = 0;
+            row = V::rowTap(a, r, i);
           }
-        t.slot[r * L::S + s] = row && col ? t.count : -1;
-        if (row && col) t.tap[t.count++] = r * L::S + s;
-      }
+          for (int ph = 0; ph < V::PHASES && !col; ++ph)
+            for (int j = 0; j < V::count(ph) && !col; ++j) {
+              int k = 0;
+              col = V::colTap(ph, j, s, k);
+            }
+          t.slot[r * L::S + s] = row && col ? t.count : -1;
+          if (row && col) t.tap[t.count++] = r * L::S + s;
+        }
+      t.classCount[q] = t.count - t.classStart[q];
+    }
     return t;
   }
   static constexpr Table table = make();
+  // The class of destination row a, phase ph.
+  static constexpr int classOf(int a, int ph) { return (a % V::ROW_CLASSES) * V::PHASES + ph; }
 };
 
 // Forward / backward-data. V (a view) says, per destination row a, which row taps are valid and
@@ -205,8 +216,9 @@ struct DirectPass {
         const int tap = TAPS.tap[u];
         redOff[c * T + u] = (int32_t)V::wRed(kIdx[c], tap / L::S, tap % L::S);
       }
-    // Forward: each row's weights lie along it, in order.
-    const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rowsT, ws.rowChunks);
+    // Forward: each row's weights lie along it, in order (one tap class: the panel is in that order too).
+    const bool byRows =
+        UsedTaps<V>::CLASSES == 1 && V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rowsT, ws.rowChunks);
     parallel(threads, [&] {
 #pragma omp for schedule(static)
       for (int pm = 0; pm < panels; ++pm) {
@@ -221,14 +233,32 @@ struct DirectPass {
           gatherRowsTransposed<NR>(src, ws.rowChunks, panel);
           continue;
         }
-        for (long t = 0; t < rowsT; ++t, panel += NR) {
+        // Backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
+        // within a few KiB, and the next kept k's are C*R*S floats on: ask for those of the k
+        // PACK_AHEAD on while this one is copied (the prefetchers do not follow jumps between k,
+        // and the pack waited on them: a seventh of a stride-2 3x3 backward-data on 14x14).
+        constexpr int PACK_AHEAD = 2;
+        for (long t = 0; t < rowsT; ++t) {
           const int32_t o = redOff[t];
+          const int c = (int)(t / T), u = (int)(t % T);
+          if (u == 0 && t + PACK_AHEAD * T < rowsT)
+            for (int i = 0; i < NR; ++i) __builtin_prefetch(src[i] + redOff[t + PACK_AHEAD * T]);
+          float* entry = panel + weightOffset(c, u, KC);
 #pragma GCC unroll 16
-          for (int i = 0; i < NR; ++i) panel[i] = src[i][o];
+          for (int i = 0; i < NR; ++i) entry[i] = src[i][o];
         }
       }
     });
     return out;
+  }
+
+  // Where packed tap u of reduction channel c starts in a panel: class by class, each class's
+  // taps for every channel together ([class][c][tap in class][NR]; with one class, [c][tap][NR]).
+  static constexpr long weightOffset(int c, int u, int KC) {
+    int q = 0;
+    while (q + 1 < UsedTaps<V>::CLASSES && TAPS.classStart[q + 1] <= u) ++q;
+    const int start = TAPS.classStart[q];
+    return ((long)start * KC + (long)c * TAPS.classCount[q] + (u - start)) * NR;
   }
 
   // Source rows [lo, hi) of images n0.. n0+NB (zeros past the call's N images) into pack[c][nb][row][BW].
@@ -295,17 +325,19 @@ struct DirectPass {
               // BATCH: one tile per column j with its exact taps; else tiles of MQ columns that
               // share the taps of the phase.
               int nT = BATCH ? 0 : tapTable(a, ph, 0, lo, wOff, xOff);
+              const int q = UsedTaps<V>::classOf(a, ph);
+              const float* Wq = Wpanel + (long)TAPS.classStart[q] * KC * NR;
+              const long wChan = (long)TAPS.classCount[q] * NR, xChan = NB * IMG;
               for (int j0 = 0; j0 < count; j0 += BATCH ? 1 : MQ) {
                 if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
                 simd::vec acc[MQ][NV];
-                const long wChan = (long)TAPS.count * NR, xChan = NB * IMG;
                 const float* X = pack + (BATCH ? 0 : (long)j0 * V::XSTEP);
                 if (FIRST_SPAN && j0 == 0)
-                  bcastKernelSpan<MQ, NV, XSTEP, FirstTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wpanel, X, acc);
+                  bcastKernelSpan<MQ, NV, XSTEP, FirstTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);
                 else if (LAST_SPAN && j0 == LAST_J0)
-                  bcastKernelSpan<MQ, NV, XSTEP, LastTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wpanel, X, acc);
+                  bcastKernelSpan<MQ, NV, XSTEP, LastTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);
                 else
-                  bcastKernel<MQ, NV, XSTEP>(KC, wChan, xChan, nT, wOff, xOff, Wpanel, X, acc);
+                  bcastKernel<MQ, NV, XSTEP>(KC, wChan, xChan, nT, wOff, xOff, Wq, X, acc);
                 if constexpr (STAGED)
                   stageTile(acc, stage, ph, j0);
                 else
@@ -322,6 +354,7 @@ struct DirectPass {
   // Offsets of the valid taps for destination row a, phase ph, column j, relative to a channel
   // (column taps into padding are dropped only when checked per column, i.e. BATCH).
   static int tapTable(int a, int ph, int j, int lo, int32_t* wOff, int32_t* xOff) {
+    const int first = TAPS.classStart[UsedTaps<V>::classOf(a, ph)];  // offsets within the row's class
     int nT = 0;
     for (int r = 0; r < L::R; ++r) {
       int row;
@@ -330,7 +363,7 @@ struct DirectPass {
         int col;
         if (!V::colTap(ph, j, s, col)) continue;
         if (BATCH && (col < 0 || col >= V::SRC_B)) continue;
-        wOff[nT] = TAPS.slot[r * L::S + s] * NR;  // used: this very tap is valid here
+        wOff[nT] = (TAPS.slot[r * L::S + s] - first) * NR;  // used: this very tap is valid here
         xOff[nT++] = (int32_t)((row - lo) * BW + LPAD + col);
       }
     }

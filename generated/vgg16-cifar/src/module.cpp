@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "b9333b0a9cbc8f4298e658056e6eda9d9a0ef023f10de04b039e6e27234d9bdf"));
+  exports.Set("key", Napi::String::New(env, "293aad2b1a07341b0085ea35947df1c4af0a74ce4945ecedaa854bab11e62ef9"));
   return exports;
 }
 

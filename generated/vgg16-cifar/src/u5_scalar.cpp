@@ -57,6 +57,10 @@ struct ForwardView {
     col = j * L::SW - L::PW + s * L::DW;
     return true;  // columns in padding read the zero-padded row
   }
+  // Every destination row and phase reads every tap (within the bounds): one class of taps.
+  static constexpr int ROW_CLASSES = 1;
+  static constexpr int rowClass(int) { return 0; }
+  static constexpr int colClass(int) { return 0; }
   static inline bool source(int a, int b, int r, int s, int& i, int& j) {
     i = a * L::SH - L::PH + r * L::DH;
     j = b * L::SW - L::PW + s * L::DW;
@@ -94,6 +98,10 @@ struct BackwardDataView {
     col = wj / L::SW;  // exact when valid, also for negative wj
     return wj % L::SW == 0;
   }
+  // Row tap r serves the dx rows h = r*DH - PH (mod SH); column tap s the phase s*DW - PW (mod SW).
+  static constexpr int ROW_CLASSES = L::SH;
+  static constexpr int rowClass(int r) { return ((r * L::DH - L::PH) % L::SH + L::SH) % L::SH; }
+  static constexpr int colClass(int s) { return ((s * L::DW - L::PW) % L::SW + L::SW) % L::SW; }
   static inline bool source(int a, int b, int r, int s, int& i, int& j) {
     const int hi = a + L::PH - r * L::DH, wj = b + L::PW - s * L::DW;
     if (hi < 0 || wj < 0 || hi % L::SH || wj % L::SW) return false;
