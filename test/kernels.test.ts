@@ -50,6 +50,8 @@ const FIXED: ConvSpec[] = [
   { batch: 2, inChannels: 72, outChannels: 40, inHeight: 6, inWidth: 5, kernel: 3, padding: 1, bias: true },
   // 1x1 on 132 positions: pointwise backward-weights, 3 images (blocks) shared by both threads
   { batch: 3, inChannels: 160, outChannels: 136, inHeight: 12, inWidth: 11, kernel: 1 },
+  // stride-2 1x1 on 23-wide grid rows: the forward copies each row's even columns 16 at a time, then 7
+  { batch: 2, inChannels: 20, outChannels: 24, inHeight: 6, inWidth: 45, kernel: 1, stride: 2 },
 ];
 
 function randomSpec(r: Rng): ConvSpec {

@@ -313,10 +313,19 @@ struct GemmPass {
           std::memcpy(o, plane + pos0, sizeof(float) * len);
         } else if constexpr (V::GRID_INSIDE_SOURCE) {  // strided, no padding: a strided copy per row
           int a = (int)(pos0 / V::DST_B), b = (int)(pos0 % V::DST_B);
+          // Rows STEP_A apart are runs the prefetchers barely follow: ask for the same rows of
+          // the channel two ahead, as for the identity copy.
+          const float* ahead = c + 2 < KC ? src + n * SRC_IMG + kIdx[c + 2] * SRC_PLANE : nullptr;
           for (long k = 0; k < len; b = 0, ++a) {
             const float* row = plane + (long)a * V::STEP_A * V::SRC_B;
             const int seg = (int)std::min<long>(V::DST_B - b, len - k);
-            for (int t = 0; t < seg; ++t) o[k + t] = row[(long)(b + t) * V::STEP_B];
+            if (ahead)
+              for (long f = (long)b * V::STEP_B; f < (long)(b + seg) * V::STEP_B; f += 64 / sizeof(float))
+                __builtin_prefetch(ahead + (long)a * V::STEP_A * V::SRC_B + f);
+            if constexpr (V::STEP_B == 2)
+              simd::copyEvens(o + k, row + 2L * b, seg);  // per element, a fifth of a stride-2 1x1 forward
+            else
+              for (int t = 0; t < seg; ++t) o[k + t] = row[(long)(b + t) * V::STEP_B];
             k += seg;
           }
         } else {  // walk (a, b) along the run: no division per element (padded 1x1)

@@ -58,6 +58,10 @@ inline void transpose(const float* const* src, float* dst, long dstStride) {
     _mm256_storeu_ps(dst + (4 + m) * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x31));
   }
 }
+// dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
+inline void copyEvens(float* dst, const float* src, int n) {
+  for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
+}
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.
 inline int compress16(float* dst, const float* src, unsigned mask) {

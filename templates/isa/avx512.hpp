@@ -62,6 +62,18 @@ inline void transpose(const float* const* src, float* dst, long dstStride) {
     _mm512_storeu_ps(dst + (12 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0xDD));
   }
 }
+// dst[i] = src[2 * i] for i < n (a row of a stride-2 grid): per 16, masked loads of the floats from
+// src[2i] to the last one kept (nothing past it is read) and one permute of their even lanes.
+inline void copyEvens(float* dst, const float* src, int n) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int i = 0; i < n; i += 16) {
+    const int k = std::min(16, n - i), floats = 2 * k - 1;  // src[2i .. 2i + floats)
+    const __mmask16 lo = (__mmask16)(floats >= 16 ? 0xFFFFu : (1u << floats) - 1);
+    const __mmask16 hi = (__mmask16)(floats > 16 ? (1u << (floats - 16)) - 1 : 0u);
+    const __m512 a = _mm512_maskz_loadu_ps(lo, src + 2 * i), b = _mm512_maskz_loadu_ps(hi, src + 2 * i + 16);
+    _mm512_mask_storeu_ps(dst + i, (__mmask16)((1u << k) - 1), _mm512_permutex2var_ps(a, even, b));
+  }
+}
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. A masked
 // load (the other floats are not read) compressed in a register, one full store: dst[k .. 16)
 // gets garbage. (vcompressps straight to memory is the slow form on Zen 4.)

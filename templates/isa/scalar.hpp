@@ -22,6 +22,10 @@ inline void spill(float* out, vec v) { *out = v; }
 inline void storeLanes(float* p, vec v, int, int) { *p = v; }
 // dst[j * dstStride + i] = src[i][j] for i, j < VW: with one lane, a copy.
 inline void transpose(const float* const* src, float* dst, long) { *dst = *src[0]; }
+// dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
+inline void copyEvens(float* dst, const float* src, int n) {
+  for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
+}
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.
 inline int compress16(float* dst, const float* src, unsigned mask) {

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "293aad2b1a07341b0085ea35947df1c4af0a74ce4945ecedaa854bab11e62ef9"));
+  exports.Set("key", Napi::String::New(env, "45ffc5cb72eb60232b48c7582ece233cbe4f69772b8405727b573a906a1ed41b"));
   return exports;
 }
 
