@@ -62,8 +62,12 @@ struct GemmPass {
   // offset of lane l (-1 = not stored) and in n how many lanes from l on continue it (or are
   // skipped too). A longer run is one masked store: planes tiles cross row ends in most vectors,
   // and storing them lane by lane cost a sixth of a 3x3 on 32x32 planes with 8 kept channels.
-  template <class VecOff, class LaneRun>
-  static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun) {
+  // `evenOff(v)`, where given: the offset of lane 0 when lane l goes to offset + 2l (a stride-2
+  // grid row inside dx), stored as the even lanes of two vectors; else -1.
+  static inline long noEvenRun(int) { return -1; }
+  template <class VecOff, class LaneRun, class EvenOff = long (*)(int)>
+  static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun,
+                              EvenOff evenOff = noEvenRun) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
@@ -71,6 +75,8 @@ struct GemmPass {
       const simd::vec out = simd::add(row[v], b);
       if (off >= 0) {
         simd::storeu(base + off, out);
+      } else if (const long even = evenOff(v); even >= 0) {
+        simd::storeEvens(base + even, out);
       } else {
         alignas(64) float lanes[VW];
         simd::spill(lanes, out);
@@ -248,6 +254,7 @@ struct GemmPass {
       // Destination offset of each column's lanes in the packed block (-1: past the end, or no
       // destination in a subsampled view); a VW group is stored as one vector when its lanes are one dense run.
       long outOff[NCB];
+      bool evenRun[NCB / VW] = {};
       for (long blk = blk0; blk <= blk1 && blk < blocks; ++blk) {
         const int first = blk == blk0 ? pmStart : 0, last = blk == blk1 ? pmEnd : panels;
         if (first >= last) continue;
@@ -261,6 +268,12 @@ struct GemmPass {
           outOff[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
         }
         for (int l = cols; l < NCB; ++l) outOff[l] = -1;
+        if constexpr (!V::DENSE_DST)  // lanes of one grid row at stride 2, all inside dx
+          for (int g = 0; g < NCB / VW; ++g) {
+            bool run = outOff[g * VW] >= 0;
+            for (int l = 1; l < VW && run; ++l) run = outOff[g * VW + l] == outOff[g * VW] + 2 * l;
+            evenRun[g] = run;
+          }
         const int chunks = (last - first + cap - 1) / cap, perChunk = (last - first + chunks - 1) / chunks;
         for (int pm0 = first; pm0 < last; pm0 += perChunk) {
           const int pm1 = std::min(last, pm0 + perChunk);
@@ -273,9 +286,12 @@ struct GemmPass {
             };
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
+            // A stride-2 backward-data stores a run of one grid row as the even lanes of two vectors
+            // (one scalar store a lane was 30% of the tiles of 256 -> 512 /2 @56).
+            auto evenOff = [&](int v) -> long { return evenRun[(jt + v * VW) / VW] ? outOff[jt + v * VW] : -1; };
             for (int i = 0; i < MR && pm * MR + i < M; ++i) {
               const int ch = mIdx[pm * MR + i];
-              storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneRun);
+              storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneRun, evenOff);
             }
           };
           if (panelsOuter) {

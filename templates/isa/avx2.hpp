@@ -62,6 +62,12 @@ inline void transpose(const float* const* src, float* dst, long dstStride) {
 inline void copyEvens(float* dst, const float* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
 }
+// p[2l] = v[l] for l < 8 (the odd floats in between untouched).
+inline void storeEvens(float* p, vec v) {
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, v);
+  for (int l = 0; l < 8; ++l) p[2 * l] = lanes[l];
+}
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.
 inline int compress16(float* dst, const float* src, unsigned mask) {

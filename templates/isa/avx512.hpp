@@ -74,6 +74,13 @@ inline void copyEvens(float* dst, const float* src, int n) {
     _mm512_mask_storeu_ps(dst + i, (__mmask16)((1u << k) - 1), _mm512_permutex2var_ps(a, even, b));
   }
 }
+// p[2l] = v[l] for l < 16 (the odd floats in between untouched): the even lanes of two vectors.
+inline void storeEvens(float* p, vec v) {
+  const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  _mm512_mask_storeu_ps(p, (__mmask16)0x5555, _mm512_permutexvar_ps(lo, v));
+  _mm512_mask_storeu_ps(p + 16, (__mmask16)0x5555, _mm512_permutexvar_ps(hi, v));
+}
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. A masked
 // load (the other floats are not read) compressed in a register, one full store: dst[k .. 16)
 // gets garbage. (vcompressps straight to memory is the slow form on Zen 4.)

@@ -26,6 +26,8 @@ inline void transpose(const float* const* src, float* dst, long) { *dst = *src[0
 inline void copyEvens(float* dst, const float* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
 }
+// p[2l] = v[l] for the one lane.
+inline void storeEvens(float* p, vec v) { *p = v; }
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.
 inline int compress16(float* dst, const float* src, unsigned mask) {

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "45ffc5cb72eb60232b48c7582ece233cbe4f69772b8405727b573a906a1ed41b"));
+  exports.Set("key", Napi::String::New(env, "48b535dc8f2ed559ad3e45e187a0a0351e6297eca8101a198c896d366abe50ee"));
   return exports;
 }
 
