@@ -135,6 +135,7 @@ struct UsedTaps {
     int slot[RS] = {};  // packed position of tap r*S+s, -1 when unused
     int tap[RS] = {};   // the tap at each packed position
     int classStart[CLASSES] = {}, classCount[CLASSES] = {};  // packed positions [start, start + count)
+    int classOfSlot[RS] = {};                                   // the class of each packed position
   };
   static constexpr Table make() {
     Table t;
@@ -154,7 +155,7 @@ struct UsedTaps {
               col = V::colTap(ph, j, s, k);
             }
           t.slot[r * L::S + s] = row && col ? t.count : -1;
-          if (row && col) t.tap[t.count++] = r * L::S + s;
+          if (row && col) t.classOfSlot[t.count] = q, t.tap[t.count++] = r * L::S + s;
         }
       t.classCount[q] = t.count - t.classStart[q];
     }
@@ -255,9 +256,7 @@ struct DirectPass {
   // Where packed tap u of reduction channel c starts in a panel: class by class, each class's
   // taps for every channel together ([class][c][tap in class][NR]; with one class, [c][tap][NR]).
   static constexpr long weightOffset(int c, int u, int KC) {
-    int q = 0;
-    while (q + 1 < UsedTaps<V>::CLASSES && TAPS.classStart[q + 1] <= u) ++q;
-    const int start = TAPS.classStart[q];
+    const int q = TAPS.classOfSlot[u], start = TAPS.classStart[q];
     return ((long)start * KC + (long)c * TAPS.classCount[q] + (u - start)) * NR;
   }
 

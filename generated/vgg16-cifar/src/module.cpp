@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "48b535dc8f2ed559ad3e45e187a0a0351e6297eca8101a198c896d366abe50ee"));
+  exports.Set("key", Napi::String::New(env, "52f738b148534913fd9206ddee20ab225b9e70cf10003bc859f0532555da6b10"));
   return exports;
 }
 
