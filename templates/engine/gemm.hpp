@@ -64,10 +64,12 @@ struct GemmPass {
   // and storing them lane by lane cost a sixth of a 3x3 on 32x32 planes with 8 kept channels.
   // `evenOff(v)`, where given: the offset of lane 0 when lane l goes to offset + 2l (a stride-2
   // grid row inside dx), stored as the even lanes of two vectors; else -1.
-  static inline long noEvenRun(int) { return -1; }
-  template <class VecOff, class LaneRun, class EvenOff = long (*)(int)>
+  struct NoEvenRun {  // a type, not a function pointer: the check folds away at compile time
+    long operator()(int) const { return -1; }
+  };
+  template <class VecOff, class LaneRun, class EvenOff = NoEvenRun>
   static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun,
-                              EvenOff evenOff = noEvenRun) {
+                              EvenOff evenOff = {}) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {

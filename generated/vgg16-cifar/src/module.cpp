@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "52f738b148534913fd9206ddee20ab225b9e70cf10003bc859f0532555da6b10"));
+  exports.Set("key", Napi::String::New(env, "d443ad84bda899ab23406540be1ff7cd69ed8996c740ac14a77ff6b9650e2f8e"));
   return exports;
 }
 
