@@ -229,9 +229,10 @@ static inline const float* sumOverTeam(Workspace& ws, int team, long at, long n)
   float* sum = ws.bBlock[0].data + at;
   for (int t = 1; t < team; ++t) {
     const float* p = ws.bBlock[t].data + at;
-    long j = 0;
-    for (; j + simd::VW <= n; j += simd::VW) simd::storeu(sum + j, simd::add(simd::loadu(sum + j), simd::loadu(p + j)));
-    for (; j < n; ++j) sum[j] += p[j];
+    const long whole = n - n % simd::VW;  // (j + VW <= n as the bound: a -Waggressive-loop-optimizations false alarm)
+    for (long j = 0; j < whole; j += simd::VW)
+      simd::storeu(sum + j, simd::add(simd::loadu(sum + j), simd::loadu(p + j)));
+    for (long j = whole; j < n; ++j) sum[j] += p[j];
   }
   return sum;
 }

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "d443ad84bda899ab23406540be1ff7cd69ed8996c740ac14a77ff6b9650e2f8e"));
+  exports.Set("key", Napi::String::New(env, "01e717e92a92ec9dc337aba18b8f76fdc98c1b27692b1cc4b3127487c1c33c80"));
   return exports;
 }
 
