@@ -2,9 +2,9 @@
 // Header included by a generated kernel.cpp inside its layer namespace; needs <immintrin.h> (AVX-512F enabled) included
 // before it. The engine headers call the vector operations through simd::.
 
-// GCC 12's avx512fintrin.h builds some intrinsics (unpack, permute, extract) from a self-initialized
-// __Y, and -Wall then flags every kernel that inlines them (GCC bug 105593, fixed in GCC 13): silenced
-// for these wrappers only (test/codegen/warnings.test.ts).
+// GCC 12's avx512fintrin.h passes `_mm512_undefined_ps()` (a self-initialized __Y) as the unused
+// merge operand of some intrinsics (unpack, permute, extract), and -Wall then flags every kernel that
+// inlines them: silenced for these wrappers only (test/codegen/warnings.test.ts).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "01e717e92a92ec9dc337aba18b8f76fdc98c1b27692b1cc4b3127487c1c33c80"));
+  exports.Set("key", Napi::String::New(env, "0305e75632b15dfe53bdeacbd257a16c44900276b893ee297ff095eac0331d11"));
   return exports;
 }
 
