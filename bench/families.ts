@@ -6,20 +6,26 @@
 // density, no cold caches; it shows where a family falls behind.
 // npm run bench:families -- [name-filter] [--density 0.5] [--threads 2] [--out bench/results/families.md]
 import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { compileMaskedConv, type ConvSpec } from '../src/index.js';
 import { cpuModel } from '../src/schedule/isa.js';
 import { loadBaselines, outputSize, type BaselineConvSpec } from './baselines.js';
 import { relL2 } from './report.js';
 
 const args = process.argv.slice(2);
-const opt = (name: string, d: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : d;
-};
-const density = Number(opt('--density', '0.5'));
-const threads = Number(opt('--threads', '2'));
-const out = opt('--out', '');
-const filter = args[0] && !args[0].startsWith('--') ? args[0] : '';
+const { values, positionals } = parseArgs({
+  args,
+  allowPositionals: true,
+  options: {
+    density: { type: 'string', default: '0.5' },
+    threads: { type: 'string', default: '2' },
+    out: { type: 'string', default: '' },
+  },
+});
+const density = Number(values.density);
+const threads = Number(values.threads);
+const out = values.out;
+const filter = positionals[0] ?? '';
 
 interface Shape {
   family: string;
