@@ -32,35 +32,7 @@ interface Shape {
   name: string;
   spec: ConvSpec & { kernel: [number, number]; padding: [number, number]; stride: number; dilation: number };
 }
-/** A square layer, padded to keep its size (before the stride). */
-const sq = (
-  family: string,
-  name: string,
-  batch: number,
-  C: number,
-  K: number,
-  H: number,
-  k: number,
-  stride = 1,
-  dil = 1,
-): Shape => {
-  const pad = ((k - 1) * dil) >> 1;
-  return {
-    family,
-    name,
-    spec: {
-      batch,
-      inChannels: C,
-      outChannels: K,
-      inHeight: H,
-      inWidth: H,
-      kernel: [k, k],
-      padding: [pad, pad],
-      stride,
-      dilation: dil,
-    },
-  };
-};
+/** A layer padded to keep its size (before the stride). */
 const rect = (
   family: string,
   name: string,
@@ -71,6 +43,8 @@ const rect = (
   W: number,
   R: number,
   S: number,
+  stride = 1,
+  dil = 1,
 ): Shape => ({
   family,
   name,
@@ -81,11 +55,23 @@ const rect = (
     inHeight: H,
     inWidth: W,
     kernel: [R, S],
-    padding: [R >> 1, S >> 1],
-    stride: 1,
-    dilation: 1,
+    padding: [((R - 1) * dil) >> 1, ((S - 1) * dil) >> 1],
+    stride,
+    dilation: dil,
   },
 });
+/** A square layer with a square kernel. */
+const sq = (
+  family: string,
+  name: string,
+  batch: number,
+  C: number,
+  K: number,
+  H: number,
+  k: number,
+  stride = 1,
+  dil = 1,
+) => rect(family, name, batch, C, K, H, H, k, k, stride, dil);
 
 const SHAPES: Shape[] = [
   sq('ResNet-18', '64 @56 3x3', 8, 64, 64, 56, 3),
