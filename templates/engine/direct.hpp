@@ -199,11 +199,11 @@ struct DirectPass {
   static constexpr long STAGE_POSITIONS = V::DST_B + (long)MQ * V::BSTEP;
 
   // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR];
-  // row i's weight is w[wRow(row i) + redOff[c, tap]]. Forward reads each row in order and
-  // transposes blocks in registers (gatherRowsTransposed); backward-data, whose rows are
-  // neighbours in w, writes the panel in order, NR loads per (channel, tap). (Writing the panel
-  // one row at a time stored one float per cache line: a fifth of a 3x3 forward with 256 kept
-  // channels on a 7x7 plane.)
+  // row i's weight is w[wRow(row i) + redOff[c, tap]]. With one tap class the panel is in
+  // redOff's order, whose entries come in runs of taps: transposed in registers, a run at a time
+  // (gatherRunsTransposed). Several classes (a strided backward-data) write the panel in order, NR
+  // loads per (channel, tap). (Writing the panel one row at a time stored one float per cache line:
+  // a fifth of a 3x3 forward with 256 kept channels on a 7x7 plane.)
   static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
                             int threads) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
@@ -217,9 +217,7 @@ struct DirectPass {
         const int tap = TAPS.tap[u];
         redOff[c * T + u] = (int32_t)V::wRed(kIdx[c], tap / L::S, tap % L::S);
       }
-    // Forward: each row's weights lie along it, in order (one tap class: the panel is in that order too).
-    const bool byRows =
-        UsedTaps<V>::CLASSES == 1 && V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rowsT, ws.rowChunks);
+    constexpr bool byRuns = UsedTaps<V>::CLASSES == 1;
     parallel(threads, [&] {
 #pragma omp for schedule(static)
       for (int pm = 0; pm < panels; ++pm) {
@@ -230,11 +228,11 @@ struct DirectPass {
         const int rows = std::min(NR, M - pm * NR);
         const float* src[NR];
         for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
-        if (byRows) {
-          gatherRowsTransposed<NR>(src, ws.rowChunks, panel);
+        if (byRuns) {
+          gatherRunsTransposed<NR>(src, redOff, rowsT, panel);
           continue;
         }
-        // Backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
+        // Strided backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
         // within a few KiB, and the next kept k's are C*R*S floats on: ask for those of the k
         // PACK_AHEAD on while this one is copied (the prefetchers do not follow jumps between k,
         // and the pack waited on them: a seventh of a stride-2 3x3 backward-data on 14x14).

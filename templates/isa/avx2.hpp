@@ -34,11 +34,10 @@ inline void storeLanes(float* p, vec v, int first, int count) {
   const __m256 shifted = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(iota, _mm256_set1_epi32(first)));
   _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), iota), shifted);
 }
-// dst[j * dstStride + i] = src[i][j] for i, j < 8: an 8x8 block transposed in registers.
-inline void transpose(const float* const* src, float* dst, long dstStride) {
-  __m256 r[8], t[8];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src[i]);
+// The shuffles of transpose: rows r[0..8) in, output row j (column j of the rows) to
+// dst + j * dstStride for j < n. Always inlined: out of line, r lives in memory.
+[[gnu::always_inline]] inline void transposeRegs(__m256 (&r)[8], float* dst, long dstStride, int n) {
+  __m256 t[8];
 #pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
     t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -54,9 +53,25 @@ inline void transpose(const float* const* src, float* dst, long dstStride) {
   }
 #pragma GCC unroll 4
   for (int m = 0; m < 4; ++m) {
-    _mm256_storeu_ps(dst + m * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x20));
-    _mm256_storeu_ps(dst + (4 + m) * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x31));
+    if (m < n) _mm256_storeu_ps(dst + m * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x20));
+    if (4 + m < n) _mm256_storeu_ps(dst + (4 + m) * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x31));
   }
+}
+// dst[j * dstStride + i] = src[i][j] for i, j < 8: an 8x8 block transposed in registers.
+inline void transpose(const float* const* src, float* dst, long dstStride) {
+  __m256 r[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src[i]);
+  transposeRegs(r, dst, dstStride, 8);
+}
+// dst[j * dstStride + i] = src[i][j] for i < 8, j < n <= 8: the first n columns only (masked
+// loads: nothing past src[i][n - 1] is read).
+inline void transposeN(const float* const* src, float* dst, long dstStride, int n) {
+  const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 r[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_maskload_ps(src[i], m);
+  transposeRegs(r, dst, dstStride, n);
 }
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
 inline void copyEvens(float* dst, const float* src, int n) {

@@ -34,13 +34,10 @@ inline void storeLanes(float* p, vec v, int first, int count) {
                                         _mm512_set1_epi32(first));
   _mm512_mask_storeu_ps(p, (__mmask16)((1u << count) - 1), _mm512_permutexvar_ps(lane, v));
 }
-// dst[j * dstStride + i] = src[i][j] for i, j < 16: a 16x16 block transposed in registers, so
-// every store writes a whole line (a strided scalar transpose with a 4 KiB dst stride thrashed one
-// L1 set and cost half of a 1x1 backward-weights pass).
-inline void transpose(const float* const* src, float* dst, long dstStride) {
-  __m512 r[16], t[16];
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src[i]);
+// The shuffles of transpose: rows r[0..16) in, output row j (column j of the rows) to
+// dst + j * dstStride for j < n. Always inlined: out of line, r lives in memory.
+[[gnu::always_inline]] inline void transposeRegs(__m512 (&r)[16], float* dst, long dstStride, int n) {
+  __m512 t[16];
   // Per 128-bit lane k: t[2i] = (r2i[4k], r2i+1[4k], r2i[4k+1], r2i+1[4k+1]), t[2i+1] the same for 4k+2, 4k+3.
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) {
@@ -62,11 +59,29 @@ inline void transpose(const float* const* src, float* dst, long dstStride) {
   for (int m = 0; m < 4; ++m) {
     const __m512 u0 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44), u1 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xEE);
     const __m512 u2 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44), u3 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xEE);
-    _mm512_storeu_ps(dst + (0 + m) * dstStride, _mm512_shuffle_f32x4(u0, u2, 0x88));
-    _mm512_storeu_ps(dst + (4 + m) * dstStride, _mm512_shuffle_f32x4(u0, u2, 0xDD));
-    _mm512_storeu_ps(dst + (8 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0x88));
-    _mm512_storeu_ps(dst + (12 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0xDD));
+    if (m < n) _mm512_storeu_ps(dst + (0 + m) * dstStride, _mm512_shuffle_f32x4(u0, u2, 0x88));
+    if (4 + m < n) _mm512_storeu_ps(dst + (4 + m) * dstStride, _mm512_shuffle_f32x4(u0, u2, 0xDD));
+    if (8 + m < n) _mm512_storeu_ps(dst + (8 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0x88));
+    if (12 + m < n) _mm512_storeu_ps(dst + (12 + m) * dstStride, _mm512_shuffle_f32x4(u1, u3, 0xDD));
   }
+}
+// dst[j * dstStride + i] = src[i][j] for i, j < 16: a 16x16 block transposed in registers, so
+// every store writes a whole line (a strided scalar transpose with a 4 KiB dst stride thrashed one
+// L1 set and cost half of a 1x1 backward-weights pass).
+inline void transpose(const float* const* src, float* dst, long dstStride) {
+  __m512 r[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src[i]);
+  transposeRegs(r, dst, dstStride, 16);
+}
+// dst[j * dstStride + i] = src[i][j] for i < 16, j < n <= 16: the first n columns only (masked
+// loads: nothing past src[i][n - 1] is read).
+inline void transposeN(const float* const* src, float* dst, long dstStride, int n) {
+  const __mmask16 m = (__mmask16)((1u << n) - 1);
+  __m512 r[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(m, src[i]);
+  transposeRegs(r, dst, dstStride, n);
 }
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid): per 16, masked loads of the floats from
 // src[2i] to the last one kept (nothing past it is read) and one permute of their even lanes.

@@ -22,6 +22,9 @@ inline void spill(float* out, vec v) { *out = v; }
 inline void storeLanes(float* p, vec v, int, int) { *p = v; }
 // dst[j * dstStride + i] = src[i][j] for i, j < VW: with one lane, a copy.
 inline void transpose(const float* const* src, float* dst, long) { *dst = *src[0]; }
+inline void transposeN(const float* const* src, float* dst, long, int n) {
+  if (n > 0) *dst = *src[0];
+}
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
 inline void copyEvens(float* dst, const float* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
