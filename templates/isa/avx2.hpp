@@ -73,6 +73,12 @@ inline void transposeN(const float* const* src, float* dst, long dstStride, int 
   for (int i = 0; i < 8; ++i) r[i] = _mm256_maskload_ps(src[i], m);
   transposeRegs(r, dst, dstStride, n);
 }
+// dst[u * M + i] = rows[i][u] for i < M, u < n <= 8: M rows interleaved.
+template <int M>
+inline void interleave(const float* const* rows, float* dst, int n) {
+  for (int u = 0; u < n; ++u)
+    for (int i = 0; i < M; ++i) dst[u * M + i] = rows[i][u];
+}
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
 inline void copyEvens(float* dst, const float* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[2 * i];

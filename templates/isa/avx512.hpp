@@ -83,6 +83,43 @@ inline void transposeN(const float* const* src, float* dst, long dstStride, int 
   for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(m, src[i]);
   transposeRegs(r, dst, dstStride, n);
 }
+// Lane l of output vector q is flat entry 16q + l of the interleaved rows: row (16q + l) % M,
+// lane (16q + l) / M. The permute indices and lane masks per (q, row), built at compile time.
+template <int M>
+struct InterleaveTable {
+  int idx[M][M][16] = {};
+  unsigned short mask[M][M] = {};
+  constexpr InterleaveTable() {
+    for (int q = 0; q < M; ++q)
+      for (int l = 0; l < 16; ++l) {
+        const int f = 16 * q + l;
+        idx[q][f % M][l] = f / M;
+        mask[q][f % M] |= (unsigned short)(1u << l);
+      }
+  }
+};
+// dst[u * M + i] = rows[i][u] for i < M < 16, u < n <= 16: M rows interleaved, M whole vectors
+// out (the last n * M floats masked), each from M masked permutes (rows[i][0 .. 16) are read).
+template <int M>
+inline void interleave(const float* const* rows, float* dst, int n) {
+  static_assert(M > 0 && M < 16, "fewer rows than lanes");
+  static constexpr InterleaveTable<M> T{};
+  __m512 r[M];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) r[i] = _mm512_loadu_ps(rows[i]);
+  const int total = n * M;
+#pragma GCC unroll 16
+  for (int q = 0; q < M; ++q) {
+    if (16 * q >= total) break;
+    __m512 out = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+      out = _mm512_mask_permutexvar_ps(out, T.mask[q][i], _mm512_loadu_si512(T.idx[q][i]), r[i]);
+    const int left = total - 16 * q;
+    if (left >= 16) _mm512_storeu_ps(dst + 16 * q, out);
+    else _mm512_mask_storeu_ps(dst + 16 * q, (__mmask16)((1u << left) - 1), out);
+  }
+}
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid): per 16, masked loads of the floats from
 // src[2i] to the last one kept (nothing past it is read) and one permute of their even lanes.
 inline void copyEvens(float* dst, const float* src, int n) {

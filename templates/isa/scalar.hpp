@@ -25,6 +25,12 @@ inline void transpose(const float* const* src, float* dst, long) { *dst = *src[0
 inline void transposeN(const float* const* src, float* dst, long, int n) {
   if (n > 0) *dst = *src[0];
 }
+// dst[u * M + i] = rows[i][u] for i < M, u < n <= 1: M rows interleaved.
+template <int M>
+inline void interleave(const float* const* rows, float* dst, int n) {
+  for (int u = 0; u < n; ++u)
+    for (int i = 0; i < M; ++i) dst[u * M + i] = rows[i][u];
+}
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
 inline void copyEvens(float* dst, const float* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
