@@ -200,24 +200,36 @@ struct DirectPass {
 
   // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR];
   // row i's weight is w[wRow(row i) + redOff[c, tap]]. With one tap class the panel is in
-  // redOff's order, whose entries come in runs of taps: transposed in registers, a run at a time
-  // (gatherRunsTransposed). Several classes (a strided backward-data) write the panel in order, NR
-  // loads per (channel, tap). (Writing the panel one row at a time stored one float per cache line:
-  // a fifth of a 3x3 forward with 256 kept channels on a 7x7 plane.)
+  // redOff's order, whose entries come in runs lying side by side in every row (a kept channel's
+  // R*S taps): transposed in registers a run at a time (gatherRunsTransposed). Short runs (1x1:
+  // consecutive kept channels) go window by window where rows lie along w (forward,
+  // gatherRowsTransposed); the rest, several classes included, NR loads per entry. (Writing the
+  // panel one row at a time stored one float per cache line: a fifth of a 3x3 forward with 256
+  // kept channels on a 7x7 plane.)
   static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
                             int threads) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
     constexpr int T = TAPS.count;
+    constexpr bool ONE_CLASS = UsedTaps<V>::CLASSES == 1;
     const int panels = (M + NR - 1) / NR;
     const long rowsT = (long)KC * T;
     float* out = ws.aPack.get((size_t)std::max(panels, 1) * rowsT * NR + 1);
     int32_t* redOff = ws.redOff.get(rowsT + 1);
+    long runs = 0;
     for (int c = 0; c < KC; ++c)
       for (int u = 0; u < T; ++u) {
         const int tap = TAPS.tap[u];
-        redOff[c * T + u] = (int32_t)V::wRed(kIdx[c], tap / L::S, tap % L::S);
+        const long t = (long)c * T + u;
+        redOff[t] = (int32_t)V::wRed(kIdx[c], tap / L::S, tap % L::S);
+        runs += t == 0 || redOff[t] != redOff[t - 1] + 1;
       }
-    constexpr bool byRuns = UsedTaps<V>::CLASSES == 1;
+    // A run of n entries costs one VW x VW transpose per VW rows, against n loads per row, so
+    // runs go through transposes only when they average RUN_MIN entries or more (an estimate from
+    // those counts). Transposing every run, a 1x1 @7 forward at d=0.5 (runs of 1-3) ran 1.46x slower.
+    constexpr int RUN_MIN = 4;
+    const bool byRuns = ONE_CLASS && rowsT >= RUN_MIN * runs;
+    const bool byRows =
+        ONE_CLASS && !byRuns && V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rowsT, ws.rowChunks);
     parallel(threads, [&] {
 #pragma omp for schedule(static)
       for (int pm = 0; pm < panels; ++pm) {
@@ -230,21 +242,23 @@ struct DirectPass {
         for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
         if (byRuns) {
           gatherRunsTransposed<NR>(src, redOff, rowsT, panel);
-          continue;
-        }
-        // Strided backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
-        // within a few KiB, and the next kept k's are C*R*S floats on: ask for those of the k
-        // PACK_AHEAD on while this one is copied (the prefetchers do not follow jumps between k,
-        // and the pack waited on them: a seventh of a stride-2 3x3 backward-data on 14x14).
-        constexpr int PACK_AHEAD = 2;
-        for (long t = 0; t < rowsT; ++t) {
-          const int32_t o = redOff[t];
-          const int c = (int)(t / T), u = (int)(t % T);
-          if (u == 0 && t + PACK_AHEAD * T < rowsT)
-            for (int i = 0; i < NR; ++i) __builtin_prefetch(src[i] + redOff[t + PACK_AHEAD * T]);
-          float* entry = panel + weightOffset(c, u, KC);
+        } else if (byRows) {
+          gatherRowsTransposed<NR>(src, ws.rowChunks, panel);
+        } else {
+          // Backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
+          // within a few KiB, and the next kept k's are C*R*S floats on: ask for those of the k PACK_AHEAD on
+          // while this one is copied (the prefetchers do not follow jumps between k, and the pack
+          // waited on them: a seventh of a stride-2 3x3 backward-data on 14x14).
+          constexpr int PACK_AHEAD = 2;
+          for (long t = 0; t < rowsT; ++t) {
+            const int32_t o = redOff[t];
+            const int c = (int)(t / T), u = (int)(t % T);
+            if (u == 0 && t + PACK_AHEAD * T < rowsT)
+              for (int i = 0; i < NR; ++i) __builtin_prefetch(src[i] + redOff[t + PACK_AHEAD * T]);
+            float* entry = panel + weightOffset(c, u, KC);
 #pragma GCC unroll 16
-          for (int i = 0; i < NR; ++i) entry[i] = src[i][o];
+            for (int i = 0; i < NR; ++i) entry[i] = src[i][o];
+          }
         }
       }
     });
