@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "0305e75632b15dfe53bdeacbd257a16c44900276b893ee297ff095eac0331d11"));
+  exports.Set("key", Napi::String::New(env, "098c519cbf373d255eb8f019623aac39027bace38be6d9be89c8df0cba3872cb"));
   return exports;
 }
 
