@@ -102,6 +102,7 @@ function weightsArgs(d: WeightsPlan) {
         nv: d.NV,
         imagesPerBlock: d.imagesPerBlock,
         rowsPerBlock: d.blocking === 'rows' ? d.rowsPerBlock : 0,
+        images: d.blocking !== 'rows', // DirectWeights::runImages (the template's branch without rowsPerBlock)
       }
     : {
         direct: false,

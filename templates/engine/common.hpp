@@ -106,6 +106,7 @@ struct Workspace {
   std::vector<Buffer> bBlock, lanePack;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
   IntBuffer redOff;  // packed weights: w offset of each (reduction channel, tap)
+  IntBuffer segMask;  // per 16 floats of a dw row, the lanes of kept channels
   std::vector<RowChunk> rowChunks;  // redOff in gatherRowsTransposed's chunks (forward)
   Buffer aPack, dyPack, xPack;
   void ensureThreads(int t) {
@@ -286,6 +287,18 @@ static inline void zeroStreaming(float* p, long len) {
   while (i < len && (reinterpret_cast<uintptr_t>(p + i) % (sizeof(float) * simd::VW))) p[i++] = 0.f;
   for (; i + simd::VW <= len; i += simd::VW) simd::stream(p + i, simd::zero());
   for (; i < len; ++i) p[i] = 0.f;
+}
+
+// Zero-fill the rows of a [rows][len] tensor that are not in the kept list (sorted), the gaps
+// between kept rows split across the threads.
+static void zeroOtherRows(float* t, long rows, long len, const int32_t* kept, int nKept, int threads) {
+  parallel(rows * len >= (1L << 16) ? threads : 1, [&] {
+#pragma omp for schedule(static)
+    for (int i = 0; i <= nKept; ++i) {
+      const long from = i > 0 ? kept[i - 1] + 1 : 0, to = i < nKept ? kept[i] : rows;
+      if (to > from) std::memset(t + from * len, 0, sizeof(float) * (to - from) * len);
+    }
+  });
 }
 
 // Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the

@@ -96,4 +96,11 @@ inline int compress16(float* dst, const float* src, unsigned mask) {
   for (; mask; mask &= mask - 1) dst[k++] = src[__builtin_ctz(mask)];
   return k;
 }
+// dst[0 .. len) (len <= 16) = src's values in order at the lanes whose bit of mask is set, zeros
+// elsewhere; returns the values used.
+inline int expand16(float* dst, const float* src, unsigned mask, int len) {
+  int k = 0;
+  for (int j = 0; j < len; ++j) dst[j] = (mask >> j) & 1u ? src[k++] : 0.f;
+  return k;
+}
 }  // namespace simd

@@ -147,5 +147,13 @@ inline int compress16(float* dst, const float* src, unsigned mask) {
   _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(m, _mm512_maskz_loadu_ps(m, src)));
   return __builtin_popcount(mask);
 }
+// dst[0 .. len) (len <= 16) = src's values in order at the lanes whose bit of mask is set, zeros
+// elsewhere; returns the values used. Reads src[0 .. 16).
+inline int expand16(float* dst, const float* src, unsigned mask, int len) {
+  const __m512 v = _mm512_maskz_expand_ps((__mmask16)mask, _mm512_loadu_ps(src));
+  if (len == 16) _mm512_storeu_ps(dst, v);
+  else _mm512_mask_storeu_ps(dst, (__mmask16)((1u << len) - 1), v);
+  return __builtin_popcount(mask);
+}
 }  // namespace simd
 #pragma GCC diagnostic pop

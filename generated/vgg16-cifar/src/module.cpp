@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "098c519cbf373d255eb8f019623aac39027bace38be6d9be89c8df0cba3872cb"));
+  exports.Set("key", Napi::String::New(env, "a486d90bb8aa1b4cbbf64a18698a9c59d30af64a6e71d7424f8bf97f6995ff97"));
   return exports;
 }
 
