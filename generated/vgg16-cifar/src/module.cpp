@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "a486d90bb8aa1b4cbbf64a18698a9c59d30af64a6e71d7424f8bf97f6995ff97"));
+  exports.Set("key", Napi::String::New(env, "559859f3be678bd9d1a3acbefa5524437a222a72436fed6b7c61bb62ea2d0bd3"));
   return exports;
 }
 

@@ -171,11 +171,12 @@ static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
-  // This engine writes every gradient row of a 1x1 whole, pruned channels' zeros included.
-  if (DirectWeights<6, 2>::WHOLE_ROWS && nrows > 0 && nci > 0)
+  // On a stride-1 1x1, runImages writes every gradient row whole, pruned channels' zeros included.
+  if (DirectWeights<6, 2>::WHOLE_ROWS && nrows > 0 && nci > 0) {
     zeroOtherRows(dw, L::K, (long)L::C * L::R * L::S, rows, nrows, threads);
-  else
-  zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
+  } else {
+    zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
+  }
   if (dbias) biasGradient(dy, dbias, rows, nrows, ws.n, threads);
   if (nrows == 0 || nci == 0) return;
   DirectWeights<6, 2>::runImages(dy, x, dw, rows, nrows, ci, nci, 64, ws, threads);
