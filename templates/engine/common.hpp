@@ -289,18 +289,6 @@ static inline void zeroStreaming(float* p, long len) {
   for (; i < len; ++i) p[i] = 0.f;
 }
 
-// Zero-fill the rows of a [rows][len] tensor that are not in the kept list (sorted), the gaps
-// between kept rows split across the threads.
-static void zeroOtherRows(float* t, long rows, long len, const int32_t* kept, int nKept, int threads) {
-  parallel(rows * len >= (1L << 16) ? threads : 1, [&] {
-#pragma omp for schedule(static)
-    for (int i = 0; i <= nKept; ++i) {
-      const long from = i > 0 ? kept[i - 1] + 1 : 0, to = i < nKept ? kept[i] : rows;
-      if (to > from) std::memset(t + from * len, 0, sizeof(float) * (to - from) * len);
-    }
-  });
-}
-
 // Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
 // binding checks): walks the gaps between kept indices, allocates nothing. Pruned channels of a
 // large tensor are zeroed with streaming stores: a ResNet-56 16-channel layer at 8 kept, batch 64,
@@ -308,20 +296,20 @@ static void zeroOtherRows(float* t, long rows, long len, const int32_t* kept, in
 // masked layer skips these channels).
 static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
   if (nKept == ch) return;
-  const bool stream = (long)n * (ch - nKept) * plane * sizeof(float) >= STREAM_ZEROS_BYTES;
-  const auto zeroImage = [&](int b) {
-    float* img = t + (long)b * ch * plane;
-    int c = 0;
-    for (int i = 0; i <= nKept; ++i) {
-      const int end = i < nKept ? kept[i] : ch;
-      if (end > c && stream) zeroStreaming(img + (long)c * plane, plane * (end - c));
-      else if (end > c) std::memset(img + (long)c * plane, 0, sizeof(float) * plane * (end - c));
-      c = end + 1;
-    }
-  };
-  parallel(n > 1 ? threads : 1, [&] {
-#pragma omp for schedule(static)
-    for (int b = 0; b < n; ++b) zeroImage(b);
+  const long zeros = (long)n * (ch - nKept) * plane;
+  const bool stream = zeros * (long)sizeof(float) >= STREAM_ZEROS_BYTES;
+  // Items are (image, gap between kept channels): one image's gaps split across the threads too
+  // (a batch-1 tensor, or dw's pruned filter rows as [1][K][C*R*S]).
+  parallel(n > 1 || zeros >= (1L << 16) ? threads : 1, [&] {
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < n; ++b)
+      for (int i = 0; i <= nKept; ++i) {
+        const int from = i > 0 ? kept[i - 1] + 1 : 0, to = i < nKept ? kept[i] : ch;
+        if (to <= from) continue;
+        float* p = t + ((long)b * ch + from) * plane;
+        if (stream) zeroStreaming(p, (to - from) * plane);
+        else std::memset(p, 0, sizeof(float) * (to - from) * plane);
+      }
     if (stream) simd::fence();  // streaming stores are ordered only by a fence
   });
 }

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "559859f3be678bd9d1a3acbefa5524437a222a72436fed6b7c61bb62ea2d0bd3"));
+  exports.Set("key", Napi::String::New(env, "1e374b9ee970a0ab8ceeb901688a3c7c5f45450d5ab47766404b83a1dad54cd5"));
   return exports;
 }
 

@@ -173,7 +173,7 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
   // On a stride-1 1x1, runImages writes every gradient row whole, pruned channels' zeros included.
   if (DirectWeights<6, 2>::WHOLE_ROWS && nrows > 0 && nci > 0) {
-    zeroOtherRows(dw, L::K, (long)L::C * L::R * L::S, rows, nrows, threads);
+    zeroPrunedChannels(dw, 1, L::K, (long)L::C * L::R * L::S, rows, nrows, threads);  // the other rows
   } else {
     zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
   }
