@@ -1,4 +1,4 @@
-// A/B of two versions of one template file, in one process: each layer is compiled once per version
+// A/B of two versions of one template file (or of a templates folder), in one process: each layer is compiled once per version
 // (the kernel cache key covers the templates), then both binaries run alternately, medians of 40
 // rounds of 3 calls per pass; twice, in two processes that load the builds in either order (below).
 // Runs in separate processes moved by 10-30% on a shared 2-core VM; alternating in one process
@@ -11,8 +11,11 @@
 // (AB_COLD=1: one call per sample, caches evicted before each)
 // e.g. cp templates/engine/gemm.hpp /tmp/a.hpp, edit, then
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
+// A change across several files: pass folders (e.g. git worktree copies of templates/ at two commits)
+//      npx tsx bench/ab.ts templates /tmp/old/templates /tmp/new/templates "256 512 56 8 1 2 128 256"
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { compileMaskedConv, type MaskedConv } from '../src/index.js';
 import { conv2d, type ConvSpec } from '../src/ir/conv.js';
 
@@ -23,8 +26,30 @@ if (!target || !a || !b || layers.length === 0) {
   );
   process.exit(2);
 }
-const versions = [readFileSync(a), readFileSync(b)];
-const original = readFileSync(target);
+/** A file's content, or every file under a folder by its relative path. */
+type Version = Map<string, Buffer>;
+function read(path: string): Version {
+  if (!statSync(path).isDirectory()) return new Map([['', readFileSync(path)]]);
+  const files: Version = new Map();
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else files.set(relative(path, full), readFileSync(full));
+    }
+  };
+  walk(path);
+  return files;
+}
+function install(version: Version): void {
+  for (const [rel, content] of version) {
+    const file = rel ? join(target, rel) : target;
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+}
+const versions = [read(a), read(b)];
+const original = read(target);
 const ROUNDS = 40,
   CALLS = 3,
   WARMUP = 5;
@@ -67,7 +92,7 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
   const { batch, inChannels: C, outChannels: K } = spec;
   const convs: MaskedConv[] = [];
   for (const j of order) {
-    writeFileSync(target, versions[j]);
+    install(versions[j]);
     const conv = await compileMaskedConv(
       { ...spec, density: { out: keptK / K, in: keptC / C } },
       { respecialize: false },
@@ -150,5 +175,5 @@ try {
     });
   }
 } finally {
-  writeFileSync(target, original);
+  install(original);
 }

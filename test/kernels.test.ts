@@ -52,6 +52,11 @@ const FIXED: ConvSpec[] = [
   { batch: 3, inChannels: 160, outChannels: 136, inHeight: 12, inWidth: 11, kernel: 1 },
   // stride-2 1x1 on 23-wide grid rows: the forward copies each row's even columns 16 at a time, then 7
   { batch: 2, inChannels: 20, outChannels: 24, inHeight: 6, inWidth: 45, kernel: 1, stride: 2 },
+  // stride-2 1x1 with 31-wide rows (16-column grid rows): backward-data's spread stores end one
+  // float short of 2 vectors at each odd row end, and 9 rows leave an odd last row to zero
+  { batch: 2, inChannels: 20, outChannels: 24, inHeight: 9, inWidth: 31, kernel: 1, stride: 2 },
+  // 1x1 strided down the rows only: backward-data stores whole vectors and runs along dx rows
+  { batch: 2, inChannels: 18, outChannels: 20, inHeight: 10, inWidth: 37, kernel: 1, stride: [2, 1] },
 ];
 
 function randomSpec(r: Rng): ConvSpec {

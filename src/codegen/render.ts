@@ -33,14 +33,17 @@ export function templateSources(): Record<string, string> {
 }
 
 const hb = Handlebars.create();
-const compiled = new Map<string, HandlebarsTemplateDelegate>();
+// Compiled per file content: the file is read on every render (the key hashes what is on disk, so
+// an edit in a running process, e.g. bench/ab.ts installing another version, must render too).
+const compiled = new Map<string, { source: string; render: HandlebarsTemplateDelegate }>();
 function template(name: string): HandlebarsTemplateDelegate {
+  const source = readFileSync(join(TEMPLATE_DIR, name), 'utf8');
   let t = compiled.get(name);
-  if (!t) {
-    t = hb.compile(readFileSync(join(TEMPLATE_DIR, name), 'utf8'), { noEscape: true, strict: true });
+  if (t?.source !== source) {
+    t = { source, render: hb.compile(source, { noEscape: true, strict: true }) };
     compiled.set(name, t);
   }
-  return t;
+  return t.render;
 }
 
 /** One layer kernel in an addon: its namespace (the export name), file and compile flags. */

@@ -62,14 +62,8 @@ struct GemmPass {
   // offset of lane l (-1 = not stored) and in n how many lanes from l on continue it (or are
   // skipped too). A longer run is one masked store: planes tiles cross row ends in most vectors,
   // and storing them lane by lane cost a sixth of a 3x3 on 32x32 planes with 8 kept channels.
-  // `evenOff(v)`, where given: the offset of lane 0 when lane l goes to offset + 2l (a stride-2
-  // grid row inside dx), stored as the even lanes of two vectors; else -1.
-  struct NoEvenRun {  // a type, not a function pointer: the check folds away at compile time
-    long operator()(int) const { return -1; }
-  };
-  template <class VecOff, class LaneRun, class EvenOff = NoEvenRun>
-  static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun,
-                              EvenOff evenOff = {}) {
+  template <class VecOff, class LaneRun>
+  static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
@@ -77,8 +71,6 @@ struct GemmPass {
       const simd::vec out = simd::add(row[v], b);
       if (off >= 0) {
         simd::storeu(base + off, out);
-      } else if (const long even = evenOff(v); even >= 0) {
-        simd::storeEvens(base + even, out);
       } else {
         alignas(64) float lanes[VW];
         simd::spill(lanes, out);
@@ -89,6 +81,73 @@ struct GemmPass {
         }
       }
     }
+  }
+
+  // Where a block's columns go in a subsampled destination (SubsampledDxView: dy grid -> dx).
+  // Column j's value goes to off[j] (-1: nowhere), then zeros to the fill[j] - 1 floats after it
+  // (the dx positions up to the next grid column, or the row end). run[j]: how many columns
+  // from j on, within j's vector, continue at SW floats apart (each such run is one store;
+  // at stride 3 and more each column is its own).
+  // below[j]: floats to zero after the dx row column j starts (the rows no grid row reaches
+  // before the next one), with belowLanes[g] marking the lanes of vector g that have any.
+  template <int NCB>
+  struct GridStores {
+    long off[NCB];
+    int8_t fill[NCB], run[NCB];
+    int32_t below[NCB];
+    uint32_t belowLanes[NCB / VW];
+    void build(long j0, int cols) {
+      for (int l = 0; l < NCB; ++l) {
+        const long col = j0 + l, pos = col % DST_PLANE;
+        const int p = (int)(pos / V::DST_B), q = (int)(pos % V::DST_B);
+        const long o = l < cols ? V::outPos(p, q) : -1;
+        off[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
+        fill[l] = (int8_t)V::fill(q);
+        below[l] = q == 0 && off[l] >= 0 ? V::rowsBelow(p) * L::W : 0;
+      }
+      for (int g = 0; g < NCB / VW; ++g) {
+        belowLanes[g] = 0;
+        for (int l = VW - 1; l >= 0; --l) {
+          const int j = g * VW + l;
+          const bool next = L::SW <= 2 && l + 1 < VW && off[j] >= 0 && off[j + 1] == off[j] + L::SW;
+          run[j] = (int8_t)(next ? run[j + 1] + 1 : 1);
+          if (below[j]) belowLanes[g] |= 1u << l;
+        }
+      }
+    }
+  };
+  // Write one accumulator row over the dy grid into dx through GridStores: each dx row the grid
+  // reaches is written once, whole, and the rows below it that no grid row reaches are zeroed
+  // while their lines are at hand; nothing zeroes dx first. (One scalar store a lane was 30% of
+  // the tiles of 256 -> 512 /2 @56; zeroing dx first, then storing the grid over it, 12%.)
+  template <int NCB>
+  static inline void storeGridRow(float* base, const simd::vec (&row)[NV], float bias, const GridStores<NCB>& t, int jt) {
+    const simd::vec b = simd::broadcast(bias);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const simd::vec out = simd::add(row[v], b);
+      const int j0 = jt + v * VW;
+      for (int l = 0; l < VW;) {
+        const int j = j0 + l, n = t.run[j];
+        if (const long o = t.off[j]; o >= 0) {
+          if constexpr (L::SW == 1) n == VW ? simd::storeu(base + o, out) : simd::storeLanes(base + o, out, l, n);
+          else if constexpr (L::SW == 2) simd::storeSpread2(base + o, out, l, 2 * (n - 1) + t.fill[j + n - 1]);
+          else storeSpaced(base + o, out, l, t.fill + j);
+        }
+        l += n;
+      }
+      for (uint32_t m = t.belowLanes[j0 / VW]; m; m &= m - 1) {
+        const int j = j0 + __builtin_ctz(m);
+        std::memset(base + t.off[j] + L::W, 0, sizeof(float) * t.below[j]);
+      }
+    }
+  }
+  // One lane of out at p, then fill[0] - 1 zeros (a grid column at stride 3 or more).
+  static inline void storeSpaced(float* p, simd::vec out, int lane, const int8_t* fill) {
+    alignas(64) float lanes[VW];
+    simd::spill(lanes, out);
+    p[0] = lanes[lane];
+    for (int z = 1; z < fill[0]; ++z) p[z] = 0.f;
   }
 
   // laneRun over a table of per-column offsets (-1 = not stored): one lane at a time (scanning the
@@ -253,47 +312,37 @@ struct GemmPass {
       cut(tid, blk0, pmStart);
       if (tid + 1 < team) cut(tid + 1, blk1, pmEnd);
       else blk1 = blocks - 1, pmEnd = panels;
-      // Destination offset of each column's lanes in the packed block (-1: past the end, or no
-      // destination in a subsampled view); a VW group is stored as one vector when its lanes are one dense run.
+      // Destination offset of each column's lanes in the packed block (-1: past the end); a VW group
+      // is stored as one vector when its lanes are one dense run. A subsampled view's destinations: grid.
       long outOff[NCB];
-      bool evenRun[NCB / VW] = {};
+      std::conditional_t<V::DENSE_DST, char, GridStores<NCB>> grid;
       for (long blk = blk0; blk <= blk1 && blk < blocks; ++blk) {
         const int first = blk == blk0 ? pmStart : 0, last = blk == blk1 ? pmEnd : panels;
         if (first >= last) continue;
         const long j0 = tileBegin(blk) * NR;
         const int cols = (int)std::min<long>(tileBegin(blk + 1) * NR, COLS) - (int)j0;
         packPointwise<NCB>(src, kIdx, KC, j0, j0 + cols, B);
-        for (int l = 0; l < cols; ++l) {
-          const long col = j0 + l, pos = col % DST_PLANE;
-          long o = pos;
-          if constexpr (!V::DENSE_DST) o = V::outPos((int)(pos / V::DST_B), (int)(pos % V::DST_B));
-          outOff[l] = o >= 0 ? (col / DST_PLANE) * OUT_IMG + o : -1;
+        if constexpr (V::DENSE_DST) {
+          for (int l = 0; l < NCB; ++l) outOff[l] = l < cols ? (j0 + l) / DST_PLANE * OUT_IMG + (j0 + l) % DST_PLANE : -1;
+        } else {
+          grid.build(j0, cols);
         }
-        for (int l = cols; l < NCB; ++l) outOff[l] = -1;
-        if constexpr (!V::DENSE_DST)  // lanes of one grid row at stride 2, all inside dx
-          for (int g = 0; g < NCB / VW; ++g) {
-            bool run = outOff[g * VW] >= 0;
-            for (int l = 1; l < VW && run; ++l) run = outOff[g * VW + l] == outOff[g * VW] + 2 * l;
-            evenRun[g] = run;
-          }
         const int chunks = (last - first + cap - 1) / cap, perChunk = (last - first + chunks - 1) / chunks;
         for (int pm0 = first; pm0 < last; pm0 += perChunk) {
           const int pm1 = std::min(last, pm0 + perChunk);
           auto tile = [&](int jt, int pm) {
             auto laneRun = [&](int v, int l, int& n) { return tableRun(outOff + jt + v * VW + l, n); };
             auto vecOff = [&](int v) -> long {
-              if constexpr (!V::DENSE_DST) return -1;
               const long col = j0 + jt + v * VW, pos = col % DST_PLANE;
               return col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[jt + v * VW] : -1;
             };
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
-            // A stride-2 backward-data stores a run of one grid row as the even lanes of two vectors
-            // (one scalar store a lane was 30% of the tiles of 256 -> 512 /2 @56).
-            auto evenOff = [&](int v) -> long { return evenRun[(jt + v * VW) / VW] ? outOff[jt + v * VW] : -1; };
             for (int i = 0; i < MR && pm * MR + i < M; ++i) {
               const int ch = mIdx[pm * MR + i];
-              storeRow(dst + ch * OUT_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneRun, evenOff);
+              const float b = bias ? bias[ch] : 0.f;
+              if constexpr (V::DENSE_DST) storeRow(dst + ch * OUT_PLANE, acc[i], b, vecOff, laneRun);
+              else storeGridRow(dst + ch * OUT_PLANE, acc[i], b, grid, jt);
             }
           };
           if (panelsOuter) {

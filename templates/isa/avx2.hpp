@@ -83,11 +83,18 @@ inline void interleave(const float* const* rows, float* dst, int n) {
 inline void copyEvens(float* dst, const float* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
 }
-// p[2l] = v[l] for l < 8 (the odd floats in between untouched).
-inline void storeEvens(float* p, vec v) {
+// p[2k] = v[first + k], p[2k + 1] = 0 for the first len floats (len <= 2 * (8 - first)): lanes
+// along a stride-2 grid row stored into dx with the zeros between their positions.
+inline void storeSpread2(float* p, vec v, int first, int len) {
+  if (first == 0 && len == 16) {
+    const __m256 lo = _mm256_unpacklo_ps(v, _mm256_setzero_ps()), hi = _mm256_unpackhi_ps(v, _mm256_setzero_ps());
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    return;
+  }
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, v);
-  for (int l = 0; l < 8; ++l) p[2 * l] = lanes[l];
+  for (int k = 0; k < len; ++k) p[k] = k % 2 ? 0.f : lanes[first + k / 2];
 }
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.

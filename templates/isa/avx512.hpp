@@ -132,12 +132,18 @@ inline void copyEvens(float* dst, const float* src, int n) {
     _mm512_mask_storeu_ps(dst + i, (__mmask16)((1u << k) - 1), _mm512_permutex2var_ps(a, even, b));
   }
 }
-// p[2l] = v[l] for l < 16 (the odd floats in between untouched): the even lanes of two vectors.
-inline void storeEvens(float* p, vec v) {
-  const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512i hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-  _mm512_mask_storeu_ps(p, (__mmask16)0x5555, _mm512_permutexvar_ps(lo, v));
-  _mm512_mask_storeu_ps(p + 16, (__mmask16)0x5555, _mm512_permutexvar_ps(hi, v));
+// p[2k] = v[first + k], p[2k + 1] = 0 for the first len floats (len <= 2 * (16 - first)): lanes
+// along a stride-2 grid row stored into dx with the zeros between their positions, in one or
+// two stores.
+inline void storeSpread2(float* p, vec v, int first, int len) {
+  const __m512i half = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512 lo = _mm512_maskz_permutexvar_ps((__mmask16)0x5555, _mm512_add_epi32(half, _mm512_set1_epi32(first)), v);
+  if (len >= 16) _mm512_storeu_ps(p, lo);
+  else _mm512_mask_storeu_ps(p, (__mmask16)((1u << len) - 1), lo);
+  if (len <= 16) return;
+  const __m512 hi = _mm512_maskz_permutexvar_ps((__mmask16)0x5555, _mm512_add_epi32(half, _mm512_set1_epi32(first + 8)), v);
+  if (len == 32) _mm512_storeu_ps(p + 16, hi);
+  else _mm512_mask_storeu_ps(p + 16, (__mmask16)((1u << (len - 16)) - 1), hi);
 }
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. A masked
 // load (the other floats are not read) compressed in a register, one full store: dst[k .. 16)

@@ -35,8 +35,11 @@ inline void interleave(const float* const* rows, float* dst, int n) {
 inline void copyEvens(float* dst, const float* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[2 * i];
 }
-// p[2l] = v[l] for the one lane.
-inline void storeEvens(float* p, vec v) { *p = v; }
+// p[0] = v, p[1] = 0 for the first len floats (len = 1 or 2).
+inline void storeSpread2(float* p, vec v, int, int len) {
+  p[0] = v;
+  if (len == 2) p[1] = 0.f;
+}
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.
 inline int compress16(float* dst, const float* src, unsigned mask) {

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "1e374b9ee970a0ab8ceeb901688a3c7c5f45450d5ab47766404b83a1dad54cd5"));
+  exports.Set("key", Napi::String::New(env, "683ccc03b96c306bd0d60cd1c6c1ab61f6262e00db8766ec95f542554be62b79"));
   return exports;
 }
 

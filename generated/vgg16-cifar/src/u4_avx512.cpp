@@ -121,8 +121,9 @@ struct BackwardDataView {
 
 // Backward-data of a strided 1x1 kernel: dx is zero except where an output reads it, at
 // (p*SH - PH, q*SW - PW). Pointwise runs over that P x Q grid: its columns are dy positions as
-// they are, each stored to its dx position through outPos; backwardData zeroes dx first. (The
-// direct engine wrote all of dx, three quarters zeros at stride 2, one scalar store each.)
+// they are, each stored to its dx position (outPos) with zeros up to the next grid column
+// (fill). (The direct engine wrote all of dx, three quarters zeros at stride 2, one scalar
+// store each.)
 struct SubsampledDxView : BackwardDataView {
   static constexpr int SRC_A = L::P, SRC_B = L::Q, DST_A = L::P, DST_B = L::Q;
   static constexpr bool DENSE_DST = false;
@@ -131,9 +132,22 @@ struct SubsampledDxView : BackwardDataView {
     const int h = p * L::SH - L::PH, w = q * L::SW - L::PW;
     return (unsigned)h < (unsigned)L::H && (unsigned)w < (unsigned)L::W ? (long)h * L::W + w : -1;
   }
+  // Floats grid column q writes in its dx row: its value, then zeros up to the next column's.
+  static constexpr int fill(int q) { return std::min(L::SW, L::W - (q * L::SW - L::PW)); }
+  // Without padding the grid also writes every other dx row of a kept channel: each grid row
+  // starts its dx row (w = 0) and fills it to the end, and grid row p zeroes the rowsBelow(p)
+  // rows under it that no grid row reaches. With padding, dx is zeroed first.
+  static constexpr bool FILLS_ROWS = L::PH == 0 && L::PW == 0;
+  static constexpr int rowsBelow(int p) { return FILLS_ROWS ? std::min(L::SH, L::H - p * L::SH) - 1 : 0; }
   static inline bool source(int a, int b, int, int, int& i, int& j) {
     i = a, j = b;
     return true;
+  }
+  // Zero what the grid does not write: pruned channels (all of dx with padding). Zeroing all of
+  // dx and storing the grid over it cost each line a second write and a read.
+  static void zeroUnwritten(float* dx, int n, const int32_t* ci, int nci, int threads) {
+    if constexpr (FILLS_ROWS) zeroPrunedChannels(dx, n, L::C, (long)L::H * L::W, ci, nci, threads);
+    else zeroAll(dx, n, X_IMAGE, threads);
   }
 };
 
