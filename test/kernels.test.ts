@@ -125,6 +125,12 @@ function makeCase(spec: ConvSpec, seed: number): Case {
 
 const CASES = SPECS.map((s, i) => makeCase(s, 1000 + i));
 
+// A 1x1 whose forward and backward-data each move more than 17 MiB (kept inputs read + outputs
+// written): pointwise writes its results with streaming stores there (engine/common.hpp,
+// STREAM_RESULTS_BYTES), when the output is 64-byte aligned, as the runtime's allocated outputs are.
+const LARGE: ConvSpec = { batch: 2, inChannels: 64, outChannels: 64, inHeight: 160, inWidth: 160, kernel: 1 };
+const LARGE_CASE = makeCase(LARGE, 77);
+
 // The reference is the slow part: compute it once per case and mask, share it across ISAs.
 const refs = new Map<
   string,
@@ -274,6 +280,7 @@ function buildAll(): Promise<Map<string, MaskedConv[]>> {
       groups.push({ name: `${isa} hard`, specs: SPECS, options: { isa } });
       // Same binary (the gradient policy is a run-time row list): shared units.
       groups.push({ name: `${isa} soft`, specs: SPECS, options: { isa, gradOfPrunedFilters: true } });
+      groups.push({ name: `${isa} large`, specs: [LARGE], options: { isa } });
       for (const f of FORCED)
         groups.push({
           name: `${isa} ${f.name}`,
@@ -318,6 +325,25 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
     checkAll(hard[i], CASES[i], false, `${isa} spec#${i} hard`);
     checkAll(soft[i], CASES[i], true, `${isa} spec#${i} soft`);
     checkPartialBatch(hard[i], CASES[i], `${isa} spec#${i}`);
+  });
+
+  it('a 1x1 that moves more than the cache holds writes streaming stores that match the reference', async () => {
+    const conv = (await buildAll()).get(`${isa} large`)![0];
+    const m = LARGE_CASE.masks[1]; // random, 0.6 kept
+    const kept = (mask: Uint8Array) => mask.reduce((a, v) => a + v, 0);
+    const plane = 160 * 160;
+    // Both passes cross the streaming threshold (bytes of kept inputs read plus outputs written).
+    expect(4 * 2 * plane * (kept(m.in) + LARGE.outChannels)).toBeGreaterThanOrEqual(17 * 2 ** 20);
+    expect(4 * 2 * plane * (kept(m.out) + LARGE.inChannels)).toBeGreaterThanOrEqual(17 * 2 ** 20);
+    conv.setMasks(m);
+    const l = conv2d(LARGE),
+      c = LARGE_CASE;
+    const ref = { y: refForward(l, c.x, c.w, undefined, m.out, m.in), dx: refBackwardData(l, c.dy, c.w, m.out, m.in) };
+    // Allocated outputs are 64-byte aligned; poisoned, then written again in place.
+    const y = conv.forward(LARGE_CASE.x, LARGE_CASE.w).fill(NaN);
+    expectClose(conv.forward(LARGE_CASE.x, LARGE_CASE.w, undefined, y), ref.y, 1e-5, `${isa} large forward`);
+    const dx = conv.backwardData(LARGE_CASE.dy, LARGE_CASE.w).fill(NaN);
+    expectClose(conv.backwardData(LARGE_CASE.dy, LARGE_CASE.w, dx), ref.dx, 1e-5, `${isa} large backwardData`);
   });
 
   it.each(FORCED.map((f) => [f.name] as const))('strategy %s matches the reference on its shapes', (name) => {

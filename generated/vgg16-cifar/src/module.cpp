@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "683ccc03b96c306bd0d60cd1c6c1ab61f6262e00db8766ec95f542554be62b79"));
+  exports.Set("key", Napi::String::New(env, "c4607b1808b7a4afb243cb955266493c19556376297d6baf88a989b298afe305"));
   return exports;
 }
 
