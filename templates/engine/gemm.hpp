@@ -219,7 +219,9 @@ struct GemmPass {
           for (int pm = chunk * perItem; pm < pm1; ++pm) {
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * rows * MR, planes + u0, acc);
-            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+#pragma GCC unroll 16
+            for (int i = 0; i < MR; ++i) {  // unrolled: acc[i] stays a register (see runPointwise)
+              if (pm * MR + i >= M) break;
               const int ch = mIdx[pm * MR + i];
               float* base = dst + n * DST_IMG + ch * DST_PLANE + (long)a0 * V::DST_B;
               // Lanes run to the end of their plane row, or over its padding columns, or past the block.
@@ -321,7 +323,7 @@ struct GemmPass {
       else blk1 = blocks - 1, pmEnd = panels;
       // Destination offset of each column's lanes in the packed block (-1: past the end); a VW group
       // is stored as one vector when its lanes are one dense run. A subsampled view's destinations: grid.
-      long outOff[NCB];
+      long outOff[NCB], vecOffs[NCB / VW];
       std::conditional_t<V::DENSE_DST, char, GridStores<NCB>> grid;
       for (long blk = blk0; blk <= blk1 && blk < blocks; ++blk) {
         const int first = blk == blk0 ? pmStart : 0, last = blk == blk1 ? pmEnd : panels;
@@ -331,6 +333,10 @@ struct GemmPass {
         packPointwise<NCB>(src, kIdx, KC, j0, j0 + cols, B);
         if constexpr (V::DENSE_DST) {
           for (int l = 0; l < NCB; ++l) outOff[l] = l < cols ? (j0 + l) / DST_PLANE * OUT_IMG + (j0 + l) % DST_PLANE : -1;
+          for (int g = 0; g < NCB / VW; ++g) {  // whole vectors within one image's plane
+            const long col = j0 + g * VW, pos = col % DST_PLANE;
+            vecOffs[g] = col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[g * VW] : -1;
+          }
         } else {
           grid.build(j0, cols);
         }
@@ -339,13 +345,13 @@ struct GemmPass {
           const int pm1 = std::min(last, pm0 + perChunk);
           auto tile = [&](int jt, int pm) {
             auto laneRun = [&](int v, int l, int& n) { return tableRun(outOff + jt + v * VW + l, n); };
-            auto vecOff = [&](int v) -> long {
-              const long col = j0 + jt + v * VW, pos = col % DST_PLANE;
-              return col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[jt + v * VW] : -1;
-            };
+            auto vecOff = [&](int v) { return vecOffs[jt / VW + v]; };
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
-            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+            // Unrolled, so each acc[i] is a register, not a stack slot indexed at run time.
+#pragma GCC unroll 16
+            for (int i = 0; i < MR; ++i) {
+              if (pm * MR + i >= M) break;
               const int ch = mIdx[pm * MR + i];
               const float b = bias ? bias[ch] : 0.f;
               if constexpr (V::DENSE_DST) storeRow(dst + ch * OUT_PLANE, acc[i], b, vecOff, laneRun, stream);
@@ -474,7 +480,9 @@ struct GemmPass {
           for (int pm = chunk * perItem; pm < pm1; ++pm) {
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * KC * RS * MR, B + jr, acc);
-            for (int i = 0; i < MR && pm * MR + i < M; ++i) {
+#pragma GCC unroll 16
+            for (int i = 0; i < MR; ++i) {  // unrolled: acc[i] stays a register (see runPointwise)
+              if (pm * MR + i >= M) break;
               const int ch = mIdx[pm * MR + i];
               auto laneRun = [&](int v, int l, int& n) { return tableRun(colOff + jr + v * VW + l, n); };
               auto vecOff = [&](int v) -> long {

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "c4607b1808b7a4afb243cb955266493c19556376297d6baf88a989b298afe305"));
+  exports.Set("key", Napi::String::New(env, "444d289f9952702a8e46be1f6af3e84b1d00378cb793dbcb6ab84401c233ecbd"));
   return exports;
 }
 
