@@ -148,6 +148,18 @@ static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
     for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
 }
 
+// f(i) for i = 0 .. N-1, i a compile-time constant (std::integral_constant): a tile's rows acc[i]
+// walked this way stay in registers. A loop over them that GCC declines to unroll indexes acc at
+// run time, so the whole tile lives on the stack, FMA loop included (the strided 1x1
+// backward-data's 8 x 48 tiles: memory operands in its FMAs). f must be always_inline too.
+template <int N, int I = 0, class F>
+[[gnu::always_inline]] static inline void unrolled(F&& f) {
+  if constexpr (I < N) {
+    f(std::integral_constant<int, I>{});
+    unrolled<N, I + 1>(f);
+  }
+}
+
 // The microkernels (this one, bcastKernel, tapTile, PointwiseWeights::tile) are always inlined:
 // their tile arrives by reference, and out of line it lives in memory. A unit holding several
 // layers at -O2 left such a kernel out of line and ran 8x8-plane layers 2.3x slower.

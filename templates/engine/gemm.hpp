@@ -65,7 +65,7 @@ struct GemmPass {
   // With `stream`, aligned whole vectors go out as streaming stores (whole lines on AVX-512);
   // the caller fences before other threads read them.
   template <class VecOff, class LaneRun>
-  static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun,
+  [[gnu::always_inline]] static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun,
                               bool stream = false) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
@@ -121,11 +121,11 @@ struct GemmPass {
     }
   };
   // Write one accumulator row over the dy grid into dx through GridStores: each dx row the grid
-  // reaches is written once, whole, and the rows below it that no grid row reaches are zeroed
-  // while their lines are at hand; nothing zeroes dx first. (One scalar store a lane was 30% of
+  // reaches is written once, whole, and (zeroGridBelow) the rows below it that no grid row
+  // reaches are zeroed while their lines are at hand; nothing zeroes dx first. (One scalar store a lane was 30% of
   // the tiles of 256 -> 512 /2 @56; zeroing dx first, then storing the grid over it, 12%.)
   template <int NCB>
-  static inline void storeGridRow(float* base, const simd::vec (&row)[NV], float bias, const GridStores<NCB>& t, int jt) {
+  [[gnu::always_inline]] static inline void storeGridRow(float* base, const simd::vec (&row)[NV], float bias, const GridStores<NCB>& t, int jt) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
@@ -140,11 +140,18 @@ struct GemmPass {
         }
         l += n;
       }
-      for (uint32_t m = t.belowLanes[j0 / VW]; m; m &= m - 1) {
-        const int j = j0 + __builtin_ctz(m);
+    }
+  }
+  // The rows below the dx rows that tile columns [jt, jt + NR) start (GridStores::below). Apart
+  // from storeGridRow: a call to memset there, between the tile's rows, put the whole tile on
+  // the stack (every vector register is caller-saved).
+  template <int NCB>
+  static inline void zeroGridBelow(float* base, const GridStores<NCB>& t, int jt) {
+    for (int g = jt / VW; g < (jt + NR) / VW; ++g)
+      for (uint32_t m = t.belowLanes[g]; m; m &= m - 1) {
+        const int j = g * VW + __builtin_ctz(m);
         std::memset(base + t.off[j] + L::W, 0, sizeof(float) * t.below[j]);
       }
-    }
   }
   // One lane of out at p, then fill[0] - 1 zeros (a grid column at stride 3 or more).
   static inline void storeSpaced(float* p, simd::vec out, int lane, const int8_t* fill) {
@@ -219,9 +226,8 @@ struct GemmPass {
           for (int pm = chunk * perItem; pm < pm1; ++pm) {
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * rows * MR, planes + u0, acc);
-#pragma GCC unroll 16
-            for (int i = 0; i < MR; ++i) {  // unrolled: acc[i] stays a register (see runPointwise)
-              if (pm * MR + i >= M) break;
+            unrolled<MR>([&](auto i) __attribute__((always_inline)) {  // acc[i] stays a register
+              if (pm * MR + i >= M) return;
               const int ch = mIdx[pm * MR + i];
               float* base = dst + n * DST_IMG + ch * DST_PLANE + (long)a0 * V::DST_B;
               // Lanes run to the end of their plane row, or over its padding columns, or past the block.
@@ -237,7 +243,7 @@ struct GemmPass {
                 return (a < a1 - a0 && b + VW <= V::DST_B) ? (long)a * V::DST_B + b : -1;
               };
               storeRow(base, acc[i], bias ? bias[ch] : 0.f, vecOff, laneRun);
-            }
+            });
           }
         }
       }
@@ -348,15 +354,15 @@ struct GemmPass {
             auto vecOff = [&](int v) { return vecOffs[jt / VW + v]; };
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
-            // Unrolled, so each acc[i] is a register, not a stack slot indexed at run time.
-#pragma GCC unroll 16
-            for (int i = 0; i < MR; ++i) {
-              if (pm * MR + i >= M) break;
+            unrolled<MR>([&](auto i) __attribute__((always_inline)) {  // acc[i] stays a register
+              if (pm * MR + i >= M) return;
               const int ch = mIdx[pm * MR + i];
               const float b = bias ? bias[ch] : 0.f;
               if constexpr (V::DENSE_DST) storeRow(dst + ch * OUT_PLANE, acc[i], b, vecOff, laneRun, stream);
               else storeGridRow(dst + ch * OUT_PLANE, acc[i], b, grid, jt);
-            }
+            });
+            if constexpr (!V::DENSE_DST)
+              for (int i = 0; i < MR && pm * MR + i < M; ++i) zeroGridBelow(dst + mIdx[pm * MR + i] * OUT_PLANE, grid, jt);
           };
           if (panelsOuter) {
             for (int pm = pm0; pm < pm1; ++pm)
@@ -480,9 +486,8 @@ struct GemmPass {
           for (int pm = chunk * perItem; pm < pm1; ++pm) {
             simd::vec acc[MR][NV];
             microkernel<MR, NV>(rows, aOff, bOff, A + (long)pm * KC * RS * MR, B + jr, acc);
-#pragma GCC unroll 16
-            for (int i = 0; i < MR; ++i) {  // unrolled: acc[i] stays a register (see runPointwise)
-              if (pm * MR + i >= M) break;
+            unrolled<MR>([&](auto i) __attribute__((always_inline)) {  // acc[i] stays a register
+              if (pm * MR + i >= M) return;
               const int ch = mIdx[pm * MR + i];
               auto laneRun = [&](int v, int l, int& n) { return tableRun(colOff + jr + v * VW + l, n); };
               auto vecOff = [&](int v) -> long {
@@ -490,7 +495,7 @@ struct GemmPass {
                 return contiguous[j / VW] ? colOff[j] : -1;
               };
               storeRow(dst + ch * DST_PLANE, acc[i], bias ? bias[ch] : 0.f, vecOff, laneRun);
-            }
+            });
           }
         }
       }

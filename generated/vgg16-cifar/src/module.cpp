@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "444d289f9952702a8e46be1f6af3e84b1d00378cb793dbcb6ab84401c233ecbd"));
+  exports.Set("key", Napi::String::New(env, "65a72b8a5ed1490ba4d53cdfba951e0c2c4717380bdf19492c393272b3e81db0"));
   return exports;
 }
 
