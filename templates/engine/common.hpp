@@ -33,11 +33,12 @@ static inline void parallelFor(int threads, long n, F&& f) {
 constexpr long STREAM_ZEROS_BYTES = 1L << 20;
 
 // Whether a pass that reads `readBytes` and writes `writeBytes` should write its results with
-// streaming stores: from 17 MiB together on (over half of a Zen 4 CCD's 32 MiB L3, the last-level
-// cache two cores share) the results would not stay cached for the next layer anyway, and a plain store
-// reads each line in first. Below it they may: a 1x1 32 -> 64 @112 b4 forward at d=0.5 (15.3 MiB)
-// ran 0.76x as fast with streaming stores in a loop over the layer, 256 -> 64 @56 b8 (18.4 MiB)
-// 1.06x. (A constant: sysconf's L3 size read 320 MiB on a 2-core Zen 4 VM.)
+// streaming stores: from 17 MiB together on (over half of a Zen 4 CCD's 32 MiB L3, the
+// last-level cache two cores share) the results would not stay cached for the next layer
+// anyway, and a plain store reads each line in first. Below it they may: a 1x1 32 -> 64 @112 b4
+// forward at d=0.5 (15.3 MiB) ran 0.76x as fast with streaming stores in a loop over the layer,
+// 256 -> 64 @56 b8 (18.4 MiB) 1.06x. (A constant: sysconf's L3 size read 320 MiB on a 2-core
+// Zen 4 VM.)
 constexpr long STREAM_RESULTS_BYTES = 17L << 20;
 static inline bool streamResults(long readBytes, long writeBytes) {
   return readBytes + writeBytes >= STREAM_RESULTS_BYTES;

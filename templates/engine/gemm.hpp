@@ -65,16 +65,18 @@ struct GemmPass {
   // With `stream`, aligned whole vectors go out as streaming stores (whole lines on AVX-512);
   // the caller fences before other threads read them.
   template <class VecOff, class LaneRun>
-  [[gnu::always_inline]] static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias, VecOff vecOff, LaneRun laneRun,
-                              bool stream = false) {
+  [[gnu::always_inline]] static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias,
+                                                     VecOff vecOff, LaneRun laneRun, bool stream = false) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       const long off = vecOff(v);
       const simd::vec out = simd::add(row[v], b);
       if (off >= 0) {
-        if (stream && reinterpret_cast<uintptr_t>(base + off) % (sizeof(float) * VW) == 0) simd::stream(base + off, out);
-        else simd::storeu(base + off, out);
+        if (stream && reinterpret_cast<uintptr_t>(base + off) % (sizeof(float) * VW) == 0)
+          simd::stream(base + off, out);
+        else
+          simd::storeu(base + off, out);
       } else {
         alignas(64) float lanes[VW];
         simd::spill(lanes, out);
@@ -122,10 +124,12 @@ struct GemmPass {
   };
   // Write one accumulator row over the dy grid into dx through GridStores: each dx row the grid
   // reaches is written once, whole, and (zeroGridBelow) the rows below it that no grid row
-  // reaches are zeroed while their lines are at hand; nothing zeroes dx first. (One scalar store a lane was 30% of
-  // the tiles of 256 -> 512 /2 @56; zeroing dx first, then storing the grid over it, 12%.)
+  // reaches are zeroed while their lines are at hand; nothing zeroes dx first. (One scalar store
+  // a lane was 30% of the tiles of 256 -> 512 /2 @56; zeroing dx first, then storing the grid
+  // over it, 12%.)
   template <int NCB>
-  [[gnu::always_inline]] static inline void storeGridRow(float* base, const simd::vec (&row)[NV], float bias, const GridStores<NCB>& t, int jt) {
+  [[gnu::always_inline]] static inline void storeGridRow(float* base, const simd::vec (&row)[NV], float bias,
+                                                         const GridStores<NCB>& t, int jt) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
@@ -296,8 +300,8 @@ struct GemmPass {
     // write MR destination rows at a time along the block, instead of all M rows (as many pages
     // and store streams) per column tile.
     const bool panelsOuter = (long)std::min(cap, panels) * KC * MR * 4 <= 32 * 1024;
-    // Large passes write their results around the caches: a 1x1 on 56x56 planes at batch 8, 32 -> 128
-    // kept channels, ran its forward 1.08x faster with them, 32 -> 32 (a tenth of the cache) 0.99x.
+    // Large passes write their results around the caches: a 1x1 on 56x56 planes at batch 8,
+    // 32 -> 128 kept channels, ran its forward 1.08x faster with them.
     const bool stream = V::DENSE_DST && streamResults((long)KC * COLS * 4, (long)ws.n * OUT_IMG * 4);
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
@@ -338,7 +342,8 @@ struct GemmPass {
         const int cols = (int)std::min<long>(tileBegin(blk + 1) * NR, COLS) - (int)j0;
         packPointwise<NCB>(src, kIdx, KC, j0, j0 + cols, B);
         if constexpr (V::DENSE_DST) {
-          for (int l = 0; l < NCB; ++l) outOff[l] = l < cols ? (j0 + l) / DST_PLANE * OUT_IMG + (j0 + l) % DST_PLANE : -1;
+          for (int l = 0; l < NCB; ++l)
+            outOff[l] = l < cols ? (j0 + l) / DST_PLANE * OUT_IMG + (j0 + l) % DST_PLANE : -1;
           for (int g = 0; g < NCB / VW; ++g) {  // whole vectors within one image's plane
             const long col = j0 + g * VW, pos = col % DST_PLANE;
             vecOffs[g] = col + VW <= COLS && pos + VW <= DST_PLANE ? outOff[g * VW] : -1;
@@ -362,7 +367,8 @@ struct GemmPass {
               else storeGridRow(dst + ch * OUT_PLANE, acc[i], b, grid, jt);
             });
             if constexpr (!V::DENSE_DST)
-              for (int i = 0; i < MR && pm * MR + i < M; ++i) zeroGridBelow(dst + mIdx[pm * MR + i] * OUT_PLANE, grid, jt);
+              for (int i = 0; i < MR && pm * MR + i < M; ++i)
+                zeroGridBelow(dst + mIdx[pm * MR + i] * OUT_PLANE, grid, jt);
           };
           if (panelsOuter) {
             for (int pm = pm0; pm < pm1; ++pm)

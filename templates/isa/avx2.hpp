@@ -87,7 +87,8 @@ inline void copyEvens(float* dst, const float* src, int n) {
 // along a stride-2 grid row stored into dx with the zeros between their positions.
 inline void storeSpread2(float* p, vec v, int first, int len) {
   if (first == 0 && len == 16) {
-    const __m256 lo = _mm256_unpacklo_ps(v, _mm256_setzero_ps()), hi = _mm256_unpackhi_ps(v, _mm256_setzero_ps());
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 lo = _mm256_unpacklo_ps(v, zero), hi = _mm256_unpackhi_ps(v, zero);
     _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
     _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
     return;

@@ -137,11 +137,13 @@ inline void copyEvens(float* dst, const float* src, int n) {
 // two stores.
 inline void storeSpread2(float* p, vec v, int first, int len) {
   const __m512i half = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512 lo = _mm512_maskz_permutexvar_ps((__mmask16)0x5555, _mm512_add_epi32(half, _mm512_set1_epi32(first)), v);
+  const __m512i loIdx = _mm512_add_epi32(half, _mm512_set1_epi32(first));
+  const __m512 lo = _mm512_maskz_permutexvar_ps((__mmask16)0x5555, loIdx, v);
   if (len >= 16) _mm512_storeu_ps(p, lo);
   else _mm512_mask_storeu_ps(p, (__mmask16)((1u << len) - 1), lo);
   if (len <= 16) return;
-  const __m512 hi = _mm512_maskz_permutexvar_ps((__mmask16)0x5555, _mm512_add_epi32(half, _mm512_set1_epi32(first + 8)), v);
+  const __m512i hiIdx = _mm512_add_epi32(half, _mm512_set1_epi32(first + 8));
+  const __m512 hi = _mm512_maskz_permutexvar_ps((__mmask16)0x5555, hiIdx, v);
   if (len == 32) _mm512_storeu_ps(p + 16, hi);
   else _mm512_mask_storeu_ps(p + 16, (__mmask16)((1u << (len - 16)) - 1), hi);
 }

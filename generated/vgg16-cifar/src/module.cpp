@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "65a72b8a5ed1490ba4d53cdfba951e0c2c4717380bdf19492c393272b3e81db0"));
+  exports.Set("key", Napi::String::New(env, "de0ac01402a76cdf35f9843aec49aa5162549f616b224c4f5f0b7690bd734591"));
   return exports;
 }
 
