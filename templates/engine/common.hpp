@@ -118,7 +118,6 @@ struct Workspace {
   std::vector<Buffer> bBlock, lanePack;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
   IntBuffer redOff;  // packed weights: w offset of each (reduction channel, tap)
-  IntBuffer segMask;  // per 16 floats of a dw row, the lanes of kept channels
   std::vector<RowChunk> rowChunks;  // redOff in gatherRowsTransposed's chunks (forward)
   Buffer aPack, dyPack, xPack;
   void ensureThreads(int t) {
@@ -147,6 +146,13 @@ static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
   for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) simd::storeu(p + (m * NV + v) * simd::VW, acc[m][v]);
+}
+
+// The 16-float segments from `base` on that sorted indices idx[0, n) fall in, as lane masks: bit
+// l of mask[q] is set when base + 16q + l is an index (mask[] zeroed by the caller). What a
+// compress16 or expand16 per segment takes to gather or scatter those floats.
+static inline void segmentMasks(const int32_t* idx, int n, long base, unsigned* mask) {
+  for (int i = 0; i < n; ++i) mask[(idx[i] - base) / 16] |= 1u << ((idx[i] - base) % 16);
 }
 
 // f(i) for i = 0 .. N-1, i a compile-time constant (std::integral_constant): a tile's rows acc[i]

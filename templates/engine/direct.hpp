@@ -276,7 +276,7 @@ struct DirectPass {
     const long base = rowIdx[0] & ~15L;
     const int segments = (int)((rowIdx[rows - 1] - base) / 16 + 1);
     unsigned mask[SEGMENTS] = {};
-    for (int i = 0; i < rows; ++i) mask[(rowIdx[i] - base) / 16] |= 1u << ((rowIdx[i] - base) % 16);
+    segmentMasks(rowIdx, rows, base, mask);
     alignas(64) float last[NR + 16];
     for (long t = 0; t < n; ++t) {
       const float* row = w + V::wRow(0) + base + redOff[t];
@@ -817,9 +817,8 @@ struct DirectWeights {
   static void writeRows(const float* part, int groups, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
                         Workspace& ws, int threads) {
     constexpr int SEGMENTS = (L::C + 15) / 16;
-    int32_t* mask = ws.segMask.get(SEGMENTS);
-    std::fill(mask, mask + SEGMENTS, 0);
-    for (int c = 0; c < KC; ++c) mask[ci[c] / 16] |= 1 << (ci[c] % 16);
+    unsigned mask[SEGMENTS] = {};
+    segmentMasks(ci, KC, 0, mask);
     const long KCpad = (long)groups * MT, PITCH = KCpad + 16;  // expand16 reads 16 past a row's last value
     const int blocks = (M + VW - 1) / VW;  // VW gradient rows at a time (NR = NV * VW: within one panel)
     ws.ensureThreads(threads);
@@ -845,7 +844,7 @@ struct DirectWeights {
           const float* v = vals + u * PITCH;
           int pos = 0;
           for (int q = 0; q < SEGMENTS; ++q)
-            pos += simd::expand16(out + 16 * q, v + pos, (unsigned)mask[q], std::min(16, L::C - 16 * q));
+            pos += simd::expand16(out + 16 * q, v + pos, mask[q], std::min(16, L::C - 16 * q));
         }
       }
     });

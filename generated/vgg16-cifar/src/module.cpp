@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "de0ac01402a76cdf35f9843aec49aa5162549f616b224c4f5f0b7690bd734591"));
+  exports.Set("key", Napi::String::New(env, "8da83445a72f1a35fe3236f49a0d7ab7ed00cdc7422a1322bd1f8585fb6cc790"));
   return exports;
 }
 
