@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8da83445a72f1a35fe3236f49a0d7ab7ed00cdc7422a1322bd1f8585fb6cc790"));
+  exports.Set("key", Napi::String::New(env, "e989871923cd05978b4ded367c01f4898ea3b8e6278a17bc5a4bfe4dc0469a64"));
   return exports;
 }
 
