@@ -23,7 +23,8 @@ const CMAKE_JS_BIN = join(dirname(require.resolve('cmake-js/package.json')), 'bi
  * Node-API entry point (explicitly default visibility) needs exporting. -O2, not -O3: the hot loops
  * are intrinsics unrolled by pragmas, so -O3 bought nothing (15 layer shapes x 3 passes on Zen 5,
  * AVX-512, AVX2 and scalar: every pass within +-1.5%, a 16-channel layer 6% faster at -O2) and
- * cost 37% more compile time per kernel.
+ * cost 37% more compile time per kernel. One exception: the direct engine's forward and
+ * backward-data pass is built at -O3 by a pragma (templates/engine/direct.hpp says why).
  */
 export const BASE_CXX_FLAGS: readonly string[] = [
   '-O2',

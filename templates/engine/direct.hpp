@@ -172,6 +172,14 @@ struct UsedTaps {
 // needs (kept channels only, zero-padded columns) for a block of images and destination rows.
 // Tiles hold MQ positions: consecutive columns of one row (BATCH false), or MQ images at one
 // position (BATCH true: tiny outputs, where every position has its own exact tap list).
+// Built at -O3 (the addon is -O2, src/codegen/build.ts): with 28 accumulators, a tile whose
+// column taps skip positions (TileTaps) left GCC 12 at -O2 70-90 stack operands in the pass
+// (FMAs on spilled accumulators), -O3 about 35. Zen 4, d=0.5, b8: 3x3 @14 forward 1.02x,
+// backward-data 1.06x; dilated 3x3 @28 1.065x / 1.03x; 7x1 @17 1.05x / 1.04x; 3x3 @28, @56 and
+// @7, 5x5 @32 1.00-1.03x; 1x7 and the 7x7 stem 0.99-1.01x. (Backward-weights stays -O2: at -O3
+// its tile spilled.)
+#pragma GCC push_options
+#pragma GCC optimize("O3")
 template <class V, int MQ, int NV, bool BATCH, int ROWS_PER_BLOCK>
 struct DirectPass {
   static constexpr int VW = simd::VW, NR = NV * VW, RS = L::R * L::S;
@@ -484,6 +492,7 @@ struct DirectPass {
     }
   }
 };
+#pragma GCC pop_options
 
 // Backward-weights, tap-major: for one tap (r,s), acc[m][v] += broadcast(x of kept channel m) *
 // dy[v-th vector of kept filters], summed over the output positions where the tap reads real

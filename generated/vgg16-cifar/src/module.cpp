@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "e989871923cd05978b4ded367c01f4898ea3b8e6278a17bc5a4bfe4dc0469a64"));
+  exports.Set("key", Napi::String::New(env, "baea8cbe076514fa1c9fdc91bece780238e6fa89d9377ee5a43493335dce7ad1"));
   return exports;
 }
 
