@@ -172,7 +172,8 @@ for (const [n, { family, name, spec: s }] of shapes.entries()) {
     () => relL2(mine.dw, theirs.dw),
   ]);
   const flops = 2 * s.batch * conv.kept.out.length * conv.kept.in.length * s.kernel[0] * s.kernel[1] * P * Q;
-  const reps = Math.max(2, Math.min(100, Math.round(5e8 / flops)));
+  // Loops of ~10 ms (2 GFLOP): shorter ones (0.5 GFLOP) moved single passes by 20-30% between runs.
+  const reps = Math.max(3, Math.min(400, Math.round(2e9 / flops)));
   for (const [pass, a, c, err] of passes) {
     for (const o of Object.values(mine)) o.fill(NaN); // an element the kernel leaves unwritten fails the check
     a();
@@ -207,7 +208,7 @@ const text = [
   '',
   `\`npm run bench:families -- ${args.join(' ')}\`, ${new Date().toISOString()}. CPU: ${cpuModel()}, ${threads} threads, FMA peak ${peak.toFixed(0)} GFLOP/s (measured in this run). Density ${density} on both masks (a first layer keeps its 3 input channels and has no backward-data pass).`,
   '',
-  'Warm: outputs passed in and reused, 10 rounds of interleaved loops after 2 warm-up rounds, medians. % of peak counts kept FLOPs. "no-copy" is oneDNN 2.6 on the kept shapes with the operands gathered once beforehand; "vs no-copy" = its ms / maskacc ms (> 1: maskacc faster). maskacc writes full outputs (pruned channels as zeros), no-copy only the kept ones.',
+  'Warm: outputs passed in and reused, 10 rounds of interleaved loops of at least 3 calls and ~2 GFLOP each after 2 warm-up rounds, medians. % of peak counts kept FLOPs. "no-copy" is oneDNN 2.6 on the kept shapes with the operands gathered once beforehand; "vs no-copy" = its ms / maskacc ms (> 1: maskacc faster). maskacc writes full outputs (pruned channels as zeros), no-copy only the kept ones.',
   '',
   '| family | layer | pass | maskacc ms | % peak | no-copy % peak | vs no-copy |',
   '|:---|:---|:---|---:|---:|---:|---:|',
