@@ -44,7 +44,7 @@ const FIXED: ConvSpec[] = [
   { batch: 2, inChannels: 24, outChannels: 40, inHeight: 30, inWidth: 34, kernel: 1, stride: 2, padding: 1 },
   // 1 MiB and more of pruned channels in y and dx: zeroed with streaming stores
   { batch: 4, inChannels: 128, outChannels: 128, inHeight: 40, inWidth: 40, kernel: 1 },
-  // ... and on 7x7 planes, where gaps under 16 vectors take plain stores
+  // ... and on 7x7 planes, where gaps under 8 vectors take plain stores
   { batch: 16, inChannels: 16, outChannels: 1024, inHeight: 7, inWidth: 7, kernel: 1 },
   // narrow planes: backward-weights packs and reduces blocks of 4 images, the last one partial
   { batch: 5, inChannels: 8, outChannels: 20, inHeight: 300, inWidth: 5, kernel: 3, padding: 1 },

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "baea8cbe076514fa1c9fdc91bece780238e6fa89d9377ee5a43493335dce7ad1"));
+  exports.Set("key", Napi::String::New(env, "03793ac1f3674d13e99a6785327a8393f98246ca75997110f6a4feed35b1bc74"));
   return exports;
 }
 
