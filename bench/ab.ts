@@ -1,6 +1,6 @@
 // A/B of two versions of one template file (or of a templates folder), in one process: each layer is compiled once per version
 // (the kernel cache key covers the templates), then both binaries run alternately, medians of 40
-// rounds of 3 calls per pass; twice, in two processes that load the builds in either order (below).
+// rounds of at least 3 calls and ~2 ms per pass; twice, in two processes that load the builds in either order (below).
 // Runs in separate processes moved by 10-30% on a shared 2-core VM; alternating in one process
 // brings that noise down to about 3%.
 // The template file gets its own content back at the end. Not the benchmark (npm run bench): no
@@ -50,8 +50,11 @@ function install(version: Version): void {
 }
 const versions = [read(a), read(b)];
 const original = read(target);
+// Each sample runs at least MIN_CALLS calls and ~SAMPLE_MS of them: tiny layers (tens of µs) moved
+// 10-40% between processes at 3 calls a sample.
 const ROUNDS = 40,
-  CALLS = 3,
+  MIN_CALLS = 3,
+  SAMPLE_MS = 2,
   WARMUP = 5;
 // AB_COLD=1: every timed call starts with cold caches, as in the benchmark, where the other
 // contenders run between two maskacc calls (a 64 MiB buffer is rewritten first, outside the timing).
@@ -118,6 +121,9 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
   ];
   const medians = passes.map((pass) => {
     const ms: number[][] = [[], []];
+    const t = performance.now();
+    for (let i = 0; i < MIN_CALLS; i++) pass(0);
+    const calls = Math.max(MIN_CALLS, Math.ceil((SAMPLE_MS * MIN_CALLS) / (performance.now() - t)));
     for (let round = 0; round < ROUNDS; round++)
       for (const j of round % 2 ? [1, 0] : [0, 1]) {
         if (evict) {
@@ -128,8 +134,8 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
           continue;
         }
         const t0 = performance.now();
-        for (let i = 0; i < CALLS; i++) pass(j);
-        if (round >= WARMUP) ms[j].push((performance.now() - t0) / CALLS);
+        for (let i = 0; i < calls; i++) pass(j);
+        if (round >= WARMUP) ms[j].push((performance.now() - t0) / calls);
       }
     return ms.map(median);
   });

@@ -334,7 +334,16 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
   let rowsPerBlock = g.dstH;
   if (tile === 'columns') {
     rowsPerBlock = clamp(Math.floor((L2_BUDGET / rowBytes - g.planeExtraH) / sh), 1, g.dstH);
-    while (rowsPerBlock > 1 && g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads)
+    // Split rows while the batch alone does not feed the threads, but not below the kernel's
+    // height: each block packs its rows plus the R - 1 the taps reach past them, and blocks of one
+    // row on 7x7 planes packed every source row three times (3x3, batch 1-2: 1.02-1.05x with the
+    // floor, Zen 4).
+    const minRows = Math.min(g.dstH, g.planeExtraH + 1);
+    while (
+      rowsPerBlock > 1 &&
+      Math.ceil(rowsPerBlock / 2) >= minRows &&
+      g.batch * Math.ceil(g.dstH / rowsPerBlock) < 4 * threads
+    )
       rowsPerBlock = Math.ceil(rowsPerBlock / 2);
   }
   return Object.freeze({

@@ -222,11 +222,14 @@ static inline bool buildRowChunks(const int32_t* off, long n, std::vector<RowChu
 // are C*R*S floats apart, in few L1 sets: packing took 56% of a batch-1 1x1 forward at C = 1024
 // on 7x7. Against that walk: 256 -> 256 1x1 @2x2 b1 forward 41 -> 10 µs, 384 -> 384 @7 b1 1.25x,
 // 72 -> 40 3x3 b2 1.22x; small 3x3 layers at batch 64 within 1-3%.
+// Chunks [first, last) only: any subset of the chunks packs on its own.
 template <int ROWS>
-static inline void gatherRowsTransposed(const float* const* src, const std::vector<RowChunk>& chunks, float* out) {
+static inline void gatherRowsTransposed(const float* const* src, const RowChunk* first, const RowChunk* last,
+                                        float* out) {
   constexpr int VW = simd::VW, SPAN = 64, LD = SPAN + 16;  // LD: block rows 320 bytes apart, not 256
   alignas(64) float block[ROWS][LD];
-  for (const RowChunk& k : chunks) {
+  for (const RowChunk* chunk = first; chunk != last; ++chunk) {
+    const RowChunk& k = *chunk;
     const int len = (int)(k.t1 - k.t0);
     for (int i = 0; i < ROWS; ++i) {
       const float* row = src[i] + k.base;
@@ -255,6 +258,11 @@ static inline void gatherRowsTransposed(const float* const* src, const std::vect
       }
     }
   }
+}
+
+template <int ROWS>
+static inline void gatherRowsTransposed(const float* const* src, const std::vector<RowChunk>& chunks, float* out) {
+  gatherRowsTransposed<ROWS>(src, chunks.data(), chunks.data() + chunks.size(), out);
 }
 
 // out[t * ROWS + i] = src[i][off[t]] for i < ROWS (a multiple of VW), t < n: a weight panel, rows

@@ -238,9 +238,14 @@ struct DirectPass {
     const bool byRuns = ONE_CLASS && rowsT >= RUN_MIN * runs;
     const bool byRows =
         ONE_CLASS && !byRuns && V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rowsT, ws.rowChunks);
+    // Fewer panels than twice the threads (a 1-2 panel layer packed on one core while the other
+    // waited): each panel is cut into slices of its reduction channels (of its chunks, byRows).
+    const long nChunks = byRows ? (long)ws.rowChunks.size() : 0;
+    const int slices = panels >= 2 * threads ? 1 : (int)std::min<long>(byRows ? nChunks : KC, (2 * threads + panels - 1) / panels);
     parallel(threads, [&] {
 #pragma omp for schedule(static)
-      for (int pm = 0; pm < panels; ++pm) {
+      for (int item = 0; item < panels * slices; ++item) {
+        const int pm = item / slices, slice = item % slices;
         float* panel = out + (long)pm * rowsT * NR;
         // The last panel's rows past M repeat row M - 1: their lanes are computed and never
         // stored (zeroing them took a select per element: a quarter of a 16-channel call on a
@@ -248,21 +253,25 @@ struct DirectPass {
         const int rows = std::min(NR, M - pm * NR);
         const float* src[NR];
         for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
+        // This slice: reduction channels [c0, c1), entries [t0, t1).
+        const int c0 = (int)((long)KC * slice / slices), c1 = (int)((long)KC * (slice + 1) / slices);
+        const long t0 = (long)c0 * T, t1 = (long)c1 * T;
         if (byRuns) {
-          gatherRunsTransposed<NR>(src, redOff, rowsT, panel);
+          gatherRunsTransposed<NR>(src, redOff + t0, t1 - t0, panel + t0 * NR);
         } else if (byRows) {
-          gatherRowsTransposed<NR>(src, ws.rowChunks, panel);
+          const RowChunk* chunks = ws.rowChunks.data();
+          gatherRowsTransposed<NR>(src, chunks + nChunks * slice / slices, chunks + nChunks * (slice + 1) / slices, panel);
         } else if constexpr (V::wRow(1) - V::wRow(0) == 1) {
-          packNeighbourRows(w, mIdx + pm * NR, rows, redOff, rowsT, panel);
+          packNeighbourRows(w, mIdx + pm * NR, rows, redOff + t0, t1 - t0, panel + t0 * NR);
         } else {
           // Backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
           // within a few KiB, and the next kept k's are C*R*S floats on: ask for those of the k PACK_AHEAD on
           // while this one is copied (the prefetchers do not follow jumps between k, and the pack
           // waited on them: a seventh of a stride-2 3x3 backward-data on 14x14).
-          for (long t = 0; t < rowsT; ++t) {
+          for (long t = t0; t < t1; ++t) {
             const int32_t o = redOff[t];
             const int c = (int)(t / T), u = (int)(t % T);
-            if (u == 0 && t + PACK_AHEAD * T < rowsT)
+            if (u == 0 && t + PACK_AHEAD * T < t1)
               for (int i = 0; i < NR; ++i) __builtin_prefetch(src[i] + redOff[t + PACK_AHEAD * T]);
             float* entry = panel + weightOffset(c, u, KC);
 #pragma GCC unroll 16
@@ -333,7 +342,6 @@ struct DirectPass {
                   const int32_t* kIdx, int KC, Workspace& ws, int threads) {
     const int panels = (M + NR - 1) / NR;
     if (panels == 0) return;
-    const float* Wp = packW(w, mIdx, M, kIdx, KC, ws, threads);
     // An item covers every column phase of its rows: phases split into items put the interleaved
     // columns of one destination row on both cores at once, false-sharing its lines (a stride-2
     // backward-data with 8 kept channels ran 2-4x slower than with the phases in one item).
@@ -341,6 +349,9 @@ struct DirectPass {
     const int perItem = panelsPerItem(panels, baseItems, threads);
     const int chunks = (panels + perItem - 1) / perItem;
     const long items = baseItems * chunks;
+    // One item (a tile of 4 images on a 4x4 plane, one panel): a second thread would only wait.
+    if (items < threads) threads = (int)items;
+    const float* Wp = packW(w, mIdx, M, kIdx, KC, ws, threads);
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "03793ac1f3674d13e99a6785327a8393f98246ca75997110f6a4feed35b1bc74"));
+  exports.Set("key", Napi::String::New(env, "51d0391da28a38613e118b3ce50f801106c525ee8727ba1de162835a838b5c99"));
   return exports;
 }
 
