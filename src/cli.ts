@@ -35,6 +35,10 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
   version: string;
 };
 
+// `maskacc bench`: timed steps per mask setting, at least 3 and about STEPS_MS of them.
+const STEPS_MS = 500,
+  STEPS_MAX = 200;
+
 /** n flags, exactly max(1, round(density * n)) of them set, at random places. */
 function randomMask(n: number, density: number): Uint8Array {
   const order = Array.from({ length: n }, (_, i) => i);
@@ -161,14 +165,19 @@ program
     // allocated once outside the timed steps; the step's wall time and the per-layer sum both count.
     const buffers = stepBuffers(model);
     const timed = { wallMs: 0, systemUs: 0 }; // the timed steps' share of system time (page faults)
+    const stepCounts: number[] = [];
     const time = (label: string) => {
       bar?.update(`timing ${name} (${label}): warm-up`);
-      timeStep(compiled, buffers);
+      const warm = timeStep(compiled, buffers).stepMs;
+      // At least 3 steps and ~0.5 s of them: the medians of 3 steps of a millisecond (ResNet-20
+      // at batch 1) moved by a third between runs.
+      const steps = Math.max(3, Math.min(STEPS_MAX, Math.ceil(STEPS_MS / warm)));
       const [t0, cpu0] = [performance.now(), process.cpuUsage()];
-      const runs = [1, 2, 3].map((i) => {
-        bar?.update(`timing ${name} (${label}): step ${i}/3`);
+      const runs = Array.from({ length: steps }, (_, i) => {
+        bar?.update(`timing ${name} (${label}): step ${i + 1}/${steps}`);
         return timeStep(compiled, buffers);
       });
+      stepCounts.push(steps);
       timed.wallMs += performance.now() - t0;
       timed.systemUs += process.cpuUsage(cpu0).system;
       return medianTiming(runs);
@@ -218,7 +227,7 @@ program
     console.log(`per-layer total: ${m.toFixed(1)} ms vs ${d.toFixed(1)} ms dense = ${(d / m).toFixed(2)}x`);
     console.log(
       `full step:       ${maskedTimes.stepMs.toFixed(1)} ms vs ${denseTimes.stepMs.toFixed(1)} ms dense = ${(denseTimes.stepMs / maskedTimes.stepMs).toFixed(2)}x` +
-        ` (all layers' passes in order, buffers reused; medians of 3 steps after 1 warm-up)`,
+        ` (all layers' passes in order, buffers reused; medians of ${stepCounts.join(' and ')} steps after 1 warm-up)`,
     );
     const all = process.cpuUsage();
     console.log(
