@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "51d0391da28a38613e118b3ce50f801106c525ee8727ba1de162835a838b5c99"));
+  exports.Set("key", Napi::String::New(env, "9be71a603f418eb2fb5043a518e99113c7aafdabec4644786c7c0051005e8700"));
   return exports;
 }
 
