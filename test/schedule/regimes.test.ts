@@ -59,6 +59,13 @@ describe('density regimes', () => {
     expect(wp(vgg(64, 64, 56, 0.5))).toMatchObject({ engine: 'direct', blocking: 'rows' });
     expect(wp(vgg(512, 512, 2))).toMatchObject({ engine: 'direct', blocking: 'images' });
   });
+  it('small batches split direct row blocks, but not below the kernel height', () => {
+    const rows = (s: ConvSpec) => (plan(s).forward as { rowsPerBlock: number }).rowsPerBlock;
+    expect(rows({ ...vgg(512, 512, 7, 0.5), batch: 1 })).toBe(4); // 7 -> 4 rows; 2 would repack each row 3x
+    expect(rows({ ...vgg(256, 256, 14, 0.5), batch: 1 })).toBe(4); // 14 -> 7 -> 4
+    expect(rows({ ...vgg(512, 512, 7, 0.5), batch: 1, kernel: 5, padding: 2 })).toBe(7); // 5 rows at least
+    expect(rows({ ...vgg(1024, 1024, 7, 0.5), batch: 1, kernel: 1, padding: 0 })).toBe(1); // no halo: down to a row
+  });
   it('inputGrad: false plans no backward-data pass', () => {
     const p = plan({ ...vgg(3, 64, 32), inputGrad: false });
     expect(p.backwardData).toBeNull();
