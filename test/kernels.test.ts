@@ -46,6 +46,14 @@ const FIXED: ConvSpec[] = [
   { batch: 4, inChannels: 128, outChannels: 128, inHeight: 40, inWidth: 40, kernel: 1 },
   // ... and on 7x7 planes, where gaps under 8 vectors take plain stores
   { batch: 16, inChannels: 16, outChannels: 1024, inHeight: 7, inWidth: 7, kernel: 1 },
+  // weight panels of 64 KiB or more, fewer than two a thread: both threads pack each, a slice of
+  // its channels apiece. 3x3 forward and backward-data by runs (all kept); 1x1 forward by row
+  // windows (random masks), 1x1 backward-data by neighbour rows (all kept); strided 3x3
+  // backward-data entry by entry (several tap classes)
+  { batch: 2, inChannels: 128, outChannels: 64, inHeight: 4, inWidth: 4, kernel: 3, padding: 1 },
+  { batch: 2, inChannels: 2048, outChannels: 32, inHeight: 3, inWidth: 3, kernel: 1 },
+  { batch: 2, inChannels: 32, outChannels: 512, inHeight: 5, inWidth: 5, kernel: 1 },
+  { batch: 2, inChannels: 128, outChannels: 64, inHeight: 8, inWidth: 8, kernel: 3, stride: 2, padding: 1 },
   // narrow planes: backward-weights packs and reduces blocks of 4 images, the last one partial
   { batch: 5, inChannels: 8, outChannels: 20, inHeight: 300, inWidth: 5, kernel: 3, padding: 1 },
   // 72 channels x 9 taps a filter row: the forward packs rows in several 64-float chunks, ragged lane masks

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "9be71a603f418eb2fb5043a518e99113c7aafdabec4644786c7c0051005e8700"));
+  exports.Set("key", Napi::String::New(env, "89f97f7de59d0c259cd847677b28058678a3f205c62ad085161a4bbfd1f58fa6"));
   return exports;
 }
 
