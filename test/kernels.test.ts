@@ -46,11 +46,10 @@ const FIXED: ConvSpec[] = [
   { batch: 4, inChannels: 128, outChannels: 128, inHeight: 40, inWidth: 40, kernel: 1 },
   // ... and on 7x7 planes, where gaps under 8 vectors take plain stores
   { batch: 16, inChannels: 16, outChannels: 1024, inHeight: 7, inWidth: 7, kernel: 1 },
-  // weight panels of 64 KiB or more, fewer than two a thread: both threads pack each, a slice of
-  // its channels apiece. 3x3 forward and backward-data by runs (all kept); 1x1 forward by row
-  // windows (random masks), 1x1 backward-data by neighbour rows (all kept); strided 3x3
-  // backward-data entry by entry (several tap classes)
-  { batch: 2, inChannels: 128, outChannels: 64, inHeight: 4, inWidth: 4, kernel: 3, padding: 1 },
+  // weight panels of 64 KiB or more, fewer than two a thread: packed in slices of their channels.
+  // 1x1 forward by runs (all kept) and by row windows (random masks), 1x1 backward-data by
+  // neighbour rows (all kept), strided 3x3 forward by runs and backward-data entry by entry
+  // (several tap classes)
   { batch: 2, inChannels: 2048, outChannels: 32, inHeight: 3, inWidth: 3, kernel: 1 },
   { batch: 2, inChannels: 32, outChannels: 512, inHeight: 5, inWidth: 5, kernel: 1 },
   { batch: 2, inChannels: 128, outChannels: 64, inHeight: 8, inWidth: 8, kernel: 3, stride: 2, padding: 1 },
