@@ -11,6 +11,10 @@ struct GemmPass {
   static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
   // Destination strides in memory: the grid's own (DST_*) unless the view subsamples (SubsampledDxView).
   static constexpr long OUT_PLANE = V::OUT_PLANE, OUT_IMG = OUT_PLANE * V::DST_C;
+  // Pointwise reads an identity 1x1's B rows in place (32-bit offsets within an image) when most
+  // tiles lie inside one plane: 64-float planes with 48-column tiles, most packed one by one,
+  // ran 0.90-0.93x (512 -> 512 @8x8 b64, d=0.5).
+  static constexpr bool READ_SOURCE = V::GRID_IS_SOURCE && SRC_IMG < (1L << 31) && DST_PLANE >= 4 * NR;
 
   // Pack the weights of kept rows x kept reduction channels into MR-row panels, A[panel][c][tap][MR]
   // (once per call: weights change every step). Weight (row, c, tap) is w[wRow(row) + redOff[c, tap]],
@@ -303,18 +307,33 @@ struct GemmPass {
     // Large passes write their results around the caches: a 1x1 on 56x56 planes at batch 8,
     // 32 -> 128 kept channels, ran its forward 1.08x faster with them.
     const bool stream = V::DENSE_DST && streamResults((long)KC * COLS * 4, (long)ws.n * OUT_IMG * 4);
+    // An identity 1x1 reads B where it lies: a tile inside one image's plane is its kept channels'
+    // runs at srcOff[c] = kIdx[c] * SRC_PLANE, nothing copied; only tiles across two images (or
+    // past the last column) are packed, each on its own (pitch NR, offsets c * NR). For few rows
+    // (the copy costs one pass over B per MR of them) and tiles whose rows fit in L1. Against
+    // packing every block (bench/ab.ts, Zen 4, d=0.5): 32 -> 64 @112 b4 forward 1.06-1.18x,
+    // backward-data 1.36-1.40x; 16 -> 96 @112 b4 backward-data 1.33-1.45x; 64 -> 64 @32 b64
+    // forward 1.06-1.20x. Read in place, KC runs a plane apart are more streams than the
+    // prefetchers follow: 128 kept filters (64 -> 256 @56 b8) ran the forward 0.96-0.98x, 512 with
+    // 32-column tiles (512 -> 1024 stride-2 backward-data @28 b8) 0.93x.
+    const bool readSource = READ_SOURCE && M <= 64 && (long)KC * NR * 4 <= 32 * 1024;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NCB);
       ws.aOff[t].get(KC + 1);
       ws.bOff[t].get(KC + 1);
+      if (readSource) ws.colOff[t].get(KC + 1);
     }
     parallel(threads, [&] {
       const int tid = omp_get_thread_num(), team = omp_get_num_threads();
       float* B = ws.bBlock[tid].data;
       int32_t* aOff = ws.aOff[tid].v.data();
       int32_t* bOff = ws.bOff[tid].v.data();
-      for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * NCB;
+      int32_t* srcOff = readSource ? ws.colOff[tid].v.data() : nullptr;
+      for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * (readSource ? NR : NCB);
+      if (readSource)
+        for (int c = 0; c < KC; ++c) srcOff[c] = (int32_t)(kIdx[c] * SRC_PLANE);
+      const float* tileSrc[NCB / NR];  // readSource: a tile's first column in src, or null: packed
       // Each thread takes one contiguous run of (block, panel) pairs, T * panels tile-panels
       // split evenly: it packs each of its blocks once, and no thread waits on another for more
       // than a panel of one block. (Equal items split statically left 1568 columns as 13 blocks
@@ -340,7 +359,16 @@ struct GemmPass {
         if (first >= last) continue;
         const long j0 = tileBegin(blk) * NR;
         const int cols = (int)std::min<long>(tileBegin(blk + 1) * NR, COLS) - (int)j0;
-        packPointwise<NCB>(src, kIdx, KC, j0, j0 + cols, B);
+        if (readSource) {
+          for (int jt = 0; jt < cols; jt += NR) {
+            const long col = j0 + jt, pos = col % DST_PLANE;
+            const bool inside = jt + NR <= cols && pos + NR <= DST_PLANE;
+            tileSrc[jt / NR] = inside ? src + col / DST_PLANE * SRC_IMG + pos : nullptr;
+            if (!inside) packPointwise<NR>(src, kIdx, KC, col, j0 + cols, B + (long)jt * KC);
+          }
+        } else {
+          packPointwise<NCB>(src, kIdx, KC, j0, j0 + cols, B);
+        }
         if constexpr (V::DENSE_DST) {
           for (int l = 0; l < NCB; ++l)
             outOff[l] = l < cols ? (j0 + l) / DST_PLANE * OUT_IMG + (j0 + l) % DST_PLANE : -1;
@@ -358,7 +386,9 @@ struct GemmPass {
             auto laneRun = [&](int v, int l, int& n) { return tableRun(outOff + jt + v * VW + l, n); };
             auto vecOff = [&](int v) { return vecOffs[jt / VW + v]; };
             simd::vec acc[MR][NV];
-            microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, B + jt, acc);
+            const float* at = readSource ? tileSrc[jt / NR] : nullptr;  // in place, or packed:
+            const float* b = at ? at : readSource ? B + (long)jt * KC : B + jt;
+            microkernel<MR, NV>(KC, aOff, at ? srcOff : bOff, A + (long)pm * KC * MR, b, acc);
             unrolled<MR>([&](auto i) __attribute__((always_inline)) {  // acc[i] stays a register
               if (pm * MR + i >= M) return;
               const int ch = mIdx[pm * MR + i];

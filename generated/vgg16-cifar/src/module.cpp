@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "89f97f7de59d0c259cd847677b28058678a3f205c62ad085161a4bbfd1f58fa6"));
+  exports.Set("key", Napi::String::New(env, "8e0164fe868c5568b0f89136b827ea64cd8f112323c2dc5b1e30a2fb0b5cc38f"));
   return exports;
 }
 
