@@ -109,6 +109,8 @@ export interface Plan {
 const L2_BUDGET = 512 * 1024;
 // Output positions a backward-weights row block should reduce over at least (see directWeightsTiling).
 const MIN_BLOCK_POSITIONS = 32;
+// Private per-thread partial sums of dw from which a batch below the thread count shares blocks.
+const SHARED_PARTIALS_BYTES = 128 * 1024;
 
 /**
  * `parallelism`: the threads the kernel is expected to run with, a hint for the blocking only (the
@@ -591,7 +593,20 @@ function directWeightsTiling(
     Math.ceil(rowsPerBlock / 2) >= minRows
   )
     rowsPerBlock = Math.ceil(rowsPerBlock / 2);
-  const blocking = Q >= 8 && layer.batch * Math.ceil(P / rowsPerBlock) >= 2 * threads ? 'rows' : 'images';
+  // Fewer images than threads: row blocking must cut the images up to feed the threads, and each
+  // thread then keeps (zeroes, reloads, sums up) private partial sums of all of dw. With 128 KiB of
+  // them or more, the threads share image blocks instead (batch 1, d=0.5, Zen 4: 3x3 256 @14,
+  // 128 @28, 512 @14, 256 stride 2 @28 and 256 dilation 2 @14 1.11-1.27x, 5x5 128 @17 1.04x). At
+  // batch 4-8, whole-batch shared blocks went both ways between runs (0.77-1.01x), and with small
+  // partials they lost (64 @56 b1: 0.70x).
+  const partialBytes = 4 * Mpad * Math.ceil(keptIn / best.MT) * best.MT * R * S;
+  const shareImages =
+    tile === 'channels' &&
+    layer.batch < threads &&
+    partialBytes >= SHARED_PARTIALS_BYTES &&
+    Math.floor((2 * L2_BUDGET) / bytesPerImage) >= layer.batch;
+  const blocking =
+    !shareImages && Q >= 8 && layer.batch * Math.ceil(P / rowsPerBlock) >= 2 * threads ? 'rows' : 'images';
   // Whole images fit: several per block amortize the partial sums' traffic (channel tiles only).
   let imagesPerRowBlock = 1;
   if (blocking === 'rows' && rowsPerBlock === P && tile === 'channels') {

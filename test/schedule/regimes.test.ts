@@ -59,6 +59,13 @@ describe('density regimes', () => {
     expect(wp(vgg(64, 64, 56, 0.5))).toMatchObject({ engine: 'direct', blocking: 'rows' });
     expect(wp(vgg(512, 512, 2))).toMatchObject({ engine: 'direct', blocking: 'images' });
   });
+  it('a batch below the thread count shares image blocks when private partial sums would be large', () => {
+    const blocking = (s: ConvSpec) => (plan(s).backwardWeights as { blocking: string }).blocking;
+    expect(blocking({ ...vgg(256, 256, 14, 0.5), batch: 1 })).toBe('images'); // 128 x 128 x 9 sums: 590 KiB
+    expect(blocking({ ...vgg(256, 256, 14, 0.5), batch: 2 })).toBe('rows'); // an image per thread
+    expect(blocking({ ...vgg(64, 64, 56, 0.5), batch: 1 })).toBe('rows'); // 32 x 32 x 9 sums: 36 KiB
+    expect(blocking({ ...vgg(128, 128, 224, 0.5), batch: 1 })).toBe('rows'); // an image's packs exceed L2
+  });
   it('small batches split direct row blocks, but not below the kernel height', () => {
     const rows = (s: ConvSpec) => (plan(s).forward as { rowsPerBlock: number }).rowsPerBlock;
     expect(rows({ ...vgg(512, 512, 7, 0.5), batch: 1 })).toBe(4); // 7 -> 4 rows; 2 would repack each row 3x
