@@ -66,6 +66,8 @@ const FIXED: ConvSpec[] = [
   { batch: 2, inChannels: 20, outChannels: 24, inHeight: 9, inWidth: 31, kernel: 1, stride: 2 },
   // 1x1 strided down the rows only: backward-data stores whole vectors and runs along dx rows
   { batch: 2, inChannels: 18, outChannels: 20, inHeight: 10, inWidth: 37, kernel: 1, stride: [2, 1] },
+  // batch 1 with 12-wide rows and 585 KiB of dw sums a thread: backward-weights shares image blocks
+  { batch: 1, inChannels: 130, outChannels: 100, inHeight: 12, inWidth: 12, kernel: 3, padding: 1 },
 ];
 
 function randomSpec(r: Rng): ConvSpec {
