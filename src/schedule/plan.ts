@@ -573,7 +573,8 @@ function directWeightsTiling(
   // run 3 blocks for 8 images, 1.3-1.5x slower than one.
   const grid = R === 1 && S === 1 && (layer.stride[0] > 1 || layer.stride[1] > 1);
   const bytesPerImage = 4 * (P * Q * best.NV * vw + (grid ? P * Q : layer.inHeight * layer.inWidth) * best.MT);
-  const imagesPerBlock = clamp(Math.floor((2 * L2_BUDGET) / bytesPerImage), 1, layer.batch);
+  const imagesFitting = Math.floor((2 * L2_BUDGET) / bytesPerImage);
+  const imagesPerBlock = clamp(imagesFitting, 1, layer.batch);
   // Long rows: blocks of output rows whose packed dy and input rows stay in L2, taken by the
   // threads on their own (ResNet-50's 56x56 layers ran at 2-8% of peak with the whole batch
   // transposed up front and every item streaming it from memory).
@@ -604,7 +605,7 @@ function directWeightsTiling(
     tile === 'channels' &&
     layer.batch < threads &&
     partialBytes >= SHARED_PARTIALS_BYTES &&
-    Math.floor((2 * L2_BUDGET) / bytesPerImage) >= layer.batch;
+    imagesFitting >= layer.batch;
   const blocking =
     !shareImages && Q >= 8 && layer.batch * Math.ceil(P / rowsPerBlock) >= 2 * threads ? 'rows' : 'images';
   // Whole images fit: several per block amortize the partial sums' traffic (channel tiles only).

@@ -11,9 +11,8 @@ struct GemmPass {
   static constexpr long DST_PLANE = (long)V::DST_A * V::DST_B, DST_IMG = DST_PLANE * V::DST_C;
   // Destination strides in memory: the grid's own (DST_*) unless the view subsamples (SubsampledDxView).
   static constexpr long OUT_PLANE = V::OUT_PLANE, OUT_IMG = OUT_PLANE * V::DST_C;
-  // Pointwise reads an identity 1x1's B rows in place (32-bit offsets within an image) when most
-  // tiles lie inside one plane: 64-float planes with 48-column tiles, most packed one by one,
-  // ran 0.90-0.93x (512 -> 512 @8x8 b64, d=0.5).
+  // Whether pointwise may read B in place (see runPointwise): an identity 1x1, 32-bit offsets
+  // within an image, and planes of 4 tiles or more.
   static constexpr bool READ_SOURCE = V::GRID_IS_SOURCE && SRC_IMG < (1L << 31) && DST_PLANE >= 4 * NR;
 
   // Pack the weights of kept rows x kept reduction channels into MR-row panels, A[panel][c][tap][MR]
@@ -315,7 +314,8 @@ struct GemmPass {
     // backward-data 1.36-1.40x; 16 -> 96 @112 b4 backward-data 1.33-1.45x; 64 -> 64 @32 b64
     // forward 1.06-1.20x. Read in place, KC runs a plane apart are more streams than the
     // prefetchers follow: 128 kept filters (64 -> 256 @56 b8) ran the forward 0.96-0.98x, 512 with
-    // 32-column tiles (512 -> 1024 stride-2 backward-data @28 b8) 0.93x.
+    // 32-column tiles (512 -> 1024 stride-2 backward-data @28 b8) 0.93x; on 64-float planes with
+    // 48-column tiles, most of them packed one by one, 0.90-0.93x (512 -> 512 @8x8 b64).
     const bool readSource = READ_SOURCE && M <= 64 && (long)KC * NR * 4 <= 32 * 1024;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
@@ -329,7 +329,7 @@ struct GemmPass {
       float* B = ws.bBlock[tid].data;
       int32_t* aOff = ws.aOff[tid].v.data();
       int32_t* bOff = ws.bOff[tid].v.data();
-      int32_t* srcOff = readSource ? ws.colOff[tid].v.data() : nullptr;
+      int32_t* srcOff = readSource ? ws.colOff[tid].v.data() : nullptr;  // (colOff: im2col's table, free here)
       for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * (readSource ? NR : NCB);
       if (readSource)
         for (int c = 0; c < KC; ++c) srcOff[c] = (int32_t)(kIdx[c] * SRC_PLANE);

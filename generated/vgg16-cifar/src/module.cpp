@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8e0164fe868c5568b0f89136b827ea64cd8f112323c2dc5b1e30a2fb0b5cc38f"));
+  exports.Set("key", Napi::String::New(env, "5d43ded3378518cffd6c5c78e41963531a5d1e2d1dea4e73b9aab38ad51601be"));
   return exports;
 }
 
