@@ -54,7 +54,7 @@ export interface Baselines {
   ) => DenseBaseline;
   /** The MaskACC paper's baseline: im2col of kept channels + cblas_sgemm per image, scatter back. */
   Im2colBlasConv: new (spec: BaselineConvSpec, ko: Int32Array, ci: Int32Array, threads: number) => DenseBaseline;
-  /** FP32 AVX-512 FMA peak of `threads` threads, GFLOP/s (best of a few trials over ~`seconds`, default 1). */
+  /** FP32 FMA peak (AVX-512, else AVX2) of `threads` threads, GFLOP/s (best of a few trials over ~`seconds`, default 1). */
   measurePeakGflops(threads: number, seconds?: number): number;
   /** Default OpenMP and OpenBLAS thread count (each baseline object also sets its own per call). */
   setThreads(n: number): void;

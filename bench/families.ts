@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { compileMaskedConv, type ConvSpec } from '../src/index.js';
-import { cpuModel } from '../src/schedule/isa.js';
+import { cpuModel, supportedIsas } from '../src/schedule/isa.js';
 import { loadBaselines, outputSize, type BaselineConvSpec } from './baselines.js';
 import { relL2 } from './report.js';
 
@@ -206,7 +206,7 @@ for (const [n, { family, name, spec: s }] of shapes.entries()) {
 const text = [
   '# maskacc: shape families against oneDNN without copies',
   '',
-  `\`npm run bench:families -- ${args.join(' ')}\`, ${new Date().toISOString()}. CPU: ${cpuModel()}, ${threads} threads, FMA peak ${peak.toFixed(0)} GFLOP/s (measured in this run). Density ${density} on both masks (a first layer keeps its 3 input channels and has no backward-data pass).`,
+  `\`npm run bench:families -- ${args.join(' ')}\`, ${new Date().toISOString()}. CPU: ${cpuModel()}, kernels on ${supportedIsas()[0]}, ${threads} threads, FMA peak ${peak.toFixed(0)} GFLOP/s (measured in this run). Density ${density} on both masks (a first layer keeps its 3 input channels and has no backward-data pass).`,
   '',
   'Warm: outputs passed in and reused, 10 rounds of interleaved loops of at least 3 calls and ~2 GFLOP each after 2 warm-up rounds, medians. % of peak counts kept FLOPs. "no-copy" is oneDNN 2.6 on the kept shapes with the operands gathered once beforehand; "vs no-copy" = its ms / maskacc ms (> 1: maskacc faster). maskacc writes full outputs (pruned channels as zeros), no-copy only the kept ones.',
   '',

@@ -4,7 +4,7 @@
 // npx tsx bench/layers.ts [name-regex] [--model resnet50-imagenet] [--density 0.5] [--batch 64] [--reps 7] [--threads 2] [--strategy json]
 import { compileMaskedConvs, MODEL_ZOO } from '../src/index.js';
 import { loadBaselines } from './baselines.js';
-import { cpuModel } from '../src/schedule/isa.js';
+import { cpuModel, supportedIsas } from '../src/schedule/isa.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: string) => {
@@ -32,7 +32,7 @@ for (const l of model.layers) {
 const layers = [...seen.values()];
 const b = await loadBaselines();
 const peak = b.measurePeakGflops(threads, 0.5);
-console.log(`CPU ${cpuModel()}, peak ${peak.toFixed(0)} GFLOP/s, density ${density}`);
+console.log(`CPU ${cpuModel()}, ${supportedIsas()[0]}, peak ${peak.toFixed(0)} GFLOP/s, density ${density}`);
 const convs = await compileMaskedConvs(
   layers.map((l) => l.layer),
   { threads, respecialize: false, strategy, verbose: true },

@@ -99,6 +99,8 @@ export interface BenchRun {
   options: Record<string, unknown>;
   machine: {
     cpu: string;
+    /** The vector ISA the kernels and the FMA-peak loop ran (older results lack it). */
+    isa?: string;
     logicalCpus: number;
     threads: number;
     /** Max of the sustained and burst readings at start and end; `used` is the larger of the two. */
@@ -639,7 +641,8 @@ export function renderMarkdown(run: BenchRun): string {
     '',
     `${run.startedAt} → ${run.finishedAt}. \`${run.command}\``,
     '',
-    `CPU: ${m.cpu} (${m.logicalCpus} logical CPUs), threads: ${m.threads}. ` +
+    `CPU: ${m.cpu} (${m.logicalCpus} logical CPUs), threads: ${m.threads}` +
+      (m.isa ? `, kernels and peak on ${m.isa}. ` : '. ') +
       `FMA peak: ${m.peakGflops.start.toFixed(0)} GFLOP/s at start, ${m.peakGflops.end.toFixed(0)} at end; ` +
       `% of peak uses the max, ${m.peakGflops.used.toFixed(0)} (each reading is the best of a 1 s run and short bursts).` +
       (m.loadAverage

@@ -15,6 +15,7 @@ import {
   type ConvSpec,
   type MaskedConv,
 } from '../src/index.js';
+import { cpuModel, supportedIsas } from '../src/schedule/isa.js';
 import { rng, type Rng } from '../test/util.js';
 import { loadBaselines, type Baselines, type DenseBaseline } from './baselines.js';
 import { convCount, MODELS, withBatch, type Model, type ModelKey, type ModelLayer } from './models.js';
@@ -158,17 +159,6 @@ function progress(msg: string): void {
 function tryRun(cmd: string, args: string[]): string {
   try {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-function cpuModel(): string {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('model name'));
-    return line?.split(':')[1]?.trim() ?? 'unknown';
   } catch {
     return 'unknown';
   }
@@ -1034,7 +1024,7 @@ async function main(): Promise<void> {
   const loadStart = loadavg()[0];
   const peakStart = await measurePeak(b, o.threads);
   progress(
-    `CPU: ${cpuModel()}; FMA peak at start: ${peakStart.used.toFixed(0)} GFLOP/s on ${o.threads} threads (sustained ${peakStart.sustained.toFixed(0)}, bursts ${peakStart.burst.toFixed(0)})`,
+    `CPU: ${cpuModel()}, ${supportedIsas()[0]}; FMA peak at start: ${peakStart.used.toFixed(0)} GFLOP/s on ${o.threads} threads (sustained ${peakStart.sustained.toFixed(0)}, bursts ${peakStart.burst.toFixed(0)})`,
   );
   const models: ModelRun[] = [];
   for (const key of o.models) models.push(await runModel(key, b, o));
@@ -1054,6 +1044,7 @@ async function main(): Promise<void> {
     options: { ...o },
     machine: {
       cpu: cpuModel(),
+      isa: supportedIsas()[0],
       logicalCpus: availableParallelism(),
       threads: o.threads,
       // The machine is shared and noisy: the higher reading is the closer one to the true peak.

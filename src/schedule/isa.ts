@@ -68,15 +68,27 @@ export function cpuFlags(): Set<string> {
   return cpuFlagsCache;
 }
 
+/**
+ * The CPU's model name with its family and model numbers: a name like "AMD EPYC" alone does not
+ * tell a Zen 3 (no AVX-512) from a Zen 4, and figures and tuning caches must say which ran.
+ */
 export function cpuModel(): string {
+  let text = '';
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('model name'));
-    return line ? line.replace(/^model name\s*:/, '').trim() : 'unknown';
+    text = readFileSync('/proc/cpuinfo', 'utf8');
   } catch {
     return 'unknown';
   }
+  const field = (name: string) =>
+    text
+      .split('\n')
+      .find((l) => l.split(':')[0]?.trim() === name)
+      ?.split(':')[1]
+      ?.trim();
+  const name = field('model name') ?? 'unknown';
+  const family = field('cpu family');
+  const model = field('model');
+  return family && model ? `${name} (family ${family}, model ${model})` : name;
 }
 
 export function isaSupported(isa: Isa, flags = cpuFlags()): boolean {
