@@ -322,11 +322,11 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
   let best = { MQ: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 4; NV++) {
     for (let MQ = 1; MQ <= 16; MQ++) {
-      if (MQ * NV + NV + 1 > isa.registers || MQ * NV < Math.min(8, isa.registers / 2)) continue;
+      if (!tileFits(isa, MQ, NV)) continue;
       const rowsPadded = (Math.ceil(g.rows / (NV * vw)) * NV * vw) / g.rows;
       const colsPadded = (Math.ceil(positions / MQ) * MQ) / positions;
       const fmas = MQ * NV;
-      const cost = rowsPadded * colsPadded * Math.max(1, (MQ + NV) / fmas) * (1 + 2 / fmas);
+      const cost = rowsPadded * colsPadded * loadBound(isa, MQ, NV) * (1 + isa.directStepCost / fmas);
       if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
     }
   }
@@ -369,8 +369,7 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
   let best = { MR: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 6; NV++) {
     for (let MR = 1; MR <= 16; MR++) {
-      if (MR * NV + NV + 1 > isa.registers) continue;
-      if (MR * NV < Math.min(8, isa.registers / 2)) continue; // too few FMAs to hide latency
+      if (!tileFits(isa, MR, NV)) continue;
       const padded = Math.ceil(rows / MR) * MR * Math.ceil(cols / (NV * vw)) * NV * vw;
       const cost = (padded / (rows * cols)) * (1 + 2 / (MR * NV));
       if (cost < best.cost - 1e-9) best = { MR, NV, cost };
@@ -394,7 +393,7 @@ function pickPlanesTile(isa: Isa, rows: number, dstW: number, dstH: number, extr
   for (let NV = 1; NV <= 6; NV++) {
     const { byRows, alongPlane } = planesTileCost(dstW, dstH, extraW, NV * vw);
     for (let MR = 1; MR <= 16; MR++) {
-      if (MR * NV + NV + 1 > isa.registers || MR * NV < Math.min(8, isa.registers / 2)) continue;
+      if (!tileFits(isa, MR, NV)) continue;
       const rowsPadded = (Math.ceil(rows / MR) * MR) / rows;
       const perFma = 1 + 2 / (MR * NV);
       for (const rowTiles of [true, false]) {
@@ -502,11 +501,11 @@ function pointwiseWeightsPlan(isa: Isa, keptOut: number, keptIn: number): Pointw
     const [vecRows, bcRows] = vectors === 'channels' ? [keptIn, keptOut] : [keptOut, keptIn];
     for (let NV = 1; NV <= 4; NV++) {
       for (let MT = 1; MT <= 16; MT++) {
-        if (MT * NV + NV + 1 > isa.registers || MT * NV < Math.min(8, isa.registers / 2)) continue;
+        if (!tileFits(isa, MT, NV)) continue;
         const vecPadded = Math.ceil(vecRows / (NV * vw)) * NV * vw;
         const bcPadded = Math.ceil(bcRows / MT) * MT;
         const fmas = MT * NV;
-        const tile = ((vecPadded * bcPadded) / vw) * Math.max(1, (MT + NV) / fmas) * (1 + 2 / fmas);
+        const tile = ((vecPadded * bcPadded) / vw) * loadBound(isa, MT, NV) * (1 + 2 / fmas);
         const cost = tile + 0.4 * vecRows;
         if (cost < best.cost - 1e-9) best = { vectors, MT, NV, cost };
       }
@@ -557,11 +556,11 @@ function directWeightsTiling(
   let best = { MT: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 4; NV++) {
     for (let MT = 1; MT <= 16; MT++) {
-      if (MT * NV + NV + 1 > isa.registers || MT * NV < Math.min(8, isa.registers / 2)) continue;
+      if (!tileFits(isa, MT, NV)) continue;
       const rowsPadded = (Math.ceil(keptOut / (NV * vw)) * NV * vw) / keptOut;
       const acrossPadded = (Math.ceil(across / MT) * MT) / across;
       const fmas = MT * NV;
-      const cost = rowsPadded * acrossPadded * Math.max(1, (MT + NV) / fmas) * (1 + 2 / fmas);
+      const cost = rowsPadded * acrossPadded * loadBound(isa, MT, NV) * (1 + 2 / fmas);
       if (cost < best.cost - 1e-9) best = { MT, NV, cost };
     }
   }
@@ -626,6 +625,19 @@ function directWeightsTiling(
     imagesPerBlock: blocking === 'images' ? imagesPerBlock : imagesPerRowBlock,
     rowsPerBlock: blocking === 'rows' ? rowsPerBlock : P,
   });
+}
+
+/**
+ * A broadcast register tile (M broadcasts x NV vectors) fits: its accumulators, NV operand vectors
+ * and one broadcast in the register file, with enough accumulators (8) to hide FMA latency.
+ */
+function tileFits(isa: Isa, M: number, NV: number): boolean {
+  return M * NV + NV + 1 <= isa.registers && M * NV >= Math.min(8, isa.registers / 2);
+}
+
+/** How much slower than its FMAs a broadcast tile runs when its M + NV loads a step set the pace. */
+function loadBound(isa: Isa, M: number, NV: number): number {
+  return Math.max(1, (M + NV) / (M * NV * isa.loadsPerFma));
 }
 
 function clamp(v: number, lo: number, hi: number): number {

@@ -115,4 +115,19 @@ describe('density regimes', () => {
       }
     }
   });
+  it('AVX2 direct tiles take two vectors and 12 accumulators where AVX-512 scores would take one or 8', () => {
+    // 64 kept filters on 56- and 28-wide rows (14 x 1: a broadcast per FMA) and on 32-wide rows (4 x 2).
+    for (const [c, h] of [
+      [128, 56],
+      [128, 28],
+      [64, 32],
+    ]) {
+      const layer = conv2d({ ...vgg(c, c, h, 64 / c), batch: 8 });
+      const avx2 = choosePlan(layer, ISAS.avx2, 2).forward;
+      const asAvx512 = choosePlan(layer, { ...ISAS.avx2, directStepCost: 2, loadsPerFma: 1 }, 2).forward;
+      expect(avx2).toMatchObject({ engine: 'direct', NV: 2 });
+      expect(avx2.engine === 'direct' && avx2.MQ * avx2.NV).toBeGreaterThanOrEqual(12);
+      expect(asAvx512.engine === 'direct' && (asAvx512.NV === 1 || asAvx512.MQ * asAvx512.NV === 8)).toBe(true);
+    }
+  });
 });
