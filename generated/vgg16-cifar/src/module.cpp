@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "5d43ded3378518cffd6c5c78e41963531a5d1e2d1dea4e73b9aab38ad51601be"));
+  exports.Set("key", Napi::String::New(env, "b17a9bb831b25af53a8dc91bafed6372dfc5fd360c8f2299e61a6a9234a11ff9"));
   return exports;
 }
 
