@@ -362,7 +362,10 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
 /**
  * Register tile for the broadcast microkernel: MR x NV accumulators + NV operand vectors + one
  * broadcast must fit the register file; among those, the least padded work on the expected
- * rows/columns, then the biggest tile (more FMAs per load).
+ * rows/columns, then the biggest tile (more FMAs per load). Loads count: on AVX2, 13-14 x 1 tiles
+ * (a broadcast per FMA) on 1x1 layers @7 and @14 ran 1.06-1.30x slower than 6 x 2 (Zen 3, d=0.5);
+ * on AVX-512 this moves one measured family layer (MobileNet v2 960->160 @7 backward-data, 16 x 1
+ * to 13 x 2), not timed there yet.
  */
 export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: number; NV: number } {
   const vw = isa.vectorWidth;
@@ -371,7 +374,7 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
     for (let MR = 1; MR <= 16; MR++) {
       if (!tileFits(isa, MR, NV)) continue;
       const padded = Math.ceil(rows / MR) * MR * Math.ceil(cols / (NV * vw)) * NV * vw;
-      const cost = (padded / (rows * cols)) * (1 + 2 / (MR * NV));
+      const cost = (padded / (rows * cols)) * loadBound(isa, MR, NV) * (1 + 2 / (MR * NV));
       if (cost < best.cost - 1e-9) best = { MR, NV, cost };
     }
   }

@@ -130,4 +130,18 @@ describe('density regimes', () => {
       expect(asAvx512.engine === 'direct' && (asAvx512.NV === 1 || asAvx512.MQ * asAvx512.NV === 8)).toBe(true);
     }
   });
+  it('pointwise tiles on few positions keep loads below FMAs (two vectors on AVX2, not 13-14 x 1)', () => {
+    for (const [c, k, h] of [
+      [512, 2048, 7],
+      [2048, 512, 7],
+      [512, 512, 14],
+    ]) {
+      const spec: ConvSpec = { batch: 8, inChannels: c, outChannels: k, inHeight: h, inWidth: h, kernel: 1 };
+      const p = choosePlan(conv2d({ ...spec, density: { out: 0.5, in: 0.5 } }), ISAS.avx2, 2);
+      for (const g of [p.forward, p.backwardData!]) {
+        expect(g).toMatchObject({ engine: 'gemm', source: 'pointwise' });
+        if (g.engine === 'gemm') expect(g.MR + g.NV).toBeLessThan(g.MR * g.NV);
+      }
+    }
+  });
 });
