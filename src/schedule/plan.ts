@@ -442,7 +442,7 @@ function weightsPlan(
     (keptOut >= Math.ceil(0.75 * vw) && keptIn >= 8) || (keptOut >= vw && tapTilesApply(layer, keptIn)) || fewPositions;
   const source =
     forced ??
-    (pointwiseWeightsApply(layer) && P * Q >= POINTWISE_WEIGHTS_MIN_POSITIONS
+    (pointwiseWeightsApply(layer) && P * Q >= POINTWISE_WEIGHTS_MIN_VECTORS * isa.vectorWidth
       ? 'pointwise'
       : direct
         ? 'direct'
@@ -488,10 +488,13 @@ function pointwiseWeightsApply(layer: ConvLayer): boolean {
   return R === 1 && S === 1 && layer.stride.every((v) => v === 1) && layer.padding.every((v) => v === 0);
 }
 
-// Pointwise broadcasts each row straight from its plane, one run of P*Q floats per image: from
-// 14x14 planes up it beat DirectWeights' packs (Zen 4, d=0.5: 1.04-1.5x on 11 ResNet-50 and
-// MobileNet layers at batch 1-8); on 7x7 (3-line runs) it ran 0.75-0.8x.
-const POINTWISE_WEIGHTS_MIN_POSITIONS = 128;
+// Pointwise broadcasts each row straight from its plane, one run of P*Q floats per image, and pays
+// for runs shorter than a few vectors: from 14x14 planes up it beat DirectWeights' packs (Zen 4,
+// AVX-512, d=0.5: 1.04-1.5x on 11 ResNet-50 and MobileNet layers at batch 1-8); on 7x7 (runs of 3
+// vectors) it ran 0.75-0.8x. With AVX2's 8-float vectors a 7x7 plane is a run of 6: there pointwise
+// ran 1.10-1.21x (Zen 3, d=0.5: ResNet-50 2048 -> 512 and 512 -> 2048 b8 and b32, MobileNet v2
+// 960 -> 160 b4), 0.97x on 1024 -> 1024 b8.
+const POINTWISE_WEIGHTS_MIN_VECTORS = 6;
 
 /**
  * Vectors along the side that costs least per position: the tile's FMAs over both padded sides,

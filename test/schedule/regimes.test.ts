@@ -94,13 +94,15 @@ describe('density regimes', () => {
     expect(fwd(115, 28).engine).toBe('direct'); // 115 of 128 lanes against 28 of 32 columns
     expect(fwd(24, 8).engine).toBe('direct'); // 8-wide rows fill half a vector
   });
-  it('1x1 backward-weights: pointwise from 128 positions a plane, vectors along the cheaper side', () => {
+  it('1x1 backward-weights: pointwise from planes of 6 vectors, vectors along the cheaper side', () => {
     const pw = (c: number, k: number, h: number, batch = 8) =>
       plan({ ...vgg(c, k, h, 0.5), kernel: 1, padding: 0, batch }).backwardWeights;
     expect(pw(64, 256, 56)).toMatchObject({ engine: 'pointwise', vectors: 'channels' }); // 32 channels, 128 filters
     expect(pw(256, 64, 56)).toMatchObject({ engine: 'pointwise', vectors: 'filters' });
     expect(pw(16, 96, 112)).toMatchObject({ engine: 'pointwise', vectors: 'filters' }); // 8 channels would fill half a vector
-    expect(pw(2048, 512, 7).engine).toBe('direct'); // 49 positions: runs too short to stream
+    expect(pw(2048, 512, 7).engine).toBe('direct'); // 49 positions: 3 AVX-512 vectors, runs too short to stream
+    const onAvx2 = choosePlan(conv2d({ ...vgg(2048, 512, 7, 0.5), kernel: 1, padding: 0, batch: 8 }), ISAS.avx2, 2);
+    expect(onAvx2.backwardWeights.engine).toBe('pointwise'); // 6 AVX2 vectors
   });
   it('strided layers never get planes', () => {
     const p = plan({ ...vgg(16, 32, 32, 0.5), stride: 2 });
