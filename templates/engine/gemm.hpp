@@ -316,7 +316,12 @@ struct GemmPass {
     // prefetchers follow: 128 kept filters (64 -> 256 @56 b8) ran the forward 0.96-0.98x, 512 with
     // 32-column tiles (512 -> 1024 stride-2 backward-data @28 b8) 0.93x; on 64-float planes with
     // 48-column tiles, most of them packed one by one, 0.90-0.93x (512 -> 512 @8x8 b64).
-    const bool readSource = READ_SOURCE && M <= 64 && (long)KC * NR * 4 <= 32 * 1024;
+    // Tiles under two lines a row (AVX2's 24 columns) fetch too little per stream for them to
+    // carry many: on Zen 3, d=0.5, packing won from 64 streams on (256 -> 64 @56 b8 forward 1.19x,
+    // 512 -> 128 @28 1.14x, 128 -> 64 @56 1.09x, 64 -> 256 @56 backward-data 1.18x) and lost at
+    // 48 and fewer (16 -> 32 kept @112 b4 forward 0.79x, 48 -> 32 @56 0.98x).
+    const bool fewStreams = NR * 4 >= 128 || KC <= 48;
+    const bool readSource = READ_SOURCE && M <= 64 && fewStreams && (long)KC * NR * 4 <= 32 * 1024;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NCB);

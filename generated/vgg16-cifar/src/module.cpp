@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "b17a9bb831b25af53a8dc91bafed6372dfc5fd360c8f2299e61a6a9234a11ff9"));
+  exports.Set("key", Napi::String::New(env, "3d54e9e0b59adba2e62c0eccc4042ee9d76cb7f6869999c317c80835d7d6129d"));
   return exports;
 }
 
