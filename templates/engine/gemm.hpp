@@ -14,6 +14,10 @@ struct GemmPass {
   // Whether pointwise may read B in place (see runPointwise): an identity 1x1, 32-bit offsets
   // within an image, and planes of 4 tiles or more.
   static constexpr bool READ_SOURCE = V::GRID_IS_SOURCE && SRC_IMG < (1L << 31) && DST_PLANE >= 4 * NR;
+  // Row pitch of a packed block of NCB columns: an odd number of cache lines. A tile reads the
+  // same columns of every row; rows an even number of lines apart fall in a fraction of the L1
+  // sets (384 floats: 24 lines, 8 of 64 sets), and a 128-row tile then misses L1 on every panel.
+  static constexpr int pitchOf(int ncb) { return ((ncb + 15) / 16 % 2 ? (ncb + 15) / 16 : (ncb + 15) / 16 + 1) * 16; }
 
   // Pack the weights of kept rows x kept reduction channels into MR-row panels, A[panel][c][tap][MR]
   // (once per call: weights change every step). Weight (row, c, tap) is w[wRow(row) + redOff[c, tap]],
@@ -289,6 +293,7 @@ struct GemmPass {
                            const int32_t* kIdx, int KC, Workspace& ws, int threads) {
     static_assert(NCB > 0 && L::R == 1 && L::S == 1, "pointwise mode serves 1x1 kernels");
     static_assert(NCB % NR == 0, "column block must hold whole microtiles");
+    constexpr int PITCH = pitchOf(NCB);
     const long COLS = (long)ws.n * DST_PLANE;
     constexpr long A_BUDGET = 256 * 1024;  // bytes of A panels one item streams per column tile: keep them in L2
     const int panels = (M + MR - 1) / MR;
@@ -324,7 +329,7 @@ struct GemmPass {
     const bool readSource = READ_SOURCE && M <= 64 && fewStreams && (long)KC * NR * 4 <= 32 * 1024;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
-      ws.bBlock[t].get((size_t)std::max(KC, 1) * NCB);
+      ws.bBlock[t].get((size_t)std::max(KC, 1) * PITCH);
       ws.aOff[t].get(KC + 1);
       ws.bOff[t].get(KC + 1);
       if (readSource) ws.colOff[t].get(KC + 1);
@@ -335,7 +340,7 @@ struct GemmPass {
       int32_t* aOff = ws.aOff[tid].v.data();
       int32_t* bOff = ws.bOff[tid].v.data();
       int32_t* srcOff = readSource ? ws.colOff[tid].v.data() : nullptr;  // (colOff: im2col's table, free here)
-      for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * (readSource ? NR : NCB);
+      for (int c = 0; c < KC; ++c) aOff[c] = c * MR, bOff[c] = c * (readSource ? NR : PITCH);
       if (readSource)
         for (int c = 0; c < KC; ++c) srcOff[c] = (int32_t)(kIdx[c] * SRC_PLANE);
       const float* tileSrc[NCB / NR];  // readSource: a tile's first column in src, or null: packed
@@ -369,10 +374,10 @@ struct GemmPass {
             const long col = j0 + jt, pos = col % DST_PLANE;
             const bool inside = jt + NR <= cols && pos + NR <= DST_PLANE;
             tileSrc[jt / NR] = inside ? src + col / DST_PLANE * SRC_IMG + pos : nullptr;
-            if (!inside) packPointwise<NR>(src, kIdx, KC, col, j0 + cols, B + (long)jt * KC);
+            if (!inside) packPointwise<NR, NR>(src, kIdx, KC, col, j0 + cols, B + (long)jt * KC);
           }
         } else {
-          packPointwise<NCB>(src, kIdx, KC, j0, j0 + cols, B);
+          packPointwise<NCB, PITCH>(src, kIdx, KC, j0, j0 + cols, B);
         }
         if constexpr (V::DENSE_DST) {
           for (int l = 0; l < NCB; ++l)
@@ -418,14 +423,14 @@ struct GemmPass {
     });
   }
 
-  // B[c][j - j0] for the block's columns j0 <= j < end (zeros after them, up to NCB). Identity 1x1 (stride 1, no
+  // B[c * PITCH + j - j0] for the block's columns j0 <= j < end (zeros after them, up to NCB). Identity 1x1 (stride 1, no
   // padding): each image's run is a row copy; otherwise each element is looked up through the view.
-  template <int NCB>
+  template <int NCB, int PITCH>
   static void packPointwise(const float* src, const int32_t* kIdx, int KC, long j0, long end, float* B) {
     constexpr bool IDENTITY = V::GRID_IS_SOURCE;
     const long j1 = std::min(end, j0 + NCB);
     for (int c = 0; c < KC; ++c) {
-      float* out = B + (long)c * NCB;
+      float* out = B + (long)c * PITCH;
       for (long j = j0; j < j1;) {  // one run per image
         const long n = j / DST_PLANE, pos0 = j % DST_PLANE, len = std::min(j1 - j, DST_PLANE - pos0);
         const float* plane = src + n * SRC_IMG + kIdx[c] * SRC_PLANE;
@@ -491,7 +496,7 @@ struct GemmPass {
     const long items = blocks * chunks;
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
-      ws.bBlock[t].get((size_t)std::max(KC, 1) * RS * NCB);
+      ws.bBlock[t].get((size_t)std::max(KC, 1) * RS * pitchOf(NCB));
       ws.aOff[t].get(KC * RS + 1);
       ws.bOff[t].get(KC * RS + 1);
       ws.colOff[t].get(NCB + NCB / VW);
@@ -517,7 +522,7 @@ struct GemmPass {
           for (int c = 0; c < KC; ++c)
             for (int t = 0; t < nT; ++t) {
               aOff[c * nT + t] = (c * RS + validTaps[t]) * MR;
-              bOff[c * nT + t] = (c * nT + t) * NCB;
+              bOff[c * nT + t] = (c * nT + t) * pitchOf(NCB);
             }
           packedBlock = blk;
         }
@@ -544,7 +549,7 @@ struct GemmPass {
   }
 
   // Decode the block's columns, find per tap the source offsets (-1 = padding), keep the taps that
-  // reach any column, and gather B[(c, tap)][column]. Returns the number of kept taps.
+  // reach any column, and gather B[(c, tap)][column] (rows pitchOf(NCB) apart). Returns the number of kept taps.
   template <int NCB, int ORDER>
   static int gatherBlock(const float* src, const int32_t* kIdx, int KC, int N, long j0, float* B, int32_t* colOff,
                          int32_t* contiguous, int32_t* tapOff, int32_t* validTaps) {
@@ -584,7 +589,7 @@ struct GemmPass {
       const float* plane = src + kIdx[c] * SRC_PLANE;
       for (int t = 0; t < nT; ++t) {
         const int32_t* off = tapOff + validTaps[t] * NCB;
-        float* out = B + (long)(c * nT + t) * NCB;
+        float* out = B + (long)(c * nT + t) * pitchOf(NCB);
         // Load unconditionally (padding reads element 0, then is replaced by 0): a conditional
         // load in this loop is the form GCC 12 -O3 miscompiled in RowLanes::packX.
         for (int j = 0; j < NCB; ++j) {

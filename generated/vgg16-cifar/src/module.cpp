@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "3d54e9e0b59adba2e62c0eccc4042ee9d76cb7f6869999c317c80835d7d6129d"));
+  exports.Set("key", Napi::String::New(env, "8fe89141255bc8fcc5ea6274559893fc88bd6373017855b1b94b97a89c768f0d"));
   return exports;
 }
 
