@@ -92,6 +92,26 @@ struct PointwiseWeights {
     }
   }
 
+  // How a call is cut: block blk holds images [n0, n1) and positions [j0, j1) of each; its panels
+  // are packed image after image, panelSize floats apart.
+  struct Blocks {
+    int n, images;
+    long jb, perImage, count, panelSize;
+    void at(long blk, int& n0, int& n1, long& j0, long& j1) const {
+      if (images > 1) {
+        n0 = (int)blk * images, n1 = std::min(n, n0 + images), j0 = 0, j1 = PQ;
+      } else {
+        n0 = (int)(blk / perImage), n1 = n0 + 1, j0 = blk % perImage * jb, j1 = std::min(PQ, j0 + jb);
+      }
+    }
+  };
+
+  // acc += block panel `panel` (images [n0, n1), positions [j0, j1) of each) times broadcast group g.
+  [[gnu::always_inline]] static inline void blockTile(const float* panel, const Side& bc, int g, int n0, int n1, long j0,
+                                                      long j1, simd::vec (&acc)[MT][NV]) {
+    for (int n = n0; n < n1; ++n) tile(panel + (n - n0) * (j1 - j0) * NR, bc, g, n, j0, j1, acc);
+  }
+
   // dw[rows[i]][ci[c]] for the M gradient rows and KC kept channels.
   static void run(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
                   Workspace& ws, int threads) {
@@ -104,64 +124,84 @@ struct PointwiseWeights {
     // Blocks of positions of one image: the block's panels stay in L2 while each group of MT
     // broadcast rows passes over all of them (groups outer), so those rows stream from memory
     // once. At least 256 positions (16 lines a stream): sizing blocks by both sides cut 256 ->
-    // 1024 1x1 @14 at d=1 into runs of 64 and ran it at a third of peak.
-    const long budget = BLOCK_BYTES / (4L * panels * NR) / VW * VW;
-    const long jb = std::min(PQ, std::max<long>(256, budget));
-    const long perImage = (PQ + jb - 1) / jb, blocks = ws.n * perImage;
-    const long panelSize = jb * NR;
+    // 1024 1x1 @14 at d=1 into runs of 64 and ran it at a third of peak. Planes shorter than that
+    // (7x7, 14x14) make blocks of whole planes of several images, up to a thread's share of them:
+    // a tile's sums then stay in registers across the block's images.
+    const long positions = std::max<long>(256, BLOCK_BYTES / (4L * panels * NR) / VW * VW);
+    Blocks b{ws.n, 1, std::min(PQ, positions), 0, 0, 0};
+    if (b.jb == PQ) b.images = (int)std::min<long>((ws.n + threads - 1) / threads, positions / PQ);
+    b.perImage = (PQ + b.jb - 1) / b.jb;
+    b.count = b.images > 1 ? (ws.n + b.images - 1) / b.images : ws.n * b.perImage;
+    b.panelSize = b.images * b.jb * NR;
     // Each thread takes whole blocks and sums into private partials of all of dw, added up at the
     // end; unless those partials are large, or the blocks too few: then the threads share each
-    // block, packing it and splitting its tiles.
-    const bool splitBlocks = threads == 1 || (tiles * tileSize * 4 <= PARTIAL_BYTES && blocks >= 2 * threads);
+    // block, packing it and splitting its tiles. (Blocks of several images are a thread's share.)
     ws.ensureThreads(threads);
-    if (splitBlocks) {
-      for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(tiles * tileSize + panels * panelSize));
+    if (threads == 1 || (tiles * tileSize * 4 <= PARTIAL_BYTES && b.count >= (b.images > 1 ? 1 : 2) * threads)) {
+      for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(tiles * tileSize + panels * b.panelSize));
+      runPrivate(vec, bc, dw, panels, groups, b, ws, threads);
     } else {
-      ws.aPack.get((size_t)(panels * panelSize));
+      ws.aPack.get((size_t)(panels * b.panelSize));
       ws.dyPack.get((size_t)(tiles * tileSize));
+      runShared(vec, bc, dw, panels, groups, b, ws, threads);
     }
+  }
+
+  // Each thread: whole blocks into its private partials (ws.bBlock), then the team's sum to dw.
+  static void runPrivate(const Side& vec, const Side& bc, float* dw, int panels, int groups, const Blocks& b,
+                         Workspace& ws, int threads) {
+    const long tiles = (long)panels * groups, tileSize = (long)MT * NR;
     parallel(threads, [&] {
       const int team = omp_get_num_threads();
-      const auto blockAt = [&](long blk, int& n, long& j0, long& j1) {
-        n = (int)(blk / perImage), j0 = blk % perImage * jb, j1 = std::min(PQ, j0 + jb);
-      };
-      if (splitBlocks) {
-        float* part = ws.bBlock[omp_get_thread_num()].data;
-        float* pack = part + tiles * tileSize;
-        std::memset(part, 0, sizeof(float) * tiles * tileSize);
-#pragma omp for schedule(dynamic, 1)
-        for (long blk = 0; blk < blocks; ++blk) {
-          int n;
-          long j0, j1;
-          blockAt(blk, n, j0, j1);
-          for (int pm = 0; pm < panels; ++pm) packPanel(vec, pm, n, j0, j1, pack + pm * panelSize);
-          for (int g = 0; g < groups; ++g)
-            for (int pm = 0; pm < panels; ++pm) {
-              float* p = part + ((long)pm * groups + g) * tileSize;
-              simd::vec acc[MT][NV];
+      float* part = ws.bBlock[omp_get_thread_num()].data;
+      float* pack = part + tiles * tileSize;
+      bool fresh = true;  // a thread's first block writes every tile of its partials
+#pragma omp for schedule(dynamic, 1) nowait
+      for (long blk = 0; blk < b.count; ++blk) {
+        int n0, n1;
+        long j0, j1;
+        b.at(blk, n0, n1, j0, j1);
+        for (int pm = 0; pm < panels; ++pm)
+          for (int n = n0; n < n1; ++n) packPanel(vec, pm, n, j0, j1, pack + pm * b.panelSize + (n - n0) * (j1 - j0) * NR);
+        for (int g = 0; g < groups; ++g)
+          for (int pm = 0; pm < panels; ++pm) {
+            float* p = part + ((long)pm * groups + g) * tileSize;
+            simd::vec acc[MT][NV];
+            if (fresh)
+              zeroTile(acc);
+            else
               loadTile(p, acc);
-              tile(pack + pm * panelSize, bc, g, n, j0, j1, acc);
-              storeTile(p, acc);
-            }
-        }
-        // (the loop's barrier: every partial is complete)
-#pragma omp for schedule(static)
-        for (long t = 0; t < tiles; ++t)
-          scatter(sumOverTeam(ws, team, t * tileSize, tileSize), vec, bc, (int)(t / groups), (int)(t % groups), dw);
-        return;
+            blockTile(pack + pm * b.panelSize, bc, g, n0, n1, j0, j1, acc);
+            storeTile(p, acc);
+          }
+        fresh = false;
       }
+      if (fresh) std::memset(part, 0, sizeof(float) * tiles * tileSize);  // no block came to this thread
+#pragma omp barrier
+      // (every partial is complete)
+#pragma omp for schedule(static)
+      for (long t = 0; t < tiles; ++t)
+        scatter(sumOverTeam(ws, team, t * tileSize, tileSize), vec, bc, (int)(t / groups), (int)(t % groups), dw);
+    });
+  }
+
+  // The team on each block in turn: the pack in pieces, then the tiles (sums in ws.dyPack).
+  static void runShared(const Side& vec, const Side& bc, float* dw, int panels, int groups, const Blocks& b,
+                        Workspace& ws, int threads) {
+    const long tiles = (long)panels * groups, tileSize = (long)MT * NR;
+    parallel(threads, [&] {
       float* pack = ws.aPack.data;
       float* sums = ws.dyPack.data;
-      for (long blk = 0; blk < blocks; ++blk) {
-        int n;
+      for (long blk = 0; blk < b.count; ++blk) {
+        int n0, n1;
         long j0, j1;
-        blockAt(blk, n, j0, j1);
-        const long pieces = (j1 - j0 + PACK_PIECE - 1) / PACK_PIECE;
+        b.at(blk, n0, n1, j0, j1);
+        const long pieces = (j1 - j0 + PACK_PIECE - 1) / PACK_PIECE, perPanel = (n1 - n0) * pieces;
 #pragma omp for schedule(static)
-        for (long it = 0; it < panels * pieces; ++it) {
-          const int pm = (int)(it / pieces);
-          const long a = j0 + it % pieces * PACK_PIECE, b = std::min(j1, a + PACK_PIECE);
-          packPanel(vec, pm, n, a, b, pack + pm * panelSize + (a - j0) * NR);
+        for (long it = 0; it < panels * perPanel; ++it) {
+          const int pm = (int)(it / perPanel), n = n0 + (int)(it % perPanel / pieces);
+          const long a = j0 + it % pieces * PACK_PIECE, e = std::min(j1, a + PACK_PIECE);
+          packPanel(vec, pm, n, a, e, pack + pm * b.panelSize + ((n - n0) * (j1 - j0) + a - j0) * NR);
         }
         // (the loop's barrier: the block is packed)
         // Static: a thread sums the same tiles in every block, so they stay in its caches (handed
@@ -175,7 +215,7 @@ struct PointwiseWeights {
           else
             loadTile(p, acc);
           const int pm = (int)(t / groups), g = (int)(t % groups);
-          tile(pack + pm * panelSize, bc, g, n, j0, j1, acc);
+          blockTile(pack + pm * b.panelSize, bc, g, n0, n1, j0, j1, acc);
           storeTile(p, acc);
         }
         // (the loop's barrier: the next block may overwrite the pack)

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8fe89141255bc8fcc5ea6274559893fc88bd6373017855b1b94b97a89c768f0d"));
+  exports.Set("key", Napi::String::New(env, "ead87a0d9dfc20a05012d87782305621070fdc0d41fef910b5e425e6614a1476"));
   return exports;
 }
 
