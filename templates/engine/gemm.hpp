@@ -17,7 +17,7 @@ struct GemmPass {
   // Row pitch of a packed block of NCB columns: an odd number of cache lines. A tile reads the
   // same columns of every row; rows an even number of lines apart fall in a fraction of the L1
   // sets (384 floats: 24 lines, 8 of 64 sets), and a 128-row tile then misses L1 on every panel.
-  static constexpr int pitchOf(int ncb) { return ((ncb + 15) / 16 % 2 ? (ncb + 15) / 16 : (ncb + 15) / 16 + 1) * 16; }
+  static constexpr int pitchOf(int ncb) { return ((ncb + 15) / 16 | 1) * 16; }
 
   // Pack the weights of kept rows x kept reduction channels into MR-row panels, A[panel][c][tap][MR]
   // (once per call: weights change every step). Weight (row, c, tap) is w[wRow(row) + redOff[c, tap]],

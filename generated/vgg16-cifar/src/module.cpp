@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "ead87a0d9dfc20a05012d87782305621070fdc0d41fef910b5e425e6614a1476"));
+  exports.Set("key", Napi::String::New(env, "2aa5ff206baa97ec5908af105ef6ec81930073ba3d8699a8d4c382a11982b0c3"));
   return exports;
 }
 
