@@ -104,9 +104,43 @@ inline int compress16(float* dst, const float* src, unsigned mask) {
   for (; mask; mask &= mask - 1) dst[k++] = src[__builtin_ctz(mask)];
   return k;
 }
+// Expand tables of 8-lane masks m: bits 3j..3j+2 of expandTable.entry[m] hold the lane's source,
+// the number of set bits of m below bit j (only lanes whose bit is set use theirs); bits 24-27 hold
+// m's set-bit count (popcnt is not among the target's instructions).
+struct ExpandTable {
+  uint32_t entry[256];
+  constexpr ExpandTable() : entry() {
+    for (int m = 0; m < 256; ++m) {
+      uint32_t e = 0, k = 0;
+      for (int j = 0; j < 8; ++j)
+        if ((m >> j) & 1) e |= k++ << (3 * j);
+      entry[m] = e | k << 24;
+    }
+  }
+};
+inline constexpr ExpandTable expandTable{};
+// src's first values in order at the lanes whose bit of m (8 bits) is set, zeros elsewhere; sets
+// used to the values taken. Reads src[0 .. 8).
+inline __m256 expand8(const float* src, unsigned m, int& used) {
+  const uint32_t e = expandTable.entry[m];
+  used = (int)(e >> 24);
+  const __m256i source = _mm256_srlv_epi32(_mm256_set1_epi32((int)e), _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21));
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+  // vpermps reads the low 3 bits of each index: the other lanes' fields above them do not matter.
+  return _mm256_and_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(src), source), _mm256_castsi256_ps(on));
+}
 // dst[0 .. len) (len <= 16) = src's values in order at the lanes whose bit of mask is set, zeros
-// elsewhere; returns the values used.
+// elsewhere; returns the values used. Reads src[0 .. 16). A whole segment is two table lookups and
+// permutes; the scalar form chained each value's load on the previous lane's count (a 256 -> 256
+// 1x1 on a 2x2 plane spent half its backward-weights in it).
 inline int expand16(float* dst, const float* src, unsigned mask, int len) {
+  if (len == 16) {
+    int lo, hi;
+    _mm256_storeu_ps(dst, expand8(src, mask & 0xffu, lo));
+    _mm256_storeu_ps(dst + 8, expand8(src + lo, (mask >> 8) & 0xffu, hi));
+    return lo + hi;
+  }
   int k = 0;
   for (int j = 0; j < len; ++j) dst[j] = (mask >> j) & 1u ? src[k++] : 0.f;
   return k;

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "2aa5ff206baa97ec5908af105ef6ec81930073ba3d8699a8d4c382a11982b0c3"));
+  exports.Set("key", Napi::String::New(env, "69016c48710008924e8489bfcb72688626faf82551a3572777fa332391b6408a"));
   return exports;
 }
 
