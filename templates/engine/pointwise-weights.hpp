@@ -94,22 +94,31 @@ struct PointwiseWeights {
 
   // How a call is cut: block blk holds images [n0, n1) and positions [j0, j1) of each; its panels
   // are packed image after image, panelSize floats apart.
+  struct Block {
+    int n0, n1;
+    long j0, j1;
+    // Where image n's positions start in a packed panel of this block.
+    long imageAt(int n) const { return (n - n0) * (j1 - j0) * NR; }
+  };
   struct Blocks {
     int n, images;
     long jb, perImage, count, panelSize;
-    void at(long blk, int& n0, int& n1, long& j0, long& j1) const {
+    Block at(long blk) const {
       if (images > 1) {
-        n0 = (int)blk * images, n1 = std::min(n, n0 + images), j0 = 0, j1 = PQ;
-      } else {
-        n0 = (int)(blk / perImage), n1 = n0 + 1, j0 = blk % perImage * jb, j1 = std::min(PQ, j0 + jb);
+        const int n0 = (int)blk * images;
+        return {n0, std::min(n, n0 + images), 0, PQ};
       }
+      const int n0 = (int)(blk / perImage);
+      const long j0 = blk % perImage * jb;
+      return {n0, n0 + 1, j0, std::min(PQ, j0 + jb)};
     }
   };
+  static constexpr long TILE = (long)MT * NR;  // floats of a tile's sums
 
-  // acc += block panel `panel` (images [n0, n1), positions [j0, j1) of each) times broadcast group g.
-  [[gnu::always_inline]] static inline void blockTile(const float* panel, const Side& bc, int g, int n0, int n1, long j0,
-                                                      long j1, simd::vec (&acc)[MT][NV]) {
-    for (int n = n0; n < n1; ++n) tile(panel + (n - n0) * (j1 - j0) * NR, bc, g, n, j0, j1, acc);
+  // acc += packed panel `panel` of block k times broadcast group g.
+  [[gnu::always_inline]] static inline void blockTile(const float* panel, const Side& bc, int g, const Block& k,
+                                                      simd::vec (&acc)[MT][NV]) {
+    for (int n = k.n0; n < k.n1; ++n) tile(panel + k.imageAt(n), bc, g, n, k.j0, k.j1, acc);
   }
 
   // dw[rows[i]][ci[c]] for the M gradient rows and KC kept channels.
@@ -120,7 +129,7 @@ struct PointwiseWeights {
     const Side& bc = VEC_IS_X ? dySide : xSide;
     const int panels = (vec.count + NR - 1) / NR, groups = (bc.count + MT - 1) / MT;
     if (panels == 0 || groups == 0) return;
-    const long tiles = (long)panels * groups, tileSize = (long)MT * NR;
+    const long tiles = (long)panels * groups;
     // Blocks of positions of one image: the block's panels stay in L2 while each group of MT
     // broadcast rows passes over all of them (groups outer), so those rows stream from memory
     // once. At least 256 positions (16 lines a stream): sizing blocks by both sides cut 256 ->
@@ -137,12 +146,12 @@ struct PointwiseWeights {
     // end; unless those partials are large, or the blocks too few: then the threads share each
     // block, packing it and splitting its tiles. (Blocks of several images are a thread's share.)
     ws.ensureThreads(threads);
-    if (threads == 1 || (tiles * tileSize * 4 <= PARTIAL_BYTES && b.count >= (b.images > 1 ? 1 : 2) * threads)) {
-      for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(tiles * tileSize + panels * b.panelSize));
+    if (threads == 1 || (tiles * TILE * 4 <= PARTIAL_BYTES && b.count >= (b.images > 1 ? 1 : 2) * threads)) {
+      for (int t = 0; t < threads; ++t) ws.bBlock[t].get((size_t)(tiles * TILE + panels * b.panelSize));
       runPrivate(vec, bc, dw, panels, groups, b, ws, threads);
     } else {
       ws.aPack.get((size_t)(panels * b.panelSize));
-      ws.dyPack.get((size_t)(tiles * tileSize));
+      ws.dyPack.get((size_t)(tiles * TILE));
       runShared(vec, bc, dw, panels, groups, b, ws, threads);
     }
   }
@@ -150,78 +159,74 @@ struct PointwiseWeights {
   // Each thread: whole blocks into its private partials (ws.bBlock), then the team's sum to dw.
   static void runPrivate(const Side& vec, const Side& bc, float* dw, int panels, int groups, const Blocks& b,
                          Workspace& ws, int threads) {
-    const long tiles = (long)panels * groups, tileSize = (long)MT * NR;
+    const long tiles = (long)panels * groups;
     parallel(threads, [&] {
       const int team = omp_get_num_threads();
       float* part = ws.bBlock[omp_get_thread_num()].data;
-      float* pack = part + tiles * tileSize;
+      float* pack = part + tiles * TILE;
       bool fresh = true;  // a thread's first block writes every tile of its partials
 #pragma omp for schedule(dynamic, 1) nowait
       for (long blk = 0; blk < b.count; ++blk) {
-        int n0, n1;
-        long j0, j1;
-        b.at(blk, n0, n1, j0, j1);
+        const Block k = b.at(blk);
         for (int pm = 0; pm < panels; ++pm)
-          for (int n = n0; n < n1; ++n) packPanel(vec, pm, n, j0, j1, pack + pm * b.panelSize + (n - n0) * (j1 - j0) * NR);
+          for (int n = k.n0; n < k.n1; ++n) packPanel(vec, pm, n, k.j0, k.j1, pack + pm * b.panelSize + k.imageAt(n));
         for (int g = 0; g < groups; ++g)
           for (int pm = 0; pm < panels; ++pm) {
-            float* p = part + ((long)pm * groups + g) * tileSize;
+            float* p = part + ((long)pm * groups + g) * TILE;
             simd::vec acc[MT][NV];
             if (fresh)
               zeroTile(acc);
             else
               loadTile(p, acc);
-            blockTile(pack + pm * b.panelSize, bc, g, n0, n1, j0, j1, acc);
+            blockTile(pack + pm * b.panelSize, bc, g, k, acc);
             storeTile(p, acc);
           }
         fresh = false;
       }
-      if (fresh) std::memset(part, 0, sizeof(float) * tiles * tileSize);  // no block came to this thread
+      if (fresh) std::memset(part, 0, sizeof(float) * tiles * TILE);  // no block came to this thread
 #pragma omp barrier
       // (every partial is complete)
 #pragma omp for schedule(static)
       for (long t = 0; t < tiles; ++t)
-        scatter(sumOverTeam(ws, team, t * tileSize, tileSize), vec, bc, (int)(t / groups), (int)(t % groups), dw);
+        scatter(sumOverTeam(ws, team, t * TILE, TILE), vec, bc, (int)(t / groups), (int)(t % groups), dw);
     });
   }
 
   // The team on each block in turn: the pack in pieces, then the tiles (sums in ws.dyPack).
   static void runShared(const Side& vec, const Side& bc, float* dw, int panels, int groups, const Blocks& b,
                         Workspace& ws, int threads) {
-    const long tiles = (long)panels * groups, tileSize = (long)MT * NR;
+    const long tiles = (long)panels * groups;
     parallel(threads, [&] {
       float* pack = ws.aPack.data;
       float* sums = ws.dyPack.data;
       for (long blk = 0; blk < b.count; ++blk) {
-        int n0, n1;
-        long j0, j1;
-        b.at(blk, n0, n1, j0, j1);
-        const long pieces = (j1 - j0 + PACK_PIECE - 1) / PACK_PIECE, perPanel = (n1 - n0) * pieces;
+        const Block k = b.at(blk);
+        const long pieces = (k.j1 - k.j0 + PACK_PIECE - 1) / PACK_PIECE, perPanel = (k.n1 - k.n0) * pieces;
 #pragma omp for schedule(static)
         for (long it = 0; it < panels * perPanel; ++it) {
-          const int pm = (int)(it / perPanel), n = n0 + (int)(it % perPanel / pieces);
-          const long a = j0 + it % pieces * PACK_PIECE, e = std::min(j1, a + PACK_PIECE);
-          packPanel(vec, pm, n, a, e, pack + pm * b.panelSize + ((n - n0) * (j1 - j0) + a - j0) * NR);
+          const int pm = (int)(it / perPanel), n = k.n0 + (int)(it % perPanel / pieces);
+          const long a = k.j0 + it % pieces * PACK_PIECE, e = std::min(k.j1, a + PACK_PIECE);
+          packPanel(vec, pm, n, a, e, pack + pm * b.panelSize + k.imageAt(n) + (a - k.j0) * NR);
         }
         // (the loop's barrier: the block is packed)
         // Static: a thread sums the same tiles in every block, so they stay in its caches (handed
         // out dynamically, tiles moved between cores' caches: 1024 -> 1024 @14 b8 ran 1.2x slower).
 #pragma omp for schedule(static)
         for (long t = 0; t < tiles; ++t) {
-          float* p = sums + t * tileSize;
+          float* p = sums + t * TILE;
           simd::vec acc[MT][NV];
           if (blk == 0)
             zeroTile(acc);
           else
             loadTile(p, acc);
           const int pm = (int)(t / groups), g = (int)(t % groups);
-          blockTile(pack + pm * b.panelSize, bc, g, n0, n1, j0, j1, acc);
+          blockTile(pack + pm * b.panelSize, bc, g, k, acc);
           storeTile(p, acc);
         }
         // (the loop's barrier: the next block may overwrite the pack)
       }
 #pragma omp for schedule(static)
-      for (long t = 0; t < tiles; ++t) scatter(sums + t * tileSize, vec, bc, (int)(t / groups), (int)(t % groups), dw);
+      for (long t = 0; t < tiles; ++t) scatter(sums + t * TILE, vec, bc, (int)(t / groups), (int)(t % groups), dw);
     });
   }
 };

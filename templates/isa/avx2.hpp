@@ -34,9 +34,10 @@ inline void storeLanes(float* p, vec v, int first, int count) {
   const __m256 shifted = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(iota, _mm256_set1_epi32(first)));
   _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), iota), shifted);
 }
-// The shuffles of transpose: rows r[0..8) in, output row j (column j of the rows) to
-// dst + j * dstStride for j < n. Always inlined: out of line, r lives in memory.
-[[gnu::always_inline]] inline void transposeRegs(__m256 (&r)[8], float* dst, long dstStride, int n) {
+// The in-lane shuffles of an 8x8 transpose, rows r[0..8) in place: then column j < 4 of the rows
+// is permute2f128(r[j], r[4 + j], 0x20), column 4 + j the same with 0x31. Always inlined: out of
+// line, r lives in memory.
+[[gnu::always_inline]] inline void transposeLanes(__m256 (&r)[8]) {
   __m256 t[8];
 #pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
@@ -51,6 +52,10 @@ inline void storeLanes(float* p, vec v, int first, int count) {
     r[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
     r[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
   }
+}
+// Rows r[0..8) in, output row j (column j of the rows) to dst + j * dstStride for j < n.
+[[gnu::always_inline]] inline void transposeRegs(__m256 (&r)[8], float* dst, long dstStride, int n) {
+  transposeLanes(r);
 #pragma GCC unroll 4
   for (int m = 0; m < 4; ++m) {
     if (m < n) _mm256_storeu_ps(dst + m * dstStride, _mm256_permute2f128_ps(r[m], r[4 + m], 0x20));
@@ -73,11 +78,41 @@ inline void transposeN(const float* const* src, float* dst, long dstStride, int 
   for (int i = 0; i < 8; ++i) r[i] = _mm256_maskload_ps(src[i], m);
   transposeRegs(r, dst, dstStride, n);
 }
-// dst[u * M + i] = rows[i][u] for i < M, u < n <= 8: M rows interleaved.
+// p[0 .. M) = lanes [0, M) of v (M < 8), nothing past them written.
+template <int M>
+[[gnu::always_inline]] inline void storeFirst(float* p, __m256 v) {
+  const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  if constexpr (M >= 4) _mm_storeu_ps(p, lo);
+  if constexpr (M == 2 || M == 3) _mm_storel_pi(reinterpret_cast<__m64*>(p), lo);
+  if constexpr (M == 3) _mm_store_ss(p + 2, _mm_movehl_ps(lo, lo));
+  if constexpr (M == 5) _mm_store_ss(p + 4, hi);
+  if constexpr (M >= 6) _mm_storel_pi(reinterpret_cast<__m64*>(p + 4), hi);
+  if constexpr (M == 7) _mm_store_ss(p + 6, _mm_movehl_ps(hi, hi));
+}
+// dst[u * M + i] = rows[i][u] for i < M < 8, u < n <= 8: M rows interleaved (rows[i][0 .. 8) are
+// read). One register transpose, rows past M zero, then the first M lanes of each column; scalar,
+// the interleave of 6-row panels took 40% of a 1x1 forward's weight pack.
 template <int M>
 inline void interleave(const float* const* rows, float* dst, int n) {
-  for (int u = 0; u < n; ++u)
-    for (int i = 0; i < M; ++i) dst[u * M + i] = rows[i][u];
+  static_assert(M > 0 && M < 8, "fewer rows than lanes");
+  if constexpr (M == 1) {
+    for (int u = 0; u < n; ++u) dst[u] = rows[0][u];
+  } else if (M == 2 && n == 8) {  // two whole rows: one unpack
+    const __m256 a = _mm256_loadu_ps(rows[0]), b = _mm256_loadu_ps(rows[M - 1]);
+    const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  } else {
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) r[i] = i < M ? _mm256_loadu_ps(rows[i]) : _mm256_setzero_ps();
+    transposeLanes(r);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      if (j < n) storeFirst<M>(dst + j * M, _mm256_permute2f128_ps(r[j], r[4 + j], 0x20));
+      if (4 + j < n) storeFirst<M>(dst + (4 + j) * M, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
+    }
+  }
 }
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
 inline void copyEvens(float* dst, const float* src, int n) {
