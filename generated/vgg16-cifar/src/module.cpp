@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "f27f879227c4774a6b045d3ea1992a2b6c6f94c7747b88d66a6d92134b0b6dcc"));
+  exports.Set("key", Napi::String::New(env, "8c425576848144b88a86cef359c384eabcb014e15049b0bac6ec55d78ccf111d"));
   return exports;
 }
 
