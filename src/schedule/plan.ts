@@ -404,13 +404,20 @@ export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: numbe
  */
 function pickPlanesTile(isa: Isa, rows: number, dstW: number, dstH: number, extraW: number) {
   const vw = isa.vectorWidth;
+  // Where a broadcast costs a load slot of its own (AVX2), one-vector tiles (a broadcast per FMA)
+  // are load-bound: with the load bound, AVX2 planes took 6 x 16 or 5 x 16 tiles over 11-14 x 8
+  // (Zen 3, forward / backward-data: ResNet-56's 16 @32 at d=0.7 1.26x / 1.21x, VGG's 128 @16 at
+  // d=0.9 1.10x / 1.10x, 64 @56 at d=0.9 1.11x / 1.12x; the 3-channel first layer at d=0.5
+  // 1.16x). AVX-512 keeps the scores its tiles were measured with: the bound would move
+  // ResNet-56's first stage at d=0.5 to 48-column tiles along the plane, 1.12x slower there.
+  const loadsScarce = isa.loadsPerFma < 1;
   let best = { MR: 1, NV: 1, rowTiles: false, cost: Infinity };
   for (let NV = 1; NV <= 6; NV++) {
     const { byRows, alongPlane } = planesTileCost(dstW, dstH, extraW, NV * vw);
     for (let MR = 1; MR <= 16; MR++) {
       if (!tileFits(isa, MR, NV)) continue;
       const rowsPadded = (Math.ceil(rows / MR) * MR) / rows;
-      const perFma = 1 + 2 / (MR * NV);
+      const perFma = (loadsScarce ? loadBound(isa, MR, NV) : 1) * (1 + 2 / (MR * NV));
       for (const rowTiles of [true, false]) {
         const cost = rowsPadded * (rowTiles ? byRows : alongPlane) * perFma;
         if (cost < best.cost - 1e-9) best = { MR, NV, rowTiles, cost };

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "8c425576848144b88a86cef359c384eabcb014e15049b0bac6ec55d78ccf111d"));
+  exports.Set("key", Napi::String::New(env, "398338fc054c0f7ef49b3ed698eede222179851e0a11662833893c8213b8a632"));
   return exports;
 }
 

@@ -4,10 +4,10 @@
 // layer: N=64 C=3 K=64 HxW=32x32 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=32x32 bias=false density(out=1, in=1)
 // plan:
 //   isa: avx2 (vector width 8)
-//   forward: planes (32 rows/block, row tiles), microtile MR x NR = 13 x 8
+//   forward: planes (32 rows/block, row tiles), microtile MR x NR = 6 x 16
 //   backwardData: none (inputGrad: false)
 //   backwardWeights: direct (tap-major), tile MT column taps x NR filters = 3 x 24, 1 image(s) x 32 rows/block per thread
-// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":1,"NR":8,"rowsPerBlock":32,"rowTiles":true,"columnsPerBlock":8,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":3,"NR":24,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
+// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"gemm","source":"planes","order":"image","MR":6,"NV":2,"NR":16,"rowsPerBlock":32,"rowTiles":true,"columnsPerBlock":16,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":3,"NR":24,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -157,7 +157,7 @@ struct SubsampledDxView : BackwardDataView {
 static void forward(const float* x, const float* w, const float* bias, float* y, const int32_t* ko, int nko,
                     const int32_t* ci, int nci, Workspace& ws, int threads) {
   zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
-  using Pass = GemmPass<ForwardView, 13, 1>;
+  using Pass = GemmPass<ForwardView, 6, 2>;
   const float* A = Pass::packA(w, ko, nko, ci, nci, false, ws, threads);
   Pass::template runPlanes<32, true>(x, A, bias, y, ko, nko, ci, nci, ws, threads);
 }
