@@ -239,12 +239,23 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   // 1.2-1.5x, 52 of 64 and 84-115 of 96-128 1.07-1.17x on 16-, 32- and 56-wide planes; where the
   // fills were close, 84 and 115 rows on 28-wide planes, 0.93-0.97x). With full vectors direct
   // stays ahead (planes 0.85-0.97x, 1.03x with 32 kept on 32x32).
+  // Where a broadcast takes a load slot (AVX2), a planes tile of one vector (the only one a row
+  // of one vector fits) is load-bound: its fill counts at the rate its loads allow. (Zen 3,
+  // forward / backward-data on 8x8 planes, direct over planes' 12 x 8 row tiles: ResNet-56's 64
+  // at d=0.7-0.9 1.15-1.24x, VGG's 256 at d=0.7 1.25x / 1.21x, 128 -> 256 at d=0.9 1.31x / 1.17x.)
   const vw = isa.vectorWidth;
   const directLanes = g.rows / (Math.ceil(g.rows / vw) * vw);
-  const planesBetter = g.planesAllowed && planesFill(g, vw) > directLanes;
+  const planesRate = isa.loadsPerFma < 1 ? 1 / planesLoadBound(isa, g) : 1;
+  const planesBetter = g.planesAllowed && planesFill(g, vw) * planesRate > directLanes;
   if (g.rows >= vw && g.reduceChannels >= 8 && !planesBetter) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
+}
+
+// How much slower than its FMAs the planes tile the plan would pick runs for its loads.
+function planesLoadBound(isa: Isa, g: GemmShape): number {
+  const { MR, NV } = pickPlanesTile(isa, g.rows, g.dstW, g.dstH, g.planeExtraW);
+  return loadBound(isa, MR, NV);
 }
 
 // The share of planes' tile lanes that compute real outputs, with tiles of one vector.
