@@ -132,6 +132,35 @@ describe('density regimes', () => {
       expect(asAvx512.engine === 'direct' && (asAvx512.NV === 1 || asAvx512.MQ * asAvx512.NV === 8)).toBe(true);
     }
   });
+  it('direct column tiles on one-phase rows avoid taking every register (GCC spills them); image tiles may', () => {
+    const tiles = (spec: ConvSpec, isa = ISAS.avx2) => {
+      const p = choosePlan(conv2d(spec), isa, 2);
+      return [p.forward, p.backwardData!].map((g) => (g.engine === 'direct' ? `${g.MQ}x${g.NV}` : g.source));
+    };
+    // 128 kept on 8-wide rows: 4 x 3 pads 128 rows to 144 but scored best before; 4 x 2 ran 1.45x faster.
+    expect(tiles(vgg(256, 256, 8, 0.5))).toEqual(['4x2', '4x2']);
+    expect(tiles({ ...vgg(512, 512, 7, 0.5), batch: 8 })).toEqual(['4x2', '4x2']);
+    // Image tiles (4x4 planes across 64 images) and a strided backward-data keep 4 x 3.
+    expect(tiles(vgg(512, 512, 4, 0.7))).toEqual(['4x3', '4x3']);
+    expect(tiles({ ...vgg(512, 512, 14, 0.5), stride: 2, batch: 8 })[1]).toBe('4x3');
+    // AVX-512 tiles never take all 32 registers: nothing to avoid there.
+    for (const d of [1, 0.7, 0.5])
+      for (const h of [7, 8, 14, 16, 28, 56]) {
+        const p = choosePlan(conv2d({ ...vgg(256, 256, h, d), batch: 8 }), ISAS.avx512, 2);
+        for (const g of [p.forward, p.backwardData!])
+          if (g.engine === 'direct') expect(g.MQ * g.NV + g.NV + 1).toBeLessThan(ISAS.avx512.registers);
+      }
+  });
+  it('AVX2 planes score their loads: two-vector tiles, and rows of one vector go direct', () => {
+    const avx2 = (s: ConvSpec) => choosePlan(conv2d(s), ISAS.avx2, 2).forward;
+    // 90 kept of 128 on 16-wide rows: planes, with a two-vector tile (a broadcast per FMA otherwise).
+    expect(avx2(vgg(128, 128, 16, 0.7))).toMatchObject({ source: 'planes', NV: 2 });
+    // 8-wide rows leave planes one-vector tiles only: 179 kept of 256 run direct on AVX2, and on
+    // planes with the fill alone (loads as cheap as on AVX-512, which folds broadcasts into FMAs).
+    expect(avx2(vgg(256, 256, 8, 0.7)).engine).toBe('direct');
+    const fillOnly = choosePlan(conv2d(vgg(256, 256, 8, 0.7)), { ...ISAS.avx2, loadsPerFma: 1 }, 2);
+    expect(fillOnly.forward.source).toBe('planes');
+  });
   it('pointwise tiles on few positions keep loads below FMAs (two vectors on AVX2, not 13-14 x 1)', () => {
     for (const [c, k, h] of [
       [512, 2048, 7],
