@@ -98,7 +98,7 @@ inline void interleave(const float* const* rows, float* dst, int n) {
   if constexpr (M == 1) {
     for (int u = 0; u < n; ++u) dst[u] = rows[0][u];
   } else if (M == 2 && n == 8) {  // two whole rows: one unpack
-    const __m256 a = _mm256_loadu_ps(rows[0]), b = _mm256_loadu_ps(rows[M - 1]);
+    const __m256 a = _mm256_loadu_ps(rows[0]), b = _mm256_loadu_ps(rows[1]);
     const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
     _mm256_storeu_ps(dst, _mm256_permute2f128_ps(lo, hi, 0x20));
     _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
@@ -139,7 +139,7 @@ inline int compress16(float* dst, const float* src, unsigned mask) {
   for (; mask; mask &= mask - 1) dst[k++] = src[__builtin_ctz(mask)];
   return k;
 }
-// Expand tables of 8-lane masks m: bits 3j..3j+2 of expandTable.entry[m] hold the lane's source,
+// The expand table of 8-lane masks m: bits 3j..3j+2 of expandTable.entry[m] hold lane j's source,
 // the number of set bits of m below bit j (only lanes whose bit is set use theirs); bits 24-27 hold
 // m's set-bit count (popcnt is not among the target's instructions).
 struct ExpandTable {

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "398338fc054c0f7ef49b3ed698eede222179851e0a11662833893c8213b8a632"));
+  exports.Set("key", Napi::String::New(env, "a77e00ba7a12a88054bd18260b72fff0666a944e6f021d19a061747bc7efce4c"));
   return exports;
 }
 
