@@ -245,7 +245,7 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   // at d=0.7-0.9 1.15-1.24x, VGG's 256 at d=0.7 1.25x / 1.21x, 128 -> 256 at d=0.9 1.31x / 1.17x.)
   const vw = isa.vectorWidth;
   const directLanes = g.rows / (Math.ceil(g.rows / vw) * vw);
-  const planesRate = isa.loadsPerFma < 1 ? 1 / planesLoadBound(isa, g) : 1;
+  const planesRate = loadsScarce(isa) ? 1 / planesLoadBound(isa, g) : 1;
   const planesBetter = g.planesAllowed && planesFill(g, vw) * planesRate > directLanes;
   if (g.rows >= vw && g.reduceChannels >= 8 && !planesBetter) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
@@ -421,14 +421,13 @@ function pickPlanesTile(isa: Isa, rows: number, dstW: number, dstH: number, extr
   // d=0.9 1.10x / 1.10x, 64 @56 at d=0.9 1.11x / 1.12x; the 3-channel first layer at d=0.5
   // 1.16x). AVX-512 keeps the scores its tiles were measured with: the bound would move
   // ResNet-56's first stage at d=0.5 to 48-column tiles along the plane, 1.12x slower there.
-  const loadsScarce = isa.loadsPerFma < 1;
   let best = { MR: 1, NV: 1, rowTiles: false, cost: Infinity };
   for (let NV = 1; NV <= 6; NV++) {
     const { byRows, alongPlane } = planesTileCost(dstW, dstH, extraW, NV * vw);
     for (let MR = 1; MR <= 16; MR++) {
       if (!tileFits(isa, MR, NV)) continue;
       const rowsPadded = (Math.ceil(rows / MR) * MR) / rows;
-      const perFma = (loadsScarce ? loadBound(isa, MR, NV) : 1) * (1 + 2 / (MR * NV));
+      const perFma = (loadsScarce(isa) ? loadBound(isa, MR, NV) : 1) * (1 + 2 / (MR * NV));
       for (const rowTiles of [true, false]) {
         const cost = rowsPadded * (rowTiles ? byRows : alongPlane) * perFma;
         if (cost < best.cost - 1e-9) best = { MR, NV, rowTiles, cost };
@@ -669,6 +668,11 @@ function directWeightsTiling(
  */
 function tileFits(isa: Isa, M: number, NV: number): boolean {
   return M * NV + NV + 1 <= isa.registers && M * NV >= Math.min(8, isa.registers / 2);
+}
+
+/** Whether a broadcast takes a load slot of its own (AVX2), so that loads may set a tile's pace. */
+function loadsScarce(isa: Isa): boolean {
+  return isa.loadsPerFma < 1;
 }
 
 /** How much slower than its FMAs a broadcast tile runs when its M + NV loads a step set the pace. */

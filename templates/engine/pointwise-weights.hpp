@@ -103,6 +103,14 @@ struct PointwiseWeights {
   struct Blocks {
     int n, images;
     long jb, perImage, count, panelSize;
+    // n images cut in blocks of `positions` of one image (at least 256), or, on planes shorter than
+    // that, of whole planes of up to a thread's share of the images.
+    static Blocks of(int n, int threads, long positions) {
+      const long jb = std::min(PQ, positions);
+      const int images = jb == PQ ? (int)std::min<long>((n + threads - 1) / threads, positions / PQ) : 1;
+      const long perImage = (PQ + jb - 1) / jb;
+      return {n, images, jb, perImage, images > 1 ? (n + images - 1) / images : n * perImage, images * jb * NR};
+    }
     Block at(long blk) const {
       if (images > 1) {
         const int n0 = (int)blk * images;
@@ -136,12 +144,7 @@ struct PointwiseWeights {
     // 1024 1x1 @14 at d=1 into runs of 64 and ran it at a third of peak. Planes shorter than that
     // (7x7, 14x14) make blocks of whole planes of several images, up to a thread's share of them:
     // a tile's sums then stay in registers across the block's images.
-    const long positions = std::max<long>(256, BLOCK_BYTES / (4L * panels * NR) / VW * VW);
-    Blocks b{ws.n, 1, std::min(PQ, positions), 0, 0, 0};
-    if (b.jb == PQ) b.images = (int)std::min<long>((ws.n + threads - 1) / threads, positions / PQ);
-    b.perImage = (PQ + b.jb - 1) / b.jb;
-    b.count = b.images > 1 ? (ws.n + b.images - 1) / b.images : ws.n * b.perImage;
-    b.panelSize = b.images * b.jb * NR;
+    const Blocks b = Blocks::of(ws.n, threads, std::max<long>(256, BLOCK_BYTES / (4L * panels * NR) / VW * VW));
     // Each thread takes whole blocks and sums into private partials of all of dw, added up at the
     // end; unless those partials are large, or the blocks too few: then the threads share each
     // block, packing it and splitting its tiles. (Blocks of several images are a thread's share.)

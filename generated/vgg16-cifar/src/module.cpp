@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "a77e00ba7a12a88054bd18260b72fff0666a944e6f021d19a061747bc7efce4c"));
+  exports.Set("key", Napi::String::New(env, "ea6d5845621a50b9fd49a8a347e903db8483b0105b662ee957577bf5553d10d6"));
   return exports;
 }
 
