@@ -107,6 +107,12 @@ export interface Plan {
 
 // Bytes of packed B one work item may hold: half the 1-2 MiB L2 of current x86 cores.
 const L2_BUDGET = 512 * 1024;
+// L1 data cache of the smaller current x86 cores (Zen 3 and 4; Zen 5 and recent Xeons have 48 KiB).
+const L1_BYTES = 32 * 1024;
+// Bytes of GEMM A panels one pass keeps in L2 (A_BUDGET in engine/gemm.hpp); more stream from L3.
+const A_STREAM_BYTES = 256 * 1024;
+// Vectors L2 sustains into L1 per FMA slot (Zen 3: 32 bytes a cycle at peak, two 8-float FMAs).
+const L2_VECTORS_PER_FMA = 0.38;
 // Output positions a backward-weights row block should reduce over at least (see directWeightsTiling).
 const MIN_BLOCK_POSITIONS = 32;
 // Private per-thread partial sums of dw from which a batch below the thread count shares blocks.
@@ -283,7 +289,7 @@ function gemmPlan(isa: Isa, threads: number, g: GemmShape, source: 'planes' | 'i
   const { MR, NV, rowTiles } =
     source === 'planes'
       ? pickPlanesTile(isa, g.rows, g.dstW, g.dstH, g.planeExtraW)
-      : { ...pickMicrotile(isa, g.rows, cols), rowTiles: false };
+      : { ...pickMicrotile(isa, g.rows, cols, g.reduceChannels * g.taps), rowTiles: false };
   const NR = NV * vw;
   let rowsPerBlock = g.dstH;
   let columnsPerBlock = NR;
@@ -388,16 +394,18 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
  * rows/columns, then the biggest tile (more FMAs per load). Loads count: on AVX2, 13-14 x 1 tiles
  * (a broadcast per FMA) on 1x1 layers @7 and @14 ran 1.06-1.30x slower than 6 x 2 (Zen 3, d=0.5);
  * on AVX-512 this moves one measured family layer (MobileNet v2 960->160 @7 backward-data, 16 x 1
- * to 13 x 2), not timed there yet.
+ * to 13 x 2), not timed there yet. `reduce` is the reduction length (kept channels x taps): a
+ * tile whose B columns overflow L1 over it reads them from L2 (l2Bound).
  */
-export function pickMicrotile(isa: Isa, rows: number, cols: number): { MR: number; NV: number } {
+export function pickMicrotile(isa: Isa, rows: number, cols: number, reduce: number): { MR: number; NV: number } {
   const vw = isa.vectorWidth;
   let best = { MR: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 6; NV++) {
     for (let MR = 1; MR <= 16; MR++) {
       if (!tileFits(isa, MR, NV)) continue;
       const padded = Math.ceil(rows / MR) * MR * Math.ceil(cols / (NV * vw)) * NV * vw;
-      const cost = (padded / (rows * cols)) * loadBound(isa, MR, NV) * (1 + 2 / (MR * NV));
+      const bound = Math.max(loadBound(isa, MR, NV), l2Bound(MR, NV * vw, rows, reduce));
+      const cost = (padded / (rows * cols)) * bound * (1 + 2 / (MR * NV));
       if (cost < best.cost - 1e-9) best = { MR, NV, cost };
     }
   }
@@ -673,6 +681,23 @@ function tileFits(isa: Isa, M: number, NV: number): boolean {
 /** Whether a broadcast takes a load slot of its own (AVX2), so that loads may set a tile's pace. */
 function loadsScarce(isa: Isa): boolean {
   return isa.loadsPerFma < 1;
+}
+
+/**
+ * How much slower than its FMAs a GEMM microtile runs when its B columns (NR x the reduction) and
+ * A panel do not fit L1 while the A panels stream from beyond L2 (more than the A_BUDGET chunk of
+ * engine/gemm.hpp): every panel then reads the tile's B from L2, 1/MR of a vector per FMA, and L2
+ * refills L1 with about L2_VECTORS_PER_FMA. Zen 3, AVX2, d=0.5, forward / backward-data, 2 x 40
+ * tiles against what this picks: 1024 -> 1024 1x1 @7 b4 (512 x 512 kept, 80 KiB of B) 6 x 16
+ * 1.15-1.32x / 1.24x, 2048 -> 512 @14 b1 6 x 16 1.10-1.27x / 1.21x. With all of A in L2 (32 kept
+ * rows over 512, 64 KiB) 2 x 40 stayed ahead of 4 x 24 (0.88-0.98x), and with 32 kept in the
+ * reduction (10 KiB of B) of 6 x 16 (0.80-0.93x): those keep it. Checked on layers it was not
+ * fitted to: 256 -> 1024 @14 b1 d=1 1.15x / 1.20x, 2048 -> 1024 @7 b4 1.18-1.21x / 1.11-1.18x.
+ * AVX-512 tiles (more rows in 32 registers) keep their plans: none of 1176 1x1 shapes changed.
+ */
+function l2Bound(MR: number, NR: number, rows: number, reduce: number): number {
+  if (reduce * (NR + MR) * 4 <= L1_BYTES || rows * reduce * 4 <= A_STREAM_BYTES) return 1;
+  return Math.max(1, 1 / (MR * L2_VECTORS_PER_FMA));
 }
 
 /** How much slower than its FMAs a broadcast tile runs when its M + NV loads a step set the pace. */

@@ -175,4 +175,17 @@ describe('density regimes', () => {
       }
     }
   });
+  it('pointwise tiles whose B overflows L1 while A streams from L3 take more rows (B reuse)', () => {
+    const pw = (c: number, k: number, batch: number, h: number) => {
+      const spec: ConvSpec = { batch, inChannels: c, outChannels: k, inHeight: h, inWidth: h, kernel: 1 };
+      const p = choosePlan(conv2d({ ...spec, density: { out: 0.5, in: 0.5 } }), ISAS.avx2, 2);
+      return [p.forward, p.backwardData!].map((g) => (g.engine === 'gemm' ? `${g.MR}x${g.NV}` : g.engine));
+    };
+    // 196 columns fit 2 x 40 tiles best, but 512 kept rows over a 512-long reduction re-read 80 KiB
+    // of B from L2 per panel: 6 x 16 (measured 1.15-1.32x faster).
+    expect(pw(1024, 1024, 4, 7)).toEqual(['6x2', '6x2']);
+    // All of A in L2 (32 kept rows), or a short reduction (32 kept): 2 x 40 stays.
+    expect(pw(64, 1024, 4, 7)[1]).toBe('2x5');
+    expect(pw(64, 256, 4, 7)).toEqual(['2x5', '2x5']);
+  });
 });
