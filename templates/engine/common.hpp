@@ -213,18 +213,42 @@ static inline bool buildRowChunks(const int32_t* off, long n, std::vector<RowChu
   return true;
 }
 
-// out[t * ROWS + i] = src[i][off[t]] for i < ROWS, t < n: a weight panel, rows innermost, where
-// each row's entries lie along it in order (forward: filter k's w[k][c][r][s]); off comes as its
-// chunks (buildRowChunks). Per chunk, each row's entries are compressed into a small block (whole
-// 16-float segments through a lane mask), which is then transposed in registers (fewer rows than
-// lanes: interleaved; scalar, that took 70% of the pack of a 1x1 @7 forward). Reading the ROWS
-// rows side by side instead, one float of each per step, kept ROWS streams in flight whose lines
-// are C*R*S floats apart, in few L1 sets: packing took 56% of a batch-1 1x1 forward at C = 1024
-// on 7x7. Against that walk: 256 -> 256 1x1 @2x2 b1 forward 41 -> 10 µs, 384 -> 384 @7 b1 1.25x,
-// 72 -> 40 3x3 b2 1.22x; small 3x3 layers at batch 64 within 1-3%.
-// Chunks [first, last) only: any subset of the chunks packs on its own.
+// gatherRowsTransposed where no vector compress exists (AVX2, scalar): each 8-float segment of a
+// chunk, 8 rows at a time, is transposed in registers and only its kept columns are stored
+// (transposeKept). The compress form copied each kept entry alone (AVX2's compress16 is a scalar
+// loop); against it (Zen 3, d=0.5, forward): 256 -> 256 1x1 @2x2 b1 1.63x, 1024 -> 1024 @7 b1
+// 1.10x, 2048 -> 512 and 512 -> 2048 @7 b8 1.05x, 960 -> 160 @7 b4 1.04x; 3x3 layers even.
 template <int ROWS>
-static inline void gatherRowsTransposed(const float* const* src, const RowChunk* first, const RowChunk* last,
+static inline void gatherRowsKept(const float* const* src, const RowChunk* first, const RowChunk* last,
+                                  float* out) {
+  constexpr int SEG = 8, TAIL = ROWS % SEG;
+  for (const RowChunk* chunk = first; chunk != last; ++chunk) {
+    long t = chunk->t0;
+    for (int q = 0; q < 64 / SEG; ++q) {
+      const unsigned m = (unsigned)(chunk->mask >> (SEG * q)) & 0xFFu;
+      if (!m) continue;
+      const long at = chunk->base + SEG * q;
+      const float* rows[SEG];
+      int kept = 0;
+      for (int i = 0; i + SEG <= ROWS; i += SEG) {
+        for (int r = 0; r < SEG; ++r) rows[r] = src[i + r] + at;
+        kept = simd::transposeKept<SEG>(rows, m, out + t * ROWS + i, ROWS);
+      }
+      if constexpr (TAIL > 0) {
+        for (int r = 0; r < TAIL; ++r) rows[r] = src[ROWS - TAIL + r] + at;
+        kept = simd::transposeKept<TAIL>(rows, m, out + t * ROWS + ROWS - TAIL, ROWS);
+      }
+      t += kept;
+    }
+  }
+}
+
+// gatherRowsTransposed with a vector compress (AVX-512): per chunk, each row's entries are
+// compressed into a small block (whole 16-float segments through a lane mask), which is then
+// transposed in registers (fewer rows than lanes: interleaved; scalar, that took 70% of the pack
+// of a 1x1 @7 forward).
+template <int ROWS>
+static inline void gatherRowsCompressed(const float* const* src, const RowChunk* first, const RowChunk* last,
                                         float* out) {
   constexpr int VW = simd::VW, SPAN = 64, LD = SPAN + 16;  // LD: block rows 320 bytes apart, not 256
   alignas(64) float block[ROWS][LD];
@@ -258,6 +282,20 @@ static inline void gatherRowsTransposed(const float* const* src, const RowChunk*
       }
     }
   }
+}
+
+// out[t * ROWS + i] = src[i][off[t]] for i < ROWS, t < n: a weight panel, rows innermost, where
+// each row's entries lie along it in order (forward: filter k's w[k][c][r][s]); off comes as its
+// chunks (buildRowChunks). Reading the ROWS rows side by side instead, one float of each per step,
+// kept ROWS streams in flight whose lines are C*R*S floats apart, in few L1 sets: packing took 56%
+// of a batch-1 1x1 forward at C = 1024 on 7x7. Against that walk: 256 -> 256 1x1 @2x2
+// b1 forward 41 -> 10 µs, 384 -> 384 @7 b1 1.25x, 72 -> 40 3x3 b2 1.22x; small 3x3 layers at
+// batch 64 within 1-3%. Chunks [first, last) only: any subset of the chunks packs on its own.
+template <int ROWS>
+static inline void gatherRowsTransposed(const float* const* src, const RowChunk* first, const RowChunk* last,
+                                        float* out) {
+  if constexpr (simd::HAS_COMPRESS) gatherRowsCompressed<ROWS>(src, first, last, out);
+  else gatherRowsKept<ROWS>(src, first, last, out);
 }
 
 template <int ROWS>

@@ -4,6 +4,8 @@
 
 namespace simd {
 constexpr int VW = 8;
+// No vector compress: weight panels gather kept entries by transposeKept (engine/common.hpp).
+constexpr bool HAS_COMPRESS = false;
 using vec = __m256;
 inline vec zero() { return _mm256_setzero_ps(); }
 inline vec broadcast(float a) { return _mm256_set1_ps(a); }
@@ -82,6 +84,7 @@ inline void transposeN(const float* const* src, float* dst, long dstStride, int 
 template <int M>
 [[gnu::always_inline]] inline void storeFirst(float* p, __m256 v) {
   const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  if constexpr (M == 1) _mm_store_ss(p, lo);
   if constexpr (M >= 4) _mm_storeu_ps(p, lo);
   if constexpr (M == 2 || M == 3) _mm_storel_pi(reinterpret_cast<__m64*>(p), lo);
   if constexpr (M == 3) _mm_store_ss(p + 2, _mm_movehl_ps(lo, lo));
@@ -113,6 +116,32 @@ inline void interleave(const float* const* rows, float* dst, int n) {
       if (4 + j < n) storeFirst<M>(dst + (4 + j) * M, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
     }
   }
+}
+// The columns of kept entries of an 8-float segment of M <= 8 rows: dst[u * dstStride + i] =
+// rows[i][j_u] for i < M and the set bits j_0 < j_1 < ... of m (8 bits); returns their count.
+// Reads rows[i][j] for set bits only (masked loads), writes nothing else: one register transpose
+// and one store a kept column, where a compress (scalar on AVX2) and a transpose of the compressed
+// block took a scalar copy per kept entry.
+template <int M>
+[[gnu::always_inline]] inline int transposeKept(const float* const* rows, unsigned m, float* dst, long dstStride) {
+  static_assert(M > 0 && M <= 8, "at most a vector of rows");
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+  __m256 r[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = i < M ? _mm256_maskload_ps(rows[i], on) : _mm256_setzero_ps();
+  transposeLanes(r);
+  int u = 0;
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) {
+    if (!((m >> j) & 1u)) continue;
+    const __m256 column = j < 4 ? _mm256_permute2f128_ps(r[j % 4], r[4 + j % 4], 0x20)
+                                : _mm256_permute2f128_ps(r[j % 4], r[4 + j % 4], 0x31);
+    if constexpr (M == 8) _mm256_storeu_ps(dst + u * dstStride, column);
+    else storeFirst<M>(dst + u * dstStride, column);
+    ++u;
+  }
+  return u;
 }
 // dst[i] = src[2 * i] for i < n (a row of a stride-2 grid).
 inline void copyEvens(float* dst, const float* src, int n) {

@@ -10,6 +10,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace simd {
 constexpr int VW = 16;
+// vcompressps: weight panels compress kept entries in a register (engine/common.hpp).
+constexpr bool HAS_COMPRESS = true;
 using vec = __m512;
 inline vec zero() { return _mm512_setzero_ps(); }
 inline vec broadcast(float a) { return _mm512_set1_ps(a); }
@@ -146,6 +148,17 @@ inline void storeSpread2(float* p, vec v, int first, int len) {
   const __m512 hi = _mm512_maskz_permutexvar_ps((__mmask16)0x5555, hiIdx, v);
   if (len == 32) _mm512_storeu_ps(p + 16, hi);
   else _mm512_mask_storeu_ps(p + 16, (__mmask16)((1u << (len - 16)) - 1), hi);
+}
+// The columns of kept entries of an 8-float segment of M <= 8 rows: dst[u * dstStride + i] =
+// rows[i][j_u] for i < M and the set bits j_0 < j_1 < ... of m (8 bits); returns their count.
+// Reads rows[i][j] for set bits only. Weight panels do not use it here (HAS_COMPRESS): every ISA
+// has the same primitives, and the engines pick by the trait.
+template <int M>
+inline int transposeKept(const float* const* rows, unsigned m, float* dst, long dstStride) {
+  int u = 0;
+  for (; m; m &= m - 1, ++u)
+    for (int i = 0; i < M; ++i) dst[u * dstStride + i] = rows[i][__builtin_ctz(m)];
+  return u;
 }
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. A masked
 // load (the other floats are not read) compressed in a register, one full store: dst[k .. 16)

@@ -3,6 +3,7 @@
 // before it. The engine headers call the vector operations through simd::.
 namespace simd {
 constexpr int VW = 1;
+constexpr bool HAS_COMPRESS = false;  // weight panels gather kept entries by transposeKept
 using vec = float;
 inline vec zero() { return 0.f; }
 inline vec broadcast(float a) { return a; }
@@ -39,6 +40,16 @@ inline void copyEvens(float* dst, const float* src, int n) {
 inline void storeSpread2(float* p, vec v, int, int len) {
   p[0] = v;
   if (len == 2) p[1] = 0.f;
+}
+// The columns of kept entries of an 8-float segment of M <= 8 rows: dst[u * dstStride + i] =
+// rows[i][j_u] for i < M and the set bits j_0 < j_1 < ... of m (8 bits); returns their count.
+// Reads rows[i][j] for set bits only.
+template <int M>
+inline int transposeKept(const float* const* rows, unsigned m, float* dst, long dstStride) {
+  int u = 0;
+  for (; m; m &= m - 1, ++u)
+    for (int i = 0; i < M; ++i) dst[u * dstStride + i] = rows[i][__builtin_ctz(m)];
+  return u;
 }
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.

@@ -87,6 +87,34 @@ static void transposes() {
   }
 }
 
+// Every 8-bit mask m and M <= 8 rows: dst[u * stride + i] = rows[i][j_u] for the set bits j_u of
+// m, i < M; returns their count; nothing else written.
+template <int M>
+static void transposeKeptRows() {
+  const float* rows[M];
+  for (int i = 0; i < M; ++i) rows[i] = src + 64 * i + 5;
+  for (long stride : {(long)M, (long)M + 3, 14L}) {
+    if (stride < M) continue;
+    for (unsigned m = 0; m < 256; ++m) {
+      poison();
+      const int got = simd::transposeKept<M>(rows, m, dst, stride);
+      int u = 0;
+      for (int j = 0; j < 8; ++j)
+        if ((m >> j) & 1u) {
+          for (int i = 0; i < M; ++i) check(dst[u * stride + i] == rows[i][j], "transposeKept value", M, m, j);
+          ++u;
+        }
+      check(got == u, "transposeKept count", M, m, got);
+      for (long k = 0; k < 9 * stride + 8; ++k)
+        if (k / stride >= u || k % stride >= M) check(dst[k] == POISON, "transposeKept wrote elsewhere", M, m, k);
+    }
+  }
+}
+template <int... Ms>
+static void transposeKeptAll(std::integer_sequence<int, Ms...>) {
+  (transposeKeptRows<Ms + 1>(), ...);
+}
+
 // storeLanes: p[0 .. count) = lanes [first, first + count); storeSpread2: p[2k] = lane first + k,
 // p[2k + 1] = 0 for the first len floats. Nothing else written.
 static void laneStores() {
@@ -117,6 +145,7 @@ int main() {
   compressAndExpand();
   interleaveAll(std::make_integer_sequence<int, VW - 1>{});
   transposes();
+  transposeKeptAll(std::make_integer_sequence<int, 8>{});
   laneStores();
   if (failures) {
     std::printf("%ld of %ld checks failed\n", failures, checks);

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "ea6d5845621a50b9fd49a8a347e903db8483b0105b662ee957577bf5553d10d6"));
+  exports.Set("key", Napi::String::New(env, "189699bcf63f53e6cdf3e2041702db8b2b6c7a68d636e6ec5a3506b43e01cb22"));
   return exports;
 }
 
