@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "189699bcf63f53e6cdf3e2041702db8b2b6c7a68d636e6ec5a3506b43e01cb22"));
+  exports.Set("key", Napi::String::New(env, "ff067f584e25b925b873aa7248eea1c4ce963a90747288999cef47a5120c78fb"));
   return exports;
 }
 
