@@ -165,26 +165,33 @@ inline void storeSpread2(float* p, vec v, int first, int len) {
   _mm256_store_ps(lanes, v);
   for (int k = 0; k < len; ++k) p[k] = k % 2 ? 0.f : lanes[first + k / 2];
 }
-// The compress table of 8-lane masks m: bits 3j..3j+2 of compressTable.entry[m] hold the source
-// lane of output lane j (the j-th set bit of m), bits 24-27 m's set-bit count.
-struct CompressTable {
-  uint32_t entry[256];
-  constexpr CompressTable() : entry() {
+// Lane tables of 8-lane masks m, a 3-bit lane index per field (bits 3i..3i+2) and m's set-bit
+// count in bits 24-27 (popcnt is not among the target's instructions). compress[m]: field k holds
+// the k-th set bit of m (where output lane k comes from); expand[m]: field j holds the number of
+// set bits below bit j (where lane j's value comes from, for the lanes whose bit is set).
+struct LaneTables {
+  uint32_t compress[256], expand[256];
+  constexpr LaneTables() : compress(), expand() {
     for (int m = 0; m < 256; ++m) {
-      uint32_t e = 0, k = 0;
-      for (int j = 0; j < 8; ++j)
-        if ((m >> j) & 1) e |= (uint32_t)j << (3 * k++);
-      entry[m] = e | k << 24;
+      uint32_t c = 0, e = 0, k = 0;
+      for (uint32_t j = 0; j < 8; ++j)
+        if ((m >> j) & 1) c |= j << (3 * k), e |= k << (3 * j), ++k;
+      compress[m] = c | k << 24;
+      expand[m] = e | k << 24;
     }
   }
 };
-inline constexpr CompressTable compressTable{};
+inline constexpr LaneTables laneTables{};
+// The permute indices of a table entry: field i for lane i (vpermps reads the low 3 bits of each
+// index, so the fields above a lane's do not matter).
+inline __m256i tableIndices(uint32_t entry) {
+  return _mm256_srlv_epi32(_mm256_set1_epi32((int)entry), _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21));
+}
 // dst[0 .. k) = the src[j] whose bit j of m (8 bits) is set, in order; returns k. One masked load,
 // one permute from the table, one store of 8 floats (dst[k .. 8) gets the rest).
 inline int compress8(float* dst, const float* src, unsigned m) {
-  const uint32_t e = compressTable.entry[m];
-  const __m256i source = _mm256_srlv_epi32(_mm256_set1_epi32((int)e), _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21));
-  _mm256_storeu_ps(dst, _mm256_permutevar8x32_ps(_mm256_maskload_ps(src, laneMask(m)), source));
+  const uint32_t e = laneTables.compress[m];
+  _mm256_storeu_ps(dst, _mm256_permutevar8x32_ps(_mm256_maskload_ps(src, laneMask(m)), tableIndices(e)));
   return (int)(e >> 24);
 }
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
@@ -195,30 +202,13 @@ inline int compress16(float* dst, const float* src, unsigned mask) {
   const int lo = compress8(dst, src, mask & 0xFFu);
   return lo + compress8(dst + lo, src + 8, (mask >> 8) & 0xFFu);
 }
-// The expand table of 8-lane masks m: bits 3j..3j+2 of expandTable.entry[m] hold lane j's source,
-// the number of set bits of m below bit j (only lanes whose bit is set use theirs); bits 24-27 hold
-// m's set-bit count (popcnt is not among the target's instructions).
-struct ExpandTable {
-  uint32_t entry[256];
-  constexpr ExpandTable() : entry() {
-    for (int m = 0; m < 256; ++m) {
-      uint32_t e = 0, k = 0;
-      for (int j = 0; j < 8; ++j)
-        if ((m >> j) & 1) e |= k++ << (3 * j);
-      entry[m] = e | k << 24;
-    }
-  }
-};
-inline constexpr ExpandTable expandTable{};
 // src's first values in order at the lanes whose bit of m (8 bits) is set, zeros elsewhere; sets
 // used to the values taken. Reads src[0 .. 8).
 inline __m256 expand8(const float* src, unsigned m, int& used) {
-  const uint32_t e = expandTable.entry[m];
+  const uint32_t e = laneTables.expand[m];
   used = (int)(e >> 24);
-  const __m256i source = _mm256_srlv_epi32(_mm256_set1_epi32((int)e), _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21));
-  const __m256i on = laneMask(m);
-  // vpermps reads the low 3 bits of each index: the other lanes' fields above them do not matter.
-  return _mm256_and_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(src), source), _mm256_castsi256_ps(on));
+  const __m256 values = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src), tableIndices(e));
+  return _mm256_and_ps(values, _mm256_castsi256_ps(laneMask(m)));
 }
 // dst[0 .. len) (len <= 16) = src's values in order at the lanes whose bit of mask is set, zeros
 // elsewhere; returns the values used. Reads src[0 .. 16). A whole segment is two table lookups and

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "ff067f584e25b925b873aa7248eea1c4ce963a90747288999cef47a5120c78fb"));
+  exports.Set("key", Napi::String::New(env, "7a4deb51e724e69bea005f9905dbd66bf937a80be194d377f4e5f58dd8e38d59"));
   return exports;
 }
 
