@@ -94,7 +94,8 @@ template <int M>
 }
 // dst[u * M + i] = rows[i][u] for i < M < 8, u < n <= 8: M rows interleaved (rows[i][0 .. 8) are
 // read). One register transpose, rows past M zero, then the first M lanes of each column; scalar,
-// the interleave of 6-row panels took 40% of a 1x1 forward's weight pack.
+// the interleave of 6-row panels took 40% of a 1x1 forward's weight pack. (The compressing panel
+// pack that calls it runs on AVX-512 only now: AVX2 panels go by transposeKept.)
 template <int M>
 inline void interleave(const float* const* rows, float* dst, int n) {
   static_assert(M > 0 && M < 8, "fewer rows than lanes");

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "7a4deb51e724e69bea005f9905dbd66bf937a80be194d377f4e5f58dd8e38d59"));
+  exports.Set("key", Napi::String::New(env, "03da418766aa086d6352525eacb6f1245fbc00ecdcd86e6e50674c3f0ea9676f"));
   return exports;
 }
 
