@@ -115,6 +115,15 @@ static void transposeKeptAll(std::integer_sequence<int, Ms...>) {
   (transposeKeptRows<Ms + 1>(), ...);
 }
 
+// copyEvens: dst[i] = src[2i] for i < n, nothing written past n.
+static void evens() {
+  for (int n = 0; n <= 4 * VW + 3; ++n) {
+    poison();
+    simd::copyEvens(dst, src + 7, n);
+    for (int i = 0; i < n + 2 * VW; ++i) check(dst[i] == (i < n ? src[7 + 2 * i] : POISON), "copyEvens", n, i);
+  }
+}
+
 // storeLanes: p[0 .. count) = lanes [first, first + count); storeSpread2: p[2k] = lane first + k,
 // p[2k + 1] = 0 for the first len floats. Nothing else written.
 static void laneStores() {
@@ -146,6 +155,7 @@ int main() {
   interleaveAll(std::make_integer_sequence<int, VW - 1>{});
   transposes();
   transposeKeptAll(std::make_integer_sequence<int, 8>{});
+  evens();
   laneStores();
   if (failures) {
     std::printf("%ld of %ld checks failed\n", failures, checks);

@@ -270,7 +270,7 @@ class Kernel : public Napi::ObjectWrap<Kernel> {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Kernel::Init(env, exports);
-  exports.Set("key", Napi::String::New(env, "03da418766aa086d6352525eacb6f1245fbc00ecdcd86e6e50674c3f0ea9676f"));
+  exports.Set("key", Napi::String::New(env, "6da9bd78a9599f768d59469a797b23eb3dbf678310707001391def9f9b9fa275"));
   return exports;
 }
 
