@@ -1,5 +1,5 @@
 // The interface between one compiled layer (kernel.cpp) and the addon's Node binding
-// (module.cpp): sizes for argument checks and plain function pointers, no Node headers.
+// (binding.cpp): sizes for argument checks and plain function pointers, no Node headers.
 #pragma once
 #include <cstdint>
 
@@ -18,4 +18,9 @@ struct LayerKernel {
   void (*backwardWeights)(void* ws, int threads, int n, const float* dy, const float* x, float* dw, float* dbias,
                           const int32_t* rows, int nrows, const int32_t* ci, int nci);
 };
+
+// The addon's layers, defined by its generated module.cpp: the binding looks kernels up here by name.
+extern const LayerKernel* const ADDON_LAYERS[];
+extern const int ADDON_LAYER_COUNT;
+extern const char ADDON_KEY[];
 }  // namespace maskacc

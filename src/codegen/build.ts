@@ -107,7 +107,18 @@ export function compilerId(): string {
  * The include directories of this installed maskacc and its node-addon-api are passed as -D
  * definitions, so the sources (and generated/ in the repository) carry no machine paths.
  */
-export async function buildAddon(buildDir: string, target: string, mainSource: string, jobs: number): Promise<string> {
+export async function buildAddon(
+  buildDir: string,
+  target: string,
+  mainSource: string,
+  jobs: number,
+  more: {
+    /** Further -D definitions for CMake (e.g. MASKACC_BINDING_ARCHIVE). */
+    defines?: Readonly<Record<string, string>>;
+    /** The produced file under build/Release (default `<target>.node`). */
+    artifact?: string;
+  } = {},
+): Promise<string> {
   const dir = resolve(buildDir);
   // cmake-js reads napi_versions from the project's package.json: with it, no headers download.
   writeFileSync(
@@ -127,6 +138,7 @@ export async function buildAddon(buildDir: string, target: string, mainSource: s
     'error',
     `--CDMASKACC_INCLUDE_DIR=${HEADER_DIR}`,
     `--CDMASKACC_NODE_ADDON_API_DIR=${NODE_ADDON_API_DIR}`,
+    ...Object.entries(more.defines ?? {}).map(([name, value]) => `--CD${name}=${value}`),
   ];
   const output = await run(process.execPath, args, dir);
   if (output.code !== 0) {
@@ -137,7 +149,7 @@ export async function buildAddon(buildDir: string, target: string, mainSource: s
     const message = `maskacc: building kernel addon ${target} failed (exit ${output.code})\n  toolchain (as \`maskacc doctor\` sees it):\n${doctor}`;
     throw new CompileError(message, output.text, join(dir, mainSource));
   }
-  return join(dir, 'build', 'Release', `${target}.node`);
+  return join(dir, 'build', 'Release', more.artifact ?? `${target}.node`);
 }
 
 function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; text: string }> {

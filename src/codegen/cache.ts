@@ -1,4 +1,5 @@
-// Persistent, content-addressed cache of built kernel addons: `<cacheDir>/<key>.node` plus `<key>.json` metadata.
+// Persistent, content-addressed cache of built kernel addons: `<cacheDir>/<key>.node` plus `<key>.json` metadata
+// (other artifacts, such as the kernel binding's archive, take their own extension).
 // Safe under concurrency: one build per key per process (shared promise) and across processes (stale-aware lock file).
 
 import { constants as fsc } from 'node:fs';
@@ -23,6 +24,8 @@ export interface GetOrBuildOptions {
   key: string;
   /** Builds inside `workDir` (fresh, empty, inside cacheDir) and returns the path of the produced file. */
   build: (workDir: string) => Promise<string>;
+  /** The artifact's file extension (default 'node'): `<cacheDir>/<key>.<extension>`. */
+  extension?: string;
   /** Stored in `<key>.json` for humans and debugging; never consulted for hits. */
   meta?: Record<string, unknown>;
   onEvent?: (e: CacheEvent) => void;
@@ -59,6 +62,9 @@ export function getOrBuildArtifact(opts: GetOrBuildOptions): Promise<string> {
     // The key becomes a file name; anything but a hex digest could escape cacheDir.
     return Promise.reject(new ArgumentError('key', opts.key, 'a lowercase hex digest from cacheKey()'));
   }
+  if (opts.extension !== undefined && !/^[a-z0-9]{1,8}$/.test(opts.extension)) {
+    return Promise.reject(new ArgumentError('extension', opts.extension, 'a short lowercase file extension, no dot'));
+  }
   const cacheDir = path.resolve(opts.cacheDir);
   const id = `${cacheDir}\0${opts.key}`;
   const entry = inFlight.get(id);
@@ -88,7 +94,7 @@ type Emit = (e: CacheEvent) => void;
 async function lookupOrBuild(cacheDir: string, opts: GetOrBuildOptions, emit: Emit): Promise<string> {
   const { key } = opts;
   const t0 = Date.now();
-  const artifact = path.join(cacheDir, `${key}.node`);
+  const artifact = path.join(cacheDir, `${key}.${opts.extension ?? 'node'}`);
   const metaPath = path.join(cacheDir, `${key}.json`);
   const lockPath = path.join(cacheDir, `${key}.lock`);
   // Fail before a possibly long build rather than after it.
@@ -210,7 +216,7 @@ async function publish(
     );
   }
   // rename() only works within one file system, so a file produced elsewhere is first copied next to the cache.
-  const staged = path.join(workDir, `${key}.node.staged`);
+  const staged = path.join(workDir, `${path.basename(artifact)}.staged`);
   const rel = path.relative(workDir, src);
   if (rel.startsWith('..') || path.isAbsolute(rel)) await fs.copyFile(src, staged);
   else await fs.rename(src, staged);

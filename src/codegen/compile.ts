@@ -10,6 +10,7 @@ import type { PassArgs, PassName } from '../ir/passes.js';
 import { cacheKey } from './cache-key.js';
 import { progress } from './progress.js';
 import { getOrBuildArtifact, type CacheEvent } from './cache.js';
+import { kernelBindingArchive } from './binding.js';
 import { type AddonFlags, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
 import { MaskaccError } from '../errors.js';
 import {
@@ -107,8 +108,11 @@ export async function compileUnits(
         `maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`,
       );
       try {
+        const archive = await kernelBindingArchive(opts.cacheDir, flags);
         const { layerFiles } = writeAddonSources(workDir, units, key, target, flags);
-        const built = await buildAddon(workDir, target, layerFiles[0] ?? 'module.cpp', opts.jobs);
+        const built = await buildAddon(workDir, target, layerFiles[0] ?? 'module.cpp', opts.jobs, {
+          defines: { MASKACC_BINDING_ARCHIVE: archive },
+        });
         bar?.done(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         return built;
       } catch (e) {
@@ -123,10 +127,10 @@ export async function compileUnits(
 
 /**
  * Write an addon's sources into `dir`: one `<ns>.cpp` per unit, built a few to a translation unit
- * of the same ISA flags (CMakeLists),
- * module.cpp with the binding, CMakeLists.txt. The headers they include stay in the package
- * (HEADER_DIR). Returns the layer files and the files that group them. `flags` defaults to a normal build whatever the
- * environment says: ahead-of-time sources must not depend on it.
+ * of the same ISA flags, module.cpp (the table of layers the binding reads) and CMakeLists.txt.
+ * The headers they include and binding.cpp stay in the package (HEADER_DIR). Returns the layer
+ * files and the files that group them. `flags` defaults to a normal build whatever the environment
+ * says: ahead-of-time sources must not depend on it.
  */
 export function writeAddonSources(
   dir: string,
@@ -144,18 +148,26 @@ export function writeAddonSources(
   writeFileSync(join(dir, 'module.cpp'), renderModule(units, key));
   writeFileSync(
     join(dir, 'CMakeLists.txt'),
-    renderCMakeLists({ target, baseFlags: flags.cxx, linkFlags: flags.link, units: translationUnits }),
+    renderCMakeLists({
+      target,
+      baseFlags: flags.cxx,
+      linkFlags: flags.link,
+      units: translationUnits,
+      kernelBinding: true,
+    }),
   );
   return { layerFiles: files.map((f) => f.file), unityFiles: unityFiles.map((tu) => tu.file) };
 }
 
 /**
- * Layers per translation unit. The std, OpenMP and intrinsics headers cost half of a one-layer
- * kernel's compile (0.76 of 1.6 s at -O2); a few layers with the same flags share one unit, while
- * enough units remain for parallel jobs. A fixed count, so ahead-of-time sources do not depend on
- * the machine that wrote them.
+ * Layers per translation unit. The std, OpenMP and intrinsics headers cost a third of a one-layer
+ * kernel's compile (1.4 of 3.8 s at -O2 on a Zen 3); a few layers with the same flags share one
+ * unit, while enough units remain for parallel jobs: at least two for two layers or more, since the
+ * binding no longer occupies the second core (binding.ts). Fixed counts, so ahead-of-time sources do
+ * not depend on the machine that wrote them.
  */
 const LAYERS_PER_TRANSLATION_UNIT = 4;
+const MIN_TRANSLATION_UNITS = 2;
 
 interface TranslationUnit {
   file: string;
@@ -163,7 +175,7 @@ interface TranslationUnit {
   layers: readonly string[];
 }
 
-/** Same-flag layer files in runs of about LAYERS_PER_TRANSLATION_UNIT; a run of one compiles as is. */
+/** Same-flag layer files in runs of about LAYERS_PER_TRANSLATION_UNIT (two runs at least); a run of one compiles as is. */
 function groupTranslationUnits(files: readonly { file: string; flags: readonly string[] }[]): TranslationUnit[] {
   const byFlags = new Map<string, { file: string; flags: readonly string[] }[]>();
   for (const f of files) {
@@ -173,7 +185,10 @@ function groupTranslationUnits(files: readonly { file: string; flags: readonly s
   }
   const out: TranslationUnit[] = [];
   for (const group of byFlags.values()) {
-    const count = Math.ceil(group.length / LAYERS_PER_TRANSLATION_UNIT);
+    const count = Math.max(
+      Math.ceil(group.length / LAYERS_PER_TRANSLATION_UNIT),
+      Math.min(group.length, MIN_TRANSLATION_UNITS),
+    );
     for (let g = 0; g < count; g++) {
       // Equal runs: 9 layers make units of 3, 3 and 3, not 4, 4 and 1.
       const run = group.slice(Math.floor((g * group.length) / count), Math.floor(((g + 1) * group.length) / count));

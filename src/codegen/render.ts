@@ -136,6 +136,7 @@ function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
   };
 }
 
+/** The addon's table of layers for the Node binding (templates/binding.cpp, the same for every addon). */
 export function renderModule(units: readonly { ns: string }[], key: string): string {
   return template('module.cpp.hbs')({ units, key });
 }
@@ -149,11 +150,19 @@ export function renderCMakeLists(args: {
   baseFlags: readonly string[];
   linkFlags?: readonly string[];
   units: readonly { file: string; flags: readonly string[] }[];
+  /** A kernel addon: links the kernel binding (prebuilt archive or binding.cpp); the fixed addons under native/ have their own. */
+  kernelBinding?: boolean;
 }): string {
   return template('CMakeLists.txt.hbs')({
     target: args.target,
     baseFlags: args.baseFlags.join(' '),
     linkFlags: (args.linkFlags ?? []).join(' '),
     units: args.units.map((u) => ({ file: u.file, flags: u.flags.join(';') })),
+    kernelBinding: args.kernelBinding ?? false,
   });
+}
+
+/** The CMakeLists.txt that builds the kernel binding alone, as `<target>.a` (see binding.ts). */
+export function renderBindingCMakeLists(args: { target: string; baseFlags: readonly string[] }): string {
+  return template('CMakeLists.binding.txt.hbs')({ target: args.target, baseFlags: args.baseFlags.join(' ') });
 }

@@ -8,9 +8,11 @@ import type { CacheEvent } from '../../src/codegen/cache.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
 import { buildAddon } from '../../src/codegen/build.js';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { refForward } from '../reference.js';
+import { expectClose } from '../util.js';
 
 const spec = { batch: 1, inChannels: 5, outChannels: 6, inHeight: 7, inWidth: 6, kernel: 3, padding: 1 };
 const unit = (s = spec) => {
@@ -41,6 +43,8 @@ describe('compile and cache', () => {
     const templates = templateSources();
     const edited = { ...templates, 'engine/gemm.hpp': `${templates['engine/gemm.hpp']}\n// edit` };
     expect(addonKey([u], edited)).not.toBe(k);
+    // The binding is linked from its own cache entry, but an addon built with another binding is another binary.
+    expect(addonKey([u], { ...templates, 'binding.cpp': `${templates['binding.cpp']}\n// edit` })).not.toBe(k);
     expect(addonKey([unit({ ...spec, padding: 0 })])).not.toBe(k);
     expect(addonKey([{ ...u, plan: { ...u.plan, vectorWidth: u.plan.vectorWidth + 1 } }])).not.toBe(k);
     expect(addonKey([unit()])).toBe(k);
@@ -100,6 +104,31 @@ describe('compile and cache', () => {
     expect(conv.threads).toBeGreaterThanOrEqual(1);
   });
 
+  it('the Node binding builds once into the cache and every kernel addon links it', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'maskacc-binding-'));
+    try {
+      const archives = () => readdirSync(cacheDir).filter((f) => f.endsWith('.a'));
+      const l = conv2d(spec);
+      const x = Float32Array.from({ length: l.inChannels * l.inHeight * l.inWidth }, (_, i) => Math.sin(i));
+      const w = Float32Array.from({ length: l.inChannels * 9 }, (_, i) => Math.cos(i));
+      const first = await compileMaskedConv({ ...spec, outChannels: 1 }, { isa: 'scalar', cacheDir });
+      expect(archives()).toHaveLength(1);
+      const builtAt = statSync(join(cacheDir, archives()[0])).mtimeMs;
+      const second = await compileMaskedConv({ ...spec, outChannels: 1, padding: 0 }, { isa: 'scalar', cacheDir });
+      expect(second.cacheKey).not.toBe(first.cacheKey);
+      expect(archives()).toHaveLength(1);
+      expect(statSync(join(cacheDir, archives()[0])).mtimeMs).toBe(builtAt);
+      // Both addons answer through the shared binding, each with its own layer.
+      for (const conv of [first, second]) {
+        const ref = refForward(conv.spec, x, w, undefined, new Uint8Array([1]), new Uint8Array(l.inChannels).fill(1));
+        expectClose(conv.forward(x, w), ref, 1e-5, `${conv.spec.padding} padding`);
+        conv.dispose();
+      }
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+
   it('a failed compile throws CompileError with the output and the source path', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'maskacc-bad-'));
     writeFileSync(
@@ -130,12 +159,20 @@ describe('compile and cache', () => {
       const built = [...cmake.matchAll(/set_source_files_properties\((\S+) PROPERTIES COMPILE_OPTIONS "([^"]*)"/g)];
       expect(built.map((m) => m[1])).toEqual([...unityFiles, 'layer9.cpp']);
       expect(built[3][2]).toContain('-mavx2');
+      // The binding compiles once per cache (binding.ts), not with the addon, when the JIT passes its archive.
+      expect(cmake).toMatch(/if\(DEFINED MASKACC_BINDING_ARCHIVE\)/);
       const included = unityFiles.flatMap((f) =>
         [...readFileSync(join(dir, f), 'utf8').matchAll(/#include "(\w+\.cpp)"/g)].map((m) => m[1]),
       );
       expect(included.map((f) => included.filter((g) => g === f).length)).toEqual(Array(9).fill(1));
       expect(included.sort()).toEqual(layerFiles.slice(0, 9).sort());
       for (const f of unityFiles) expect(readFileSync(join(dir, f), 'utf8').match(/#include/g)).toHaveLength(3);
+      // Two layers make two translation units, so two cores compile them side by side.
+      const two = writeAddonSources(join(dir, 'two'), units.slice(0, 2), 'k', 'maskacc_t');
+      expect(two.unityFiles).toEqual([]);
+      expect(readFileSync(join(dir, 'two', 'CMakeLists.txt'), 'utf8')).toMatch(
+        /module\.cpp \S+ layer0\.cpp layer1\.cpp/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
