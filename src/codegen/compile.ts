@@ -11,6 +11,7 @@ import { cacheKey } from './cache-key.js';
 import { progress } from './progress.js';
 import { getOrBuildArtifact, type CacheEvent } from './cache.js';
 import { kernelBindingArchive } from './binding.js';
+import { linkPrelude, preludePch } from './prelude.js';
 import { type AddonFlags, addonFlags, asanRuntimeLoaded, buildAddon, compilerId } from './build.js';
 import { MaskaccError } from '../errors.js';
 import {
@@ -108,8 +109,17 @@ export async function compileUnits(
         `maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`,
       );
       try {
-        const archive = await kernelBindingArchive(opts.cacheDir, flags);
-        const { layerFiles } = writeAddonSources(workDir, units, key, target, flags);
+        // The binding and the precompiled preludes come from the cache (built there once).
+        const isaFlags = [...new Map(units.map((u) => unitFlags(u)).map((f) => [f.join(' '), f])).values()];
+        const [archive, ...pchs] = await Promise.all([
+          kernelBindingArchive(opts.cacheDir, flags),
+          ...isaFlags.map((f) => preludePch(opts.cacheDir, flags, f)),
+        ]);
+        const preludes = new Map<string, string>();
+        pchs.forEach((pch, i) => {
+          if (pch) preludes.set(isaFlags[i].join(' '), linkPrelude(pch, join(workDir, `prelude-${i}`)));
+        });
+        const { layerFiles } = writeAddonSources(workDir, units, key, target, flags, preludes);
         const built = await buildAddon(workDir, target, layerFiles[0] ?? 'module.cpp', opts.jobs, {
           defines: { MASKACC_BINDING_ARCHIVE: archive },
         });
@@ -138,11 +148,16 @@ export function writeAddonSources(
   key: string,
   target: string,
   flags: AddonFlags = addonFlags([]),
+  preludes: ReadonlyMap<string, string> = new Map(),
 ): { layerFiles: string[]; unityFiles: string[] } {
   mkdirSync(dir, { recursive: true });
-  const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags] }));
+  const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: unitFlags(u) }));
   units.forEach((u, i) => writeFileSync(join(dir, files[i].file), renderKernel(u)));
-  const translationUnits = groupTranslationUnits(files);
+  // A precompiled prelude for a unit's flags is force-included (prelude.ts); the layer's own include is then a no-op.
+  const translationUnits = groupTranslationUnits(files).map((tu) => {
+    const prelude = preludes.get(tu.flags.join(' '));
+    return prelude ? { ...tu, flags: [...tu.flags, '-include', prelude] } : tu;
+  });
   const unityFiles = translationUnits.filter((tu) => tu.layers.length > 1);
   for (const tu of unityFiles) writeFileSync(join(dir, tu.file), renderUnityFile(tu.layers));
   writeFileSync(join(dir, 'module.cpp'), renderModule(units, key));
@@ -157,6 +172,11 @@ export function writeAddonSources(
     }),
   );
   return { layerFiles: files.map((f) => f.file), unityFiles: unityFiles.map((tu) => tu.file) };
+}
+
+/** A layer's compile flags beyond the base ones: its ISA's and its own. */
+function unitFlags(u: KernelUnit): string[] {
+  return [...ISAS[u.plan.isa].cxxFlags, ...u.cxxFlags];
 }
 
 /**

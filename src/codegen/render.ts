@@ -63,7 +63,6 @@ export function renderKernel(unit: KernelUnit): string {
     layerText: layerText(l),
     planLines: describePlan(plan),
     planJson: JSON.stringify(plan),
-    intrinsics: plan.isa !== 'scalar',
     L: {
       N: l.batch,
       C: l.inChannels,

@@ -125,17 +125,18 @@ describe('concurrent processes on one cache dir', () => {
 
     // Nothing left behind: no temp dirs, no locks; one .node + .json per key, plus the runtime's
     // output-pool addon (native/runtime), which the first compile of each process loads from the
-    // same cache, and the kernel binding's archive (codegen/binding.ts), built once for all of them.
+    // same cache, the kernel binding's archive (codegen/binding.ts) and the precompiled prelude of
+    // the kernels' ISA (codegen/prelude.ts), each built once for all of them.
     const keys = [shared, ...own, reals[0]!.cacheKey];
     const entries = (await fs.readdir(cacheDir)).sort();
     const others = entries.filter((f) => !keys.some((k) => f.startsWith(k)));
     expect(entries.filter((f) => !others.includes(f))).toEqual(keys.flatMap((k) => [`${k}.json`, `${k}.node`]).sort());
-    expect(others.map((f) => path.extname(f)).sort()).toEqual(['.a', '.json', '.json', '.node']);
+    expect(others.map((f) => path.extname(f)).sort()).toEqual(['.a', '.gch', '.json', '.json', '.json', '.node']);
     const kinds = await Promise.all(
       others
         .filter((f) => f.endsWith('.json'))
         .map(async (f) => JSON.parse(await fs.readFile(path.join(cacheDir, f), 'utf8')).kind as string),
     );
-    expect(kinds.sort()).toEqual(['kernel-binding', 'runtime']);
+    expect(kinds.sort()).toEqual(['kernel-binding', 'prelude-pch', 'runtime']);
   }, 120_000);
 });

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "420a9870db0eeb5fd8b8d4c0ee96077b026229b6ac6a8f18a867376133667205";
+const char ADDON_KEY[] = "9dd71f13f95a69925e41eb80b65947a7807fd4eb863fc6e5b5e73d2597f907f3";
 }  // namespace maskacc

@@ -13,15 +13,8 @@
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
 // else (sizes, tiles, ISA) is baked in below. The engines are maskacc's headers (templates/ on
 // the include path): included inside this layer's namespace, they see its L:: and simd::.
-#include <omp.h>
-#include <sys/mman.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <new>
-#include <vector>
+// The system headers (immintrin.h with AVX2 or AVX-512 flags), precompiled by the JIT.
+#include "prelude.hpp"
 
 #include "layer-abi.hpp"
 
