@@ -119,7 +119,7 @@ export async function compileUnits(
         pchs.forEach((pch, i) => {
           if (pch) preludes.set(isaFlags[i].join(' '), linkPrelude(pch, join(workDir, `prelude-${i}`)));
         });
-        const { layerFiles } = writeAddonSources(workDir, units, key, target, flags, preludes);
+        const { layerFiles } = writeAddonSources(workDir, units, key, target, flags, { preludes, jobs: opts.jobs });
         const built = await buildAddon(workDir, target, layerFiles[0] ?? 'module.cpp', opts.jobs, {
           defines: { MASKACC_BINDING_ARCHIVE: archive },
         });
@@ -148,14 +148,15 @@ export function writeAddonSources(
   key: string,
   target: string,
   flags: AddonFlags = addonFlags([]),
-  preludes: ReadonlyMap<string, string> = new Map(),
+  /** The JIT's build: precompiled preludes by ISA flags (prelude.ts) and its parallel jobs. */
+  jit: { preludes: ReadonlyMap<string, string>; jobs: number } = { preludes: new Map(), jobs: 1 },
 ): { layerFiles: string[]; unityFiles: string[] } {
   mkdirSync(dir, { recursive: true });
   const files = units.map((u) => ({ file: `${u.ns}.cpp`, flags: unitFlags(u) }));
   units.forEach((u, i) => writeFileSync(join(dir, files[i].file), renderKernel(u)));
   // A precompiled prelude for a unit's flags is force-included (prelude.ts); the layer's own include is then a no-op.
-  const translationUnits = groupTranslationUnits(files).map((tu) => {
-    const prelude = preludes.get(tu.flags.join(' '));
+  const translationUnits = groupTranslationUnits(files, jit).map((tu) => {
+    const prelude = jit.preludes.get(tu.flags.join(' '));
     return prelude ? { ...tu, flags: [...tu.flags, '-include', prelude] } : tu;
   });
   const unityFiles = translationUnits.filter((tu) => tu.layers.length > 1);
@@ -181,10 +182,13 @@ function unitFlags(u: KernelUnit): string[] {
 
 /**
  * Layers per translation unit. The std, OpenMP and intrinsics headers cost a third of a one-layer
- * kernel's compile (1.4 of 3.8 s at -O2 on a Zen 3); a few layers with the same flags share one
- * unit, while enough units remain for parallel jobs: at least two for two layers or more, since the
- * binding no longer occupies the second core (binding.ts). Fixed counts, so ahead-of-time sources do
- * not depend on the machine that wrote them.
+ * kernel's compile (1.4 of 3.8 s at -O2 on a Zen 3), so a few layers with the same flags share one
+ * unit, while enough units remain for parallel jobs: at least two for two layers or more (fixed
+ * counts, so ahead-of-time sources do not depend on the machine that wrote them). With the
+ * precompiled prelude (the JIT) a unit costs little more than its layers, and there are at least
+ * two units per job, so the jobs spread evenly over the cores (9 layers as units of 3, 3 and 3 left
+ * one of two cores idle for a third of the build); big builds keep units of four (one layer a unit
+ * made the 165-layer build of the kernels test slower, 187 -> 202 s).
  */
 const LAYERS_PER_TRANSLATION_UNIT = 4;
 const MIN_TRANSLATION_UNITS = 2;
@@ -195,8 +199,14 @@ interface TranslationUnit {
   layers: readonly string[];
 }
 
-/** Same-flag layer files in runs of about LAYERS_PER_TRANSLATION_UNIT (two runs at least); a run of one compiles as is. */
-function groupTranslationUnits(files: readonly { file: string; flags: readonly string[] }[]): TranslationUnit[] {
+/**
+ * Same-flag layer files in runs of about LAYERS_PER_TRANSLATION_UNIT: two runs at least, or two a
+ * job where the JIT precompiled their prelude; a run of one compiles as is.
+ */
+function groupTranslationUnits(
+  files: readonly { file: string; flags: readonly string[] }[],
+  jit: { preludes: ReadonlyMap<string, string>; jobs: number },
+): TranslationUnit[] {
   const byFlags = new Map<string, { file: string; flags: readonly string[] }[]>();
   for (const f of files) {
     const k = f.flags.join(' ');
@@ -204,11 +214,9 @@ function groupTranslationUnits(files: readonly { file: string; flags: readonly s
     byFlags.get(k)!.push(f);
   }
   const out: TranslationUnit[] = [];
-  for (const group of byFlags.values()) {
-    const count = Math.max(
-      Math.ceil(group.length / LAYERS_PER_TRANSLATION_UNIT),
-      Math.min(group.length, MIN_TRANSLATION_UNITS),
-    );
+  for (const [flags, group] of byFlags) {
+    const least = jit.preludes.has(flags) ? 2 * jit.jobs : MIN_TRANSLATION_UNITS;
+    const count = Math.max(Math.ceil(group.length / LAYERS_PER_TRANSLATION_UNIT), Math.min(group.length, least));
     for (let g = 0; g < count; g++) {
       // Equal runs: 9 layers make units of 3, 3 and 3, not 4, 4 and 1.
       const run = group.slice(Math.floor((g * group.length) / count), Math.floor(((g + 1) * group.length) / count));

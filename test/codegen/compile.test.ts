@@ -167,6 +167,16 @@ describe('compile and cache', () => {
       expect(included.map((f) => included.filter((g) => g === f).length)).toEqual(Array(9).fill(1));
       expect(included.sort()).toEqual(layerFiles.slice(0, 9).sort());
       for (const f of unityFiles) expect(readFileSync(join(dir, f), 'utf8').match(/#include/g)).toHaveLength(3);
+      // The JIT, with the system headers precompiled for the scalar flags and two jobs: at least
+      // two units a job, each force-including the prelude; the avx2 layer (no PCH given) as before.
+      const jit = writeAddonSources(join(dir, 'jit'), units, 'k', 'maskacc_t', undefined, {
+        preludes: new Map([['', '/pch/prelude.hpp']]),
+        jobs: 2,
+      });
+      const jitCmake = readFileSync(join(dir, 'jit', 'CMakeLists.txt'), 'utf8');
+      expect(jit.unityFiles).toHaveLength(4); // 9 scalar layers: units of 2, 2, 2 and 3
+      expect(jitCmake.match(/COMPILE_OPTIONS "-include;\/pch\/prelude\.hpp"/g)).toHaveLength(4);
+      expect(jitCmake).toMatch(/layer9\.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma"/);
       // Two layers make two translation units, so two cores compile them side by side.
       const two = writeAddonSources(join(dir, 'two'), units.slice(0, 2), 'k', 'maskacc_t');
       expect(two.unityFiles).toEqual([]);

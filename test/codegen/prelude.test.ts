@@ -34,7 +34,7 @@ it('every ISA: CMake compiles the kernel translation units with options the prec
     expect(pch, `${isa}: the prelude precompiles`).toBeDefined();
     preludes.set(ISAS[isa].cxxFlags.join(' '), linkPrelude(pch!, join(src, `prelude-${i}`)));
   }
-  writeAddonSources(src, units, 'k', 'maskacc_prelude_check', flags, preludes);
+  writeAddonSources(src, units, 'k', 'maskacc_prelude_check', flags, { preludes, jobs: 2 });
   writeFileSync(
     join(src, 'package.json'),
     JSON.stringify({ name: 't', private: true, binary: { napi_versions: [8] } }),
