@@ -10,18 +10,24 @@ import { getOrBuildArtifact } from './cache.js';
 import { cacheKey } from './cache-key.js';
 import { GENERATOR_VERSION, TEMPLATE_DIR, renderBindingCMakeLists } from './render.js';
 
-/** The archive's path in `cacheDir`, built on the first call for these flags and compiler. */
-export function kernelBindingArchive(cacheDir: string, flags: AddonFlags): Promise<string> {
-  const cmake = (target: string) => renderBindingCMakeLists({ target, baseFlags: flags.cxx });
-  const key = cacheKey({
+const cmake = (target: string, flags: AddonFlags) => renderBindingCMakeLists({ target, baseFlags: flags.cxx });
+
+/** The binding archive's cache key: its sources, build file, compiler, flags and node-addon-api. */
+export function kernelBindingKey(flags: AddonFlags): string {
+  return cacheKey({
     generator: GENERATOR_VERSION,
     kind: 'kernel-binding',
     sources: ['binding.cpp', 'layer-abi.hpp'].map((f) => readFileSync(join(TEMPLATE_DIR, f), 'utf8')),
-    cmake: cmake('TARGET'),
+    cmake: cmake('TARGET', flags),
     compiler: compilerId(),
     nodeAddonApi: JSON.parse(readFileSync(join(NODE_ADDON_API_DIR, 'package.json'), 'utf8')).version,
     napiVersion: 8,
   });
+}
+
+/** The archive's path in `cacheDir`, built on the first call for these flags and compiler. */
+export function kernelBindingArchive(cacheDir: string, flags: AddonFlags): Promise<string> {
+  const key = kernelBindingKey(flags);
   const target = `maskacc_binding_${key.slice(0, 16)}`;
   return getOrBuildArtifact({
     cacheDir,
@@ -29,7 +35,7 @@ export function kernelBindingArchive(cacheDir: string, flags: AddonFlags): Promi
     extension: 'a',
     meta: { generator: GENERATOR_VERSION, compiler: compilerId(), kind: 'kernel-binding', sanitize: flags.sanitize },
     build: async (workDir) => {
-      writeFileSync(join(workDir, 'CMakeLists.txt'), cmake(target));
+      writeFileSync(join(workDir, 'CMakeLists.txt'), cmake(target, flags));
       return buildAddon(workDir, target, join(TEMPLATE_DIR, 'binding.cpp'), 2, { artifact: `${target}.a` });
     },
   });

@@ -109,10 +109,12 @@ export async function compileUnits(
         `maskacc: compiling ${units.length} kernel(s) [${[...new Set(units.map((u) => u.plan.isa))].join(', ')}] -> ${target}`,
       );
       try {
-        // The binding and the precompiled preludes come from the cache (built there once).
+        // The binding and the precompiled preludes come from the cache (built there once). Either
+        // may fail to build on its own: the addon then compiles binding.cpp, or parses prelude.hpp,
+        // itself, and a real toolchain problem shows in its build.
         const isaFlags = [...new Map(units.map((u) => unitFlags(u)).map((f) => [f.join(' '), f])).values()];
         const [archive, ...pchs] = await Promise.all([
-          kernelBindingArchive(opts.cacheDir, flags),
+          kernelBindingArchive(opts.cacheDir, flags).catch(() => undefined),
           ...isaFlags.map((f) => preludePch(opts.cacheDir, flags, f)),
         ]);
         const preludes = new Map<string, string>();
@@ -121,7 +123,7 @@ export async function compileUnits(
         });
         const { layerFiles } = writeAddonSources(workDir, units, key, target, flags, { preludes, jobs: opts.jobs });
         const built = await buildAddon(workDir, target, layerFiles[0] ?? 'module.cpp', opts.jobs, {
-          defines: { MASKACC_BINDING_ARCHIVE: archive },
+          defines: archive ? { MASKACC_BINDING_ARCHIVE: archive } : {},
         });
         bar?.done(`maskacc: compiled ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         return built;

@@ -7,8 +7,9 @@ import { renderKernel, renderModule, templateSources } from '../../src/codegen/r
 import type { CacheEvent } from '../../src/codegen/cache.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
-import { buildAddon } from '../../src/codegen/build.js';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { addonFlags, buildAddon } from '../../src/codegen/build.js';
+import { kernelBindingKey } from '../../src/codegen/binding.js';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { refForward } from '../reference.js';
@@ -124,6 +125,25 @@ describe('compile and cache', () => {
         expectClose(conv.forward(x, w), ref, 1e-5, `${conv.spec.padding} padding`);
         conv.dispose();
       }
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a kernel addon still builds when the shared binding cannot (it compiles binding.cpp itself)', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'maskacc-binding-'));
+    try {
+      // A directory where the archive belongs: its build runs but cannot publish.
+      const blocked = join(cacheDir, `${kernelBindingKey(addonFlags())}.a`);
+      mkdirSync(join(blocked, 'in-the-way'), { recursive: true });
+      const conv = await compileMaskedConv({ ...spec, outChannels: 1 }, { isa: 'scalar', cacheDir });
+      expect(statSync(blocked).isDirectory()).toBe(true);
+      const l = conv.spec;
+      const x = Float32Array.from({ length: l.inChannels * l.inHeight * l.inWidth }, (_, i) => Math.sin(i));
+      const w = Float32Array.from({ length: l.inChannels * 9 }, (_, i) => Math.cos(i));
+      const all = new Uint8Array(l.inChannels).fill(1);
+      expectClose(conv.forward(x, w), refForward(l, x, w, undefined, new Uint8Array([1]), all), 1e-5, 'forward');
+      conv.dispose();
     } finally {
       rmSync(cacheDir, { recursive: true, force: true });
     }
