@@ -152,7 +152,8 @@ export async function buildAddon(
   return join(dir, 'build', 'Release', more.artifact ?? `${target}.node`);
 }
 
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; text: string }> {
+/** Runs a tool (no sanitizer preload) and resolves with its exit code and its output; never rejects. */
+export function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; text: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
       cwd,

@@ -5,10 +5,9 @@
 // `-include <dir>/prelude.hpp`; GCC takes the .gch when it was built with the same options and
 // otherwise parses the header (slower, never wrong).
 
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AddonFlags, compilerId, withoutSanitizerPreload } from './build.js';
+import { type AddonFlags, compilerId, run } from './build.js';
 import { getOrBuildArtifact } from './cache.js';
 import { cacheKey } from './cache-key.js';
 import { GENERATOR_VERSION, TEMPLATE_DIR } from './render.js';
@@ -65,7 +64,8 @@ export async function preludePch(
       meta: { generator: GENERATOR_VERSION, compiler: compilerId(), kind: 'prelude-pch', args },
       build: async (workDir) => {
         const out = join(workDir, 'prelude.hpp.gch');
-        await run(cxx, [...args, '-x', 'c++-header', PRELUDE, '-o', out]);
+        const result = await run(cxx, [...args, '-x', 'c++-header', PRELUDE, '-o', out], workDir);
+        if (result.code !== 0) throw new Error(`${cxx} exited with ${result.code}: ${result.text}`);
         return out;
       },
     });
@@ -83,14 +83,4 @@ export function linkPrelude(pch: string, dir: string): string {
   copyFileSync(PRELUDE, join(dir, 'prelude.hpp'));
   symlinkSync(pch, join(dir, 'prelude.hpp.gch'));
   return join(dir, 'prelude.hpp');
-}
-
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: withoutSanitizerPreload(process.env) });
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}: ${err}`))));
-  });
 }
