@@ -2,13 +2,14 @@
 // spec file into a temp cache, list and clean the cache, doctor, exit codes, and errors that name the
 // file and field.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from './util.js';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'maskacc.mjs');
-const cacheDir = mkdtempSync(join(tmpdir(), 'maskacc-cli-'));
+const work = tempDir('maskacc-cli');
+const cacheDir = join(work, 'cache');
 const run = (...args: string[]) =>
   spawnSync(process.execPath, [bin, ...args], {
     encoding: 'utf8',
@@ -26,7 +27,7 @@ describe('maskacc CLI', () => {
   });
 
   it('compile, cache ls and cache clean', () => {
-    const spec = join(cacheDir, '..', `spec-${process.pid}.json`);
+    const spec = join(work, `spec-${process.pid}.json`);
     writeFileSync(
       spec,
       JSON.stringify({ batch: 1, inChannels: 3, outChannels: 5, inHeight: 6, inWidth: 6, kernel: 3, padding: 1 }),
@@ -41,7 +42,7 @@ describe('maskacc CLI', () => {
   });
 
   it('errors name the file and the field', () => {
-    const bad = join(cacheDir, '..', `bad-${process.pid}.json`);
+    const bad = join(work, `bad-${process.pid}.json`);
     writeFileSync(
       bad,
       JSON.stringify([

@@ -1,7 +1,15 @@
 // Shared test helpers: seeded randomness, masks, NaN-poisoned buffers and comparison/assertion helpers.
 // Seeded so every failure reproduces; assertions throw descriptive Errors usable from any test runner.
 
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Mask } from './reference.js';
+
+/** A new empty folder under the test run's temporary folder (global-setup.ts), removed with it. */
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(process.env.MASKACC_TEST_TMP ?? tmpdir(), `${prefix}-`));
+}
 
 export interface Rng {
   /** Uniform in [0, 1). */

@@ -2,13 +2,13 @@
 // the module it writes imports maskacc by package name, carries no machine paths, and a separate
 // Node process imports its index.js from a CommonJS project and runs it without a compiler.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkTinyNetOutput, TINY_NET_MAIN, TINY_NET_MODEL } from './fixtures/tiny-net.js';
+import { tempDir } from '../util.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'maskacc.mjs');
@@ -25,7 +25,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 describe('maskacc build in a user project', () => {
-  const project = mkdtempSync(join(tmpdir(), 'maskacc-user-project-'));
+  const project = tempDir('maskacc-user-project');
   afterAll(() => rmSync(project, { recursive: true, force: true }));
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true })); // CommonJS
   mkdirSync(join(project, 'node_modules'));

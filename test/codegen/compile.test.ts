@@ -9,11 +9,10 @@ import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
 import { addonFlags, buildAddon } from '../../src/codegen/build.js';
 import { kernelBindingKey } from '../../src/codegen/binding.js';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { refForward } from '../reference.js';
-import { expectClose } from '../util.js';
+import { expectClose, tempDir } from '../util.js';
 
 const spec = { batch: 1, inChannels: 5, outChannels: 6, inHeight: 7, inWidth: 6, kernel: 3, padding: 1 };
 const unit = (s = spec) => {
@@ -106,7 +105,7 @@ describe('compile and cache', () => {
   });
 
   it('the Node binding builds once into the cache and every kernel addon links it', async () => {
-    const cacheDir = mkdtempSync(join(tmpdir(), 'maskacc-binding-'));
+    const cacheDir = tempDir('maskacc-binding');
     try {
       const archives = () => readdirSync(cacheDir).filter((f) => f.endsWith('.a'));
       const l = conv2d(spec);
@@ -131,7 +130,7 @@ describe('compile and cache', () => {
   });
 
   it('a kernel addon still builds when the shared binding cannot (it compiles binding.cpp itself)', async () => {
-    const cacheDir = mkdtempSync(join(tmpdir(), 'maskacc-binding-'));
+    const cacheDir = tempDir('maskacc-binding');
     try {
       // A directory where the archive belongs: its build runs but cannot publish.
       const blocked = join(cacheDir, `${kernelBindingKey(addonFlags())}.a`);
@@ -150,7 +149,7 @@ describe('compile and cache', () => {
   });
 
   it('a failed compile throws CompileError with the output and the source path', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'maskacc-bad-'));
+    const dir = tempDir('maskacc-bad');
     writeFileSync(
       join(dir, 'CMakeLists.txt'),
       'cmake_minimum_required(VERSION 3.15)\nproject(bad CXX)\nadd_library(bad SHARED bad.cpp)\n',
@@ -163,7 +162,7 @@ describe('compile and cache', () => {
   });
 
   it('layers with the same flags build a few to a translation unit, each layer file exactly once', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'maskacc-unity-'));
+    const dir = tempDir('maskacc-unity');
     try {
       // Nine scalar layers and one avx2 layer: scalar units of 3, 3 and 3; the avx2 layer alone, as is.
       const units = Array.from({ length: 9 }, (_, i) => ({

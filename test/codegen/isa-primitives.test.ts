@@ -3,8 +3,7 @@
 // isa-primitives.cpp, built with the kernels' flags plus the ISA's. Kernel tests reach only the
 // counts their shapes produce (an interleave of 3 rows, say, only with a 3-row tile).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -12,9 +11,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BASE_CXX_FLAGS } from '../../src/codegen/build.js';
 import { HEADER_DIR } from '../../src/codegen/render.js';
 import { ISAS, supportedIsas } from '../../src/schedule/isa.js';
+import { tempDir } from '../util.js';
 
 const run = promisify(execFile);
-const dir = mkdtempSync(join(tmpdir(), 'maskacc-isa-primitives-'));
+const dir = tempDir('maskacc-isa-primitives');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const source = fileURLToPath(new URL('./isa-primitives.cpp', import.meta.url));
 

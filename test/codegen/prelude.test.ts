@@ -3,9 +3,8 @@
 // So: configure a kernel addon as the JIT writes it, take CMake's own compile command of each
 // translation unit, and check that GCC loads the .gch for it (`-H` prints `! <file>.gch`).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
@@ -16,10 +15,11 @@ import { HEADER_DIR } from '../../src/codegen/render.js';
 import { conv2d } from '../../src/ir/conv.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS, type IsaName } from '../../src/schedule/isa.js';
+import { tempDir } from '../util.js';
 
 const run = promisify(execFile);
 const CMAKE_JS = join(dirname(createRequire(import.meta.url).resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-const dir = mkdtempSync(join(tmpdir(), 'maskacc-prelude-'));
+const dir = tempDir('maskacc-prelude');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it('every ISA: CMake compiles the kernel translation units with options the precompiled prelude accepts', async () => {

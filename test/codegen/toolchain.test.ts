@@ -1,12 +1,12 @@
 // The toolchain check behind `maskacc doctor` and failed builds: it finds this machine's tools, names
 // a missing compiler with what to install, and a failed build carries the same findings.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CompileError } from '../../src/index.js';
 import { buildAddon } from '../../src/codegen/build.js';
 import { diagnoseToolchain, formatToolchain } from '../../src/codegen/toolchain.js';
+import { tempDir } from '../util.js';
 
 describe('toolchain check', () => {
   it('finds the compiler (C++17 + OpenMP), cmake >= 3.15, make, the ISAs and a writable cache', () => {
@@ -33,7 +33,7 @@ describe('toolchain check', () => {
   });
 
   it('a failed build says what the doctor says', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'maskacc-nocxx-'));
+    const dir = tempDir('maskacc-nocxx');
     writeFileSync(
       join(dir, 'CMakeLists.txt'),
       'cmake_minimum_required(VERSION 3.15)\nproject(nocxx CXX)\nadd_library(nocxx SHARED a.cpp)\n',

@@ -3,8 +3,7 @@
 // them, so false alarms would bury a real error. GCC 12's AVX-512 headers raise
 // -Wmaybe-uninitialized inside some intrinsics (isa/avx512.hpp silences exactly those).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,9 +12,10 @@ import { HEADER_DIR, renderKernel } from '../../src/codegen/render.js';
 import { conv2d, type ConvSpec } from '../../src/ir/conv.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS, type IsaName } from '../../src/schedule/isa.js';
+import { tempDir } from '../util.js';
 
 const run = promisify(execFile);
-const dir = mkdtempSync(join(tmpdir(), 'maskacc-warnings-'));
+const dir = tempDir('maskacc-warnings');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 // Between them: direct (strided, few channels), pointwise (strided, and its subsampled

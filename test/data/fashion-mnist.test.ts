@@ -1,15 +1,15 @@
 // Fashion-MNIST loader: exact layout and scaling on small files made here, clear errors for
 // missing or inconsistent files, and the real data of the Debian package dataset-fashion-mnist.
 // The real-data test does not skip when the package is absent: it fails with the install hint.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST_DIR, FASHION_MNIST_FILES, loadFashionMnist } from '../../src/data/fashion-mnist.js';
 import { ArgumentError, MaskaccError } from '../../src/errors.js';
+import { tempDir } from '../util.js';
 
-const root = mkdtempSync(join(tmpdir(), 'maskacc-fmnist-'));
+const root = tempDir('maskacc-fmnist');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Uint8 IDX bytes: magic, big-endian dims, data. */

@@ -1,15 +1,14 @@
 // IDX reader: files written here byte by byte (big-endian, plain and gzipped) read back exactly,
 // and every malformed file fails with an error that says what is wrong.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IdxFormatError, parseIdx, readIdxFile } from '../../src/data/idx.js';
 import { ArgumentError, MaskaccError } from '../../src/errors.js';
-import { rng } from '../util.js';
+import { rng, tempDir } from '../util.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'maskacc-idx-'));
+const dir = tempDir('maskacc-idx');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 // The writer is independent of the reader: explicit DataView setters with littleEndian = false.

@@ -2,8 +2,7 @@
 // files. Under `npm run test:sanitize` a canary addon with a deliberate heap overflow and a
 // signed overflow also proves that a finding kills the process (so that run can fail at all).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ArgumentError, compileMaskedConv, conv2d, MaskaccError } from '../../src/index.js';
@@ -20,6 +19,7 @@ import {
 import { renderCMakeLists, templateSources } from '../../src/codegen/render.js';
 import { choosePlan } from '../../src/schedule/plan.js';
 import { ISAS } from '../../src/schedule/isa.js';
+import { tempDir } from '../util.js';
 
 const spec = { batch: 1, inChannels: 4, outChannels: 5, inHeight: 6, inWidth: 6, kernel: 3, padding: 1 };
 const layer = conv2d(spec);
@@ -117,7 +117,7 @@ describe('MASKACC_SANITIZE', () => {
     expect(san.link).toEqual(['-fsanitize=address,undefined']);
     expect(addonFlags([])).toEqual({ sanitize: [], cxx: BASE_CXX_FLAGS, link: [] });
 
-    const dir = mkdtempSync(join(tmpdir(), 'maskacc-sanitize-'));
+    const dir = tempDir('maskacc-sanitize');
     try {
       writeAddonSources(join(dir, 'san'), units, 'k', 'maskacc_san', san);
       const cm = readFileSync(join(dir, 'san', 'CMakeLists.txt'), 'utf8');
@@ -203,7 +203,7 @@ describe('sanitizer canary: the sanitized build flags catch real bugs', () => {
   };
 
   it('builds a sanitized canary addon with the JIT build files; a correct call passes', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'maskacc-canary-'));
+    dir = tempDir('maskacc-canary');
     const flags = addonFlags(sanitizers);
     writeFileSync(join(dir, 'module.cpp'), CANARY);
     writeFileSync(

@@ -1,15 +1,13 @@
 // Ahead-of-time models: the checked-in generated/vgg16-cifar is exactly what the generator
 // writes today, and a generated model (built here) loads without the JIT and matches it.
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compileModel, MODEL_ZOO } from '../../src/index.js';
 import { aotTarget, generateModel } from '../../src/model/aot.js';
 import { buildAddon } from '../../src/codegen/build.js';
-import { expectClose, rng } from '../util.js';
+import { expectClose, rng, tempDir } from '../util.js';
 import type { Vgg16Cifar } from '../../generated/vgg16-cifar/index.js';
 
 // The generated declarations carry the shapes (checked by `npm run typecheck`, which covers test/).
@@ -36,7 +34,7 @@ function sourceFiles(dir: string): string[] {
 describe('generated models', () => {
   it('generated/vgg16-cifar is in sync with the generator', async () => {
     expect(typedShapes).toBe(true);
-    const fresh = mkdtempSync(join(tmpdir(), 'maskacc-aot-'));
+    const fresh = tempDir('maskacc-aot');
     await generateModel(MODEL_ZOO['vgg16-cifar'](), fresh);
     const checkedIn = join(root, 'generated', 'vgg16-cifar');
     expect(sourceFiles(checkedIn)).toEqual(sourceFiles(fresh));

@@ -1,11 +1,11 @@
 // The model file format: a valid file maps onto the model DSL (file-level batch and density
 // fill the specs), and each mistake fails alone with a SpecError naming the layer and the field.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SpecError } from '../../src/index.js';
 import { parseModelFile, readModelFile } from '../../src/model/model-file.js';
+import { tempDir } from '../util.js';
 
 const spec = (c: number, k: number) => ({
   inChannels: c,
@@ -60,7 +60,7 @@ describe('model file', () => {
   });
 
   it('reads a file from disk', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'maskacc-model-file-'));
+    const dir = tempDir('maskacc-model-file');
     try {
       writeFileSync(join(dir, 'net.json'), JSON.stringify(valid()));
       expect(readModelFile(join(dir, 'net.json')).layers).toHaveLength(3);
@@ -71,7 +71,7 @@ describe('model file', () => {
 });
 
 describe('model file mistakes, one by one', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'maskacc-model-file-'));
+  const dir = tempDir('maskacc-model-file');
   it('a missing file', () => {
     expect(() => readModelFile(join(dir, 'nope.json'))).toThrowError(SpecError);
     expect(() => readModelFile(join(dir, 'nope.json'))).toThrowError(/nope\.json.*readable model file \(ENOENT\)/);

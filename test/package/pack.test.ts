@@ -3,16 +3,16 @@
 // against the shipped .d.ts files, the CLI answers and builds a model file into a module that
 // loads there, and node_modules stays under 60 MB.
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConsumerProject } from './lockfile.js';
 import { TINY_NET_MAIN, TINY_NET_MODEL, checkTinyNetOutput } from '../codegen/fixtures/tiny-net.js';
+import { tempDir } from '../util.js';
 
 const repo = join(import.meta.dirname, '..', '..');
 const fixtures = join(import.meta.dirname, 'fixtures');
-const work = mkdtempSync(join(tmpdir(), 'maskacc-pack-'));
+const work = tempDir('maskacc-pack');
 const project = join(work, 'consumer');
 
 /** The environment of a child in the consumer project: the test run's kernel cache, no npm_* variables of `npm test`. */

@@ -1,16 +1,16 @@
 // Opt-in tuning: the first compile times the engine families and writes the tuning file; the
 // next compile reads the tuned strategy from it and times nothing.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileMaskedConv } from '../../src/index.js';
+import { tempDir } from '../util.js';
 
 const spec = { batch: 2, inChannels: 20, outChannels: 24, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 };
 
 describe('tuning', () => {
   it('persists the tuned plan and reuses it', async () => {
-    const tuningFile = join(mkdtempSync(join(tmpdir(), 'maskacc-tune-')), 'tuning.json');
+    const tuningFile = join(tempDir('maskacc-tune'), 'tuning.json');
     const first: string[] = [];
     const a = await compileMaskedConv(spec, {
       tune: true,

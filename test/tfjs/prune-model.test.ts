@@ -14,10 +14,9 @@ import { PruningCallback } from '../../src/prune/callback.js';
 import { stripPruning } from '../../src/prune/strip.js';
 import { directory } from '../../src/tfjs/file-io.js';
 import { compileLayers } from '../../src/tfjs/compile-layers.js';
-import { relL2, rng } from '../util.js';
+import { relL2, rng, tempDir } from '../util.js';
 import { roundTrip } from './round-trip.js';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 beforeAll(async () => {
@@ -101,7 +100,7 @@ describe('prune -> fit with PruningCallback -> stripPruning on a tf.sequential C
     ]);
     expect(stripped.countParams()).toBeLessThan(model.countParams() / 2);
     expect(relErr(stripped.predict(x) as Tensor, logits)).toBeLessThan(1e-5);
-    const dir = mkdtempSync(join(tmpdir(), 'maskacc-stripped-'));
+    const dir = tempDir('maskacc-stripped');
     await stripped.save(directory(dir));
     expect(existsSync(join(dir, 'model.json')) && existsSync(join(dir, 'weights.bin'))).toBe(true);
     const reloaded = await tf.loadLayersModel(directory(dir));
