@@ -284,6 +284,13 @@ const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [
   },
 ];
 
+// The shapes a forced strategy runs on one ISA. Scalar kernels (one float a vector: no lanes to
+// mask, shuffle or split) take every other one, which keeps npm test near 10 minutes; the fuzzer
+// draws more engine and ISA pairs.
+function forcedSpecs(f: (typeof FORCED)[number], isa: string): number[] {
+  return isa === 'scalar' ? f.specs.filter((_, j) => j % 2 === 0) : f.specs;
+}
+
 // Every ISA's kernels, heuristic and forced, in one addon: one build instead of one per ISA and strategy.
 let built: Promise<Map<string, MaskedConv[]>> | undefined;
 function buildAll(): Promise<Map<string, MaskedConv[]>> {
@@ -297,7 +304,7 @@ function buildAll(): Promise<Map<string, MaskedConv[]>> {
       for (const f of FORCED)
         groups.push({
           name: `${isa} ${f.name}`,
-          specs: f.specs.map((i) => SPECS[i]),
+          specs: forcedSpecs(f, isa).map((i) => SPECS[i]),
           options: { isa, strategy: f.strategy },
         });
     }
@@ -361,7 +368,7 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
 
   it.each(FORCED.map((f) => [f.name] as const))('strategy %s matches the reference on its shapes', (name) => {
     const f = FORCED.find((g) => g.name === name)!;
-    f.specs.forEach((specIndex, j) => {
+    forcedSpecs(f, isa).forEach((specIndex, j) => {
       checkAll(forced.get(name)![j], CASES[specIndex], false, `${isa} ${name} spec#${specIndex}`);
       checkPartialBatch(forced.get(name)![j], CASES[specIndex], `${isa} ${name} spec#${specIndex}`);
     });
