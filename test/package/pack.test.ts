@@ -1,10 +1,10 @@
 // The published package as a user gets it: `npm pack`, then an offline install of the tarball into a
 // fresh project without TF.js, where plain JS runs a masked conv, strict TypeScript type-checks
-// against the shipped .d.ts files, the CLI answers and builds a model file into a module that
-// loads there, and node_modules stays under 60 MB.
+// against the shipped .d.ts files, the CLI answers and builds a model file into a module (no
+// machine paths in it) that a CommonJS project there loads, and node_modules stays under 60 MB.
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConsumerProject } from './lockfile.js';
 import { TINY_NET_MAIN, TINY_NET_MODEL, checkTinyNetOutput } from '../codegen/fixtures/tiny-net.js';
@@ -21,6 +21,12 @@ const run = (cmd: string, args: string[], options: SpawnSyncOptions = {}) => {
   const r = spawnSync(cmd, args, { cwd: project, env, encoding: 'utf8', timeout: 300_000, ...options });
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
 };
+
+/** The files `maskacc build` wrote under dir, without its CMake build folder. */
+const generatedFiles = (dir: string) =>
+  readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && !relative(dir, join(e.parentPath, e.name)).startsWith(join('src', 'build')))
+    .map((e) => relative(dir, join(e.parentPath, e.name)));
 
 /** Disk usage in MiB, as `du -sh` counts it. */
 const diskUsageMb = (dir: string) =>
@@ -109,12 +115,34 @@ describe('the packed tarball in a fresh project', () => {
     expect(json).toMatchObject({ ok: true, cacheDir: env.MASKACC_CACHE_DIR, install: [] });
   });
 
-  it('npx maskacc build of a model file writes a module that plain node loads and runs here', () => {
+  // The module goes into app/, a CommonJS project inside this one: its own package.json makes
+  // index.js an ES module there, and it imports maskacc from the install above.
+  it('npx maskacc build of a model file writes a module that plain node loads and runs in a CommonJS project', () => {
+    const app = join(project, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true })); // CommonJS
     writeFileSync(join(project, 'model.json'), JSON.stringify(TINY_NET_MODEL));
-    const built = run('npx', ['--no', 'maskacc', 'build', 'model.json', '--out', 'lib/net']);
+    const built = run('npx', ['--no', 'maskacc', 'build', 'model.json', '--out', 'app/lib/net']);
     expect(built.status, built.stdout + built.stderr).toBe(0);
-    writeFileSync(join(project, 'main.mjs'), TINY_NET_MAIN);
-    const r = run(process.execPath, ['main.mjs']);
+    // Progress goes to stderr; stdout holds only the result, the built addon's path.
+    expect(built.stdout.trim()).toMatch(/^\/.*app\/lib\/net\/src\/build\/Release\/maskacc_tiny_net\.node$/);
+    expect(built.stderr).toMatch(
+      /lib\/net: wrote \d+ files \(3 layers x 3 ISAs\), and .*lib\/net\/package\.json \("type": "module"\)/,
+    );
+    expect(built.stderr).toMatch(/built .*maskacc_tiny_net\.node/);
+    const out = join(app, 'lib', 'net');
+    expect(JSON.parse(readFileSync(join(out, 'package.json'), 'utf8'))).toEqual({ type: 'module' });
+    expect(readFileSync(join(out, 'index.js'), 'utf8')).toMatch(/^import \{ loadGeneratedModel \} from "maskacc";$/m);
+    expect(readFileSync(join(out, 'index.d.ts'), 'utf8')).toMatch(/readonly "conv-3": MaskedConv & \{/);
+    // No machine paths and no paths into a repository in what was generated.
+    for (const f of generatedFiles(out)) {
+      const text = readFileSync(join(out, f), 'utf8');
+      expect(text, f).not.toContain(repo);
+      expect(text, f).not.toContain(work);
+      expect(text, f).not.toMatch(/\.\.\/(src|node_modules)\//);
+    }
+    writeFileSync(join(app, 'main.mjs'), TINY_NET_MAIN);
+    const r = run(process.execPath, ['main.mjs'], { cwd: app });
     expect(r.status, r.stderr).toBe(0);
     checkTinyNetOutput(r.stdout);
   });
