@@ -355,24 +355,31 @@ static void zeroRows(float* t, long rows, long len, int threads) {
   });
 }
 
-// p[0, len) = 0 with streaming stores from the first whole vector on: the lines are written
-// without being read first (a plain store reads each line in before it writes it), and they do
-// not push the kernel's data out of the caches.
+// p[0, len) = 0, the whole cache lines in it with streaming stores: they are written without
+// being read first (a plain store reads each line in before it writes it), and they do not push
+// the kernel's data out of the caches. The partial lines at either end take plain stores: a
+// streaming store of part of a line goes out on its own, and 98-float runs (two pruned channels
+// of a 7x7 plane) streamed from 32-byte boundaries made a 1x1 512 -> 2048 @7 b8 forward 1.32x
+// slower, 2048 -> 512 backward-data 1.46x (Zen 3, AVX2, 1 of 3 channels kept).
 static inline void zeroStreaming(float* p, long len) {
-  long i = 0;
-  while (i < len && (reinterpret_cast<uintptr_t>(p + i) % (sizeof(float) * simd::VW))) p[i++] = 0.f;
-  for (; i + simd::VW <= len; i += simd::VW) simd::stream(p + i, simd::zero());
-  for (; i < len; ++i) p[i] = 0.f;
+  constexpr long LINE = 64 / sizeof(float);
+  const long head = std::min<long>(len, (LINE - (long)(reinterpret_cast<uintptr_t>(p) / sizeof(float) % LINE)) % LINE);
+  std::memset(p, 0, sizeof(float) * head);
+  long i = head;
+  for (; i + LINE <= len; i += LINE)
+    for (long v = 0; v < LINE; v += simd::VW) simd::stream(p + i + v, simd::zero());
+  std::memset(p + i, 0, sizeof(float) * (len - i));
 }
 
 // Zero-fill channels of a [N][CH][PLANE] tensor that are not in the kept list (sorted, as the
 // binding checks): walks the gaps between kept indices, allocates nothing. Pruned channels of a
 // large tensor are zeroed with streaming stores: a ResNet-56 16-channel layer at 8 kept, batch 64,
 // writes 2 MB of zeros per call next to 2 MB of results; nothing reads them back soon (the next
-// masked layer skips these channels). Gaps under 8 vectors (a 7x7 plane is 49 floats) are plain
-// stores: their partial lines went out a float at a time and half-written (1x1 512 -> 2048 @7 b8
-// forward 1.04x, 2048 -> 512 backward-data 1.03x without streaming them). From 14x14 planes on
-// streaming wins (1x1 256 -> 1024 @14 b16 forward 1.11x against plain stores; 28x28 1.03-1.15x).
+// masked layer skips these channels). Gaps under 8 lines (128 floats: a 7x7 plane is 49) are
+// plain stores (1x1 512 -> 2048 @7 b8 forward 1.04x, 2048 -> 512 backward-data 1.03x without
+// streaming them; with two-channel gaps, against streaming their whole lines, 1.03-1.05x in a
+// loop and even from cold caches). From 14x14 planes on streaming wins (1x1 256 -> 1024 @14 b16 forward 1.07-1.11x
+// against plain stores; 28x28 1.03-1.15x; ResNet-56's 16 -> 16 @32 b64 from cold caches 1.04-1.06x).
 static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
   if (nKept == ch) return;
   const long zeros = (long)n * (ch - nKept) * plane;
@@ -386,7 +393,7 @@ static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_
         const int from = i > 0 ? kept[i - 1] + 1 : 0, to = i < nKept ? kept[i] : ch;
         if (to <= from) continue;
         float* p = t + ((long)b * ch + from) * plane;
-        if (stream && (to - from) * plane >= 8 * simd::VW) zeroStreaming(p, (to - from) * plane);
+        if (stream && (to - from) * plane >= 8 * 64 / (long)sizeof(float)) zeroStreaming(p, (to - from) * plane);
         else std::memset(p, 0, sizeof(float) * (to - from) * plane);
       }
     if (stream) simd::fence();  // streaming stores are ordered only by a fence

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "9dd71f13f95a69925e41eb80b65947a7807fd4eb863fc6e5b5e73d2597f907f3";
+const char ADDON_KEY[] = "117941bec3e1a99d620e2d031743401293d63858ce108718d71ef2646d468ad8";
 }  // namespace maskacc
