@@ -375,11 +375,13 @@ static inline void zeroStreaming(float* p, long len) {
 // binding checks): walks the gaps between kept indices, allocates nothing. Pruned channels of a
 // large tensor are zeroed with streaming stores: a ResNet-56 16-channel layer at 8 kept, batch 64,
 // writes 2 MB of zeros per call next to 2 MB of results; nothing reads them back soon (the next
-// masked layer skips these channels). Gaps under 8 lines (128 floats: a 7x7 plane is 49) are
-// plain stores (1x1 512 -> 2048 @7 b8 forward 1.04x, 2048 -> 512 backward-data 1.03x without
+// masked layer skips these channels). Gaps under STREAM_RUN_FLOATS (a 7x7 plane is 49 floats)
+// are plain stores (1x1 512 -> 2048 @7 b8 forward 1.04x, 2048 -> 512 backward-data 1.03x without
 // streaming them; with two-channel gaps, against streaming their whole lines, 1.03-1.05x in a
-// loop and even from cold caches). From 14x14 planes on streaming wins (1x1 256 -> 1024 @14 b16 forward 1.07-1.11x
-// against plain stores; 28x28 1.03-1.15x; ResNet-56's 16 -> 16 @32 b64 from cold caches 1.04-1.06x).
+// loop and even from cold caches). From 14x14 planes on streaming wins (1x1 256 -> 1024 @14 b16
+// forward 1.07-1.11x against plain stores; 28x28 1.03-1.15x; ResNet-56's 16 -> 16 @32 b64 from
+// cold caches 1.04-1.06x).
+constexpr long STREAM_RUN_FLOATS = 8 * 64 / sizeof(float);  // 8 cache lines
 static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int threads) {
   if (nKept == ch) return;
   const long zeros = (long)n * (ch - nKept) * plane;
@@ -393,7 +395,7 @@ static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_
         const int from = i > 0 ? kept[i - 1] + 1 : 0, to = i < nKept ? kept[i] : ch;
         if (to <= from) continue;
         float* p = t + ((long)b * ch + from) * plane;
-        if (stream && (to - from) * plane >= 8 * 64 / (long)sizeof(float)) zeroStreaming(p, (to - from) * plane);
+        if (stream && (to - from) * plane >= STREAM_RUN_FLOATS) zeroStreaming(p, (to - from) * plane);
         else std::memset(p, 0, sizeof(float) * (to - from) * plane);
       }
     if (stream) simd::fence();  // streaming stores are ordered only by a fence

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "117941bec3e1a99d620e2d031743401293d63858ce108718d71ef2646d468ad8";
+const char ADDON_KEY[] = "b41027475a63a32111fdc0b1f784ad03297a5aafb6e585560713f288abb239d4";
 }  // namespace maskacc
