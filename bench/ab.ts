@@ -8,7 +8,9 @@
 //
 // npx tsx bench/ab.ts <template file> <version A> <version B> "C K H batch kernel stride keptC keptK" ...
 // (or a layer as a JSON ConvSpec with its density: '{"batch":8,...,"kernel":[1,7],"density":{"out":0.5,"in":0.5}}')
-// (AB_COLD=1: one call per sample, caches evicted before each)
+// (AB_COLD=1: one call per sample, caches evicted before each; AB_MASKS=random: kept channels drawn
+// at random, as the benchmark's masks are, instead of spread evenly: gaps of several pruned
+// channels, which evenly spread masks at d=0.5 never have)
 // e.g. cp templates/engine/gemm.hpp /tmp/a.hpp, edit, then
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
 // A change across several files: pass folders (e.g. git worktree copies of templates/ at two commits)
@@ -61,6 +63,20 @@ const ROUNDS = 40,
 const COLD = process.env.AB_COLD === '1';
 const evict = COLD ? new Float32Array(16 << 20) : undefined;
 
+/** n flags with k of them set, drawn with a fixed seed (AB_MASKS=random), else spread evenly. */
+const keptFlags = (n: number, k: number) => (process.env.AB_MASKS === 'random' ? drawn(n, k) : spread(n, k));
+function drawn(n: number, k: number): Uint8Array {
+  let seed = n * 7919 + k;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const flags = new Uint8Array(n);
+  for (const i of order.slice(0, k)) flags[i] = 1;
+  return flags;
+}
 /** n flags with k of them set, spread evenly. */
 const spread = (n: number, k: number) =>
   Array.from({ length: n }, (_, i) => (Math.floor(((i + 1) * k) / n) > Math.floor((i * k) / n) ? 1 : 0));
@@ -100,7 +116,7 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
       { ...spec, density: { out: keptK / K, in: keptC / C } },
       { respecialize: false },
     );
-    conv.setMasks({ out: spread(K, keptK), in: spread(C, keptC) });
+    conv.setMasks({ out: keptFlags(K, keptK), in: keptFlags(C, keptC) });
     convs[j] = conv;
   }
   const layer = conv2d(spec);
