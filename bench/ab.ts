@@ -20,6 +20,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { dirname, join, relative } from 'node:path';
 import { compileMaskedConv, type MaskedConv } from '../src/index.js';
 import { conv2d, type ConvSpec } from '../src/ir/conv.js';
+import { keptAtRandom, rng } from '../test/util.js';
 
 const [target, a, b, ...layers] = process.argv.slice(2);
 if (!target || !a || !b || layers.length === 0) {
@@ -64,19 +65,8 @@ const COLD = process.env.AB_COLD === '1';
 const evict = COLD ? new Float32Array(16 << 20) : undefined;
 
 /** n flags with k of them set, drawn with a fixed seed (AB_MASKS=random), else spread evenly. */
-const keptFlags = (n: number, k: number) => (process.env.AB_MASKS === 'random' ? drawn(n, k) : spread(n, k));
-function drawn(n: number, k: number): Uint8Array {
-  let seed = n * 7919 + k;
-  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  const flags = new Uint8Array(n);
-  for (const i of order.slice(0, k)) flags[i] = 1;
-  return flags;
-}
+const keptFlags = (n: number, k: number) =>
+  process.env.AB_MASKS === 'random' ? keptAtRandom(rng(n * 7919 + k), n, k) : spread(n, k);
 /** n flags with k of them set, spread evenly. */
 const spread = (n: number, k: number) =>
   Array.from({ length: n }, (_, i) => (Math.floor(((i + 1) * k) / n) > Math.floor((i * k) / n) ? 1 : 0));

@@ -16,7 +16,7 @@ import {
   type MaskedConv,
 } from '../src/index.js';
 import { cpuModel, supportedIsas } from '../src/schedule/isa.js';
-import { rng, type Rng } from '../test/util.js';
+import { keptAtRandom, rng, type Rng } from '../test/util.js';
 import { loadBaselines, type Baselines, type DenseBaseline } from './baselines.js';
 import { convCount, MODELS, withBatch, type Model, type ModelKey, type ModelLayer } from './models.js';
 import {
@@ -184,15 +184,7 @@ function versions(): Record<string, string> {
 
 /** A mask keeping exactly round(d*n) entries (at least 1), chosen uniformly at random. */
 function exactMask(r: Rng, n: number, density: number): Uint8Array {
-  const keep = Math.min(n, Math.max(1, Math.round(density * n)));
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = 0; i < keep; i++) {
-    const j = i + Math.floor(r.next() * (n - i));
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  const m = new Uint8Array(n);
-  for (let i = 0; i < keep; i++) m[idx[i]] = 1;
-  return m;
+  return keptAtRandom(r, n, Math.min(n, Math.max(1, Math.round(density * n))));
 }
 
 interface LayerMasks {

@@ -58,6 +58,18 @@ export function rng(seed: number): Rng {
   };
 }
 
+/** n flags with exactly `keep` of them set, chosen uniformly at random (a partial Fisher-Yates shuffle). */
+export function keptAtRandom(r: Rng, n: number, keep: number): Uint8Array {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < keep; i++) {
+    const j = i + Math.floor(r.next() * (n - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  const m = new Uint8Array(n);
+  for (let i = 0; i < keep; i++) m[idx[i]] = 1;
+  return m;
+}
+
 export type MaskKind = 'all' | 'none' | 'one' | 'random';
 
 /** 'one' keeps exactly one random entry; 'random' keeps each with probability `density`. */
