@@ -473,17 +473,29 @@ function weightsPlan(
   // N*P*Q up to 4 vectors of positions, dot lanes run empty and pay their horizontal sums on a
   // short reduction (8 kept of 16 filters, 3x3: direct 1.6-1.8x faster at 1-32 positions, 0.9x at
   // 128, 0.6x at 512).
+  //
+  // Where a broadcast takes a load slot (AVX2) and 16 registers leave few tap tiles, a tap tile
+  // that pads (4 broadcasts for a 3-tap kernel row, or filter vectors past the kept filters) lost
+  // to planes lanes on every stride-1 layer measured (Zen 3, 2 threads, `bench/engine-ab.ts`,
+  // d=0.5 and 1): 3->16 3x3 @32 b64 2.4x (8 kept filters) and 1.3x (16), 3->64 @32 b64 1.4x
+  // (32 and 64 kept), 1->32 @28 b64 1.5x, 3->64 @112 b8 1.2x and @224 b1 1.8x, 8->64 @56 b8 (4
+  // kept channels) 1.8x. Tiles without padding held: 3->256 @16 b32 0.83x, 1->64 5x5 @28 b64
+  // 0.78x, 3->32 5x5 @64 b16 1.0-1.3x.
   const vw = isa.vectorWidth;
   const fewPositions = layer.batch * P * Q <= 4 * vw;
-  const direct =
-    (keptOut >= Math.ceil(0.75 * vw) && keptIn >= 8) || (keptOut >= vw && tapTilesApply(layer, keptIn)) || fewPositions;
+  const planesFit = stride1 && useful >= 0.6;
+  const tapTiles =
+    keptOut >= vw &&
+    tapTilesApply(layer, keptIn) &&
+    !(planesFit && loadsScarce(isa) && tapTileWaste(isa, threads, layer, keptOut, keptIn) >= 1.1);
+  const direct = (keptOut >= Math.ceil(0.75 * vw) && keptIn >= 8) || tapTiles || fewPositions;
   const source =
     forced ??
     (pointwiseWeightsApply(layer) && P * Q >= POINTWISE_WEIGHTS_MIN_VECTORS * isa.vectorWidth
       ? 'pointwise'
       : direct
         ? 'direct'
-        : stride1 && useful >= 0.6
+        : planesFit
           ? 'planes'
           : keptOut >= vw
             ? 'direct'
@@ -576,6 +588,13 @@ function directWeightsPlan(
     : undefined;
   // Tap tiles need row blocking; where that does not pay (few rows and images), tile channels.
   return taps?.blocking === 'rows' ? taps : directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'channels');
+}
+
+/** How many lanes a tap tile computes per useful one: filter vectors x column taps, both padded. */
+function tapTileWaste(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number): number {
+  const { MT, NR } = directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'taps');
+  const S = layer.kernel[1];
+  return ((Math.ceil(keptOut / NR) * NR) / keptOut) * ((Math.ceil(S / MT) * MT) / S);
 }
 
 /** Tiles of column taps: few kept channels, kernel rows of 3 taps or more, output rows of 8 or more. */

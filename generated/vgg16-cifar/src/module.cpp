@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "b41027475a63a32111fdc0b1f784ad03297a5aafb6e585560713f288abb239d4";
+const char ADDON_KEY[] = "895aaa98513e994ec205a8659b3d0d84dc9a44058b2f0acf41c3c46ff541b652";
 }  // namespace maskacc

@@ -6,8 +6,8 @@
 //   isa: avx2 (vector width 8)
 //   forward: planes (32 rows/block, row tiles), microtile MR x NR = 6 x 16
 //   backwardData: none (inputGrad: false)
-//   backwardWeights: direct (tap-major), tile MT column taps x NR filters = 3 x 24, 1 image(s) x 32 rows/block per thread
-// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"gemm","source":"planes","order":"image","MR":6,"NV":2,"NR":16,"rowsPerBlock":32,"rowTiles":true,"columnsPerBlock":16,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":3,"NR":24,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
+//   backwardWeights: planes lanes, 3 filters x 3 (channel, tap) accumulators
+// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"gemm","source":"planes","order":"image","MR":6,"NV":2,"NR":16,"rowsPerBlock":32,"rowTiles":true,"columnsPerBlock":16,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"dot","source":"planes","filtersPerTile":3,"columnsPerTile":3}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -33,7 +33,7 @@ constexpr long X_IMAGE = (long)L::C * L::H * L::W, W_SIZE = (long)L::K * L::C * 
 #include "isa/avx2.hpp"
 #include "engine/common.hpp"
 #include "engine/gemm.hpp"
-#include "engine/direct.hpp"
+#include "engine/dot.hpp"
 
 // Forward view: y[n][k][p][q] gathers x[n][c][p*SH - PH + r*DH][q*SW - PW + s*DW].
 struct ForwardView {
@@ -183,8 +183,7 @@ static void backwardWeights(const float* dy, const float* x, float* dw, float* d
   zeroRows(dw, L::K, (long)L::C * L::R * L::S, threads);
   if (dbias) biasGradient(dy, dbias, rows, nrows, ws.n, threads);
   if (nrows == 0 || nci == 0) return;
-  DirectWeightsTaps<3, 3>::template runRows<32, 1>(dy, x, dw, rows, nrows, ci, nci,
-                                                                                      ws, threads);
+  DotPass<3, 3>::template run<PlaneLanes>(dy, x, nrows, rows, nci, ci, ws.n, dw, ws, threads);
 }
 
 // ---- entry points for the addon's binding (module.cpp checks every argument first) ----

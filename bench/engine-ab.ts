@@ -1,0 +1,75 @@
+// A/B of the engines one pass may run on one layer, in one process: the layer is compiled once per
+// strategy ('auto' = the scheduler's own choice), then the kernels run alternately, medians of 40
+// rounds of 5 calls after warm-up. For checking a scheduler rule (src/schedule/plan.ts) on this
+// machine. Not the benchmark (npm run bench): no baselines, no checks against the reference.
+//
+// npx tsx bench/engine-ab.ts '<ConvSpec JSON>' <forward|backwardData|backwardWeights> <strategy,strategy,...> [dOut] [dIn]
+// e.g. npx tsx bench/engine-ab.ts '{"batch":64,"inChannels":3,"outChannels":16,"inHeight":32,"inWidth":32,
+//        "kernel":3,"padding":1,"inputGrad":false}' backwardWeights auto,planes,direct 0.5
+// Kept channels are drawn at random as the benchmark's masks are (dIn defaults to 1 for a layer
+// without input gradient, else to dOut); MASKACC_NUM_THREADS sets the threads (default 2).
+import { compileMaskedConv, type MaskedConv } from '../src/index.js';
+import type { ConvSpec } from '../src/ir/conv.js';
+import type { Strategy } from '../src/schedule/plan.js';
+import { keptAtRandom, rng } from '../test/util.js';
+
+const [specJson, pass, list, outArg, inArg] = process.argv.slice(2);
+const passes = ['forward', 'backwardData', 'backwardWeights'] as const;
+type Pass = (typeof passes)[number];
+if (!specJson || !passes.includes(pass as Pass) || !list) {
+  console.error(
+    "usage: npx tsx bench/engine-ab.ts '<ConvSpec JSON>' <forward|backwardData|backwardWeights> <strategy,...> [dOut] [dIn]",
+  );
+  process.exit(2);
+}
+const spec = JSON.parse(specJson) as ConvSpec;
+const dOut = Number(outArg ?? 0.5);
+const dIn = Number(inArg ?? (spec.inputGrad === false ? 1 : dOut));
+const threads = Number(process.env.MASKACC_NUM_THREADS ?? 2);
+const strategies = list.split(',');
+
+const convs: MaskedConv[] = [];
+for (const s of strategies) {
+  const strategy = (s === 'auto' ? {} : { [pass]: s }) as Strategy;
+  convs.push(
+    await compileMaskedConv({ ...spec, density: { out: dOut, in: dIn } }, { threads, strategy, respecialize: false }),
+  );
+}
+const L = convs[0].spec;
+const r = rng(7);
+const masks = {
+  out: keptAtRandom(r, L.outChannels, Math.round(L.outChannels * dOut)),
+  in: keptAtRandom(r, L.inChannels, Math.round(L.inChannels * dIn)),
+};
+for (const c of convs) c.setMasks(masks);
+for (const [i, s] of strategies.entries()) console.log(`${s}: ${JSON.stringify(convs[i].plan[pass as Pass])}`);
+
+const [R, S] = L.kernel;
+const data = (n: number): Float32Array => r.uniformArray(n, -0.5, 0.5);
+const x = data(L.batch * L.inChannels * L.inHeight * L.inWidth);
+const w = data(L.outChannels * L.inChannels * R * S);
+const dy = data(L.batch * L.outChannels * convs[0].outHeight * convs[0].outWidth);
+const y = new Float32Array(dy.length),
+  dx = new Float32Array(x.length),
+  dw = new Float32Array(w.length);
+const call = (c: MaskedConv): (() => void) =>
+  pass === 'forward'
+    ? () => c.forward(x, w, undefined, y)
+    : pass === 'backwardData'
+      ? () => c.backwardData(dy, w, dx)
+      : () => c.backwardWeights(dy, x, dw);
+const calls = convs.map(call);
+for (let i = 0; i < 5; i++) for (const f of calls) f();
+const times: number[][] = calls.map(() => []);
+for (let round = 0; round < 40; round++)
+  for (let j = 0; j < calls.length; j++) {
+    const k = (j + round) % calls.length; // rotate the order: no kernel always runs after the same one
+    const t0 = performance.now();
+    for (let n = 0; n < 5; n++) calls[k]();
+    times[k].push((performance.now() - t0) / 5);
+  }
+const median = (a: number[]): number => [...a].sort((p, q) => p - q)[a.length >> 1];
+const first = median(times[0]);
+for (const [i, s] of strategies.entries())
+  console.log(`${s}: ${median(times[i]).toFixed(3)} ms, ${(first / median(times[i])).toFixed(2)}x of ${strategies[0]}`);
+for (const c of convs) c.dispose();
