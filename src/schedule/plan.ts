@@ -474,20 +474,22 @@ function weightsPlan(
   // short reduction (8 kept of 16 filters, 3x3: direct 1.6-1.8x faster at 1-32 positions, 0.9x at
   // 128, 0.6x at 512).
   //
-  // Where a broadcast takes a load slot (AVX2) and 16 registers leave few tap tiles, a tap tile
-  // that pads (4 broadcasts for a 3-tap kernel row, or filter vectors past the kept filters) lost
-  // to planes lanes on every stride-1 layer measured (Zen 3, 2 threads, `bench/engine-ab.ts`,
-  // d=0.5 and 1): 3->16 3x3 @32 b64 2.4x (8 kept filters) and 1.3x (16), 3->64 @32 b64 1.4x
-  // (32 and 64 kept), 1->32 @28 b64 1.5x, 3->64 @112 b8 1.2x and @224 b1 1.8x, 8->64 @56 b8 (4
-  // kept channels) 1.8x. Tiles without padding held: 3->256 @16 b32 0.83x, 1->64 5x5 @28 b64
-  // 0.78x, 3->32 5x5 @64 b16 1.0-1.3x.
+  // Where a broadcast takes a load slot (AVX2) and 16 registers hold few tiles, 3-tap kernel rows
+  // make poor tap tiles: 3 taps need 3 filter vectors (24 filters a panel) to fill 8 accumulators,
+  // or 4 broadcasts pad them. Planes lanes beat them on every stride-1 layer with up to 16 vectors
+  // of kept filters measured (Zen 3, 2 threads, `bench/engine-ab.ts`): 3->16 3x3 @32 b64 2.4x (8
+  // kept) and 1.3x (16); 3->64 @32 b64 1.4-1.7x (32, 45, 48 and 64 kept); 3->128 @32 b32 1.5x;
+  // 1->32 @28 b64 1.5x; 3->64 @112 b8 1.2x and @224 b1 1.8x; 8->64 @56 b8 (4 kept channels)
+  // 1.8x. From 24 vectors on the tap tiles won (192 kept 1.1x, 256 1.1-1.3x), and 5-tap rows
+  // (5 x 2 tiles) keep them: 1->64 5x5 @28 b64 ran 1.3x faster on them, 3->32 5x5 @64 b16 1.0-1.3x
+  // slower.
   const vw = isa.vectorWidth;
   const fewPositions = layer.batch * P * Q <= 4 * vw;
   const planesFit = stride1 && useful >= 0.6;
   const tapTiles =
     keptOut >= vw &&
     tapTilesApply(layer, keptIn) &&
-    !(planesFit && loadsScarce(isa) && tapTileWaste(isa, threads, layer, keptOut, keptIn) >= 1.1);
+    !(planesFit && loadsScarce(isa) && layer.kernel[1] < 5 && keptOut <= 16 * vw);
   const direct = (keptOut >= Math.ceil(0.75 * vw) && keptIn >= 8) || tapTiles || fewPositions;
   const source =
     forced ??
@@ -588,13 +590,6 @@ function directWeightsPlan(
     : undefined;
   // Tap tiles need row blocking; where that does not pay (few rows and images), tile channels.
   return taps?.blocking === 'rows' ? taps : directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'channels');
-}
-
-/** How many lanes a tap tile computes per useful one: filter vectors x column taps, both padded. */
-function tapTileWaste(isa: Isa, threads: number, layer: ConvLayer, keptOut: number, keptIn: number): number {
-  const { MT, NR } = directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'taps');
-  const S = layer.kernel[1];
-  return ((Math.ceil(keptOut / NR) * NR) / keptOut) * ((Math.ceil(S / MT) * MT) / S);
 }
 
 /** Tiles of column taps: few kept channels, kernel rows of 3 taps or more, output rows of 8 or more. */

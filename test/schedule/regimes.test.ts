@@ -35,15 +35,17 @@ describe('density regimes', () => {
     expect(plan({ ...vgg(1, 32, 28), kernel: 5, padding: 2 }).backwardWeights).toMatchObject({ tile: 'taps' });
     expect(plan(vgg(3, 16, 32, 0.5)).backwardWeights.engine).toBe('dot'); // 8 kept filters: half a vector
   });
-  it('on AVX2, first layers whose tap tiles would pad take planes lanes for backward-weights', () => {
+  it('on AVX2, first layers with 3-tap kernel rows take planes lanes for backward-weights', () => {
     const avx2 = (s: ConvSpec) => choosePlan(conv2d(s), ISAS.avx2, 2).backwardWeights;
-    // 3-tap kernel rows: 4 broadcasts for 3 taps (or 3 x 3 vectors for 64 filters)
+    // 3-tap kernel rows, up to 16 vectors of kept filters
     expect(avx2(vgg(3, 64, 32))).toMatchObject({ engine: 'dot', source: 'planes' });
+    expect(avx2(vgg(3, 48, 32))).toMatchObject({ engine: 'dot', source: 'planes' });
+    expect(avx2({ ...vgg(3, 128, 32), batch: 32 })).toMatchObject({ engine: 'dot', source: 'planes' });
     expect(avx2({ ...vgg(8, 64, 56, 0.5), batch: 8 })).toMatchObject({ engine: 'dot', source: 'planes' });
-    // 5-tap rows fill 5 x 2 tiles; strided layers have no planes
+    // more filters, 5-tap rows (5 x 2 tiles) and strided layers (no planes) keep the tap tiles
+    expect(avx2({ ...vgg(3, 256, 16), batch: 32 })).toMatchObject({ engine: 'direct', tile: 'taps' });
     expect(avx2({ ...vgg(1, 64, 28), kernel: 5, padding: 2 })).toMatchObject({ engine: 'direct', tile: 'taps' });
     expect(avx2({ ...vgg(3, 64, 224), batch: 8, kernel: 7, padding: 3, stride: 2 })).toMatchObject({ tile: 'taps' });
-    expect(avx2({ ...vgg(3, 256, 16), batch: 32 })).toMatchObject({ tile: 'taps' }); // 264 lanes for 256
   });
   it('few kept filters on few positions: backward-weights stays direct (dot lanes would run empty)', () => {
     const tiny = (h: number, batch: number) => plan({ ...vgg(16, 16, h, 0.5), batch }).backwardWeights.engine;
