@@ -1,6 +1,6 @@
 // How much opt-in tuning gains over the scheduler's heuristic, per model and density: tunes every
 // unique layer (fresh tuning file) and sums the tuner's own medians, weighted by layer counts.
-// Usage: npx tsx bench/tune-gain.ts [--densities 1,0.5]
+// Usage: npx tsx bench/tune-gain.ts [--densities 1,0.5] [--models vgg16,resnet56,resnet50]
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +8,16 @@ import { parseArgs } from 'node:util';
 import { compileMaskedConvs } from '../src/index.js';
 import { MODELS } from './models.js';
 
-const { values } = parseArgs({ options: { densities: { type: 'string', default: '1,0.5' } } });
+const { values } = parseArgs({
+  options: {
+    densities: { type: 'string', default: '1,0.5' },
+    models: { type: 'string', default: Object.keys(MODELS).join(',') },
+  },
+});
 const densities = values.densities.split(',').map(Number);
+const wanted = values.models.split(',');
 console.log('| model | density | heuristic ms | tuned ms | gain | tuning time s |\n|:--|--:|--:|--:|--:|--:|');
-for (const [key, model] of Object.entries(MODELS)) {
+for (const [key, model] of Object.entries(MODELS).filter(([k]) => wanted.includes(k))) {
   for (const d of densities) {
     const tuningFile = join(mkdtempSync(join(tmpdir(), 'maskacc-tune-gain-')), 'tuning.json');
     const specs = model.layers.map((l) => ({ ...l.spec, density: { out: d, in: l.spec.inChannels === 3 ? 1 : d } }));
