@@ -80,6 +80,7 @@ export function tuneLayer(
   const ko = firstIndices(K, layer.density.out),
     ci = firstIndices(C, layer.density.in);
   const passes = PASS_NAMES.filter((p) => p !== 'backwardData' || layer.inputGrad);
+  // Every candidate's kernel at once (each with its own workspace), so the rounds can interleave them.
   const kernels = units.map((u) => new Kernel(u.ns, threads));
   const runs = kernels.map((k): Record<PassName, () => void> => ({
     forward: () => k.forward(x, w, null, y, ko, ci),
@@ -109,9 +110,10 @@ export function tuneLayer(
     for (const p of passes) times[n][p] = median(samples[i][p]);
   });
   const heuristic = choosePlan(layer, isa, threads);
+  const families = candidates(layer);
   // The family whose engine for pass p is the heuristic's (its time is the heuristic's).
   const heuristicFamily = (p: PassName) =>
-    names.find((n) => candidates(layer)[n][p] === (heuristic[p]?.source ?? candidates(layer)[n][p]));
+    names.find((n) => families[n][p] === (heuristic[p]?.source ?? families[n][p]));
   const strategy: Strategy = {};
   let tunedMs = 0,
     heuristicMs = 0;
@@ -126,7 +128,7 @@ export function tuneLayer(
         if (i !== o && gain >= bestGain && times[n][p] < times[own][p]) [best, bestGain] = [n, gain];
       });
     }
-    (strategy as Record<PassName, string>)[p] = candidates(layer)[best][p]!;
+    (strategy as Record<PassName, string>)[p] = families[best][p]!;
     tunedMs += times[best][p];
     heuristicMs += own !== undefined ? times[own][p] : NaN;
   }
