@@ -54,7 +54,7 @@ const ROUNDS = 9;
 const MARGIN = 1.05;
 
 /**
- * Time every candidate family (built together as `units`) on random data with masks at the
+ * Time every candidate family (built together as `units`) on random data and random kept channels at the
  * layer's densities; returns the engine per pass. The candidates run in interleaved rounds (each
  * in a rotated order), so a round's times were taken under the same load: another engine replaces
  * the heuristic's only if the median over rounds of its per-round gain reaches MARGIN. (Timed one
@@ -77,8 +77,8 @@ export function tuneLayer(
     dy = randomArray(y.length);
   const dx = new Float32Array(x.length),
     dw = new Float32Array(w.length);
-  const ko = firstIndices(K, layer.density.out),
-    ci = firstIndices(C, layer.density.in);
+  const ko = keptAtRandom(K, layer.density.out),
+    ci = keptAtRandom(C, layer.density.in);
   const passes = PASS_NAMES.filter((p) => p !== 'backwardData' || layer.inputGrad);
   // Every candidate's kernel at once (each with its own workspace), so the rounds can interleave them.
   const kernels = units.map((u) => new Kernel(u.ns, threads));
@@ -153,8 +153,17 @@ function randomArray(n: number): Float32Array {
   return a;
 }
 
-/** Spread kept indices evenly at the given density (the tuner only needs the counts). */
-function firstIndices(n: number, density: number): Int32Array {
+/**
+ * Sorted kept indices at the given density, drawn at random as pruning leaves them (runs and gaps
+ * of several channels; evenly spread ones have neither, and the weight packs and the zeros of
+ * pruned channels run differently on them).
+ */
+function keptAtRandom(n: number, density: number): Int32Array {
   const kept = Math.max(1, Math.round(n * density));
-  return Int32Array.from({ length: kept }, (_, i) => Math.floor((i * n) / kept));
+  const idx = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < kept; i++) {
+    const j = i + Math.floor(Math.random() * (n - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, kept).sort();
 }
