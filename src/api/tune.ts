@@ -54,12 +54,13 @@ const ROUNDS = 9;
 const MARGIN = 1.05;
 
 /**
- * Time every candidate family (built together as `units`) on random data and random kept channels at the
- * layer's densities; returns the engine per pass. The candidates run in interleaved rounds (each
- * in a rotated order), so a round's times were taken under the same load: another engine replaces
- * the heuristic's only if the median over rounds of its per-round gain reaches MARGIN. (Timed one
- * after another, 4 calls each, the fastest family of a 1024 -> 1024 1x1 @7 changed from run to
- * run on a shared 2-core VM, with "gains" of 1.1-1.3x that interleaved A/Bs did not confirm.)
+ * Time every candidate family (built together as `units`) on random data, with kept channels
+ * drawn at random at the layer's densities; returns the engine per pass. The candidates run in
+ * interleaved rounds (each in a rotated order), so a round's times were taken under the same
+ * load: another engine replaces the heuristic's only if the median over rounds of its per-round
+ * gain reaches MARGIN. (Timed one after another, 4 calls each, the fastest family of a 1024 ->
+ * 1024 1x1 @7 changed from run to run on a shared 2-core VM, with "gains" of 1.1-1.3x that
+ * interleaved A/Bs did not confirm.)
  */
 export function tuneLayer(
   layer: ConvLayer,
