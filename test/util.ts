@@ -4,6 +4,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { drawKept } from '../src/runtime/masks.js';
 import type { Mask } from './reference.js';
 
 /** A new empty folder under the test run's temporary folder (global-setup.ts), removed with it. */
@@ -58,15 +59,10 @@ export function rng(seed: number): Rng {
   };
 }
 
-/** n flags with exactly `keep` of them set, chosen uniformly at random (a partial Fisher-Yates shuffle). */
+/** n flags with exactly `keep` of them set, chosen uniformly at random (drawKept over r). */
 export function keptAtRandom(r: Rng, n: number, keep: number): Uint8Array {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = 0; i < keep; i++) {
-    const j = i + Math.floor(r.next() * (n - i));
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
   const m = new Uint8Array(n);
-  for (let i = 0; i < keep; i++) m[idx[i]] = 1;
+  for (const i of drawKept(n, keep, r.next)) m[i] = 1;
   return m;
 }
 

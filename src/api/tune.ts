@@ -13,6 +13,7 @@ import type { KernelUnit } from '../codegen/render.js';
 import { choosePlan, type Strategy } from '../schedule/plan.js';
 import { cpuModel, type Isa } from '../schedule/isa.js';
 import { candidates } from '../schedule/candidates.js';
+import { drawKept } from '../runtime/masks.js';
 
 export interface TuningEntry {
   strategy: Strategy;
@@ -78,8 +79,11 @@ export function tuneLayer(
     dy = randomArray(y.length);
   const dx = new Float32Array(x.length),
     dw = new Float32Array(w.length);
-  const ko = keptAtRandom(K, layer.density.out),
-    ci = keptAtRandom(C, layer.density.in);
+  // Kept channels drawn at random, with the runs and gaps pruning leaves (evenly spread ones have
+  // neither, and the weight packs and the zeros of pruned channels run differently on them).
+  const kept = (n: number, density: number) => drawKept(n, Math.max(1, Math.round(n * density)), Math.random);
+  const ko = kept(K, layer.density.out),
+    ci = kept(C, layer.density.in);
   const passes = PASS_NAMES.filter((p) => p !== 'backwardData' || layer.inputGrad);
   // Every candidate's kernel at once (each with its own workspace), so the rounds can interleave them.
   const kernels = units.map((u) => new Kernel(u.ns, threads));
@@ -152,19 +156,4 @@ function randomArray(n: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = Math.random() - 0.5;
   return a;
-}
-
-/**
- * Sorted kept indices at the given density, drawn at random as pruning leaves them (runs and gaps
- * of several channels; evenly spread ones have neither, and the weight packs and the zeros of
- * pruned channels run differently on them).
- */
-function keptAtRandom(n: number, density: number): Int32Array {
-  const kept = Math.max(1, Math.round(n * density));
-  const idx = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = 0; i < kept; i++) {
-    const j = i + Math.floor(Math.random() * (n - i));
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx.slice(0, kept).sort();
 }

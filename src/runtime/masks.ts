@@ -25,3 +25,16 @@ export function keptIndices(mask: MaskLike | undefined, n: number, argument: str
   }
   return Int32Array.from(kept);
 }
+
+/**
+ * `keep` of the indices 0..n-1 drawn uniformly at random (a partial Fisher-Yates shuffle over
+ * `next`, uniform in [0, 1)), sorted: kept channels with the runs and gaps pruning leaves.
+ */
+export function drawKept(n: number, keep: number, next: () => number): Int32Array {
+  const idx = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < keep; i++) {
+    const j = i + Math.floor(next() * (n - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, keep).sort();
+}
