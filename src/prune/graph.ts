@@ -61,6 +61,8 @@ export interface MaskGroup {
   /** Convs that read the group's channels as inputs. */
   consumers: string[];
   norms: string[];
+  /** Depthwise convs on the group's channels: each channel filtered alone, so they shrink with it. */
+  depthwise: string[];
   denses: { layer: string; features: FeatureMap }[];
   /** Why the group stays unpruned (undefined: it can be pruned). */
   unprunable?: string;
@@ -152,7 +154,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       }
       const id = groups.length;
       parent.push(id);
-      groups.push({ id, convs: [layer.name], consumers: [], norms: [], denses: [] });
+      groups.push({ id, convs: [layer.name], consumers: [], norms: [], depthwise: [], denses: [] });
       if (skip.includes(layer.name)) block(id, `'${layer.name}' is in the skip list`);
       if (!ZERO_KEEPING.has(activation)) block(id, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
       if (channelAxis(layer) !== 3) full(id, `'${layer.name}' is channelsFirst`);
@@ -163,6 +165,17 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         block(x.group, `'${layer.name}' normalizes axis ${axis}, not the channels`);
       groups[find(x.group)].norms.push(layer.name);
       out = { ...x, gradientStops: true };
+    } else if (kind === 'DepthwiseConv2D' && x.group !== undefined) {
+      // A pruned channel (zero) stays zero through its own filter when nothing is added to it.
+      if (config.depthMultiplier !== 1)
+        block(x.group, `'${layer.name}' has depthMultiplier ${String(config.depthMultiplier)} (1 is traced)`);
+      if (config.useBias)
+        block(x.group, `'${layer.name}' has a bias, which a pruned channel would carry (useBias: false)`);
+      if (!ZERO_KEEPING.has(activation)) block(x.group, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
+      if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' filters another axis than the channels`);
+      groups[find(x.group)].depthwise.push(layer.name);
+      full(x.group, `'${layer.name}' (${kind}) reads every channel`);
+      out = ZERO_GRADIENT_ACTIVATIONS.has(activation) ? { ...x, gradientStops: true } : x;
     } else if (CHANNELWISE.has(kind) || NORMS.has(kind)) {
       if (kind === 'Activation' && !ZERO_KEEPING.has(activation))
         block(x.group, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
@@ -212,6 +225,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       m.convs.push(...g.convs);
       m.consumers.push(...g.consumers);
       m.norms.push(...g.norms);
+      m.depthwise.push(...g.depthwise);
       m.denses.push(...g.denses);
       m.unprunable ??= g.unprunable;
       m.fullChannels ??= g.fullChannels;

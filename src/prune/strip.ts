@@ -1,7 +1,7 @@
 // stripPruning(model): the compact model of a masked one, in standard TF.js layers only (Conv2D,
-// BatchNormalization, Dense, ...): pruned filters, their batch-norm channels, the next convs'
-// input channels and the dense rows of dead features are removed. It computes what the masked
-// model computes, saves with model.save and loads and runs without maskacc.
+// BatchNormalization, DepthwiseConv2D, Dense, ...): pruned filters, their batch-norm and depthwise
+// channels, the next convs' input channels and the dense rows of dead features are removed. It
+// computes what the masked model computes, saves with model.save and loads and runs without maskacc.
 import type { LayersModel } from '@tensorflow/tfjs';
 import { MaskedBatchNormalization } from '../tfjs/masked-batch-norm.js';
 import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
@@ -42,7 +42,8 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
     rowsOf = new Map<string, number[]>(); // dense -> its kept input rows
   for (const g of groups) {
     const k = kept.get(g.id)!;
-    [...g.convs, ...g.norms].forEach((n) => outOf.set(n, k));
+    // (A depthwise conv of an unprunable group may be any depthwise conv: it stays as it is.)
+    [...g.convs, ...g.norms, ...(g.unprunable ? [] : g.depthwise)].forEach((n) => outOf.set(n, k));
     g.consumers.forEach((n) => inOf.set(n, k));
     g.denses.forEach((d) => rowsOf.set(d.layer, featureRows(d.features, k)));
   }
@@ -87,6 +88,8 @@ function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: num
     const masked = weights.map((w, i) => (i < affine ? tf.mul(w, mask) : w));
     return out ? masked.map((w) => tf.gather(w, out)) : masked; // no group: after no conv
   }
+  // A traced depthwise conv: its kernel [R][S][C][1] on the kept channels (its group has no bias).
+  if (layer.getClassName() === 'DepthwiseConv2D' && out) return [tf.gather(layer.getWeights()[0], out, 2)];
   // A MaskaccDense's input mask (compact inputs) is not a Dense weight.
   const weights =
     layer instanceof MaskaccDense ? layer.getWeights().slice(0, layer.useBias ? 2 : 1) : layer.getWeights();

@@ -1,6 +1,6 @@
 // prune / PruningCallback / stripPruning on ordinary TF.js models: mask groups traced from the
 // graph (conv -> BN -> pool -> conv, flatten -> dense, a residual add sharing one filter mask, an
-// add that cannot be pruned), pruned channels exactly zero, fit with the callback on partial
+// add that cannot be pruned, MobileNet's depthwise convs), pruned channels exactly zero, fit with the callback on partial
 // batches, and the stripped model (standard layers only) = the masked one, saved and reloaded;
 // compact activations (kept channels only) train, predict and round-trip as full ones.
 import { describe, expect, it, beforeAll } from 'vitest';
@@ -12,6 +12,7 @@ import { tf, type Tensor } from '../../src/tfjs/tf.js';
 import { maskGroups, prune } from '../../src/prune/prune-model.js';
 import { PruningCallback } from '../../src/prune/callback.js';
 import { stripPruning } from '../../src/prune/strip.js';
+import { traceMaskGroups } from '../../src/prune/graph.js';
 import { directory } from '../../src/tfjs/file-io.js';
 import { compileLayers } from '../../src/tfjs/compile-layers.js';
 import { relL2, rng, tempDir } from '../util.js';
@@ -190,6 +191,75 @@ describe('compact activations', () => {
     // Its input contract: a full-width tensor where the kept channels are expected is refused.
     const c2 = layer<MaskedConv2D>(compact, 'c2');
     expect(() => c2.apply(tf.zeros([7, 4, 3, sum(c2.getMasks().in) + 1]))).toThrow(/kept channels/);
+  });
+});
+
+describe('depthwise convs (MobileNet blocks)', () => {
+  it('a depthwise conv shrinks with the group it filters; the stripped model matches', async () => {
+    const r = rng(12);
+    const relu = (name: string) => tf.layers.activation({ activation: 'relu', name });
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({
+          filters: 8,
+          kernelSize: 3,
+          padding: 'same',
+          useBias: false,
+          inputShape: [8, 8, 3],
+          name: 'c1',
+        }),
+        tf.layers.batchNormalization({ name: 'bn1' }),
+        relu('relu1'),
+        tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'dw1' }),
+        tf.layers.batchNormalization({ name: 'bn2' }),
+        relu('relu2'),
+        tf.layers.conv2d({ filters: 6, kernelSize: 1, useBias: false, name: 'pw1' }),
+        tf.layers.batchNormalization({ name: 'bn3' }),
+        relu('relu3'),
+        tf.layers.globalAveragePooling2d({ name: 'gap' }),
+        tf.layers.dense({ units: 3, name: 'out' }),
+      ],
+    });
+    const x = tf.tensor(r.uniformArray(6 * 8 * 8 * 3), [6, 8, 8, 3]);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32'), 3);
+    const pruned = await prune(model, { rate: 0.5, criterion: 'l1', batch: 3 });
+    const groups = maskGroups(pruned);
+    expect(groups.map((g) => [g.convs, g.consumers, g.norms, g.depthwise, g.denses.map((d) => d.layer)])).toEqual([
+      [['c1'], ['pw1'], ['bn1', 'bn2'], ['dw1'], []],
+      [['pw1'], [], ['bn3'], [], ['out']],
+    ]);
+    expect(groups.every((g) => g.unprunable === undefined)).toBe(true);
+    expect(groups[0].fullChannels).toMatch(/'dw1' \(DepthwiseConv2D\) reads every channel/);
+    const m1 = (pruned.getLayer('c1') as MaskedConv2D).getMasks().out;
+    expect(sum(m1)).toBe(4);
+    expect(Array.from((pruned.getLayer('pw1') as MaskedConv2D).getMasks().in)).toEqual(Array.from(m1));
+    expect(Array.from((pruned.getLayer('bn2') as MaskedBatchNormalization).getMask())).toEqual(Array.from(m1));
+    pruned.compile({ optimizer: tf.train.sgd(0.05), loss: 'categoricalCrossentropy' });
+    await pruned.fit(x, y, { batchSize: 3, epochs: 2, callbacks: [new PruningCallback()], verbose: 0 });
+    // The pruned channels are exactly zero after the depthwise conv and its batch norm.
+    const probe = tf.model({ inputs: pruned.inputs, outputs: pruned.getLayer('relu2').output as SymbolicTensor });
+    const h = (probe.predict(x) as Tensor).dataSync();
+    expect(h.every((v, i) => m1[i % 8] || v === 0)).toBe(true);
+    const stripped = await stripPruning(pruned);
+    expect(stripped.getLayer('dw1').getClassName()).toBe('DepthwiseConv2D');
+    expect(stripped.getLayer('dw1').getWeights()[0].shape).toEqual([3, 3, 4, 1]);
+    expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
+  });
+
+  it('a depthwise conv with a bias or a depth multiplier leaves its group unpruned and says why', () => {
+    const block = (dw: Record<string, unknown>) =>
+      tf.sequential({
+        layers: [
+          tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', inputShape: [6, 6, 2], name: 'c' }),
+          tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', name: 'dw', ...dw }),
+          tf.layers.conv2d({ filters: 2, kernelSize: 1, name: 'pw' }),
+        ],
+      });
+    const reason = (dw: Record<string, unknown>) =>
+      traceMaskGroups(block(dw)).find((g) => g.convs.includes('c'))!.unprunable;
+    expect(reason({ useBias: false })).toBeUndefined();
+    expect(reason({ useBias: true })).toMatch(/'dw' has a bias, which a pruned channel would carry/);
+    expect(reason({ useBias: false, depthMultiplier: 2 })).toMatch(/'dw' has depthMultiplier 2/);
   });
 });
 
