@@ -63,6 +63,8 @@ export interface MaskGroup {
   norms: string[];
   /** Depthwise convs on the group's channels: each channel filtered alone, so they shrink with it. */
   depthwise: string[];
+  /** Convs and batch norms that read the group's channels as part of a concatenation. */
+  slices: ChannelSlice[];
   denses: { layer: string; features: FeatureMap }[];
   /** Why the group stays unpruned (undefined: it can be pruned). */
   unprunable?: string;
@@ -79,6 +81,19 @@ export interface MaskGroup {
   prunedGradient?: string;
 }
 
+/** A group's channels inside a concatenation a layer reads: channels [offset, offset + filters) of its `total`. */
+export interface ChannelSlice {
+  layer: string;
+  offset: number;
+  total: number;
+}
+
+/** Channels of a concatenation: one group's filters, or channels no conv prunes (group undefined). */
+interface Segment {
+  group?: number;
+  channels: number;
+}
+
 /** Layers whose gradient is zero where their input is zero (a pruned channel): ReLU, masked batch norm. */
 const ZERO_GRADIENT_ACTIVATIONS = new Set(['relu', 'relu6']);
 
@@ -92,6 +107,34 @@ interface TensorInfo {
   /** Channel axis of a rank-4 tensor (1 or 3), or the features of a rank-2 one. */
   axis?: number;
   features?: FeatureMap;
+  /** A concatenation along the channels (axis): its parts in order. */
+  segments?: Segment[];
+}
+
+/** The groups whose channels a tensor carries. */
+function groupsOf(t: TensorInfo): number[] {
+  if (t.group !== undefined) return [t.group];
+  if (t.features) return [t.features.group];
+  return (t.segments ?? []).flatMap((s) => (s.group === undefined ? [] : [s.group]));
+}
+
+/**
+ * The mask of each layer that reads a concatenation: each group's mask (`maskOf`; undefined = all
+ * kept) at its offset, ones over the channels no conv prunes.
+ */
+export function sliceMasks(
+  groups: readonly MaskGroup[],
+  maskOf: (g: MaskGroup) => Uint8Array | undefined,
+): Map<string, Uint8Array> {
+  const masks = new Map<string, Uint8Array>();
+  for (const g of groups)
+    for (const s of g.slices) {
+      const m = masks.get(s.layer) ?? new Uint8Array(s.total).fill(1);
+      const own = maskOf(g);
+      if (own) m.set(own, s.offset);
+      masks.set(s.layer, m);
+    }
+  return masks;
 }
 
 /** Which of a dense layer's input features are kept (1), given its group's channel mask. */
@@ -136,6 +179,21 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
   const full = (g: number | undefined, reason: string) => {
     if (g !== undefined) groups[find(g)].fullChannels ??= reason;
   };
+  const blockAll = (t: TensorInfo, reason: string) => groupsOf(t).forEach((g) => block(g, reason));
+  const fullAll = (t: TensorInfo, reason: string) => groupsOf(t).forEach((g) => full(g, reason));
+  // A layer reading a concatenation: each group's channels at their offset (compact activations
+  // would need that layer to know the offsets of the kept channels: they stay full).
+  const slice = (t: TensorInfo, layer: string) => {
+    const total = t.segments!.reduce((n, s) => n + s.channels, 0);
+    let offset = 0;
+    for (const s of t.segments!) {
+      if (s.group !== undefined) {
+        groups[find(s.group)].slices.push({ layer, offset, total });
+        full(s.group, `'${layer}' reads it in a concatenation`);
+      }
+      offset += s.channels;
+    }
+  };
   const tensors = new Map<string, TensorInfo>();
   const names = new Set(model.layers.map((l) => l.name));
   for (const s of skip) if (!names.has(s)) throw new ArgumentError('skip', s, 'the name of a layer of the model');
@@ -152,18 +210,20 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         groups[find(x.group)].consumers.push(layer.name);
         if (channelAxis(layer) !== 3) full(x.group, `'${layer.name}' is channelsFirst`);
       }
+      if (x.segments) slice(x, layer.name);
       const id = groups.length;
       parent.push(id);
-      groups.push({ id, convs: [layer.name], consumers: [], norms: [], depthwise: [], denses: [] });
+      groups.push({ id, convs: [layer.name], consumers: [], norms: [], depthwise: [], slices: [], denses: [] });
       if (skip.includes(layer.name)) block(id, `'${layer.name}' is in the skip list`);
       if (!ZERO_KEEPING.has(activation)) block(id, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
       if (channelAxis(layer) !== 3) full(id, `'${layer.name}' is channelsFirst`);
       out = { group: id, axis: channelAxis(layer), gradientStops: ZERO_GRADIENT_ACTIVATIONS.has(activation) };
-    } else if (NORMS.has(kind) && x.group !== undefined) {
+    } else if (NORMS.has(kind) && (x.group !== undefined || x.segments)) {
       const axis = config.axis as number;
       if (axis !== x.axis && axis !== x.axis! - 4)
-        block(x.group, `'${layer.name}' normalizes axis ${axis}, not the channels`);
-      groups[find(x.group)].norms.push(layer.name);
+        blockAll(x, `'${layer.name}' normalizes axis ${axis}, not the channels`);
+      if (x.group !== undefined) groups[find(x.group)].norms.push(layer.name);
+      else slice(x, layer.name);
       out = { ...x, gradientStops: true };
     } else if (kind === 'DepthwiseConv2D' && x.group !== undefined) {
       // A pruned channel (zero) stays zero through its own filter when nothing is added to it.
@@ -178,12 +238,30 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       out = ZERO_GRADIENT_ACTIVATIONS.has(activation) ? { ...x, gradientStops: true } : x;
     } else if (CHANNELWISE.has(kind) || NORMS.has(kind)) {
       if (kind === 'Activation' && !ZERO_KEEPING.has(activation))
-        block(x.group, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
-      if (!COMPACT_READERS.has(kind)) full(x.group, `'${layer.name}' (${kind}) reads every channel`);
+        blockAll(x, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
+      if (!COMPACT_READERS.has(kind)) fullAll(x, `'${layer.name}' (${kind}) reads every channel`);
       const relu =
         ['ReLU', 'MaskaccReLU'].includes(kind) || (kind === 'Activation' && ZERO_GRADIENT_ACTIVATIONS.has(activation));
       out = relu ? { ...x, gradientStops: true } : x;
+    } else if (kind === 'Concatenate' && ins.some((t) => groupsOf(t).length)) {
+      // Along the channels of rank-4 tensors: the groups' channels side by side.
+      const shapes = layer.inboundNodes[0].inputShapes as number[][];
+      const rank = shapes[0].length,
+        axis = ((config.axis as number) + rank) % rank;
+      if (rank !== 4 || ins.some((t) => t.features || (groupsOf(t).length && t.axis !== axis))) {
+        ins.forEach((t) => blockAll(t, `'${layer.name}' concatenates along another axis than the channels`));
+      } else {
+        const segments = ins.flatMap(
+          (t, i): Segment[] =>
+            t.segments ?? [
+              t.group !== undefined ? { group: t.group, channels: shapes[i][axis] } : { channels: shapes[i][axis] },
+            ],
+        );
+        out = { segments, axis, gradientStops: ins.every((t) => t.gradientStops) };
+      }
     } else if (kind === 'Add') {
+      if (ins.some((t) => t.segments))
+        ins.forEach((t) => blockAll(t, `'${layer.name}' adds a concatenation (not traced)`));
       const grouped = ins.filter((t) => t.group !== undefined);
       if (grouped.length < ins.length) grouped.forEach((t) => block(t.group, `'${layer.name}' adds unpruned channels`));
       else for (const t of grouped.slice(1)) parent[find(t.group!)] = find(grouped[0].group!);
@@ -207,13 +285,13 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         g.prunedGradient ??= `'${layer.name}' reads the pruned channels with no ReLU or batch norm between`;
     } else {
       // Anything else reading grouped channels: the channels must stay.
-      for (const t of ins) block(t.group ?? t.features?.group, `'${layer.name}' (${kind}) reads the channels`);
+      for (const t of ins) blockAll(t, `'${layer.name}' (${kind}) reads the channels`);
     }
     tensors.set(layer.name, out);
   }
   for (const o of model.outputLayers) {
     const t = tensors.get(o.name);
-    full(t?.group ?? t?.features?.group, `'${o.name}' is an output of the model`);
+    if (t) fullAll(t, `'${o.name}' is an output of the model`);
   }
   // Merge the groups joined by residual adds.
   const merged = new Map<number, MaskGroup>();
@@ -226,6 +304,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       m.consumers.push(...g.consumers);
       m.norms.push(...g.norms);
       m.depthwise.push(...g.depthwise);
+      m.slices.push(...g.slices);
       m.denses.push(...g.denses);
       m.unprunable ??= g.unprunable;
       m.fullChannels ??= g.fullChannels;

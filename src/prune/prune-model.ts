@@ -11,7 +11,7 @@ import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
 import { MaskaccDense } from '../tfjs/dense.js';
 import { tf } from '../tfjs/tf.js';
 import { FILTER_CRITERIA, filterScores, selectFilters, selectFiltersGlobal, type FilterCriterion } from './criteria.js';
-import { featureMask, traceMaskGroups, type MaskGroup } from './graph.js';
+import { featureMask, sliceMasks, traceMaskGroups, type MaskGroup } from './graph.js';
 import {
   BASE_KEYS,
   CONV_KEYS,
@@ -95,7 +95,8 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
   if (!model.layers.some((l) => l.getClassName() === 'Conv2D'))
     throw new ArgumentError('model', model.name, 'a model with Conv2D layers to prune');
   const groups = traceMaskGroups(model, options.skip);
-  const normsToMask = new Set(groups.flatMap((g) => g.norms));
+  // (slices name convs too: only batch norms are looked up here)
+  const normsToMask = new Set(groups.flatMap((g) => [...g.norms, ...g.slices.map((s) => s.layer)]));
   // Masked mode keeps a group's activations compact (the kept channels only) where its readers allow.
   const plainDenses = new Set(
     layerJsons(model)
@@ -226,6 +227,16 @@ export function applyPruning(model: LayersModel, epoch: number): PruningStep | u
     g.convs.forEach((name) => zeroPrunedFilters(conv(name), mask));
     g.norms.forEach((name) => norm(name).zeroPruned());
   });
+  // Layers reading a concatenation: their groups' masks side by side.
+  const maskOf = new Map(prunable.map((g, i) => [g, masks[i]]));
+  for (const [name, mask] of sliceMasks(state.groups, (g) => maskOf.get(g))) {
+    const layer = model.getLayer(name);
+    if (layer instanceof MaskedConv2D) layer.setMasks({ in: mask });
+    else {
+      norm(name).setMask(mask);
+      norm(name).zeroPruned();
+    }
+  }
   const kept: PruningStep['kept'] = {};
   for (const l of byName.values()) {
     const out = l.getMasks().out;

@@ -9,7 +9,7 @@ import { MaskaccMaxPooling2D } from '../tfjs/max-pool.js';
 import { MaskaccReLU } from '../tfjs/relu.js';
 import { MaskaccDense } from '../tfjs/dense.js';
 import { tf, type Tensor } from '../tfjs/tf.js';
-import { traceMaskGroups, type FeatureMap, type MaskGroup } from './graph.js';
+import { sliceMasks, traceMaskGroups, type FeatureMap, type MaskGroup } from './graph.js';
 import { BASE_KEYS, CONV_KEYS, DENSE_KEYS, NORM_KEYS, POOL_KEYS, pick, rebuildModel } from './rebuild.js';
 
 type Layer = InstanceType<typeof tf.layers.Layer>;
@@ -47,6 +47,9 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
     g.consumers.forEach((n) => inOf.set(n, k));
     g.denses.forEach((d) => rowsOf.set(d.layer, featureRows(d.features, k)));
   }
+  // Convs and batch norms reading a concatenation: the kept channels of each part, side by side.
+  for (const [name, mask] of sliceMasks(groups, (g) => (g.unprunable ? undefined : keptChannels(g, convs))))
+    (convs.has(name) ? inOf : outOf).set(name, indices(mask));
   return rebuildModel(
     model,
     (layer, json) => {

@@ -1,6 +1,6 @@
 // prune / PruningCallback / stripPruning on ordinary TF.js models: mask groups traced from the
 // graph (conv -> BN -> pool -> conv, flatten -> dense, a residual add sharing one filter mask, an
-// add that cannot be pruned, MobileNet's depthwise convs), pruned channels exactly zero, fit with the callback on partial
+// add that cannot be pruned, MobileNet's depthwise convs, concatenations), pruned channels exactly zero, fit with the callback on partial
 // batches, and the stripped model (standard layers only) = the masked one, saved and reloaded;
 // compact activations (kept channels only) train, predict and round-trip as full ones.
 import { describe, expect, it, beforeAll } from 'vitest';
@@ -260,6 +260,80 @@ describe('depthwise convs (MobileNet blocks)', () => {
     expect(reason({ useBias: false })).toBeUndefined();
     expect(reason({ useBias: true })).toMatch(/'dw' has a bias, which a pruned channel would carry/);
     expect(reason({ useBias: false, depthMultiplier: 2 })).toMatch(/'dw' has depthMultiplier 2/);
+  });
+});
+
+describe('concatenations (Inception, DenseNet, SqueezeNet blocks)', () => {
+  it("a layer reading a concatenation takes its groups' masks side by side; the stripped model matches", async () => {
+    const r = rng(13);
+    const input = tf.input({ shape: [8, 8, 3] });
+    const conv = (name: string, filters: number, kernelSize: number) =>
+      tf.layers.conv2d({ filters, kernelSize, padding: 'same', activation: 'relu', name });
+    const a = conv('a', 4, 1).apply(input) as SymbolicTensor;
+    const b = conv('b', 6, 3).apply(a) as SymbolicTensor;
+    const cat = tf.layers.concatenate({ name: 'cat' }).apply([input, a, b]) as SymbolicTensor;
+    const h = tf.layers
+      .activation({ activation: 'relu', name: 'act' })
+      .apply(tf.layers.batchNormalization({ name: 'bn' }).apply(cat)) as SymbolicTensor;
+    const c = conv('c', 5, 3).apply(h) as SymbolicTensor;
+    const gap = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(c);
+    const model = tf.model({
+      inputs: input,
+      outputs: tf.layers.dense({ units: 3, name: 'out' }).apply(gap) as SymbolicTensor,
+    });
+    const x = tf.tensor(r.uniformArray(6 * 8 * 8 * 3), [6, 8, 8, 3]);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32'), 3);
+    const pruned = await prune(model, { rate: 0.5, criterion: 'l2', schedule: 'sfp', batch: 3 });
+    const groups = maskGroups(pruned);
+    const of = (name: string) => groups.find((g) => g.convs.includes(name))!;
+    expect(of('a').slices).toEqual([
+      { layer: 'bn', offset: 3, total: 13 },
+      { layer: 'c', offset: 3, total: 13 },
+    ]);
+    expect(of('b').slices.map((s) => s.offset)).toEqual([7, 7]);
+    expect(of('a').consumers).toEqual(['b']);
+    expect(of('a').fullChannels).toMatch(/'bn' reads it in a concatenation/);
+    expect(groups.every((g) => g.unprunable === undefined)).toBe(true);
+    const linked = () => {
+      const [ma, mb] = ['a', 'b'].map((n) => Array.from((pruned.getLayer(n) as MaskedConv2D).getMasks().out));
+      const expected = [1, 1, 1, ...ma, ...mb];
+      expect(Array.from((pruned.getLayer('c') as MaskedConv2D).getMasks().in)).toEqual(expected);
+      expect(Array.from((pruned.getLayer('bn') as MaskedBatchNormalization).getMask())).toEqual(expected);
+      return [ma, mb].map((m) => m.reduce((s, v) => s + v, 0));
+    };
+    expect(linked()).toEqual([2, 3]);
+    pruned.compile({ optimizer: tf.train.sgd(0.05), loss: 'categoricalCrossentropy' });
+    const callback = new PruningCallback();
+    await pruned.fit(x, y, { batchSize: 3, epochs: 2, callbacks: [callback], verbose: 0 });
+    expect(callback.steps).toHaveLength(1); // sfp selected again at epoch 1: the links followed
+    expect(linked()).toEqual([2, 3]);
+    const stripped = await stripPruning(pruned);
+    const keptC = sum((pruned.getLayer('c') as MaskedConv2D).getMasks().out);
+    expect(stripped.getLayer('c').getWeights()[0].shape).toEqual([3, 3, 8, keptC]);
+    expect(stripped.getLayer('bn').getWeights()[0].shape).toEqual([8]);
+    expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
+  });
+
+  it('a concatenation along another axis, or one added to, leaves its groups unpruned and says why', () => {
+    const input = tf.input({ shape: [6, 6, 2] });
+    const a = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'a' }).apply(input);
+    const b = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'b' }).apply(input);
+    const rows = tf.layers.concatenate({ axis: 1, name: 'rows' }).apply([a, b] as SymbolicTensor[]);
+    const byRows = tf.model({
+      inputs: input,
+      outputs: tf.layers.conv2d({ filters: 2, kernelSize: 1 }).apply(rows) as SymbolicTensor,
+    });
+    expect(traceMaskGroups(byRows).find((g) => g.convs.includes('a'))!.unprunable).toMatch(
+      /'rows' concatenates along another axis than the channels/,
+    );
+    const cat = tf.layers.concatenate({ name: 'cat' }).apply([a, b] as SymbolicTensor[]) as SymbolicTensor;
+    const wide = tf.layers.conv2d({ filters: 8, kernelSize: 1, name: 'wide' }).apply(input) as SymbolicTensor;
+    const sum = tf.layers.add({ name: 'sum' }).apply([cat, wide]) as SymbolicTensor;
+    const added = tf.model({
+      inputs: input,
+      outputs: tf.layers.conv2d({ filters: 2, kernelSize: 1 }).apply(sum) as SymbolicTensor,
+    });
+    expect(traceMaskGroups(added).find((g) => g.convs.includes('b'))!.unprunable).toMatch(/'sum' adds a concatenation/);
   });
 });
 
