@@ -19,6 +19,8 @@ const CHANNELWISE = new Set([
   'MaskaccMaxPooling2D',
   'AveragePooling2D',
   'ZeroPadding2D',
+  'Cropping2D',
+  'UpSampling2D',
   'ReLU',
   'MaskaccReLU',
   'LeakyReLU',

@@ -1,8 +1,9 @@
 // prune / PruningCallback / stripPruning on ordinary TF.js models: mask groups traced from the
 // graph (conv -> BN -> pool -> conv, flatten -> dense, a residual add sharing one filter mask, an
-// add that cannot be pruned, MobileNet's depthwise convs, concatenations), pruned channels exactly zero, fit with the callback on partial
-// batches, and the stripped model (standard layers only) = the masked one, saved and reloaded;
-// compact activations (kept channels only) train, predict and round-trip as full ones.
+// add that cannot be pruned, MobileNet's depthwise convs, concatenations, U-Net's upsampling),
+// pruned channels exactly zero, fit with the callback on partial batches, and the stripped model
+// (standard layers only) = the masked one, saved and reloaded; compact activations (kept channels
+// only) train, predict and round-trip as full ones.
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import { MaskedConv2D } from '../../src/tfjs/masked-conv2d.js';
@@ -311,6 +312,35 @@ describe('concatenations (Inception, DenseNet, SqueezeNet blocks)', () => {
     const keptC = sum((pruned.getLayer('c') as MaskedConv2D).getMasks().out);
     expect(stripped.getLayer('c').getWeights()[0].shape).toEqual([3, 3, 8, keptC]);
     expect(stripped.getLayer('bn').getWeights()[0].shape).toEqual([8]);
+    expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
+  });
+
+  it('U-Net style: upsampling and cropping pass a group on to the concatenation after them', async () => {
+    const r = rng(14);
+    const input = tf.input({ shape: [8, 8, 2] });
+    const conv = (name: string, filters: number) =>
+      tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation: 'relu', name });
+    const skip = conv('skip', 4).apply(input) as SymbolicTensor;
+    const down = conv('down', 6).apply(tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(skip));
+    const up = tf.layers.upSampling2d({ size: [2, 2], name: 'up' }).apply(down) as SymbolicTensor;
+    const crop = tf.layers.cropping2D({ cropping: [1, 1], name: 'crop' }).apply(skip) as SymbolicTensor;
+    const pad = tf.layers.zeroPadding2d({ padding: 1, name: 'pad' }).apply(crop) as SymbolicTensor;
+    const cat = tf.layers.concatenate({ name: 'cat' }).apply([pad, up]) as SymbolicTensor;
+    const model = tf.model({
+      inputs: input,
+      outputs: tf.layers.conv2d({ filters: 2, kernelSize: 1, name: 'head' }).apply(cat) as SymbolicTensor,
+    });
+    const pruned = await prune(model, { rate: 0.5, skip: ['head'], batch: 2 });
+    const groups = maskGroups(pruned);
+    expect(
+      groups.filter((g) => g.unprunable === undefined).map((g) => [g.convs, g.slices.map((s) => [s.layer, s.offset])]),
+    ).toEqual([
+      [['skip'], [['head', 0]]],
+      [['down'], [['head', 4]]],
+    ]);
+    const x = tf.tensor(r.uniformArray(3 * 8 * 8 * 2), [3, 8, 8, 2]);
+    const stripped = await stripPruning(pruned);
+    expect(stripped.getLayer('head').getWeights()[0].shape).toEqual([1, 1, 5, 2]);
     expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
   });
 
