@@ -43,6 +43,11 @@ const COMPACT_READERS = new Set([
   'Activation',
 ]);
 const GLOBAL_POOLS = new Set(['GlobalAveragePooling2D', 'GlobalMaxPooling2D']);
+/**
+ * Layers TF.js runs on every input channel, linear in each: a pruned (zero) channel adds nothing
+ * to their outputs, so stripping drops their weights for it. Their own outputs are not pruned.
+ */
+const READERS = new Set(['SeparableConv2D', 'Conv2DTranspose']);
 /** Activations with f(0) = 0: a pruned (zero) channel stays zero. */
 const ZERO_KEEPING = new Set(['linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'softsign', 'swish', 'mish', 'gelu']);
 
@@ -67,6 +72,8 @@ export interface MaskGroup {
   depthwise: string[];
   /** Convs and batch norms that read the group's channels as part of a concatenation. */
   slices: ChannelSlice[];
+  /** Separable and transposed convs that read the group's channels (READERS). */
+  readers: string[];
   denses: { layer: string; features: FeatureMap }[];
   /** Why the group stays unpruned (undefined: it can be pruned). */
   unprunable?: string;
@@ -215,7 +222,16 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       if (x.segments) slice(x, layer.name);
       const id = groups.length;
       parent.push(id);
-      groups.push({ id, convs: [layer.name], consumers: [], norms: [], depthwise: [], slices: [], denses: [] });
+      groups.push({
+        id,
+        convs: [layer.name],
+        consumers: [],
+        norms: [],
+        depthwise: [],
+        slices: [],
+        readers: [],
+        denses: [],
+      });
       if (skip.includes(layer.name)) block(id, `'${layer.name}' is in the skip list`);
       if (!ZERO_KEEPING.has(activation)) block(id, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
       if (channelAxis(layer) !== 3) full(id, `'${layer.name}' is channelsFirst`);
@@ -238,6 +254,10 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       groups[find(x.group)].depthwise.push(layer.name);
       full(x.group, `'${layer.name}' (${kind}) reads every channel`);
       out = ZERO_GRADIENT_ACTIVATIONS.has(activation) ? { ...x, gradientStops: true } : x;
+    } else if (READERS.has(kind) && x.group !== undefined) {
+      if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' reads another axis than the channels`);
+      groups[find(x.group)].readers.push(layer.name);
+      full(x.group, `'${layer.name}' (${kind}) reads every channel`);
     } else if (CHANNELWISE.has(kind) || NORMS.has(kind)) {
       if (kind === 'Activation' && !ZERO_KEEPING.has(activation))
         blockAll(x, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
@@ -307,6 +327,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       m.norms.push(...g.norms);
       m.depthwise.push(...g.depthwise);
       m.slices.push(...g.slices);
+      m.readers.push(...g.readers);
       m.denses.push(...g.denses);
       m.unprunable ??= g.unprunable;
       m.fullChannels ??= g.fullChannels;

@@ -48,6 +48,9 @@ export async function rebuildModel(
   topology.config.layers = topology.config.layers.map((json) => {
     const name = json.config.name as string;
     const old = model.layers.find((l) => l.name === name);
+    // TF.js leaves a separable conv's depth multiplier out of its JSON (it would come back as 1).
+    if (json.class_name === 'SeparableConv2D' && old && json.config.depth_multiplier === undefined)
+      json.config.depth_multiplier = (old as unknown as { depthMultiplier: number }).depthMultiplier;
     const next = old && rewrite(old, json);
     return next ? { ...json, ...next } : json;
   });

@@ -44,7 +44,7 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
     const k = kept.get(g.id)!;
     // (A depthwise conv of an unprunable group may be any depthwise conv: it stays as it is.)
     [...g.convs, ...g.norms, ...(g.unprunable ? [] : g.depthwise)].forEach((n) => outOf.set(n, k));
-    g.consumers.forEach((n) => inOf.set(n, k));
+    [...g.consumers, ...g.readers].forEach((n) => inOf.set(n, k));
     g.denses.forEach((d) => rowsOf.set(d.layer, featureRows(d.features, k)));
   }
   // Convs and batch norms reading a concatenation: the kept channels of each part, side by side.
@@ -93,6 +93,19 @@ function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: num
   }
   // A traced depthwise conv: its kernel [R][S][C][1] on the kept channels (its group has no bias).
   if (layer.getClassName() === 'DepthwiseConv2D' && out) return [tf.gather(layer.getWeights()[0], out, 2)];
+  // Readers: the weights of the kept input channels. A separable conv's depthwise kernel is
+  // [R][S][C][M] and its pointwise one [1][1][C*M][F] (rows c*M .. c*M + M - 1 for channel c); a
+  // transposed conv's kernel is [R][S][F][C].
+  if (layer.getClassName() === 'SeparableConv2D' && inn) {
+    const [depthwise, pointwise, ...bias] = layer.getWeights();
+    const M = depthwise.shape[3]!;
+    const rows = inn.flatMap((c) => Array.from({ length: M }, (_, j) => c * M + j));
+    return [tf.gather(depthwise, inn, 2), tf.gather(pointwise, rows, 2), ...bias];
+  }
+  if (layer.getClassName() === 'Conv2DTranspose' && inn) {
+    const [kernel, ...bias] = layer.getWeights();
+    return [tf.gather(kernel, inn, 3), ...bias];
+  }
   // A MaskaccDense's input mask (compact inputs) is not a Dense weight.
   const weights =
     layer instanceof MaskaccDense ? layer.getWeights().slice(0, layer.useBias ? 2 : 1) : layer.getWeights();

@@ -1,9 +1,9 @@
 // prune / PruningCallback / stripPruning on ordinary TF.js models: mask groups traced from the
 // graph (conv -> BN -> pool -> conv, flatten -> dense, a residual add sharing one filter mask, an
-// add that cannot be pruned, MobileNet's depthwise convs, concatenations, U-Net's upsampling),
-// pruned channels exactly zero, fit with the callback on partial batches, and the stripped model
-// (standard layers only) = the masked one, saved and reloaded; compact activations (kept channels
-// only) train, predict and round-trip as full ones.
+// add that cannot be pruned, MobileNet's depthwise convs, concatenations, U-Net's upsampling,
+// separable and transposed convs), pruned channels exactly zero, fit with the callback on partial
+// batches, and the stripped model (standard layers only) = the masked one, saved and reloaded;
+// compact activations (kept channels only) train, predict and round-trip as full ones.
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import { MaskedConv2D } from '../../src/tfjs/masked-conv2d.js';
@@ -261,6 +261,43 @@ describe('depthwise convs (MobileNet blocks)', () => {
     expect(reason({ useBias: false })).toBeUndefined();
     expect(reason({ useBias: true })).toMatch(/'dw' has a bias, which a pruned channel would carry/);
     expect(reason({ useBias: false, depthMultiplier: 2 })).toMatch(/'dw' has depthMultiplier 2/);
+  });
+});
+
+describe('separable and transposed convs', () => {
+  it('read a group whole: stripping drops their weights for the pruned channels', async () => {
+    const r = rng(15);
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({
+          filters: 6,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          inputShape: [6, 6, 2],
+          name: 'c1',
+        }),
+        tf.layers.separableConv2d({ filters: 4, kernelSize: 3, depthMultiplier: 2, padding: 'same', name: 'sep' }),
+        tf.layers.conv2d({ filters: 6, kernelSize: 1, activation: 'relu', name: 'c2' }),
+        tf.layers.conv2dTranspose({ filters: 2, kernelSize: 2, strides: 2, name: 'up' }),
+      ],
+    });
+    const pruned = await prune(model, { rate: 0.5, batch: 2 });
+    const groups = maskGroups(pruned);
+    expect(groups.map((g) => [g.convs, g.readers, g.unprunable])).toEqual([
+      [['c1'], ['sep'], undefined],
+      [['c2'], ['up'], undefined],
+    ]);
+    const x = tf.tensor(r.uniformArray(3 * 6 * 6 * 2), [3, 6, 6, 2]);
+    const stripped = await stripPruning(pruned);
+    expect(
+      stripped
+        .getLayer('sep')
+        .getWeights()
+        .map((w) => w.shape),
+    ).toEqual([[3, 3, 3, 2], [1, 1, 6, 4], [4]]);
+    expect(stripped.getLayer('up').getWeights()[0].shape).toEqual([2, 2, 2, 3]);
+    expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
   });
 });
 
