@@ -112,6 +112,11 @@ interface TensorInfo {
    * gradient (a ReLU, a masked batch norm): what arrives here never reaches the pruned filters.
    */
   gradientStops?: boolean;
+  /**
+   * Why the pruned channels may hold something other than zero here (a depthwise conv's bias):
+   * only a layer that masks them (a batch norm, a conv's input mask) may read them.
+   */
+  biased?: string;
   group?: number;
   /** Channel axis of a rank-4 tensor (1 or 3), or the features of a rank-2 one. */
   axis?: number;
@@ -214,6 +219,14 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
     const x = ins[0] ?? {};
     const activation = (config.activation as string | undefined) ?? 'linear';
     let out: TensorInfo = {};
+    // Pruned channels that are not zero: only layers that mask them, or pass them on to one, may read them.
+    const passes =
+      CONVS.has(kind) ||
+      NORMS.has(kind) ||
+      CHANNELWISE.has(kind) ||
+      kind === 'DepthwiseConv2D' ||
+      kind === 'Concatenate';
+    for (const t of ins) if (t.biased && !passes) blockAll(t, `${t.biased}, and '${layer.name}' reads them`);
     if (CONVS.has(kind)) {
       if (x.group !== undefined) {
         groups[find(x.group)].consumers.push(layer.name);
@@ -242,18 +255,17 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         blockAll(x, `'${layer.name}' normalizes axis ${axis}, not the channels`);
       if (x.group !== undefined) groups[find(x.group)].norms.push(layer.name);
       else slice(x, layer.name);
-      out = { ...x, gradientStops: true };
+      out = { ...x, gradientStops: true, biased: undefined }; // (a masked batch norm zeroes the pruned channels)
     } else if (kind === 'DepthwiseConv2D' && x.group !== undefined) {
-      // A pruned channel (zero) stays zero through its own filter when nothing is added to it.
+      // A pruned (zero) channel stays zero through its own filter; a bias makes it the bias (`biased`).
       if (config.depthMultiplier !== 1)
         block(x.group, `'${layer.name}' has depthMultiplier ${String(config.depthMultiplier)} (1 is traced)`);
-      if (config.useBias)
-        block(x.group, `'${layer.name}' has a bias, which a pruned channel would carry (useBias: false)`);
       if (!ZERO_KEEPING.has(activation)) block(x.group, `'${layer.name}' has activation '${activation}' (f(0) != 0)`);
       if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' filters another axis than the channels`);
       groups[find(x.group)].depthwise.push(layer.name);
       full(x.group, `'${layer.name}' (${kind}) reads every channel`);
-      out = ZERO_GRADIENT_ACTIVATIONS.has(activation) ? { ...x, gradientStops: true } : x;
+      out = ZERO_GRADIENT_ACTIVATIONS.has(activation) ? { ...x, gradientStops: true } : { ...x };
+      if (config.useBias) out.biased ??= `'${layer.name}' adds its bias to the pruned channels`;
     } else if (READERS.has(kind) && x.group !== undefined) {
       if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' reads another axis than the channels`);
       groups[find(x.group)].readers.push(layer.name);
@@ -279,7 +291,12 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
               t.group !== undefined ? { group: t.group, channels: shapes[i][axis] } : { channels: shapes[i][axis] },
             ],
         );
-        out = { segments, axis, gradientStops: ins.every((t) => t.gradientStops) };
+        out = {
+          segments,
+          axis,
+          gradientStops: ins.every((t) => t.gradientStops),
+          biased: ins.find((t) => t.biased)?.biased,
+        };
       }
     } else if (kind === 'Add') {
       if (ins.some((t) => t.segments))
@@ -314,6 +331,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
   for (const o of model.outputLayers) {
     const t = tensors.get(o.name);
     if (t) fullAll(t, `'${o.name}' is an output of the model`);
+    if (t?.biased) blockAll(t, `${t.biased}, and '${o.name}' is an output of the model`);
   }
   // Merge the groups joined by residual adds.
   const merged = new Map<number, MaskGroup>();

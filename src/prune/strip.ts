@@ -91,8 +91,11 @@ function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: num
     const masked = weights.map((w, i) => (i < affine ? tf.mul(w, mask) : w));
     return out ? masked.map((w) => tf.gather(w, out)) : masked; // no group: after no conv
   }
-  // A traced depthwise conv: its kernel [R][S][C][1] on the kept channels (its group has no bias).
-  if (layer.getClassName() === 'DepthwiseConv2D' && out) return [tf.gather(layer.getWeights()[0], out, 2)];
+  // A traced depthwise conv: its kernel [R][S][C][1] and bias on the kept channels.
+  if (layer.getClassName() === 'DepthwiseConv2D' && out) {
+    const [kernel, ...bias] = layer.getWeights();
+    return [tf.gather(kernel, out, 2), ...bias.map((b) => tf.gather(b, out))];
+  }
   // Readers: the weights of the kept input channels. A separable conv's depthwise kernel is
   // [R][S][C][M] and its pointwise one [1][1][C*M][F] (rows c*M .. c*M + M - 1 for channel c); a
   // transposed conv's kernel is [R][S][F][C].

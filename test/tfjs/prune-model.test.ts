@@ -211,7 +211,7 @@ describe('depthwise convs (MobileNet blocks)', () => {
         }),
         tf.layers.batchNormalization({ name: 'bn1' }),
         relu('relu1'),
-        tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'dw1' }),
+        tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same', name: 'dw1' }), // (a bias, as by default)
         tf.layers.batchNormalization({ name: 'bn2' }),
         relu('relu2'),
         tf.layers.conv2d({ filters: 6, kernelSize: 1, useBias: false, name: 'pw1' }),
@@ -243,24 +243,35 @@ describe('depthwise convs (MobileNet blocks)', () => {
     expect(h.every((v, i) => m1[i % 8] || v === 0)).toBe(true);
     const stripped = await stripPruning(pruned);
     expect(stripped.getLayer('dw1').getClassName()).toBe('DepthwiseConv2D');
-    expect(stripped.getLayer('dw1').getWeights()[0].shape).toEqual([3, 3, 4, 1]);
+    expect(
+      stripped
+        .getLayer('dw1')
+        .getWeights()
+        .map((w) => w.shape),
+    ).toEqual([[3, 3, 4, 1], [4]]);
     expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
   });
 
-  it('a depthwise conv with a bias or a depth multiplier leaves its group unpruned and says why', () => {
-    const block = (dw: Record<string, unknown>) =>
+  it('a bias reaches only layers that mask the pruned channels; a depth multiplier stops the group', () => {
+    const block = (dw: Record<string, unknown>, head: 'conv' | 'dense') =>
       tf.sequential({
         layers: [
           tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', inputShape: [6, 6, 2], name: 'c' }),
           tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', name: 'dw', ...dw }),
-          tf.layers.conv2d({ filters: 2, kernelSize: 1, name: 'pw' }),
+          ...(head === 'conv'
+            ? [tf.layers.conv2d({ filters: 2, kernelSize: 1, name: 'pw' })]
+            : [tf.layers.flatten({ name: 'flat' }), tf.layers.dense({ units: 2, name: 'out' })]),
         ],
       });
-    const reason = (dw: Record<string, unknown>) =>
-      traceMaskGroups(block(dw)).find((g) => g.convs.includes('c'))!.unprunable;
-    expect(reason({ useBias: false })).toBeUndefined();
-    expect(reason({ useBias: true })).toMatch(/'dw' has a bias, which a pruned channel would carry/);
-    expect(reason({ useBias: false, depthMultiplier: 2 })).toMatch(/'dw' has depthMultiplier 2/);
+    const reason = (dw: Record<string, unknown>, head: 'conv' | 'dense') =>
+      traceMaskGroups(block(dw, head)).find((g) => g.convs.includes('c'))!.unprunable;
+    // The next conv's input mask drops the biased channels; a dense layer would read them.
+    expect(reason({ useBias: true }, 'conv')).toBeUndefined();
+    expect(reason({ useBias: false }, 'dense')).toBeUndefined();
+    expect(reason({ useBias: true }, 'dense')).toMatch(
+      /'dw' adds its bias to the pruned channels, and 'flat' reads them/,
+    );
+    expect(reason({ useBias: false, depthMultiplier: 2 }, 'conv')).toMatch(/'dw' has depthMultiplier 2/);
   });
 });
 
