@@ -29,7 +29,7 @@ export { exportCompact } from '../prune/export.js';
 export { applyPruning, maskGroups, prune, type PruneOptions, type PruningStep } from '../prune/prune-model.js';
 export { PruningCallback } from '../prune/callback.js';
 export { stripPruning } from '../prune/strip.js';
-export { traceMaskGroups, type FeatureMap, type MaskGroup } from '../prune/graph.js';
+export { traceMaskGroups, type ChannelSlice, type FeatureMap, type MaskGroup } from '../prune/graph.js';
 export { evaluate, shuffled, trainEpoch, type EpochResult } from '../prune/train.js';
 export { renderPruneSvg, renderPruneTable, type PruneEpochRow, type RunEpoch } from '../prune/report.js';
 export {
