@@ -1,7 +1,8 @@
 // stripPruning(model): the compact model of a masked one, in standard TF.js layers only (Conv2D,
 // BatchNormalization, DepthwiseConv2D, Dense, ...): pruned filters, their batch-norm and depthwise
-// channels, the next convs' input channels and the dense rows of dead features are removed. It
-// computes what the masked model computes, saves with model.save and loads and runs without maskacc.
+// channels, the input channels of the convs (separable and transposed ones too) that read them,
+// directly or in a concatenation, and the dense rows of dead features are removed. It computes
+// what the masked model computes, saves with model.save and loads and runs without maskacc.
 import type { LayersModel } from '@tensorflow/tfjs';
 import { MaskedBatchNormalization } from '../tfjs/masked-batch-norm.js';
 import { MaskedConv2D } from '../tfjs/masked-conv2d.js';
@@ -42,7 +43,7 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
     rowsOf = new Map<string, number[]>(); // dense -> its kept input rows
   for (const g of groups) {
     const k = kept.get(g.id)!;
-    // (A depthwise conv of an unprunable group may be any depthwise conv: it stays as it is.)
+    // (An unprunable group keeps its depthwise convs whole: one may have a depth multiplier.)
     [...g.convs, ...g.norms, ...(g.unprunable ? [] : g.depthwise)].forEach((n) => outOf.set(n, k));
     [...g.consumers, ...g.readers].forEach((n) => inOf.set(n, k));
     g.denses.forEach((d) => rowsOf.set(d.layer, featureRows(d.features, k)));
