@@ -90,11 +90,15 @@ export interface MaskGroup {
   prunedGradient?: string;
 }
 
-/** A group's channels inside a concatenation a layer reads: channels [offset, offset + filters) of its `total`. */
+/**
+ * A group's channels inside a concatenation a layer reads: channels [offset, offset + filters) of
+ * its `total`. A dense layer reads them as features (after a flatten or global pooling).
+ */
 export interface ChannelSlice {
   layer: string;
   offset: number;
   total: number;
+  features?: { plane: number; channelMajor: boolean };
 }
 
 /** Channels of a concatenation: one group's filters, or channels no conv prunes (group undefined). */
@@ -123,13 +127,15 @@ interface TensorInfo {
   features?: FeatureMap;
   /** A concatenation along the channels (axis): its parts in order. */
   segments?: Segment[];
+  /** A concatenation's channels as the features of a rank-2 tensor (flattened or pooled). */
+  featureSegments?: { segments: Segment[]; plane: number; channelMajor: boolean };
 }
 
 /** The groups whose channels a tensor carries. */
 function groupsOf(t: TensorInfo): number[] {
   if (t.group !== undefined) return [t.group];
   if (t.features) return [t.features.group];
-  return (t.segments ?? []).flatMap((s) => (s.group === undefined ? [] : [s.group]));
+  return (t.segments ?? t.featureSegments?.segments ?? []).flatMap((s) => (s.group === undefined ? [] : [s.group]));
 }
 
 /**
@@ -139,13 +145,13 @@ function groupsOf(t: TensorInfo): number[] {
 export function sliceMasks(
   groups: readonly MaskGroup[],
   maskOf: (g: MaskGroup) => Uint8Array | undefined,
-): Map<string, Uint8Array> {
-  const masks = new Map<string, Uint8Array>();
+): Map<string, { mask: Uint8Array; features?: ChannelSlice['features'] }> {
+  const masks = new Map<string, { mask: Uint8Array; features?: ChannelSlice['features'] }>();
   for (const g of groups)
     for (const s of g.slices) {
-      const m = masks.get(s.layer) ?? new Uint8Array(s.total).fill(1);
+      const m = masks.get(s.layer) ?? { mask: new Uint8Array(s.total).fill(1), features: s.features };
       const own = maskOf(g);
-      if (own) m.set(own, s.offset);
+      if (own) m.mask.set(own, s.offset);
       masks.set(s.layer, m);
     }
   return masks;
@@ -197,12 +203,12 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
   const fullAll = (t: TensorInfo, reason: string) => groupsOf(t).forEach((g) => full(g, reason));
   // A layer reading a concatenation: each group's channels at their offset (compact activations
   // would need that layer to know the offsets of the kept channels: they stay full).
-  const slice = (t: TensorInfo, layer: string) => {
-    const total = t.segments!.reduce((n, s) => n + s.channels, 0);
+  const slice = (segments: Segment[], layer: string, features?: ChannelSlice['features']) => {
+    const total = segments.reduce((n, s) => n + s.channels, 0);
     let offset = 0;
-    for (const s of t.segments!) {
+    for (const s of segments) {
       if (s.group !== undefined) {
-        groups[find(s.group)].slices.push({ layer, offset, total });
+        groups[find(s.group)].slices.push({ layer, offset, total, ...(features ? { features } : {}) });
         full(s.group, `'${layer}' reads it in a concatenation`);
       }
       offset += s.channels;
@@ -232,7 +238,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         groups[find(x.group)].consumers.push(layer.name);
         if (channelAxis(layer) !== 3) full(x.group, `'${layer.name}' is channelsFirst`);
       }
-      if (x.segments) slice(x, layer.name);
+      if (x.segments) slice(x.segments, layer.name);
       const id = groups.length;
       parent.push(id);
       groups.push({
@@ -254,7 +260,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       if (axis !== x.axis && axis !== x.axis! - 4)
         blockAll(x, `'${layer.name}' normalizes axis ${axis}, not the channels`);
       if (x.group !== undefined) groups[find(x.group)].norms.push(layer.name);
-      else slice(x, layer.name);
+      else slice(x.segments!, layer.name);
       out = { ...x, gradientStops: true, biased: undefined }; // (a masked batch norm zeroes the pruned channels)
     } else if (kind === 'DepthwiseConv2D' && x.group !== undefined) {
       // A pruned (zero) channel stays zero through its own filter; a bias makes it the bias (`biased`).
@@ -306,22 +312,30 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       else for (const t of grouped.slice(1)) parent[find(t.group!)] = find(grouped[0].group!);
       // The sum's gradient goes to every input: it stops only if it stops on each input's path.
       out = grouped.length ? { ...grouped[0], gradientStops: grouped.every((t) => t.gradientStops) } : {};
-    } else if (kind === 'Flatten' && x.group !== undefined) {
+    } else if ((kind === 'Flatten' || GLOBAL_POOLS.has(kind)) && (x.group !== undefined || x.segments)) {
+      // The channels become features: c * plane + p (channel-major) or p * C + c.
       const shape = inputShape(layer);
-      const [C, plane] = x.axis === 1 ? [shape[1], shape[2] * shape[3]] : [shape[3], shape[1] * shape[2]];
-      const channelMajor = x.axis === 1 && config.dataFormat !== 'channelsFirst';
-      if (x.axis === 3 && config.dataFormat === 'channelsFirst')
-        block(x.group, `'${layer.name}' flattens channelsLast data as channelsFirst`);
-      out = { features: { group: x.group, channels: C, plane, channelMajor }, gradientStops: x.gradientStops };
-    } else if (GLOBAL_POOLS.has(kind) && x.group !== undefined) {
-      if (channelAxis(layer) !== x.axis) block(x.group, `'${layer.name}' pools another axis than the channels`);
-      const C = inputShape(layer)[x.axis!];
-      out = { features: { group: x.group, channels: C, plane: 1, channelMajor: true }, gradientStops: x.gradientStops };
-    } else if ((kind === 'Dense' || kind === 'MaskaccDense') && x.features) {
-      const g = groups[find(x.features.group)];
-      g.denses.push({ layer: layer.name, features: x.features });
+      let C: number, plane: number, channelMajor: boolean;
+      if (kind === 'Flatten') {
+        [C, plane] = x.axis === 1 ? [shape[1], shape[2] * shape[3]] : [shape[3], shape[1] * shape[2]];
+        channelMajor = x.axis === 1 && config.dataFormat !== 'channelsFirst';
+        if (x.axis === 3 && config.dataFormat === 'channelsFirst')
+          blockAll(x, `'${layer.name}' flattens channelsLast data as channelsFirst`);
+      } else {
+        if (channelAxis(layer) !== x.axis) blockAll(x, `'${layer.name}' pools another axis than the channels`);
+        [C, plane, channelMajor] = [shape[x.axis!], 1, true];
+      }
+      out = x.segments
+        ? { featureSegments: { segments: x.segments, plane, channelMajor }, gradientStops: x.gradientStops }
+        : { features: { group: x.group!, channels: C, plane, channelMajor }, gradientStops: x.gradientStops };
+    } else if ((kind === 'Dense' || kind === 'MaskaccDense') && (x.features || x.featureSegments)) {
+      const { segments, plane, channelMajor } = x.featureSegments ?? { segments: [] };
+      if (x.features) groups[find(x.features.group)].denses.push({ layer: layer.name, features: x.features });
+      else slice(segments, layer.name, { plane: plane!, channelMajor: channelMajor! });
       if (!x.gradientStops)
-        g.prunedGradient ??= `'${layer.name}' reads the pruned channels with no ReLU or batch norm between`;
+        for (const g of groupsOf(x))
+          groups[find(g)].prunedGradient ??=
+            `'${layer.name}' reads the pruned channels with no ReLU or batch norm between`;
     } else {
       // Anything else reading grouped channels: the channels must stay.
       for (const t of ins) blockAll(t, `'${layer.name}' (${kind}) reads the channels`);

@@ -227,14 +227,15 @@ export function applyPruning(model: LayersModel, epoch: number): PruningStep | u
     g.convs.forEach((name) => zeroPrunedFilters(conv(name), mask));
     g.norms.forEach((name) => norm(name).zeroPruned());
   });
-  // Layers reading a concatenation: their groups' masks side by side.
+  // Layers reading a concatenation: their groups' masks side by side. (A dense layer reads full
+  // activations there, whose pruned features are zero: it needs no mask.)
   const maskOf = new Map(prunable.map((g, i) => [g, masks[i]]));
-  for (const [name, mask] of sliceMasks(state.groups, (g) => maskOf.get(g))) {
+  for (const [name, { mask }] of sliceMasks(state.groups, (g) => maskOf.get(g))) {
     const layer = model.getLayer(name);
     if (layer instanceof MaskedConv2D) layer.setMasks({ in: mask });
-    else {
-      norm(name).setMask(mask);
-      norm(name).zeroPruned();
+    else if (layer instanceof MaskedBatchNormalization) {
+      layer.setMask(mask);
+      layer.zeroPruned();
     }
   }
   const kept: PruningStep['kept'] = {};

@@ -25,7 +25,7 @@ function keptChannels(group: MaskGroup, convs: Map<string, MaskedConv2D>): Uint8
 }
 
 /** Dense input rows of the kept features, in the compact model's order. */
-function featureRows(f: FeatureMap, kept: number[]): number[] {
+function featureRows(f: Pick<FeatureMap, 'channels' | 'plane' | 'channelMajor'>, kept: number[]): number[] {
   const plane = Array.from({ length: f.plane }, (_, p) => p);
   return f.channelMajor
     ? kept.flatMap((c) => plane.map((p) => c * f.plane + p))
@@ -48,9 +48,13 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
     [...g.consumers, ...g.readers].forEach((n) => inOf.set(n, k));
     g.denses.forEach((d) => rowsOf.set(d.layer, featureRows(d.features, k)));
   }
-  // Convs and batch norms reading a concatenation: the kept channels of each part, side by side.
-  for (const [name, mask] of sliceMasks(groups, (g) => (g.unprunable ? undefined : keptChannels(g, convs))))
-    (convs.has(name) ? inOf : outOf).set(name, indices(mask));
+  // Layers reading a concatenation: the kept channels of each part, side by side.
+  for (const [name, { mask, features }] of sliceMasks(groups, (g) =>
+    g.unprunable ? undefined : keptChannels(g, convs),
+  )) {
+    if (features) rowsOf.set(name, featureRows({ ...features, channels: mask.length }, indices(mask)));
+    else (convs.has(name) ? inOf : outOf).set(name, indices(mask));
+  }
   return rebuildModel(
     model,
     (layer, json) => {

@@ -363,6 +363,48 @@ describe('concatenations (Inception, DenseNet, SqueezeNet blocks)', () => {
     expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
   });
 
+  it('DenseNet style: concatenations grow, and the last one is flattened into the dense layer', async () => {
+    const r = rng(16);
+    const input = tf.input({ shape: [6, 6, 3] });
+    const conv = (name: string) =>
+      tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name });
+    const a = conv('a').apply(input) as SymbolicTensor;
+    const cat1 = tf.layers.concatenate({ name: 'cat1' }).apply([input, a]) as SymbolicTensor;
+    const b = conv('b').apply(cat1) as SymbolicTensor;
+    const cat2 = tf.layers.concatenate({ name: 'cat2' }).apply([cat1, b]) as SymbolicTensor;
+    const h = tf.layers
+      .activation({ activation: 'relu', name: 'act' })
+      .apply(tf.layers.batchNormalization({ name: 'bn' }).apply(cat2));
+    const flat = tf.layers
+      .flatten({ name: 'flat' })
+      .apply(tf.layers.maxPooling2d({ poolSize: 2, name: 'pool' }).apply(h));
+    const model = tf.model({
+      inputs: input,
+      outputs: tf.layers.dense({ units: 3, name: 'out' }).apply(flat) as SymbolicTensor,
+    });
+    const pruned = await prune(model, { rate: 0.5, batch: 3 });
+    const groups = maskGroups(pruned);
+    expect(groups.every((g) => g.unprunable === undefined)).toBe(true);
+    const of = (name: string) => groups.find((g) => g.convs.includes(name))!;
+    expect(of('a').slices.map((s) => [s.layer, s.offset, s.total])).toEqual([
+      ['b', 3, 7],
+      ['bn', 3, 11],
+      ['out', 3, 11],
+    ]);
+    expect(of('b').slices.find((s) => s.layer === 'out')).toEqual({
+      layer: 'out',
+      offset: 7,
+      total: 11,
+      features: { plane: 9, channelMajor: false },
+    });
+    const x = tf.tensor(r.uniformArray(4 * 6 * 6 * 3), [4, 6, 6, 3]);
+    pruned.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
+    await pruned.fit(x, tf.tensor(r.uniformArray(4 * 3), [4, 3]), { batchSize: 2, epochs: 1, verbose: 0 });
+    const stripped = await stripPruning(pruned);
+    expect(stripped.getLayer('out').getWeights()[0].shape).toEqual([9 * (3 + 2 + 2), 3]);
+    expect(relErr(stripped.predict(x) as Tensor, pruned.predict(x) as Tensor)).toBeLessThan(1e-5);
+  });
+
   it('U-Net style: upsampling and cropping pass a group on to the concatenation after them', async () => {
     const r = rng(14);
     const input = tf.input({ shape: [8, 8, 2] });
