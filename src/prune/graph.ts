@@ -329,9 +329,11 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         ? { featureSegments: { segments: x.segments, plane, channelMajor }, gradientStops: x.gradientStops }
         : { features: { group: x.group!, channels: C, plane, channelMajor }, gradientStops: x.gradientStops };
     } else if ((kind === 'Dense' || kind === 'MaskaccDense') && (x.features || x.featureSegments)) {
-      const { segments, plane, channelMajor } = x.featureSegments ?? { segments: [] };
       if (x.features) groups[find(x.features.group)].denses.push({ layer: layer.name, features: x.features });
-      else slice(segments, layer.name, { plane: plane!, channelMajor: channelMajor! });
+      else {
+        const { segments, plane, channelMajor } = x.featureSegments!;
+        slice(segments, layer.name, { plane, channelMajor });
+      }
       if (!x.gradientStops)
         for (const g of groupsOf(x))
           groups[find(g)].prunedGradient ??=
