@@ -95,6 +95,14 @@ export async function prune(model: LayersModel, options: PruneOptions): Promise<
   if (!model.layers.some((l) => l.getClassName() === 'Conv2D'))
     throw new ArgumentError('model', model.name, 'a model with Conv2D layers to prune');
   const groups = traceMaskGroups(model, options.skip);
+  // Filters that stay whole for the model's topology, not by the caller's skip list, are said once.
+  const stuck = groups.filter((g) => g.unprunable && !g.convs.some((c) => options.skip?.includes(c)));
+  if (stuck.length)
+    process.emitWarning(
+      `${stuck.length} of ${groups.length} mask groups stay unpruned: ` +
+        stuck.map((g) => `${g.convs.join(', ')}: ${g.unprunable}`).join('; '),
+      { code: 'MASKACC_UNPRUNED' },
+    );
   // (slices name convs too: only batch norms are looked up here)
   const normsToMask = new Set(groups.flatMap((g) => [...g.norms, ...g.slices.map((s) => s.layer)]));
   // Masked mode keeps a group's activations compact (the kept channels only) where its readers allow.

@@ -526,7 +526,16 @@ describe('mask groups of residual models', () => {
     const b = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'b' }).apply(s);
     const c = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'c' }).apply(b) as SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: c });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
     const pruned = await prune(model, { rate: 0.5, skip: ['c'], batch: 2 });
+    await new Promise((resolve) => setImmediate(resolve)); // (warnings are emitted on the next tick)
+    process.off('warning', onWarning);
+    // The topology's reason is said once; the skip list is the caller's own choice.
+    expect(warnings.map((w) => w.message)).toEqual([
+      "1 of 3 mask groups stay unpruned: a: 'shortcut' adds unpruned channels",
+    ]);
     const groups = maskGroups(pruned);
     expect(groups.find((g) => g.convs.includes('a'))!.unprunable).toMatch(/'shortcut' adds unpruned channels/);
     expect(groups.find((g) => g.convs.includes('c'))!.unprunable).toMatch(/'c' is in the skip list/);
