@@ -74,6 +74,11 @@ export interface MaskGroup {
   slices: ChannelSlice[];
   /** Separable and transposed convs that read the group's channels (READERS). */
   readers: string[];
+  /**
+   * Dense layers whose units scale the group's channels (squeeze-and-excite: x * reshape(dense)),
+   * with the reshape between: stripping keeps their units of the kept channels.
+   */
+  scales: { dense: string; reshape: string }[];
   denses: { layer: string; features: FeatureMap }[];
   /** Why the group stays unpruned (undefined: it can be pruned). */
   unprunable?: string;
@@ -129,6 +134,8 @@ interface TensorInfo {
   segments?: Segment[];
   /** A concatenation's channels as the features of a rank-2 tensor (flattened or pooled). */
   featureSegments?: { segments: Segment[]; plane: number; channelMajor: boolean };
+  /** A dense layer's units (count), as they are or reshaped to one per channel of axis `axis`. */
+  units?: { dense: string; count: number; reshape?: string; axis?: number };
 }
 
 /** The groups whose channels a tensor carries. */
@@ -249,6 +256,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         depthwise: [],
         slices: [],
         readers: [],
+        scales: [],
         denses: [],
       });
       if (skip.includes(layer.name)) block(id, `'${layer.name}' is in the skip list`);
@@ -338,6 +346,30 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         for (const g of groupsOf(x))
           groups[find(g)].prunedGradient ??=
             `'${layer.name}' reads the pruned channels with no ReLU or batch norm between`;
+      out = { units: { dense: layer.name, count: config.units as number } };
+    } else if ((kind === 'Dense' || kind === 'MaskaccDense') && !groupsOf(x).length) {
+      out = { units: { dense: layer.name, count: config.units as number } };
+    } else if (kind === 'Reshape' && x.units && !x.units.reshape) {
+      // [units] -> [1, 1, units] or [units, 1, 1]: one unit per channel, broadcast over the plane.
+      const target = config.targetShape as number[];
+      const at = target.indexOf(x.units.count);
+      if (target.length === 3 && at >= 0 && target.every((v, i) => i === at || v === 1))
+        out = { units: { ...x.units, reshape: layer.name, axis: at + 1 } };
+    } else if (kind === 'Multiply' && ins.some((t) => groupsOf(t).length)) {
+      // x * scale: a pruned (zero) channel stays zero, whatever its scale.
+      const [grouped, ...rest] = [...ins].sort((a, b) => Number(b.group !== undefined) - Number(a.group !== undefined));
+      const C = grouped.group !== undefined ? inputShape(layer)[grouped.axis!] : 0;
+      const scales = rest.every((t) => t.units?.reshape && t.units.axis === grouped.axis && t.units.count === C);
+      if (grouped.group === undefined || !scales) {
+        ins.forEach((t) =>
+          blockAll(t, `'${layer.name}' multiplies the channels by something else than a dense layer's units`),
+        );
+      } else {
+        for (const t of rest)
+          groups[find(grouped.group)].scales.push({ dense: t.units!.dense, reshape: t.units!.reshape! });
+        full(grouped.group, `'${layer.name}' (${kind}) reads every channel`);
+        out = grouped;
+      }
     } else {
       // Anything else reading grouped channels: the channels must stay.
       for (const t of ins) blockAll(t, `'${layer.name}' (${kind}) reads the channels`);
@@ -362,6 +394,7 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
       m.depthwise.push(...g.depthwise);
       m.slices.push(...g.slices);
       m.readers.push(...g.readers);
+      m.scales.push(...g.scales);
       m.denses.push(...g.denses);
       m.unprunable ??= g.unprunable;
       m.fullChannels ??= g.fullChannels;

@@ -40,13 +40,20 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
   const kept = new Map(groups.map((g) => [g.id, indices(keptChannels(g, convs))]));
   const outOf = new Map<string, number[]>(), // conv or batch norm -> its kept channels
     inOf = new Map<string, number[]>(), // conv -> its kept input channels
-    rowsOf = new Map<string, number[]>(); // dense -> its kept input rows
+    rowsOf = new Map<string, number[]>(), // dense -> its kept input rows
+    unitsOf = new Map<string, number[]>(), // dense scaling a group's channels -> its kept units
+    reshapeOf = new Map<string, number>(); // the reshape after it -> the kept count
   for (const g of groups) {
     const k = kept.get(g.id)!;
     // (An unprunable group keeps its depthwise convs whole: one may have a depth multiplier.)
     [...g.convs, ...g.norms, ...(g.unprunable ? [] : g.depthwise)].forEach((n) => outOf.set(n, k));
     [...g.consumers, ...g.readers].forEach((n) => inOf.set(n, k));
     g.denses.forEach((d) => rowsOf.set(d.layer, featureRows(d.features, k)));
+    if (g.unprunable) continue;
+    for (const sc of g.scales) {
+      unitsOf.set(sc.dense, k);
+      reshapeOf.set(sc.reshape, k.length);
+    }
   }
   // Layers reading a concatenation: the kept channels of each part, side by side.
   for (const [name, { mask, features }] of sliceMasks(groups, (g) =>
@@ -67,17 +74,26 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
         return { class_name: 'BatchNormalization', config: pick(json.config, NORM_KEYS) };
       if (layer instanceof MaskaccMaxPooling2D)
         return { class_name: 'MaxPooling2D', config: pick(json.config, POOL_KEYS) };
-      if (layer instanceof MaskaccDense) return { class_name: 'Dense', config: pick(json.config, DENSE_KEYS) };
+      const units = unitsOf.get(layer.name)?.length;
+      if (layer instanceof MaskaccDense)
+        return { class_name: 'Dense', config: { ...pick(json.config, DENSE_KEYS), ...(units ? { units } : {}) } };
+      if (units) return { ...json, config: { ...json.config, units } };
+      const kept = reshapeOf.get(layer.name);
+      if (kept !== undefined) {
+        const target = json.config.target_shape as number[];
+        const at = target.findIndex((v) => v !== 1);
+        return { ...json, config: { ...json.config, target_shape: target.map((v, i) => (i === at ? kept : v)) } };
+      }
       if (layer instanceof MaskaccReLU)
         return { class_name: 'Activation', config: { ...pick(json.config, BASE_KEYS), activation: 'relu' } };
       return undefined;
     },
-    (old) => compactWeights(old, outOf.get(old.name), inOf.get(old.name), rowsOf.get(old.name)),
+    (old) => compactWeights(old, outOf.get(old.name), inOf.get(old.name), rowsOf.get(old.name), unitsOf.get(old.name)),
   );
 }
 
 /** The old layer's weights restricted to the kept channels (masks applied, then gathered). */
-function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: number[]): Tensor[] {
+function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: number[], units?: number[]): Tensor[] {
   if (layer instanceof MaskedConv2D) {
     const m = layer.getMasks();
     const kernel = tf.mul(
@@ -117,6 +133,9 @@ function compactWeights(layer: Layer, out?: number[], inn?: number[], rows?: num
   // A MaskaccDense's input mask (compact inputs) is not a Dense weight.
   const weights =
     layer instanceof MaskaccDense ? layer.getWeights().slice(0, layer.useBias ? 2 : 1) : layer.getWeights();
-  if (rows) return [tf.gather(weights[0], rows, 0), ...weights.slice(1)];
-  return weights;
+  const [kernel, ...bias] = weights;
+  if (!rows && !units) return weights;
+  // A dense layer: its input rows, and its units (kernel columns, bias) when they scale channels.
+  const k = rows ? tf.gather(kernel, rows, 0) : kernel;
+  return units ? [tf.gather(k, units, 1), ...bias.map((b) => tf.gather(b, units))] : [k, ...bias];
 }

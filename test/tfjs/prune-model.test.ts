@@ -1,9 +1,10 @@
 // prune / PruningCallback / stripPruning on ordinary TF.js models: mask groups traced from the
 // graph (conv -> BN -> pool -> conv, flatten -> dense, a residual add sharing one filter mask, an
 // add that cannot be pruned, MobileNet's depthwise convs, concatenations, U-Net's upsampling,
-// separable and transposed convs), pruned channels exactly zero, fit with the callback on partial
-// batches, and the stripped model (standard layers only) = the masked one, saved and reloaded;
-// compact activations (kept channels only) train, predict and round-trip as full ones.
+// separable and transposed convs, squeeze-and-excite), pruned channels exactly zero, fit with the
+// callback on partial batches, and the stripped model (standard layers only) = the masked one,
+// saved and reloaded; compact activations (kept channels only) train, predict and round-trip as
+// full ones.
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import { MaskedConv2D } from '../../src/tfjs/masked-conv2d.js';
@@ -272,6 +273,49 @@ describe('depthwise convs (MobileNet blocks)', () => {
       /'dw' adds its bias to the pruned channels, and 'flat' reads them/,
     );
     expect(reason({ useBias: false, depthMultiplier: 2 }, 'conv')).toMatch(/'dw' has depthMultiplier 2/);
+  });
+});
+
+describe('squeeze-and-excite (EfficientNet, MobileNet v3 blocks)', () => {
+  it("x * reshape(dense(...)): the dense layer's units shrink with the channels they scale", async () => {
+    const r = rng(17);
+    const input = tf.input({ shape: [8, 8, 3] });
+    const x = tf.layers
+      .conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' })
+      .apply(input) as SymbolicTensor;
+    const squeeze = tf.layers.globalAveragePooling2d({ name: 'squeeze' }).apply(x);
+    const fc1 = tf.layers.dense({ units: 2, activation: 'relu', name: 'fc1' }).apply(squeeze);
+    const fc2 = tf.layers.dense({ units: 8, activation: 'sigmoid', name: 'fc2' }).apply(fc1);
+    const scale = tf.layers.reshape({ targetShape: [1, 1, 8], name: 'scale' }).apply(fc2) as SymbolicTensor;
+    const excited = tf.layers.multiply({ name: 'excite' }).apply([x, scale]) as SymbolicTensor;
+    const c2 = tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', name: 'c2' }).apply(excited);
+    const pooled = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(c2);
+    const model = tf.model({
+      inputs: input,
+      outputs: tf.layers.dense({ units: 3, name: 'out' }).apply(pooled) as SymbolicTensor,
+    });
+    const pruned = await prune(model, { rate: 0.5, batch: 3 });
+    const g = maskGroups(pruned).find((m) => m.convs.includes('c1'))!;
+    expect([g.unprunable, g.consumers, g.denses.map((d) => d.layer), g.scales]).toEqual([
+      undefined,
+      ['c2'],
+      ['fc1'],
+      [{ dense: 'fc2', reshape: 'scale' }],
+    ]);
+    const data = tf.tensor(r.uniformArray(4 * 8 * 8 * 3), [4, 8, 8, 3]);
+    pruned.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
+    await pruned.fit(data, tf.tensor(r.uniformArray(4 * 3), [4, 3]), { batchSize: 2, epochs: 1, verbose: 0 });
+    const stripped = await stripPruning(pruned);
+    const shapes = (name: string) =>
+      stripped
+        .getLayer(name)
+        .getWeights()
+        .map((w) => w.shape);
+    expect([shapes('fc1'), shapes('fc2')]).toEqual([
+      [[4, 2], [2]],
+      [[2, 4], [4]],
+    ]);
+    expect(relErr(stripped.predict(data) as Tensor, pruned.predict(data) as Tensor)).toBeLessThan(1e-5);
   });
 });
 
