@@ -78,7 +78,7 @@ export interface MaskGroup {
    * Dense layers whose units scale the group's channels (squeeze-and-excite: x * reshape(dense)),
    * with the reshape between: stripping keeps their units of the kept channels.
    */
-  scales: { dense: string; reshape: string }[];
+  scales: { dense: string; reshape: string; axis: number }[];
   denses: { layer: string; features: FeatureMap }[];
   /** Why the group stays unpruned (undefined: it can be pruned). */
   unprunable?: string;
@@ -357,8 +357,10 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         out = { units: { ...x.units, reshape: layer.name, axis: at + 1 } };
     } else if (kind === 'Multiply' && ins.some((t) => groupsOf(t).length)) {
       // x * scale: a pruned (zero) channel stays zero, whatever its scale.
-      const [grouped, ...rest] = [...ins].sort((a, b) => Number(b.group !== undefined) - Number(a.group !== undefined));
-      const C = grouped.group !== undefined ? inputShape(layer)[grouped.axis!] : 0;
+      const at = ins.findIndex((t) => t.group !== undefined);
+      const grouped = ins[at] ?? {},
+        rest = ins.filter((_, i) => i !== at);
+      const C = at >= 0 ? (layer.inboundNodes[0].inputShapes as number[][])[at][grouped.axis!] : 0;
       const scales = rest.every((t) => t.units?.reshape && t.units.axis === grouped.axis && t.units.count === C);
       if (grouped.group === undefined || !scales) {
         ins.forEach((t) =>
@@ -366,7 +368,11 @@ export function traceMaskGroups(model: LayersModel, skip: readonly string[] = []
         );
       } else {
         for (const t of rest)
-          groups[find(grouped.group)].scales.push({ dense: t.units!.dense, reshape: t.units!.reshape! });
+          groups[find(grouped.group)].scales.push({
+            dense: t.units!.dense,
+            reshape: t.units!.reshape!,
+            axis: t.units!.axis!,
+          });
         full(grouped.group, `'${layer.name}' (${kind}) reads every channel`);
         out = grouped;
       }

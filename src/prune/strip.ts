@@ -42,7 +42,7 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
     inOf = new Map<string, number[]>(), // conv -> its kept input channels
     rowsOf = new Map<string, number[]>(), // dense -> its kept input rows
     unitsOf = new Map<string, number[]>(), // dense scaling a group's channels -> its kept units
-    reshapeOf = new Map<string, number>(); // the reshape after it -> the kept count
+    reshapeOf = new Map<string, { axis: number; kept: number }>(); // the reshape after it -> its channel axis, kept count
   for (const g of groups) {
     const k = kept.get(g.id)!;
     // (An unprunable group keeps its depthwise convs whole: one may have a depth multiplier.)
@@ -52,7 +52,7 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
     if (g.unprunable) continue;
     for (const sc of g.scales) {
       unitsOf.set(sc.dense, k);
-      reshapeOf.set(sc.reshape, k.length);
+      reshapeOf.set(sc.reshape, { axis: sc.axis, kept: k.length });
     }
   }
   // Layers reading a concatenation: the kept channels of each part, side by side.
@@ -78,11 +78,13 @@ export async function stripPruning(model: LayersModel): Promise<LayersModel> {
       if (layer instanceof MaskaccDense)
         return { class_name: 'Dense', config: { ...pick(json.config, DENSE_KEYS), ...(units ? { units } : {}) } };
       if (units) return { ...json, config: { ...json.config, units } };
-      const kept = reshapeOf.get(layer.name);
-      if (kept !== undefined) {
-        const target = json.config.target_shape as number[];
-        const at = target.findIndex((v) => v !== 1);
-        return { ...json, config: { ...json.config, target_shape: target.map((v, i) => (i === at ? kept : v)) } };
+      const reshape = reshapeOf.get(layer.name);
+      if (reshape) {
+        // (target_shape has no batch axis: the channel axis is one less in it)
+        const target = (json.config.target_shape as number[]).map((v, i) =>
+          i === reshape.axis - 1 ? reshape.kept : v,
+        );
+        return { ...json, config: { ...json.config, target_shape: target } };
       }
       if (layer instanceof MaskaccReLU)
         return { class_name: 'Activation', config: { ...pick(json.config, BASE_KEYS), activation: 'relu' } };

@@ -300,7 +300,7 @@ describe('squeeze-and-excite (EfficientNet, MobileNet v3 blocks)', () => {
       undefined,
       ['c2'],
       ['fc1'],
-      [{ dense: 'fc2', reshape: 'scale' }],
+      [{ dense: 'fc2', reshape: 'scale', axis: 3 }],
     ]);
     const data = tf.tensor(r.uniformArray(4 * 8 * 8 * 3), [4, 8, 8, 3]);
     pruned.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
