@@ -5,6 +5,7 @@
 // contender's checked call (relative L2 <= 1e-4). Not the benchmark (npm run bench): single
 // density, no cold caches; it shows where a family falls behind.
 // npm run bench:families -- [name-filter] [--density 0.5] [--threads 2] [--out bench/results/families.md]
+//   [--layer batch,C,K,H,kernel[,stride[,dilation]] ...] (your own square layers instead of the list)
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { compileMaskedConv, type ConvSpec } from '../src/index.js';
@@ -20,6 +21,7 @@ const { values, positionals } = parseArgs({
     density: { type: 'string', default: '0.5' },
     threads: { type: 'string', default: '2' },
     out: { type: 'string', default: '' },
+    layer: { type: 'string', multiple: true, default: [] },
   },
 });
 const density = Number(values.density);
@@ -112,6 +114,16 @@ const SHAPES: Shape[] = [
   sq('few channels', '1x1 256->12 @28', 8, 256, 12, 28, 1),
 ];
 
+/** `--layer batch,C,K,H,kernel[,stride[,dilation]]`: a square layer of the user's. */
+function parseLayer(text: string): Shape {
+  const n = text.split(',').map(Number);
+  if (n.length < 5 || n.length > 7 || !n.every((v) => Number.isInteger(v) && v > 0))
+    throw new Error(`--layer ${text}: expected batch,C,K,H,kernel[,stride[,dilation]] (positive integers)`);
+  const [batch, C, K, H, k, stride = 1, dil = 1] = n;
+  const name = `${k}x${k}${stride > 1 ? ` /${stride}` : ''}${dil > 1 ? ` d${dil}` : ''} ${C}->${K} @${H} b${batch}`;
+  return sq('custom', name, batch, C, K, H, k, stride, dil);
+}
+
 /** n flags with k set, spread evenly (the same masks on every run). */
 const spread = (n: number, k: number) =>
   Uint8Array.from({ length: n }, (_, i) => (Math.floor(((i + 1) * k) / n) > Math.floor((i * k) / n) ? 1 : 0));
@@ -123,7 +135,9 @@ const b = await loadBaselines();
 let peak = 0;
 for (let i = 0; i < 5; i++) peak = Math.max(peak, b.measurePeakGflops(threads, 0.05));
 const rows: string[] = [];
-const shapes = SHAPES.filter((s) => `${s.family} ${s.name}`.includes(filter));
+const shapes = (values.layer.length ? values.layer.map(parseLayer) : SHAPES).filter((s) =>
+  `${s.family} ${s.name}`.includes(filter),
+);
 for (const [n, { family, name, spec: s }] of shapes.entries()) {
   process.stderr.write(`[families] ${n + 1}/${shapes.length} ${family}: ${name}\n`);
   const inputGrad = s.inChannels > 3; // a first layer: training never needs dx of the image
