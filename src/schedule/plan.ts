@@ -252,8 +252,14 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   const vw = isa.vectorWidth;
   const directLanes = g.rows / (Math.ceil(g.rows / vw) * vw);
   const planesRate = loadsScarce(isa) ? 1 / planesLoadBound(isa, g) : 1;
-  const planesBetter = g.planesAllowed && planesFill(g, vw) * planesRate > directLanes;
-  if (g.rows >= vw && g.reduceChannels >= 8 && !planesBetter) return 'direct';
+  const planesScore = g.planesAllowed ? planesFill(g, vw) * planesRate : 0;
+  if (g.rows >= vw && g.reduceChannels >= 8 && planesScore <= directLanes) return 'direct';
+  // Few reduction channels (first layers on 1-3 image channels): direct where planes' tiles run
+  // partly empty, planes where they fill. Zen 3 (AVX2), forward, direct against planes: 1 -> 32
+  // 3x3 and 5x5 @28 b64 1.09x, 3 -> 32 5x5 @28 b64 1.23x, 2 -> 64 @28 b16 1.04x (28-wide rows in
+  // 32 lanes); with full tiles planes stay (1 -> 64 @32 0.81x, 3 -> 64 @32 b64 0.89-0.96x, 4 ->
+  // 48 5x5 @32 0.95x, 4 -> 64 kept @16 0.88x). AVX-512 keeps planes: not measured there.
+  if (g.rows >= vw && loadsScarce(isa) && planesScore < directLanes) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';
 }
