@@ -173,6 +173,16 @@ describe('density regimes', () => {
     const fillOnly = choosePlan(conv2d(vgg(256, 256, 8, 0.7)), { ...ISAS.avx2, loadsPerFma: 1 }, 2);
     expect(fillOnly.forward.source).toBe('planes');
   });
+  it('AVX2, few reduction channels: direct where planes row tiles run partly empty, planes where they fill', () => {
+    const first = (c: number, k: number, h: number, kernel = 3) =>
+      choosePlan(conv2d({ ...vgg(c, k, h), kernel, padding: kernel >> 1, inputGrad: false }), ISAS.avx2, 2).forward
+        .engine;
+    expect(first(1, 32, 28)).toBe('direct'); // 28-wide rows in 32 lanes
+    expect(first(3, 32, 28, 5)).toBe('direct');
+    expect(first(1, 64, 32)).toBe('gemm'); // 32-wide rows: full planes tiles
+    expect(first(3, 64, 32)).toBe('gemm');
+    expect(choosePlan(conv2d({ ...vgg(1, 32, 28), inputGrad: false }), ISAS.avx512, 2).forward.engine).toBe('gemm');
+  });
   it('pointwise tiles on few positions keep loads below FMAs (two vectors on AVX2, not 13-14 x 1)', () => {
     for (const [c, k, h] of [
       [512, 2048, 7],
