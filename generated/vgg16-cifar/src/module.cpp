@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "895aaa98513e994ec205a8659b3d0d84dc9a44058b2f0acf41c3c46ff541b652";
+const char ADDON_KEY[] = "6793adbc0a3ecf16f26835837c015b803240c7fba9271078922829397e460165";
 }  // namespace maskacc
