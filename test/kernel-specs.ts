@@ -93,7 +93,17 @@ function randomSpec(r: Rng): ConvSpec {
 }
 
 const r0 = rng(20261125);
-export const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r0))];
+// Shapes added later go after the random ones: a shape's index seeds its data, and moving the
+// others would redraw theirs.
+const ADDED: ConvSpec[] = [
+  // One vector of rows on AVX2: direct tiles share broadcasts across a kernel row's column taps
+  // (RowShare in engine/direct.hpp), with span-bounded first and last tiles; forward at stride 1
+  // and 2, backward-data at stride 1.
+  { batch: 2, inChannels: 9, outChannels: 8, inHeight: 9, inWidth: 17, kernel: 3, padding: 1 },
+  { batch: 2, inChannels: 8, outChannels: 9, inHeight: 9, inWidth: 17, kernel: 3, padding: 1, bias: true },
+  { batch: 2, inChannels: 10, outChannels: 7, inHeight: 15, inWidth: 23, kernel: 3, stride: 2, padding: 1 },
+];
+export const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r0)), ...ADDED];
 
 // A 1x1 whose forward and backward-data each move more than 17 MiB (kept inputs read + outputs
 // written): pointwise writes its results with streaming stores there (engine/common.hpp,

@@ -143,6 +143,8 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     strides: layer.stride,
     pointwiseUseful: R === 1 && S === 1,
     phases: 1,
+    kernelW: S,
+    dilationW: layer.dilation[1],
   };
   // Backward-data's columns are dx positions: a strided 1x1 would compute every skipped one as zeros.
   const bwd: GemmShape = {
@@ -187,6 +189,9 @@ interface GemmShape {
   pointwiseUseful: boolean;
   /** Column phases of the direct engine: a strided backward-data tiles each of its SW phases apart. */
   phases: number;
+  /** Kernel width and column dilation: the column taps a direct tile's kernel row runs. */
+  kernelW: number;
+  dilationW: number;
 }
 
 function backwardDataPlan(
@@ -352,6 +357,12 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
   // scalar build's 4 x 2 1.06x / 1.16x on 8-wide. Image tiles and strided backward-data phases
   // keep such tiles (there 4 x 3 ran 1.08-1.15x faster than the next best). AVX-512 tiles never
   // take all 32 registers.
+  // Where a broadcast is a load (AVX2), one-vector column tiles broadcast each source position of a
+  // kernel row once for all its column taps (rowShareLoads): they then beat the two-vector tiles
+  // (Zen 3, d=0.5, forward / backward-data, `bench/tile-ab.ts`): 512 @7 b8 4 x 2 -> 8 x 1 1.24x /
+  // 1.28x, 256 @14 b8 5 x 2 1.08x / 1.06x, 128 @16 b64 6 x 2 1.25x / 1.08x, 64 @56 b8 backward-data
+  // 1.32x, 128 @28 b8 forward 1.28x, 64 @32 b8 1.31x, stride-2 64 -> 128 @56 1.01x; 8 kept rows
+  // over 14 x 1 tiles: 16 @28 b32 1.47x / 1.33x, 5x5 @28 1.10x, 16 @56 b8 1.14x / 1.24x.
   const unrolledTaps = tile === 'columns' && g.phases === 1;
   let best = { MQ: 1, NV: 1, cost: Infinity };
   for (let NV = 1; NV <= 4; NV++) {
@@ -359,9 +370,11 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
       if (!tileFits(isa, MQ, NV)) continue;
       const rowsPadded = (Math.ceil(g.rows / (NV * vw)) * NV * vw) / g.rows;
       const colsPadded = (Math.ceil(positions / MQ) * MQ) / positions;
-      const fmas = MQ * NV;
+      const shared = unrolledTaps && NV === 1 ? rowShareLoads(isa, g, MQ) : null;
+      const fmas = shared ? MQ * g.kernelW : MQ * NV; // per step: a tap, or a kernel row's taps
       const spills = unrolledTaps && MQ * NV + NV + 1 >= isa.registers ? ALL_REGISTERS_COST : 1;
-      const cost = rowsPadded * colsPadded * loadBound(isa, MQ, NV) * (1 + isa.directStepCost / fmas) * spills;
+      const bound = shared ?? loadBound(isa, MQ, NV);
+      const cost = rowsPadded * colsPadded * bound * (1 + isa.directStepCost / fmas) * spills;
       if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
     }
   }
@@ -696,6 +709,21 @@ function directWeightsTiling(
  */
 function tileFits(isa: Isa, M: number, NV: number): boolean {
   return M * NV + NV + 1 <= isa.registers && M * NV >= Math.min(8, isa.registers / 2);
+}
+
+/**
+ * The load bound of a one-vector direct column tile whose kernel rows share their broadcasts
+ * (RowShare in engine/direct.hpp: where a broadcast is a load, each source position a kernel row
+ * reads is broadcast once for all its column taps), or null where the kernel does not share them.
+ * Its conditions are RowShare::APPLIES.
+ */
+function rowShareLoads(isa: Isa, g: GemmShape, MQ: number): number | null {
+  const S = g.kernelW,
+    step = g.strides[1];
+  if (!loadsScarce(isa) || g.phases !== 1 || S < 2 || step > 2 || MQ + S + 1 > isa.registers) return null;
+  const positions = new Set<number>();
+  for (let s = 0; s < S; s++) for (let m = 0; m < MQ; m++) positions.add(s * g.dilationW + m * step);
+  return Math.max(1, (positions.size + S) / (S * MQ * isa.loadsPerFma));
 }
 
 /** Whether a broadcast takes a load slot of its own (AVX2), so that loads may set a tile's pace. */

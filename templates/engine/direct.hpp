@@ -72,6 +72,81 @@ template <int MQ, int NV, long XSTEP, class Span>
     for (int i = 0; i < nRows; ++i) spanTaps<MQ, NV, XSTEP, Span>(W, X, wOff + i * L::S, xOff + i * L::S, acc);
 }
 
+// One-vector tiles where a broadcast is a load of its own (AVX2): there each step's MQ broadcasts
+// feed one FMA each, and the loads set the pace. The S column taps of a kernel row read the same
+// source row shifted: tap s reads positions shift(s) + m*XSTEP from the row's tap-0 position, so
+// each position is broadcast once and feeds every tap that reads it (a stride-1 3x3: MQ + 2
+// broadcasts and 3 weight loads for 3 MQ FMAs). Applies where the taps come S to a kernel row
+// (one column phase) and the tile, the S weight vectors and a broadcast fit the registers.
+template <int MQ>
+struct WholeTile {  // every column tap over every position (the Span of tiles without TileTaps bounds)
+  static constexpr int lo(int) { return 0; }
+  static constexpr int hi(int) { return MQ; }
+};
+template <class V, int MQ, long XSTEP, class Span = WholeTile<MQ>>
+struct RowShare {
+  static constexpr int shift(int s) {
+    int c0 = 0, c = 0;
+    V::colTap(0, 0, 0, c0);
+    V::colTap(0, 0, s, c);
+    return c - c0;
+  }
+  static constexpr int first() {
+    int p = shift(0);
+    for (int s = 1; s < L::S; ++s) p = std::min(p, shift(s));
+    return p;
+  }
+  static constexpr int last() {
+    int p = shift(0);
+    for (int s = 1; s < L::S; ++s) p = std::max(p, shift(s));
+    return p + (MQ - 1) * (int)XSTEP;
+  }
+  // The tile position tap s computes from position p, or -1 (also outside the tap's span).
+  static constexpr int tile(int p, int s) {
+    const int d = p - shift(s);
+    const int m = d >= 0 && d % XSTEP == 0 ? (int)(d / XSTEP) : -1;
+    return m >= Span::lo(s) && m < Span::hi(s) ? m : -1;
+  }
+  static constexpr bool read(int p) {
+    for (int s = 0; s < L::S; ++s)
+      if (tile(p, s) >= 0) return true;
+    return false;
+  }
+  static constexpr bool APPLIES = simd::BROADCAST_IS_LOAD && V::PHASES == 1 && L::S > 1 && XSTEP <= 2 &&
+                                  MQ + L::S + 1 <= simd::REGISTERS;
+};
+
+// Positions P .. Share::last() of one kernel row: one broadcast each, an FMA per tap reading it.
+template <class Share, int MQ, int P = Share::first()>
+[[gnu::always_inline]] static inline void sharedPositions(const float* X, const simd::vec (&w)[L::S],
+                                                          simd::vec (&acc)[MQ][1]) {
+  if constexpr (P <= Share::last()) {
+    if constexpr (Share::read(P)) {
+      const simd::vec b = simd::broadcast(X[P]);
+      unrolled<L::S>([&](auto s) __attribute__((always_inline)) {
+        constexpr int m = Share::tile(P, s);
+        if constexpr (m >= 0) acc[m][0] = simd::fmadd(b, w[s], acc[m][0]);
+      });
+    }
+    sharedPositions<Share, MQ, P + 1>(X, w, acc);
+  }
+}
+// bcastKernel with RowShare: the taps come as nRows kernel rows of S column taps each.
+template <class Share, int MQ>
+[[gnu::always_inline]] static inline void bcastKernelShared(int KC, long wChan, long xChan, int nRows,
+                                                            const int32_t* __restrict wOff,
+                                                            const int32_t* __restrict xOff, const float* W,
+                                                            const float* X, simd::vec (&acc)[MQ][1]) {
+  zeroTile(acc);
+  for (int c = 0; c < KC; ++c, W += wChan, X += xChan)
+    for (int i = 0; i < nRows; ++i) {
+      simd::vec w[L::S];
+#pragma GCC unroll 8
+      for (int s = 0; s < L::S; ++s) w[s] = simd::loadu(W + wOff[i * L::S + s]);
+      sharedPositions<Share, MQ>(X + xOff[i * L::S], w, acc);
+    }
+}
+
 // Zero padding left of each source row: the most negative column any valid tap reads.
 template <class V>
 constexpr int directLeftPad() {
@@ -203,6 +278,8 @@ struct DirectPass {
   using LastTile = TileTaps<V, MQ, LAST_J0>;
   static constexpr bool FIRST_SPAN = !BATCH && FirstTile::APPLIES;
   static constexpr bool LAST_SPAN = !BATCH && LAST_J0 > 0 && LastTile::APPLIES;
+  using Share = RowShare<V, MQ, XSTEP>;
+  static constexpr bool ROW_SHARE = !BATCH && NV == 1 && Share::APPLIES;
   // Positions past a phase's count land past the row (b >= DST_B): a tile is staged whole.
   static constexpr long STAGE_POSITIONS = V::DST_B + (long)MQ * V::BSTEP;
 
@@ -395,7 +472,16 @@ struct DirectPass {
                 if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
                 simd::vec acc[MQ][NV];
                 const float* X = pack + (BATCH ? 0 : (long)j0 * V::XSTEP);
-                if (FIRST_SPAN && j0 == 0)
+                if constexpr (ROW_SHARE) {
+                  if (FIRST_SPAN && j0 == 0)
+                    bcastKernelShared<RowShare<V, MQ, XSTEP, FirstTile>, MQ>(KC, wChan, xChan, nT / L::S, wOff, xOff,
+                                                                             Wq, X, acc);
+                  else if (LAST_SPAN && j0 == LAST_J0)
+                    bcastKernelShared<RowShare<V, MQ, XSTEP, LastTile>, MQ>(KC, wChan, xChan, nT / L::S, wOff, xOff,
+                                                                            Wq, X, acc);
+                  else
+                    bcastKernelShared<Share, MQ>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);
+                } else if (FIRST_SPAN && j0 == 0)
                   bcastKernelSpan<MQ, NV, XSTEP, FirstTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);
                 else if (LAST_SPAN && j0 == LAST_J0)
                   bcastKernelSpan<MQ, NV, XSTEP, LastTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);

@@ -6,6 +6,10 @@ namespace simd {
 constexpr int VW = 8;
 // No vector compress: weight panels gather kept entries by transposeKept (engine/common.hpp).
 constexpr bool HAS_COMPRESS = false;
+// A broadcast takes a load slot and a register of its own: one-vector direct tiles share each
+// broadcast among the column taps that read it (engine/direct.hpp, RowShare).
+constexpr bool BROADCAST_IS_LOAD = true;
+constexpr int REGISTERS = 16;
 using vec = __m256;
 inline vec zero() { return _mm256_setzero_ps(); }
 inline vec broadcast(float a) { return _mm256_set1_ps(a); }

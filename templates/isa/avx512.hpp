@@ -12,6 +12,9 @@ namespace simd {
 constexpr int VW = 16;
 // vcompressps: weight panels compress kept entries in a register (engine/common.hpp).
 constexpr bool HAS_COMPRESS = true;
+// The FMA reads its broadcast from memory ({1to16}): no broadcast to share.
+constexpr bool BROADCAST_IS_LOAD = false;
+constexpr int REGISTERS = 32;
 using vec = __m512;
 inline vec zero() { return _mm512_setzero_ps(); }
 inline vec broadcast(float a) { return _mm512_set1_ps(a); }

@@ -4,6 +4,9 @@
 namespace simd {
 constexpr int VW = 1;
 constexpr bool HAS_COMPRESS = false;  // weight panels gather kept entries by transposeKept
+// A scalar FMA reads its operand as is: no broadcast to share.
+constexpr bool BROADCAST_IS_LOAD = false;
+constexpr int REGISTERS = 16;
 using vec = float;
 inline vec zero() { return 0.f; }
 inline vec broadcast(float a) { return a; }

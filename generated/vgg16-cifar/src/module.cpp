@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "6793adbc0a3ecf16f26835837c015b803240c7fba9271078922829397e460165";
+const char ADDON_KEY[] = "268395dca7232460f9edfc3ff87f6b4efd6135eb0f4b6949129a2f35262dcb40";
 }  // namespace maskacc

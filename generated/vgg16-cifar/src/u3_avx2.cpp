@@ -4,10 +4,10 @@
 // layer: N=64 C=128 K=128 HxW=16x16 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=16x16 bias=false density(out=1, in=1)
 // plan:
 //   isa: avx2 (vector width 8)
-//   forward: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 6 x 16
-//   backwardData: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 6 x 16
+//   forward: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 8 x 8
+//   backwardData: direct (channel-vectorized, columns tiles, 16 rows/block), tile MQ positions x NR channels = 8 x 8
 //   backwardWeights: direct (tap-major), tile MT channels x NR filters = 6 x 16, 1 image(s) x 16 rows/block per thread
-// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":6,"NV":2,"NR":16},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":6,"NV":2,"NR":16},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":16,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":16}}
+// plan JSON: {"isa":"avx2","vectorWidth":8,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":8,"NV":1,"NR":8},"backwardData":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":16,"MQ":8,"NV":1,"NR":8},"backwardWeights":{"engine":"direct","source":"direct","tile":"channels","MT":6,"NV":2,"NR":16,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":16}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -148,13 +148,13 @@ struct SubsampledDxView : BackwardDataView {
 static void forward(const float* x, const float* w, const float* bias, float* y, const int32_t* ko, int nko,
                     const int32_t* ci, int nci, Workspace& ws, int threads) {
   zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
-  DirectPass<ForwardView, 6, 2, false, 16>::run(x, w, bias, y, ko, nko, ci, nci, ws, threads);
+  DirectPass<ForwardView, 8, 1, false, 16>::run(x, w, bias, y, ko, nko, ci, nci, ws, threads);
 }
 
 static void backwardData(const float* dy, const float* w, float* dx, const int32_t* ko, int nko, const int32_t* ci,
                          int nci, Workspace& ws, int threads) {
   zeroPrunedChannels(dx, ws.n, L::C, (long)L::H * L::W, ci, nci, threads);
-  DirectPass<BackwardDataView, 6, 2, false, 16>::run(dy, w, nullptr, dx, ci, nci, ko, nko, ws, threads);
+  DirectPass<BackwardDataView, 8, 1, false, 16>::run(dy, w, nullptr, dx, ci, nci, ko, nko, ws, threads);
 }
 
 // dbias[k] = sum over images and positions of dy[n][k] for the gradient rows, 0 elsewhere.
