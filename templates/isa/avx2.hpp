@@ -43,13 +43,13 @@ inline void storeLanes(float* p, vec v, int first, int count) {
   const __m128 head = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(v, _mm256_add_epi32(iota, _mm256_set1_epi32(first))));
   const int last = first + count - (count >= 4 ? 4 : count >= 2 ? 2 : 1);  // the second store's first lane
   const __m128 tail = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(v, _mm256_add_epi32(iota, _mm256_set1_epi32(last))));
-  float* end = p + (last - first);
+  float* second = p + (last - first);
   if (count >= 4) {
     _mm_storeu_ps(p, head);
-    _mm_storeu_ps(end, tail);
+    _mm_storeu_ps(second, tail);
   } else if (count >= 2) {
     _mm_storel_pi(reinterpret_cast<__m64*>(p), head);
-    _mm_storel_pi(reinterpret_cast<__m64*>(end), tail);
+    _mm_storel_pi(reinterpret_cast<__m64*>(second), tail);
   } else if (count == 1) {
     _mm_store_ss(p, head);
   }

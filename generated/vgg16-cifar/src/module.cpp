@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "268395dca7232460f9edfc3ff87f6b4efd6135eb0f4b6949129a2f35262dcb40";
+const char ADDON_KEY[] = "0d235e8c2b213a1644729b89973c0e6d03b2a53a341e5104174aa186f392fdff";
 }  // namespace maskacc
