@@ -278,8 +278,21 @@ struct DirectPass {
   using LastTile = TileTaps<V, MQ, LAST_J0>;
   static constexpr bool FIRST_SPAN = !BATCH && FirstTile::APPLIES;
   static constexpr bool LAST_SPAN = !BATCH && LAST_J0 > 0 && LastTile::APPLIES;
-  using Share = RowShare<V, MQ, XSTEP>;
-  static constexpr bool ROW_SHARE = !BATCH && NV == 1 && Share::APPLIES;
+  static constexpr bool ROW_SHARE = !BATCH && NV == 1 && RowShare<V, MQ, XSTEP>::APPLIES;
+
+  // One tile's sums over the nT taps: Span bounds the column taps of first and last tiles
+  // (TileTaps) or not (WholeTile); one-vector tiles share broadcasts across a kernel row (RowShare).
+  template <class Span>
+  [[gnu::always_inline]] static inline void tileKernel(int KC, long wChan, long xChan, int nT, const int32_t* wOff,
+                                                       const int32_t* xOff, const float* W, const float* X,
+                                                       simd::vec (&acc)[MQ][NV]) {
+    if constexpr (ROW_SHARE)
+      bcastKernelShared<RowShare<V, MQ, XSTEP, Span>, MQ>(KC, wChan, xChan, nT / L::S, wOff, xOff, W, X, acc);
+    else if constexpr (std::is_same_v<Span, WholeTile<MQ>>)
+      bcastKernel<MQ, NV, XSTEP>(KC, wChan, xChan, nT, wOff, xOff, W, X, acc);
+    else
+      bcastKernelSpan<MQ, NV, XSTEP, Span>(KC, wChan, xChan, nT / L::S, wOff, xOff, W, X, acc);
+  }
   // Positions past a phase's count land past the row (b >= DST_B): a tile is staged whole.
   static constexpr long STAGE_POSITIONS = V::DST_B + (long)MQ * V::BSTEP;
 
@@ -472,21 +485,12 @@ struct DirectPass {
                 if (BATCH) nT = tapTable(a, ph, j0, lo, wOff, xOff);
                 simd::vec acc[MQ][NV];
                 const float* X = pack + (BATCH ? 0 : (long)j0 * V::XSTEP);
-                if constexpr (ROW_SHARE) {
-                  if (FIRST_SPAN && j0 == 0)
-                    bcastKernelShared<RowShare<V, MQ, XSTEP, FirstTile>, MQ>(KC, wChan, xChan, nT / L::S, wOff, xOff,
-                                                                             Wq, X, acc);
-                  else if (LAST_SPAN && j0 == LAST_J0)
-                    bcastKernelShared<RowShare<V, MQ, XSTEP, LastTile>, MQ>(KC, wChan, xChan, nT / L::S, wOff, xOff,
-                                                                            Wq, X, acc);
-                  else
-                    bcastKernelShared<Share, MQ>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);
-                } else if (FIRST_SPAN && j0 == 0)
-                  bcastKernelSpan<MQ, NV, XSTEP, FirstTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);
+                if (FIRST_SPAN && j0 == 0)
+                  tileKernel<FirstTile>(KC, wChan, xChan, nT, wOff, xOff, Wq, X, acc);
                 else if (LAST_SPAN && j0 == LAST_J0)
-                  bcastKernelSpan<MQ, NV, XSTEP, LastTile>(KC, wChan, xChan, nT / L::S, wOff, xOff, Wq, X, acc);
+                  tileKernel<LastTile>(KC, wChan, xChan, nT, wOff, xOff, Wq, X, acc);
                 else
-                  bcastKernel<MQ, NV, XSTEP>(KC, wChan, xChan, nT, wOff, xOff, Wq, X, acc);
+                  tileKernel<WholeTile<MQ>>(KC, wChan, xChan, nT, wOff, xOff, Wq, X, acc);
                 if constexpr (STAGED)
                   stageTile(acc, stage, ph, j0);
                 else

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "0d235e8c2b213a1644729b89973c0e6d03b2a53a341e5104174aa186f392fdff";
+const char ADDON_KEY[] = "a8d3416db88103497b84fb9f69f310c5e10eec0a36dda8e6042146c145170c01";
 }  // namespace maskacc
