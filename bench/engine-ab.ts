@@ -12,6 +12,7 @@ import { compileMaskedConv, type MaskedConv } from '../src/index.js';
 import type { ConvSpec } from '../src/ir/conv.js';
 import type { Strategy } from '../src/schedule/plan.js';
 import { keptAtRandom, rng } from '../test/util.js';
+import { alternateMedians } from './alternate.js';
 
 const [specJson, pass, list, outArg, inArg] = process.argv.slice(2);
 const passes = ['forward', 'backwardData', 'backwardWeights'] as const;
@@ -58,18 +59,7 @@ const call = (c: MaskedConv): (() => void) =>
     : pass === 'backwardData'
       ? () => c.backwardData(dy, w, dx)
       : () => c.backwardWeights(dy, x, dw);
-const calls = convs.map(call);
-for (let i = 0; i < 5; i++) for (const f of calls) f();
-const times: number[][] = calls.map(() => []);
-for (let round = 0; round < 40; round++)
-  for (let j = 0; j < calls.length; j++) {
-    const k = (j + round) % calls.length; // rotate the order: no kernel always runs after the same one
-    const t0 = performance.now();
-    for (let n = 0; n < 5; n++) calls[k]();
-    times[k].push((performance.now() - t0) / 5);
-  }
-const median = (a: number[]): number => [...a].sort((p, q) => p - q)[a.length >> 1];
-const first = median(times[0]);
+const medians = alternateMedians(convs.map(call));
 for (const [i, s] of strategies.entries())
-  console.log(`${s}: ${median(times[i]).toFixed(3)} ms, ${(first / median(times[i])).toFixed(2)}x of ${strategies[0]}`);
+  console.log(`${s}: ${medians[i].toFixed(3)} ms, ${(medians[0] / medians[i]).toFixed(2)}x of ${strategies[0]}`);
 for (const c of convs) c.dispose();

@@ -1,6 +1,6 @@
 // A/B of two register tiles for one direct pass of one layer (the scheduler's plan with the
 // tile replaced), in one process: both compiled into one addon, run alternately, medians of 40
-// rounds of 5 calls after warm-up. For checking the direct tile scores (directPlan in
+// rounds of 5 calls after warm-up (bench/alternate.ts). For checking the direct tile scores (directPlan in
 // src/schedule/plan.ts) on this machine. Not the benchmark: no baselines, no reference checks.
 //
 // npx tsx bench/tile-ab.ts '<ConvSpec JSON>' <forward|backwardData> <MQxNV> <MQxNV> [density]
@@ -14,6 +14,7 @@ import { compileUnits } from '../src/codegen/compile.js';
 import { defaultCacheDir } from '../src/codegen/cache.js';
 import { MaskedConv } from '../src/runtime/masked-conv.js';
 import { keptAtRandom, rng } from '../test/util.js';
+import { alternateMedians } from './alternate.js';
 
 const [specJson, pass, tileA, tileB, dArg] = process.argv.slice(2);
 if (!specJson || (pass !== 'forward' && pass !== 'backwardData') || !tileA || !tileB) {
@@ -54,16 +55,7 @@ const y = new Float32Array(dy.length),
 const calls = convs.map((c) =>
   pass === 'forward' ? () => c.forward(x, w, undefined, y) : () => c.backwardData(dy, w, dx),
 );
-for (const f of calls) for (let i = 0; i < 5; i++) f();
-const times: number[][] = [[], []];
-for (let round = 0; round < 40; round++)
-  for (const [i, f] of calls.entries()) {
-    const t0 = performance.now();
-    for (let j = 0; j < 5; j++) f();
-    times[i].push((performance.now() - t0) / 5);
-  }
-const median = (v: number[]) => [...v].sort((p, q) => p - q)[v.length >> 1];
-const [a, b] = times.map(median);
+const [a, b] = alternateMedians(calls);
 console.log(
   `${pass} ${tileA}: ${a.toFixed(3)} ms, ${tileB}: ${b.toFixed(3)} ms: ${tileB} ${(a / b).toFixed(3)}x faster`,
 );
