@@ -130,7 +130,7 @@ inline void interleave(const float* const* rows, float* dst, int n) {
 inline void copyEvens(float* dst, const float* src, int n) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   for (int i = 0; i < n; i += 16) {
-    const int k = std::min(16, n - i), floats = 2 * k - 1;  // src[2i .. 2i + floats)
+    const int k = n - i < 16 ? n - i : 16, floats = 2 * k - 1;  // src[2i .. 2i + floats)
     const __mmask16 lo = (__mmask16)(floats >= 16 ? 0xFFFFu : (1u << floats) - 1);
     const __mmask16 hi = (__mmask16)(floats > 16 ? (1u << (floats - 16)) - 1 : 0u);
     const __m512 a = _mm512_maskz_loadu_ps(lo, src + 2 * i), b = _mm512_maskz_loadu_ps(hi, src + 2 * i + 16);

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "a8d3416db88103497b84fb9f69f310c5e10eec0a36dda8e6042146c145170c01";
+const char ADDON_KEY[] = "f87d2023c02f774d400ca30ab12517e9eb9441c57fc11bac656b4846a8a7e3ce";
 }  // namespace maskacc
