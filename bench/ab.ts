@@ -10,7 +10,8 @@
 // (or a layer as a JSON ConvSpec with its density: '{"batch":8,...,"kernel":[1,7],"density":{"out":0.5,"in":0.5}}')
 // (AB_COLD=1: one call per sample, caches evicted before each; AB_MASKS=random: kept channels drawn
 // at random, as the benchmark's masks are, instead of spread evenly: gaps of several pruned
-// channels, which evenly spread masks at d=0.5 never have)
+// channels, which evenly spread masks at d=0.5 never have; AB_ISA=avx2 builds for that ISA instead
+// of the widest this machine runs)
 // e.g. cp templates/engine/gemm.hpp /tmp/a.hpp, edit, then
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
 // A change across several files: pass folders (e.g. git worktree copies of templates/ at two commits)
@@ -18,7 +19,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { compileMaskedConv, type MaskedConv } from '../src/index.js';
+import { compileMaskedConv, type CompileOptions, type MaskedConv } from '../src/index.js';
 import { conv2d, type ConvSpec } from '../src/ir/conv.js';
 import { keptAtRandom, rng } from '../test/util.js';
 
@@ -104,7 +105,7 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
     install(versions[j]);
     const conv = await compileMaskedConv(
       { ...spec, density: { out: keptK / K, in: keptC / C } },
-      { respecialize: false },
+      { respecialize: false, isa: (process.env.AB_ISA ?? 'auto') as CompileOptions['isa'] },
     );
     conv.setMasks({ out: keptFlags(K, keptK), in: keptFlags(C, keptC) });
     convs[j] = conv;
