@@ -12,7 +12,7 @@
 // AB_ISA the ISA (default: the widest this machine runs), e.g. AB_ISA=avx2 on an AVX-512 machine.
 import { conv2d, supportedIsas, type ConvSpec } from '../src/index.js';
 import { choosePlan, type Plan } from '../src/schedule/plan.js';
-import { ISAS, type IsaName } from '../src/schedule/isa.js';
+import { hostIsa, type IsaName } from '../src/schedule/isa.js';
 import { compileUnits } from '../src/codegen/compile.js';
 import { defaultCacheDir } from '../src/codegen/cache.js';
 import { MaskedConv } from '../src/runtime/masked-conv.js';
@@ -32,7 +32,7 @@ if (!supportedIsas().includes(isaName)) {
   console.error(`AB_ISA=${isaName}: this machine runs ${supportedIsas().join(', ')}`);
   process.exit(2);
 }
-const isa = ISAS[isaName];
+const isa = hostIsa(isaName);
 const heuristic = choosePlan(layer, isa, threads);
 const own = heuristic[pass];
 if (!own) {

@@ -18,7 +18,7 @@ import {
 } from './index.js';
 import { defaultCacheDir } from './codegen/cache.js';
 import { choosePlan, describePlan } from './schedule/plan.js';
-import { ISA_PREFERENCE, ISAS, supportedIsas } from './schedule/isa.js';
+import { ISA_PREFERENCE, ISAS, hostIsa, supportedIsas } from './schedule/isa.js';
 import { layerText } from './ir/conv.js';
 import type { Model } from './model/model.js';
 import { medianTiming, stepBuffers, timeStep } from './model/step.js';
@@ -130,7 +130,7 @@ program
   .option('--threads <n>', 'threads the plans are blocked for (kernels run with any count)', (v) => Number(v), 2)
   .option('--json', 'print the plans as JSON')
   .action((target: string, o: { density: number; isa: IsaName | 'auto'; threads: number; json?: boolean }) => {
-    const isa = ISAS[o.isa === 'auto' ? supportedIsas()[0] : o.isa];
+    const isa = hostIsa(o.isa === 'auto' ? supportedIsas()[0] : o.isa);
     const { specs, model } = loadTarget(target, o.density);
     const rows = specs.map((s, i) => ({
       layer: model?.layers[i].name ?? String(i),

@@ -9,7 +9,7 @@ import { choosePlan, type Strategy } from '../schedule/plan.js';
 import { readTuning, tuneLayer, tuningKey, writeTuning } from './tune.js';
 import { candidates } from '../schedule/candidates.js';
 import { join } from 'node:path';
-import { ISAS, ISA_PREFERENCE, cpuModel, isaSupported, type IsaName } from '../schedule/isa.js';
+import { ISAS, ISA_PREFERENCE, cpuModel, hostIsa, isaSupported, type IsaName } from '../schedule/isa.js';
 import { compileUnits } from '../codegen/compile.js';
 import type { KernelUnit } from '../codegen/render.js';
 import { defaultCacheDir, type CacheEvent } from '../codegen/cache.js';
@@ -132,7 +132,7 @@ export async function compileMaskedConvGroups(
     const units: KernelUnit[] = [];
     for (const layer of layers) {
       const strategy = await tunedStrategy(layer, opts, build, sink);
-      const plan = choosePlan(layer, ISAS[opts.isa], opts.threads, strategy);
+      const plan = choosePlan(layer, hostIsa(opts.isa), opts.threads, strategy);
       const id = JSON.stringify([layer, plan]);
       if (!unitOf.has(id)) unitOf.set(id, { ns: `layer${unitOf.size}`, layer, plan, cxxFlags: [] });
       units.push(unitOf.get(id)!);
@@ -151,7 +151,7 @@ export async function compileMaskedConvGroups(
       const respecializer: Respecializer | undefined = opts.respecialize
         ? {
             planFor: (density) =>
-              choosePlan(conv2d({ ...specOf(u.layer), density }), ISAS[opts.isa], opts.threads, opts.strategy),
+              choosePlan(conv2d({ ...specOf(u.layer), density }), hostIsa(opts.isa), opts.threads, opts.strategy),
             build: async (plan, density) => {
               const unit = { ns: 'layer0', layer: conv2d({ ...specOf(u.layer), density }), plan, cxxFlags: [] };
               const built = await build([unit]);
@@ -184,7 +184,7 @@ async function tunedStrategy(
   sink: DiagnosticsSink | undefined,
 ): Promise<Strategy> {
   if (Object.keys(opts.strategy).length > 0) return opts.strategy;
-  const isa = ISAS[opts.isa];
+  const isa = hostIsa(opts.isa);
   const key = tuningKey(layer, isa, opts.threads);
   const known = readTuning(opts.tuningFile)[key];
   if (known) {

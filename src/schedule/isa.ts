@@ -22,6 +22,13 @@ export interface Isa {
    * set its pace. AVX-512 folds a broadcast into its FMA; AVX2 spends a register and a load slot.
    */
   readonly loadsPerFma: number;
+  /**
+   * The CPU issues one full-width FMA every other cycle (AMD Zen 4 runs AVX-512 on 256-bit units;
+   * Zen 5 and Xeons with two 512-bit FMA units issue two a cycle), so a tile's loads are half as
+   * scarce per FMA as `loadsPerFma` says. A property of the machine, not of the ISA: false in
+   * ISAS (the ahead-of-time models' plans), set by hostIsa for the JIT.
+   */
+  readonly halfRateFma: boolean;
   /** g++ flags that enable exactly this ISA (no -march=native: the cache key must say what runs). */
   readonly cxxFlags: readonly string[];
   /** /proc/cpuinfo flags the CPU must report. */
@@ -35,6 +42,7 @@ export const ISAS: Readonly<Record<IsaName, Isa>> = Object.freeze({
     registers: 32,
     directStepCost: 2,
     loadsPerFma: 1,
+    halfRateFma: false,
     cxxFlags: ['-mavx512f', '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mavx2', '-mfma', '-mprefer-vector-width=512'],
     cpuFlags: ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx2', 'fma'],
   }),
@@ -46,6 +54,7 @@ export const ISAS: Readonly<Record<IsaName, Isa>> = Object.freeze({
     // the 14 x 1 (one broadcast per FMA) and 4 x 2 (8 accumulators) ones the AVX-512 scores chose.
     directStepCost: 5,
     loadsPerFma: 0.75,
+    halfRateFma: false,
     cxxFlags: ['-mavx2', '-mfma'],
     cpuFlags: ['avx2', 'fma'],
   }),
@@ -55,6 +64,7 @@ export const ISAS: Readonly<Record<IsaName, Isa>> = Object.freeze({
     registers: 16,
     directStepCost: 2,
     loadsPerFma: 1,
+    halfRateFma: false,
     cxxFlags: [],
     cpuFlags: [],
   }),
@@ -107,6 +117,43 @@ export function cpuModel(): string {
   const family = field('cpu family');
   const model = field('model');
   return family && model ? `${name} (family ${family}, model ${model})` : name;
+}
+
+/**
+ * Whether a /proc/cpuinfo text describes a CPU that runs AVX-512 FMAs at half rate: AMD family
+ * 25 (Zen 3 and Zen 4) with AVX-512, i.e. Zen 4. Intel parts with one 512-bit FMA unit cannot be
+ * told from cpuinfo and count as full rate.
+ */
+export function halfRateAvx512(cpuinfo: string): boolean {
+  const field = (name: string) =>
+    cpuinfo
+      .split('\n')
+      .find((l) => l.split(':')[0]?.trim() === name)
+      ?.split(':')[1]
+      ?.trim();
+  const flags = new Set((field('flags') ?? '').split(/\s+/));
+  return field('vendor_id') === 'AuthenticAMD' && field('cpu family') === '25' && flags.has('avx512f');
+}
+
+let hostHalfRate: boolean | undefined;
+
+/**
+ * The ISA as this machine runs it, for the JIT's plans: ISAS[name] with the machine's FMA rate
+ * (halfRateFma). Direct tiles of one vector beat the two-vector ones a full-rate score picks on a
+ * Zen 4 (3x3 layers 1.03-1.14x, see directPlan in plan.ts).
+ */
+export function hostIsa(name: IsaName): Isa {
+  if (name !== 'avx512') return ISAS[name];
+  if (hostHalfRate === undefined) {
+    let text = '';
+    try {
+      text = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      /* not Linux: full rate */
+    }
+    hostHalfRate = halfRateAvx512(text);
+  }
+  return hostHalfRate ? Object.freeze({ ...ISAS.avx512, halfRateFma: true }) : ISAS.avx512;
 }
 
 export function isaSupported(isa: Isa, flags = cpuFlags()): boolean {

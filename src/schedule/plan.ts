@@ -373,7 +373,7 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
       const shared = unrolledTaps && NV === 1 ? rowShareLoads(isa, g, MQ) : null;
       const fmas = shared ? MQ * g.kernelW : MQ * NV; // per step: a tap, or a kernel row's taps
       const spills = unrolledTaps && MQ * NV + NV + 1 >= isa.registers ? ALL_REGISTERS_COST : 1;
-      const bound = shared ?? loadBound(isa, MQ, NV);
+      const bound = shared ?? directLoadBound(isa, MQ, NV);
       const cost = rowsPadded * colsPadded * bound * (1 + isa.directStepCost / fmas) * spills;
       if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
     }
@@ -636,7 +636,8 @@ function directWeightsTiling(
       const rowsPadded = (Math.ceil(keptOut / (NV * vw)) * NV * vw) / keptOut;
       const acrossPadded = (Math.ceil(across / MT) * MT) / across;
       const fmas = MT * NV;
-      const cost = rowsPadded * acrossPadded * loadBound(isa, MT, NV) * (1 + 2 / fmas);
+      const bound = R * S > 1 ? directLoadBound(isa, MT, NV) : loadBound(isa, MT, NV);
+      const cost = rowsPadded * acrossPadded * bound * (1 + 2 / fmas);
       if (cost < best.cost - 1e-9) best = { MT, NV, cost };
     }
   }
@@ -751,6 +752,23 @@ function l2Bound(MR: number, NR: number, rows: number, reduce: number): number {
 /** How much slower than its FMAs a broadcast tile runs when its M + NV loads a step set the pace. */
 function loadBound(isa: Isa, M: number, NV: number): number {
   return Math.max(1, (M + NV) / (M * NV * isa.loadsPerFma));
+}
+
+/**
+ * loadBound for the direct engines' tiles, at the machine's FMA rate: where FMAs issue at half
+ * rate (halfRateFma) a load slot comes twice per FMA. A Zen 4 (AVX-512 on 256-bit units) ran the
+ * one-vector tiles this then picks faster than the 8 x 2 and 8 x 3 ones of the full-rate score
+ * (d=0.5 unless said, 2 threads, alternating in one process; forward / backward-data /
+ * backward-weights): VGG-16's 64 @32 b64 1.09x / 1.09x / 1.04x (1.03x / 1.04x at d=1), 64 -> 128
+ * @16 1.06x / 1.09x / 1.03x, 128 @16 1.07x / 1.06x; 512 @2 b64 at d=0.7 1.13x / 1.01x and @4 0.99x
+ * / 0.99x; ResNet-56's 16 -> 32 /2 @32 at d=1 1.11x forward and 1.09x backward-weights, 32 @16 at
+ * d=1 1.07x / 1.09x / 1.03x, 32 -> 64 /2 @16 backward-weights 1.14x, 64 @8 1.04x; ResNet-50's 64
+ * @56 b8 backward-weights 1.02x; of the shape families, 5x5, 4x4 /2 and 3x3 /2 layers 1.02-1.15x
+ * per pass. Backward-weights of 1x1 kernels keep the full-rate bound: with it halved, 16 x 1 tiles
+ * ran 0.86x of 8 x 2 on 64 -> 64 1x1 @56 b8 (pointwise) and 0.84x on 64 -> 128 1x1 /2 @56 (direct).
+ */
+function directLoadBound(isa: Isa, M: number, NV: number): number {
+  return Math.max(1, (M + NV) / (M * NV * isa.loadsPerFma * (isa.halfRateFma ? 2 : 1)));
 }
 
 function clamp(v: number, lo: number, hi: number): number {
