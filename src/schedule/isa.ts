@@ -73,26 +73,34 @@ export const ISAS: Readonly<Record<IsaName, Isa>> = Object.freeze({
 /** Best first: 'auto' picks the first one the CPU supports. */
 export const ISA_PREFERENCE: readonly IsaName[] = ['avx512', 'avx2', 'scalar'];
 
+let cpuinfoCache: string | undefined;
+
+/** /proc/cpuinfo, read once; empty where unreadable (not Linux). */
+function cpuinfo(): string {
+  if (cpuinfoCache === undefined) {
+    try {
+      cpuinfoCache = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      cpuinfoCache = '';
+    }
+  }
+  return cpuinfoCache;
+}
+
+/** The first value of a cpuinfo field ("cpu family", "flags", ...), or undefined. */
+function cpuinfoField(text: string, name: string): string | undefined {
+  return text
+    .split('\n')
+    .find((l) => l.split(':')[0]?.trim() === name)
+    ?.split(':')[1]
+    ?.trim();
+}
+
 let cpuFlagsCache: Set<string> | undefined;
 
-/** The CPU's feature flags (Linux /proc/cpuinfo); empty where unreadable, which leaves only scalar. */
+/** The CPU's feature flags; empty where cpuinfo is unreadable, which leaves only scalar. */
 export function cpuFlags(): Set<string> {
-  if (!cpuFlagsCache) {
-    let text = '';
-    try {
-      text = readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      /* not Linux: only the scalar path is known to be safe */
-    }
-    const line = text.split('\n').find((l) => l.startsWith('flags')) ?? '';
-    cpuFlagsCache = new Set(
-      line
-        .replace(/^flags\s*:/, '')
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean),
-    );
-  }
+  cpuFlagsCache ??= new Set((cpuinfoField(cpuinfo(), 'flags') ?? '').split(/\s+/).filter(Boolean));
   return cpuFlagsCache;
 }
 
@@ -101,21 +109,11 @@ export function cpuFlags(): Set<string> {
  * tell a Zen 3 (no AVX-512) from a Zen 4, and figures and tuning caches must say which ran.
  */
 export function cpuModel(): string {
-  let text = '';
-  try {
-    text = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return 'unknown';
-  }
-  const field = (name: string) =>
-    text
-      .split('\n')
-      .find((l) => l.split(':')[0]?.trim() === name)
-      ?.split(':')[1]
-      ?.trim();
-  const name = field('model name') ?? 'unknown';
-  const family = field('cpu family');
-  const model = field('model');
+  const text = cpuinfo();
+  if (!text) return 'unknown';
+  const name = cpuinfoField(text, 'model name') ?? 'unknown';
+  const family = cpuinfoField(text, 'cpu family');
+  const model = cpuinfoField(text, 'model');
   return family && model ? `${name} (family ${family}, model ${model})` : name;
 }
 
@@ -124,37 +122,24 @@ export function cpuModel(): string {
  * 25 (Zen 3 and Zen 4) with AVX-512, i.e. Zen 4. Intel parts with one 512-bit FMA unit cannot be
  * told from cpuinfo and count as full rate.
  */
-export function halfRateAvx512(cpuinfo: string): boolean {
-  const field = (name: string) =>
-    cpuinfo
-      .split('\n')
-      .find((l) => l.split(':')[0]?.trim() === name)
-      ?.split(':')[1]
-      ?.trim();
-  const flags = new Set((field('flags') ?? '').split(/\s+/));
-  return field('vendor_id') === 'AuthenticAMD' && field('cpu family') === '25' && flags.has('avx512f');
+export function halfRateAvx512(text: string): boolean {
+  const flags = new Set((cpuinfoField(text, 'flags') ?? '').split(/\s+/));
+  return (
+    cpuinfoField(text, 'vendor_id') === 'AuthenticAMD' &&
+    cpuinfoField(text, 'cpu family') === '25' &&
+    flags.has('avx512f')
+  );
 }
-
-let hostHalfRate: boolean | undefined;
 
 /**
  * The ISA as this machine runs it, for the JIT's plans: ISAS[name] with the machine's FMA rate
  * (halfRateFma). Direct tiles of one vector beat the two-vector ones a full-rate score picks on a
- * Zen 4 (3x3 layers 1.03-1.14x, see directPlan in plan.ts).
+ * Zen 4 (see directLoadBound in plan.ts).
  */
 export function hostIsa(name: IsaName): Isa {
-  if (name !== 'avx512') return ISAS[name];
-  if (hostHalfRate === undefined) {
-    let text = '';
-    try {
-      text = readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      /* not Linux: full rate */
-    }
-    hostHalfRate = halfRateAvx512(text);
-  }
-  return hostHalfRate ? Object.freeze({ ...ISAS.avx512, halfRateFma: true }) : ISAS.avx512;
+  return name === 'avx512' && halfRateAvx512(cpuinfo()) ? HALF_RATE_AVX512 : ISAS[name];
 }
+const HALF_RATE_AVX512: Isa = Object.freeze({ ...ISAS.avx512, halfRateFma: true });
 
 export function isaSupported(isa: Isa, flags = cpuFlags()): boolean {
   return isa.cpuFlags.every((f) => flags.has(f));
