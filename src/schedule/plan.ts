@@ -750,8 +750,8 @@ function l2Bound(MR: number, NR: number, rows: number, reduce: number): number {
 }
 
 /** How much slower than its FMAs a broadcast tile runs when its M + NV loads a step set the pace. */
-function loadBound(isa: Isa, M: number, NV: number): number {
-  return Math.max(1, (M + NV) / (M * NV * isa.loadsPerFma));
+function loadBound(isa: Isa, M: number, NV: number, loadsPerFma = isa.loadsPerFma): number {
+  return Math.max(1, (M + NV) / (M * NV * loadsPerFma));
 }
 
 /**
@@ -768,7 +768,7 @@ function loadBound(isa: Isa, M: number, NV: number): number {
  * ran 0.86x of 8 x 2 on 64 -> 64 1x1 @56 b8 (pointwise) and 0.84x on 64 -> 128 1x1 /2 @56 (direct).
  */
 function directLoadBound(isa: Isa, M: number, NV: number): number {
-  return Math.max(1, (M + NV) / (M * NV * isa.loadsPerFma * (isa.halfRateFma ? 2 : 1)));
+  return loadBound(isa, M, NV, isa.halfRateFma ? 2 * isa.loadsPerFma : isa.loadsPerFma);
 }
 
 function clamp(v: number, lo: number, hi: number): number {
