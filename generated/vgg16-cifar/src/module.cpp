@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "f87d2023c02f774d400ca30ab12517e9eb9441c57fc11bac656b4846a8a7e3ce";
+const char ADDON_KEY[] = "8ad4896ce814260a97c3b2ab23e8afbab6cb8bd832cd38cdb4f32a339190223d";
 }  // namespace maskacc
