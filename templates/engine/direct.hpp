@@ -600,13 +600,10 @@ struct DirectPass {
       const float b = bias ? bias[chan[i]] : 0.f;
       float* out = base + chan[i] * DST_PLANE + vectorCols;
       const float* in = lanes + (long)vectorCols * NR + i;
-      if constexpr (VW > 1) {
+      const int bound = VW > 1 ? VW - 1 : tail;  // a constant where VW > 1 (scalar: any tail)
 #pragma GCC unroll 16
-        for (int m = 0; m < VW - 1; ++m)
-          if (m < tail) out[m] = in[(long)m * NR] + b;
-      } else {
-        for (int m = 0; m < tail; ++m) out[m] = in[(long)m * NR] + b;
-      }
+      for (int m = 0; m < bound; ++m)
+        if (m < tail) out[m] = in[(long)m * NR] + b;
     }
   }
 };

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "8ad4896ce814260a97c3b2ab23e8afbab6cb8bd832cd38cdb4f32a339190223d";
+const char ADDON_KEY[] = "bdd33d41c096794f8100ffa4edbb231ec6f5ebd321dd1a4fc1f38ba227a2acd8";
 }  // namespace maskacc
