@@ -119,6 +119,8 @@ const MIN_BLOCK_POSITIONS = 32;
 const SHARED_PARTIALS_BYTES = 128 * 1024;
 // Cost factor of a direct tile that takes every vector register in an unrolled tap loop (directPlan).
 const ALL_REGISTERS_COST = 1.15;
+// Cost factor of a direct tile whose weights (and row stage) overflow L1 (directL1Cost).
+const L1_OVERFLOW_COST = 1.1;
 
 /**
  * `parallelism`: the threads the kernel is expected to run with, a hint for the blocking only (the
@@ -145,6 +147,7 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     phases: 1,
     kernelW: S,
     dilationW: layer.dilation[1],
+    tileTaps: R * S,
   };
   // Backward-data's columns are dx positions: a strided 1x1 would compute every skipped one as zeros.
   const bwd: GemmShape = {
@@ -157,6 +160,9 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     strides: [1, 1],
     pointwiseUseful: R === 1 && S === 1 && stride1,
     phases: layer.stride[1],
+    // A dx row of one phase is reached by every stride-th kernel row (exact where the dilation and
+    // the stride have no common factor, the usual case), its columns likewise.
+    tileTaps: Math.ceil(R / layer.stride[0]) * Math.ceil(S / layer.stride[1]),
   };
   // A strided 1x1's backward-data as a GEMM over the dy grid (every dx position it writes is real).
   const subsampled: GemmShape | null =
@@ -192,6 +198,8 @@ interface GemmShape {
   /** Kernel width and column dilation: the column taps a direct tile's kernel row runs. */
   kernelW: number;
   dilationW: number;
+  /** Kernel taps a direct tile runs at most: all, or a strided backward-data's per row and column phase. */
+  tileTaps: number;
 }
 
 function backwardDataPlan(
@@ -374,7 +382,8 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
       const fmas = shared ? MQ * g.kernelW : MQ * NV; // per step: a tap, or a kernel row's taps
       const spills = unrolledTaps && MQ * NV + NV + 1 >= isa.registers ? ALL_REGISTERS_COST : 1;
       const bound = shared ?? directLoadBound(isa, MQ, NV);
-      const cost = rowsPadded * colsPadded * bound * (1 + isa.directStepCost / fmas) * spills;
+      const cost =
+        rowsPadded * colsPadded * bound * (1 + isa.directStepCost / fmas) * spills * directL1Cost(isa, g, MQ, NV * vw);
       if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
     }
   }
@@ -609,6 +618,28 @@ function directWeightsPlan(
     : undefined;
   // Tap tiles need row blocking; where that does not pay (few rows and images), tile channels.
   return taps?.blocking === 'rows' ? taps : directWeightsTiling(isa, threads, layer, keptOut, keptIn, 'channels');
+}
+
+/**
+ * Consecutive tiles of a row (and of the next rows) run through the same packed weights: kept
+ * reduction channels x the tile's taps x NR, plus, for a strided backward-data, the stage of the
+ * row they write. Where that overflows L1, every tile reads its weights again from L2. Measured
+ * where FMAs issue at half rate (Zen 4, AVX-512, `bench/tile-ab.ts` in both plan orders, d=0.5
+ * unless said): the tile that fits against the plan without this, forward / backward-data:
+ * ResNet's 64 @56 b8 14 x 1 against 14 x 2 1.03x / 1.03-1.05x (against 8 x 3 at d=0.7 1.01x /
+ * 1.01x); backward-data of 3x3 /2 128 -> 128 @56 1.10-1.12x (1.06-1.08x at d=0.7), of 64 -> 128
+ * /2 @56 1.05-1.07x; VGG's 64 @224 b1 16 x 1 against 14 x 2 1.04-1.05x / 1.04-1.05x; MobileNet
+ * v2's 960 -> 160 1x1 @7 b4 forward 8 x 1 against 7 x 3 1.12x; even on 64 @30x90, the 11x11 /4
+ * stem and the forward of 64 -> 128 /2 @56. Where neither fits (128 @28, 256 @14, the forwards of
+ * 128 /2 @56 and 256 /2 @28), 14 x 1 ran even with 14 x 2 and the step cost keeps the wider tile.
+ * Full-rate machines keep their scores: a one-vector tile is load-bound there (loadBound), their
+ * L1 may hold 48 KiB, and nothing was measured on one.
+ */
+function directL1Cost(isa: Isa, g: GemmShape, MQ: number, NR: number): number {
+  if (!isa.halfRateFma) return 1;
+  const weights = g.reduceChannels * g.tileTaps * NR * 4;
+  const stage = g.phases > 1 ? (g.dstW + MQ * g.phases) * NR * 4 : 0;
+  return weights + stage <= L1_BYTES ? 1 : L1_OVERFLOW_COST;
 }
 
 /** Tiles of column taps: few kept channels, kernel rows of 3 taps or more, output rows of 8 or more. */

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { conv2d, type ConvSpec } from '../../src/index.js';
 import { choosePlan, regimeOf } from '../../src/schedule/plan.js';
-import { ISAS, halfRateAvx512 } from '../../src/schedule/isa.js';
+import { ISAS, halfRateAvx512, type Isa } from '../../src/schedule/isa.js';
 
 const vgg = (c: number, k: number, h: number, d = 1): ConvSpec => ({
   batch: 64,
@@ -166,6 +166,25 @@ describe('density regimes', () => {
       const dw = (isa = zen4) => choosePlan(conv2d({ ...pw, density: { out: 0.5, in: 0.5 } }), isa, 2).backwardWeights;
       expect(dw()).toEqual(dw(ISAS.avx512));
     }
+  });
+  it('AVX-512 at half FMA rate: a direct tile whose weights fit L1 beats a wider one whose weights do not', () => {
+    const zen4 = { ...ISAS.avx512, halfRateFma: true };
+    const tiles = (spec: ConvSpec, isa: Isa = zen4) => {
+      const p = choosePlan(conv2d({ ...spec, density: { out: 0.5, in: 0.5 } }), isa, 2);
+      return [p.forward, p.backwardData!].map((g) => (g.engine === 'direct' ? `${g.MQ}x${g.NV}` : g.source));
+    };
+    const conv3x3 = (c: number, h: number, stride = 1): ConvSpec => {
+      return { batch: 8, inChannels: c, outChannels: c, inHeight: h, inWidth: h, kernel: 3, padding: 1, stride };
+    };
+    // 32 kept channels x 9 taps x 16 filters (18 KiB) fit, x 32 (37 KiB) do not.
+    expect(tiles(conv3x3(64, 56))).toEqual(['14x1', '14x1']);
+    // Stride 2: each backward-data phase runs at most 4 taps over 64 kept filters: 16 KiB and a
+    // 5 KiB row stage for 16 channels; the forward's 9 taps overflow L1 either way.
+    expect(tiles(conv3x3(128, 56, 2))).toEqual(['14x2', '14x1']);
+    // Neither fits (64 kept x 9 taps): the wider tile's fewer steps decide.
+    expect(tiles(conv3x3(128, 28))).toEqual(['14x2', '14x2']);
+    // Full-rate machines (one-vector tiles load-bound there, 48 KiB L1s) keep their scores.
+    expect(tiles(conv3x3(128, 56, 2), ISAS.avx512)).toEqual(['14x2', '14x2']);
   });
   it('half-rate AVX-512 is read from cpuinfo: AMD family 25 with avx512f (Zen 4), not Zen 3 or 5 or Intel', () => {
     const cpu = (vendor: string, family: number, flags: string) =>
