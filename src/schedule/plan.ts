@@ -383,7 +383,12 @@ function directPlan(isa: Isa, threads: number, g: GemmShape, strides: Pair): Dir
       const spills = unrolledTaps && MQ * NV + NV + 1 >= isa.registers ? ALL_REGISTERS_COST : 1;
       const bound = shared ?? directLoadBound(isa, MQ, NV);
       const cost =
-        rowsPadded * colsPadded * bound * (1 + isa.directStepCost / fmas) * spills * directL1Cost(isa, g, MQ, NV * vw);
+        rowsPadded *
+        colsPadded *
+        bound *
+        (1 + isa.directStepCost / fmas) *
+        spills *
+        directL1Cost(isa, g, MQ, NV * vw, tile === 'columns');
       if (cost < best.cost - 1e-9) best = { MQ, NV, cost };
     }
   }
@@ -623,22 +628,22 @@ function directWeightsPlan(
 /**
  * Consecutive tiles of a row (and of the next rows) run through the same packed weights: kept
  * reduction channels x the tile's taps x NR, plus, for a strided backward-data, the stage of the
- * row they write. Where that overflows L1, every tile reads its weights again from L2. Measured
- * where FMAs issue at half rate (Zen 4, AVX-512, `bench/tile-ab.ts` in both plan orders, d=0.5
- * unless said): the tile that fits against the plan without this, forward / backward-data:
+ * row its column tiles write. Where that overflows L1, every tile reads its weights again from L2.
+ * Measured where FMAs issue at half rate (Zen 4, AVX-512, `bench/tile-ab.ts` in both plan orders,
+ * d=0.5 unless said): the tile that fits against the plan without this, forward / backward-data:
  * ResNet's 64 @56 b8 14 x 1 against 14 x 2 1.03x / 1.03-1.05x (against 8 x 3 at d=0.7 1.01x /
- * 1.01x); backward-data of 3x3 /2 128 -> 128 @56 1.10-1.12x (1.06-1.08x at d=0.7), of 64 -> 128
- * /2 @56 1.05-1.07x; VGG's 64 @224 b1 16 x 1 against 14 x 2 1.04-1.05x / 1.04-1.05x; MobileNet
- * v2's 960 -> 160 1x1 @7 b4 forward 8 x 1 against 7 x 3 1.12x; even on 64 @30x90, the 11x11 /4
- * stem and the forward of 64 -> 128 /2 @56. Where neither fits (128 @28, 256 @14, the forwards of
- * 128 /2 @56 and 256 /2 @28), 14 x 1 ran even with 14 x 2 and the step cost keeps the wider tile.
+ * 1.01x); backward-data of 3x3 /2 128 -> 128 @56 1.10-1.12x (1.06-1.08x at d=0.7), of 64 -> 128 /2
+ * @56 1.05-1.07x; VGG's 64 @224 b1 16 x 1 against 14 x 2 1.04-1.05x / 1.04-1.05x; MobileNet v2's
+ * 960 -> 160 1x1 @7 b4 forward 8 x 1 against 7 x 3 1.12x; even on 64 @30x90, the 11x11 /4 stem and
+ * the forward of 64 -> 128 /2 @56. Where neither fits (128 @28, 256 @14, the forwards of 128 /2
+ * @56 and 256 /2 @28), 14 x 1 ran even with 14 x 2 and the step cost keeps the wider tile.
  * Full-rate machines keep their scores: a one-vector tile is load-bound there (loadBound), their
  * L1 may hold 48 KiB, and nothing was measured on one.
  */
-function directL1Cost(isa: Isa, g: GemmShape, MQ: number, NR: number): number {
+function directL1Cost(isa: Isa, g: GemmShape, MQ: number, NR: number, columnTiles: boolean): number {
   if (!isa.halfRateFma) return 1;
   const weights = g.reduceChannels * g.tileTaps * NR * 4;
-  const stage = g.phases > 1 ? (g.dstW + MQ * g.phases) * NR * 4 : 0;
+  const stage = columnTiles && g.phases > 1 ? (g.dstW + MQ * g.phases) * NR * 4 : 0;
   return weights + stage <= L1_BYTES ? 1 : L1_OVERFLOW_COST;
 }
 
