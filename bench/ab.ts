@@ -19,12 +19,12 @@
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
 // A change across several files: pass folders (e.g. git worktree copies of templates/ at two commits)
 //      npx tsx bench/ab.ts templates /tmp/old/templates /tmp/new/templates "256 512 56 8 1 2 128 256"
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { compileMaskedConv, type CompileOptions, type MaskedConv } from '../src/index.js';
 import { conv2d, type ConvSpec } from '../src/ir/conv.js';
 import { keptAtRandom, rng } from '../test/util.js';
+import { inBothOrders } from './alternate.js';
 
 const [target, a, b, ...layers] = process.argv.slice(2);
 if (!target || !a || !b || layers.length === 0) {
@@ -158,25 +158,14 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
 // (backward-data, 32->32 3x3 @16 b64), and the twin instances of one build 0.94-0.97x. So each
 // comparison runs in two child processes, one loading A first, the other B first; the ratio
 // reported is the geometric mean of the two (each process's ratio in brackets).
-const order = process.env.AB_ORDER;
 try {
-  if (order) {
+  const both = await inBothOrders(async (reversed) => {
     const results: number[][][] = [];
-    for (const text of layers) results.push(await measure(text, order === 'BA' ? [1, 0] : [0, 1]));
-    process.stdout.write(`AB_RESULT ${JSON.stringify(results)}\n`);
-  } else {
-    const run = (o: string): number[][][] => {
-      const out = execFileSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-        env: { ...process.env, AB_ORDER: o },
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      const line = out.split('\n').find((l) => l.startsWith('AB_RESULT '));
-      if (!line) throw new Error(`ab: the ${o} child printed no result`);
-      return JSON.parse(line.slice('AB_RESULT '.length)) as number[][][];
-    };
-    const ab = run('AB'),
-      ba = run('BA');
+    for (const text of layers) results.push(await measure(text, reversed ? [1, 0] : [0, 1]));
+    return results;
+  });
+  if (both) {
+    const [ab, ba] = both;
     layers.forEach((text, l) => {
       const cells = ['fwd', 'bwd_data', 'bwd_weights'].map((name, p) => {
         const [a1, b1] = ab[l][p],
