@@ -575,7 +575,10 @@ function pointwiseWeightsApply(layer: ConvLayer): boolean {
 // Pointwise broadcasts each row straight from its plane, one run of P*Q floats per image, and pays
 // for runs shorter than a few vectors: from 14x14 planes up it beat DirectWeights' packs (Zen 4,
 // AVX-512, d=0.5: 1.04-1.5x on 11 ResNet-50 and MobileNet layers at batch 1-8); on 7x7 (runs of 3
-// vectors) it ran 0.75-0.8x. With AVX2's 8-float vectors a 7x7 plane is a run of 6: there pointwise
+// vectors) it ran 0.75-0.8x then, and since direct and pointwise both changed (c3d56b9, 63a481f)
+// 0.92-1.07x at batch 1-8 by the VM's phase (ResNet-50's 512 <-> 2048 and 1024 -> 1024; at batch 1
+// 1.85x in a slow phase), 0.80-0.84x at batch 16 and 0.91-0.94x at 32 (Zen 4, d=0.5-0.7, both
+// orders): direct keeps them. With AVX2's 8-float vectors a 7x7 plane is a run of 6: there pointwise
 // ran 1.10-1.21x (Zen 3, d=0.5: ResNet-50 2048 -> 512 and 512 -> 2048 b8 and b32, MobileNet v2
 // 960 -> 160 b4), 0.97x on 1024 -> 1024 b8.
 const POINTWISE_WEIGHTS_MIN_VECTORS = 6;
