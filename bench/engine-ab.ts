@@ -1,8 +1,9 @@
 // A/B of the engines one pass may run on one layer: the layer is compiled once per strategy
 // ('auto' = the scheduler's own choice), then the kernels run alternately, medians of 40 rounds of
 // 5 calls after warm-up; in two child processes that build them in the given order and in
-// reverse, the ratios their geometric means (each child's in brackets). For checking a scheduler rule (src/schedule/plan.ts) on this
-// machine. Not the benchmark (npm run bench): no baselines, no checks against the reference.
+// reverse, the ratios their geometric means (each child's in brackets). For checking a scheduler
+// rule (src/schedule/plan.ts) on this machine. Not the benchmark (npm run bench): no baselines,
+// no checks against the reference.
 //
 // npx tsx bench/engine-ab.ts '<ConvSpec JSON>' <forward|backwardData|backwardWeights> <strategy,strategy,...> [dOut] [dIn]
 // e.g. npx tsx bench/engine-ab.ts '{"batch":64,"inChannels":3,"outChannels":16,"inHeight":32,"inWidth":32,
@@ -30,8 +31,6 @@ const dIn = Number(inArg ?? (spec.inputGrad === false ? 1 : dOut));
 const threads = Number(process.env.MASKACC_NUM_THREADS ?? 2);
 const strategies = list.split(',');
 
-const r = rng(7);
-
 /** The strategies' kernels built and created in `order`, run alternately; medians in the given order. */
 async function measure(order: number[]): Promise<number[]> {
   const convs: MaskedConv[] = [];
@@ -44,10 +43,10 @@ async function measure(order: number[]): Promise<number[]> {
     );
   }
   const L = convs[0].spec;
-  const rr = rng(7);
+  const r = rng(7);
   const masks = {
-    out: keptAtRandom(rr, L.outChannels, Math.round(L.outChannels * dOut)),
-    in: keptAtRandom(rr, L.inChannels, Math.round(L.inChannels * dIn)),
+    out: keptAtRandom(r, L.outChannels, Math.round(L.outChannels * dOut)),
+    in: keptAtRandom(r, L.inChannels, Math.round(L.inChannels * dIn)),
   };
   for (const c of convs) c.setMasks(masks);
   if (order[0] === 0)

@@ -1,9 +1,9 @@
 // A/B of two register tiles for one forward or backward-data pass of one layer (the scheduler's
 // plan with the tile replaced): both compiled into one addon, run alternately, medians of 40
 // rounds of 5 calls after warm-up (bench/alternate.ts); in two child processes that build them in
-// either order, the ratio their geometric mean (each child's in brackets). For checking the tile scores
-// (directPlan, pickMicrotile in src/schedule/plan.ts) on this machine. Not the benchmark: no
-// baselines, no reference checks. A tile is MQ x NV for the direct engine, MR x NV for the GEMM
+// either order, the ratio their geometric mean (each child's in brackets). For checking the tile
+// scores (directPlan, pickMicrotile in src/schedule/plan.ts) on this machine. Not the benchmark:
+// no baselines, no reference checks. A tile is MQ x NV for the direct engine, MR x NV for the GEMM
 // engines (whose column blocks keep about the scheduler's width, in whole tiles).
 //
 // npx tsx bench/tile-ab.ts '<ConvSpec JSON>' <forward|backwardData> <MxNV> <MxNV> [density]
