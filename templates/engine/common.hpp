@@ -118,6 +118,7 @@ struct Workspace {
   std::vector<Buffer> bBlock, lanePack;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
   IntBuffer redOff;  // packed weights: w offset of each (reduction channel, tap)
+  IntBuffer rowOff;  // packed weights: w offset of each row (GemmPass::packA, transposed weights)
   std::vector<RowChunk> rowChunks;  // redOff in gatherRowsTransposed's chunks (forward)
   Buffer aPack, dyPack, xPack;
   void ensureThreads(int t) {

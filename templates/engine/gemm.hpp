@@ -39,6 +39,7 @@ struct GemmPass {
       }
     // Forward: each row's weights lie along it, in order (flipped taps are not).
     const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rows, ws.rowChunks);
+    if (!byRows) return packTransposed(w, mIdx, M, rows, A, ws, threads);
     parallel(threads, [&] {
 #pragma omp for schedule(static)
       for (int pm = 0; pm < panels; ++pm) {
@@ -58,6 +59,49 @@ struct GemmPass {
         } else {  // the last, partial panel: rows past M are zeros
           for (long t = 0; t < rows; ++t, out += MR)
             for (int i = 0; i < MR; ++i) out[i] = pm * MR + i < M ? w[V::wRow(mIdx[pm * MR + i]) + redOff[t]] : 0.f;
+        }
+      }
+    });
+    return A;
+  }
+
+  // packA where a row's weights lie across w (backward-data: rows are kept input channels, the
+  // reduction kept filters x taps): entry t of every row lies in one filter's run of w. Walking t
+  // per panel read a line of another filter row for each entry, every panel all of them again (a
+  // 1x1 1024 -> 2048 /2 @14 b8 backward-data spent 13% of its pass there). Here blocks of TB
+  // entries gather each entry's values for all rows once, along its filter's run (kept channels in
+  // order), and each panel then takes its MR x TB slice. `bench/ab.ts`, Zen 4, d=0.5, both build
+  // orders, backward-data: 1024 -> 2048 /2 @14 b8 1.04-1.06x, 2048 -> 512 @7 b8 1.02-1.06x; 1024 ->
+  // 256 @14, 512 -> 128 @28, 256 -> 512 /2 @56, 512 -> 2048 @7 (b8) 0.99-1.01x. Blocks of 16
+  // entries whatever the rows (64 KiB for 1024 rows) ran 2048 -> 512 at 0.93x: hence the bound.
+  static const float* packTransposed(const float* w, const int32_t* mIdx, int M, long rows, float* A, Workspace& ws,
+                                     int threads) {
+    const int panels = (M + MR - 1) / MR;
+    if (panels == 0 || rows == 0) return A;  // nothing kept: no panel to fill
+    // Entries a block gathers: its block (TB x the rows) stays within 16 KiB of L1, 4 to 16 of them.
+    const int TB = (int)std::clamp<long>(4096 / ((long)panels * MR), 4, 16);
+    const long Mp = (long)panels * MR, blocks = (rows + TB - 1) / TB;
+    const int32_t* redOff = ws.redOff.v.data();
+    int32_t* rowOff = ws.rowOff.get(M + 1);
+    for (int j = 0; j < M; ++j) rowOff[j] = (int32_t)V::wRow(mIdx[j]);
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) ws.lanePack[t].get((size_t)TB * Mp);  // outside the parallel region: no throw inside
+    parallel(threads, [&] {
+      float* block = ws.lanePack[omp_get_thread_num()].data;  // block[entry][row], rows past M zero
+#pragma omp for schedule(static)
+      for (long b = 0; b < blocks; ++b) {
+        const long t0 = b * TB, nt = std::min<long>(TB, rows - t0);
+        for (long u = 0; u < nt; ++u) {
+          const float* run = w + redOff[t0 + u];
+          float* row = block + u * Mp;
+          for (int j = 0; j < M; ++j) row[j] = run[rowOff[j]];
+          for (long j = M; j < Mp; ++j) row[j] = 0.f;
+        }
+        for (int pm = 0; pm < panels; ++pm) {
+          float* out = A + ((long)pm * rows + t0) * MR;
+          for (long u = 0; u < nt; ++u)
+#pragma GCC unroll 16
+            for (int i = 0; i < MR; ++i) out[u * MR + i] = block[u * Mp + pm * MR + i];
         }
       }
     });

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "bdd33d41c096794f8100ffa4edbb231ec6f5ebd321dd1a4fc1f38ba227a2acd8";
+const char ADDON_KEY[] = "4b767161c2f37db15fa1c33b7fe07f0c3d2ecfbf28eb53ac7495ca3b71379bd5";
 }  // namespace maskacc
