@@ -37,7 +37,7 @@ struct GemmPass {
         if (flipTaps) { r = L::R - 1 - r; s = L::S - 1 - s; }
         redOff[c * RS + tap] = (int32_t)V::wRed(kIdx[c], r, s);
       }
-    // Forward: each row's weights lie along it, in order (flipped taps are not).
+    // Forward: each row's weights lie along it, in order (flipped taps are not); else by blocks.
     const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rows, ws.rowChunks);
     if (!byRows) return packTransposed(w, mIdx, M, rows, A, ws, threads);
     parallel(threads, [&] {
@@ -47,15 +47,7 @@ struct GemmPass {
         if ((pm + 1) * MR <= M) {
           const float* src[MR];
           for (int i = 0; i < MR; ++i) src[i] = w + V::wRow(mIdx[pm * MR + i]);
-          if (byRows) {
-            gatherRowsTransposed<MR>(src, ws.rowChunks, out);
-            continue;
-          }
-          for (long t = 0; t < rows; ++t, out += MR) {
-            const int32_t o = redOff[t];
-#pragma GCC unroll 16
-            for (int i = 0; i < MR; ++i) out[i] = src[i][o];
-          }
+          gatherRowsTransposed<MR>(src, ws.rowChunks, out);
         } else {  // the last, partial panel: rows past M are zeros
           for (long t = 0; t < rows; ++t, out += MR)
             for (int i = 0; i < MR; ++i) out[i] = pm * MR + i < M ? w[V::wRow(mIdx[pm * MR + i]) + redOff[t]] : 0.f;

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "4b767161c2f37db15fa1c33b7fe07f0c3d2ecfbf28eb53ac7495ca3b71379bd5";
+const char ADDON_KEY[] = "2af05e49149428711bee217e3e292ee313b9763b3e45a963739821e9c3b49065";
 }  // namespace maskacc
