@@ -131,13 +131,16 @@ export function halfRateAvx512(text: string): boolean {
   );
 }
 
+let hostHalfRate: boolean | undefined; // cpuinfo parsed once, not per compiled layer
+
 /**
  * The ISA as this machine runs it, for the JIT's plans: ISAS[name] with the machine's FMA rate
  * (halfRateFma). Direct tiles of one vector beat the two-vector ones a full-rate score picks on a
  * Zen 4 (see directLoadBound in plan.ts).
  */
 export function hostIsa(name: IsaName): Isa {
-  return name === 'avx512' && halfRateAvx512(cpuinfo()) ? HALF_RATE_AVX512 : ISAS[name];
+  hostHalfRate ??= halfRateAvx512(cpuinfo());
+  return name === 'avx512' && hostHalfRate ? HALF_RATE_AVX512 : ISAS[name];
 }
 const HALF_RATE_AVX512: Isa = Object.freeze({ ...ISAS.avx512, halfRateFma: true });
 
