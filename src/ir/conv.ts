@@ -53,6 +53,9 @@ export function isConvLayer(v: unknown): v is ConvLayer {
 // Sizes beyond this would overflow the 32-bit index arithmetic of the generated kernels.
 const MAX_ELEMENTS = 2 ** 31 - 1;
 
+// Fields a ConvLayer carries (so one passes back through conv2d) but a user does not write.
+const LAYER_ONLY_FIELDS = new Set(['kind', 'outHeight', 'outWidth']);
+
 /** Validate and normalize a spec into a frozen ConvLayer node. */
 export function conv2d(spec: ConvSpec): ConvLayer {
   if (typeof spec !== 'object' || spec === null) throw new SpecError('spec', spec, 'an object');
@@ -74,8 +77,10 @@ export function conv2d(spec: ConvSpec): ConvLayer {
     'outWidth',
   ]);
   for (const key of Object.keys(spec)) {
-    if (!known.has(key))
-      throw new SpecError(key, (spec as unknown as Record<string, unknown>)[key], 'no such field (typo?)');
+    if (!known.has(key)) {
+      const fields = [...known].filter((k) => !LAYER_ONLY_FIELDS.has(k)).join(', ');
+      throw new SpecError(key, (spec as unknown as Record<string, unknown>)[key], `no such field (one of ${fields})`);
+    }
   }
   const batch = positiveInt(spec.batch, 'batch');
   const inChannels = positiveInt(spec.inChannels, 'inChannels');
