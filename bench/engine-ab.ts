@@ -9,8 +9,9 @@
 // e.g. npx tsx bench/engine-ab.ts '{"batch":64,"inChannels":3,"outChannels":16,"inHeight":32,"inWidth":32,
 //        "kernel":3,"padding":1,"inputGrad":false}' backwardWeights auto,planes,direct 0.5
 // Kept channels are drawn at random as the benchmark's masks are (dIn defaults to 1 for a layer
-// without input gradient, else to dOut); MASKACC_NUM_THREADS sets the threads (default 2).
-import { compileMaskedConv, type MaskedConv } from '../src/index.js';
+// without input gradient, else to dOut); MASKACC_NUM_THREADS sets the threads (default 2), AB_ISA
+// the ISA (default: the widest this machine runs), e.g. AB_ISA=avx2 on an AVX-512 machine.
+import { compileMaskedConv, type CompileOptions, type MaskedConv } from '../src/index.js';
 import type { ConvSpec } from '../src/ir/conv.js';
 import type { Strategy } from '../src/schedule/plan.js';
 import { keptAtRandom, rng } from '../test/util.js';
@@ -29,6 +30,7 @@ const spec = JSON.parse(specJson) as ConvSpec;
 const dOut = Number(outArg ?? 0.5);
 const dIn = Number(inArg ?? (spec.inputGrad === false ? 1 : dOut));
 const threads = Number(process.env.MASKACC_NUM_THREADS ?? 2);
+const isa = (process.env.AB_ISA ?? 'auto') as CompileOptions['isa'];
 const strategies = list.split(',');
 
 /** The strategies' kernels built and created in `order`, run alternately; medians in the given order. */
@@ -39,7 +41,7 @@ async function measure(order: number[]): Promise<number[]> {
     const strategy = (s === 'auto' ? {} : { [pass]: s }) as Strategy;
     convs[i] = await compileMaskedConv(
       { ...spec, density: { out: dOut, in: dIn } },
-      { threads, strategy, respecialize: false },
+      { threads, strategy, respecialize: false, isa },
     );
   }
   const L = convs[0].spec;
