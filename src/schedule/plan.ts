@@ -250,21 +250,26 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   // least half its rows runs direct: 1.03-1.65x faster than pointwise on all 14 such passes
   // measured (Zen 4, d=0.5, batch 1-4); with a shorter reduction direct ran 0.69-0.96x on four
   // passes (1.03x and 1.09x on two more).
-  // The same at any batch where position vectors cross images in at least one of 16: planes of
-  // fewer than 16 vectors that are not whole vectors (7x7 and 14x14 on AVX-512), whose crossing
-  // tiles pointwise packs and stores lane by lane. `bench/engine-ab.ts`, Zen 4, d=0.5, both build
-  // orders, direct against pointwise, forward / backward-data: 7x7 at batch 8 (512 -> 2048, 2048
-  // -> 512, 960 -> 160) 1.04-1.07x, batch 16-32 1.04-1.07x, 1024 -> 1024 0.99x / 1.00x; 14x14 at
-  // batch 2-4 1.03-1.08x, batch 8 1.03x; at d=0.7-1 0.98-1.01x; passes the reduction rule leaves
-  // on pointwise 0.99-1.07x.
-  // Whole-vector planes stay pointwise (8x8 b64 0.95x / 0.99x, 16x16 b8 0.92x), as do larger ones
-  // (17x17 0.81x / 0.92x, 28x28 0.92-0.99x, 56x56 0.83x), and AVX2, where direct's tiles are
-  // load-bound (7x7 and 14x14 at batch 4-8 on the Zen 4: 0.91-1.01x).
+  // The same at any batch where position vectors cross images in at least one of 16 (planes of
+  // fewer than 16 vectors that are not whole vectors: 7x7, 14x14, 11x11 on AVX-512; pointwise packs
+  // the tiles that cross and stores them lane by lane) and the reduction is at least 4 times the
+  // rows. `bench/engine-ab.ts`, Zen 4, d=0.5, both build orders, direct against pointwise: with
+  // such reductions 1.00-1.10x on all 15 passes (1024 -> 256 @14 forward at batch 2-8, @11 1.06x,
+  // @13 1.00x, 2048 -> 512 @7 forward at 8 and 32, 512 -> 2048 @7 backward-data at 8 and 16, 960 ->
+  // 160 @7 forward, 256 -> 1024 @14 and 320 -> 1280 @7x14 backward-data); with shorter ones 0.67-1.01x (512 ->
+  // 256 forward @7-14 0.97-1.00x but @11 0.78x and @13 0.88x, 384 -> 384 @13 at d=0.6
+  // backward-data 0.67x, 1024 -> 1024 @7 0.99-1.00x). Whole-vector planes (8x8 b64 0.95x / 0.99x,
+  // 16x16 0.92x), larger ones (17x17 0.81x / 0.92x, 28x28 0.92-0.99x, 56x56 0.83x) and AVX2,
+  // where direct's tiles are load-bound (7x7 and 14x14, batch 4-8: 0.91-1.01x), stay pointwise.
   const cols = g.batch * g.dstH * g.dstW;
   const plane = g.dstH * g.dstW;
-  const crossingPlanes = !loadsScarce(isa) && plane % isa.vectorWidth !== 0 && plane < 16 * isa.vectorWidth;
+  const crossingPlanes =
+    !loadsScarce(isa) &&
+    plane % isa.vectorWidth !== 0 &&
+    plane < 16 * isa.vectorWidth &&
+    g.reduceChannels >= 4 * g.rows;
   const fewColumns =
-    (cols <= 16 * isa.vectorWidth || crossingPlanes) && g.planesAllowed && 2 * g.reduceChannels >= g.rows;
+    ((cols <= 16 * isa.vectorWidth && 2 * g.reduceChannels >= g.rows) || crossingPlanes) && g.planesAllowed;
   if (g.pointwiseUseful && cols >= 4 * isa.vectorWidth) return fewColumns ? 'direct' : 'pointwise';
   // Rows that leave direct's channel vectors partly empty run on planes where planes' tiles are
   // fuller (Zen 4, AVX-512, planes against direct: 20 kept rows in 32 lanes 1.64x, 22-24 of 32
