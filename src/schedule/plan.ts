@@ -257,7 +257,8 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   // such reductions 1.00-1.10x on all 15 passes (1024 -> 256 @14 forward at batch 2-8, @11 1.06x,
   // @13 1.00x, 2048 -> 512 @7 forward at 8 and 32, 512 -> 2048 @7 backward-data at 8 and 16, 960 ->
   // 160 @7 forward, 256 -> 1024 @14 and 320 -> 1280 @7x14 backward-data); with shorter ones 0.67-1.01x (512 ->
-  // 256 forward @7-14 0.97-1.00x but @11 0.78x and @13 0.88x, 384 -> 384 @13 at d=0.6
+  // 256 forward @7-14 0.97-1.00x but @11 0.78x (0.88x in a second A/B: 1.00x built pointwise
+  // first, 0.78x direct first; unexplained) and @13 0.88x, 384 -> 384 @13 at d=0.6
   // backward-data 0.67x, 1024 -> 1024 @7 0.99-1.00x). Whole-vector planes (8x8 b64 0.95x / 0.99x,
   // 16x16 0.92x), larger ones (17x17 0.81x / 0.92x, 28x28 0.92-0.99x, 56x56 0.83x) and AVX2,
   // where direct's tiles are load-bound (7x7 and 14x14, batch 4-8: 0.91-1.01x), stay pointwise.
