@@ -148,6 +148,7 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     kernelW: S,
     dilationW: layer.dilation[1],
     tileTaps: R * S,
+    backwardData: false,
   };
   // Backward-data's columns are dx positions: a strided 1x1 would compute every skipped one as zeros.
   const bwd: GemmShape = {
@@ -163,6 +164,7 @@ export function choosePlan(layer: ConvLayer, isa: Isa, parallelism: number, stra
     // A dx row of one phase is reached by every stride-th kernel row (exact where the dilation and
     // the stride have no common factor, the usual case), its columns likewise.
     tileTaps: Math.ceil(R / layer.stride[0]) * Math.ceil(S / layer.stride[1]),
+    backwardData: true,
   };
   // A strided 1x1's backward-data as a GEMM over the dy grid (every dx position it writes is real).
   const subsampled: GemmShape | null =
@@ -200,6 +202,8 @@ interface GemmShape {
   dilationW: number;
   /** Kernel taps a direct tile runs at most: all, or a strided backward-data's per row and column phase. */
   tileTaps: number;
+  /** The backward-data pass (its destination is dx). */
+  backwardData: boolean;
 }
 
 function backwardDataPlan(
@@ -250,21 +254,23 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   // least half its rows runs direct: 1.03-1.65x faster than pointwise on all 14 such passes
   // measured (Zen 4, d=0.5, batch 1-4); with a shorter reduction direct ran 0.69-0.96x on four
   // passes (1.03x and 1.09x on two more).
-  // The same at any batch where position vectors cross images in at least one of 16 (planes of
-  // fewer than 16 vectors that are not whole vectors: 7x7, 14x14, 11x11 on AVX-512; pointwise packs
-  // the tiles that cross and stores them lane by lane) and the reduction is at least 4 times the
-  // rows. `bench/engine-ab.ts`, Zen 4, d=0.5, both build orders, direct against pointwise: with
-  // such reductions 1.00-1.10x on all 15 passes (1024 -> 256 @14 forward at batch 2-8, @11 1.06x,
-  // @13 1.00x, 2048 -> 512 @7 forward at 8 and 32, 512 -> 2048 @7 backward-data at 8 and 16, 960 ->
-  // 160 @7 forward, 256 -> 1024 @14 and 320 -> 1280 @7x14 backward-data); with shorter ones 0.67-1.01x (512 ->
-  // 256 forward @7-14 0.97-1.00x but @11 0.78x (0.88x in a second A/B: 1.00x built pointwise
-  // first, 0.78x direct first; unexplained) and @13 0.88x, 384 -> 384 @13 at d=0.6
-  // backward-data 0.67x, 1024 -> 1024 @7 0.99-1.00x). Whole-vector planes (8x8 b64 0.95x / 0.99x,
-  // 16x16 0.92x), larger ones (17x17 0.81x / 0.92x, 28x28 0.92-0.99x, 56x56 0.83x) and AVX2,
-  // where direct's tiles are load-bound (7x7 and 14x14, batch 4-8: 0.91-1.01x), stay pointwise.
+  // Backward-data does the same at any batch where position vectors cross images in at least one
+  // of 16 (planes of fewer than 16 vectors that are not whole vectors: 7x7, 14x14, 11x11 on
+  // AVX-512; pointwise packs the tiles that cross and stores them lane by lane) and the reduction
+  // is at least 4 times the rows. `bench/engine-ab.ts`, Zen 4, d=0.5, both build orders, direct
+  // against pointwise: 512 -> 2048 @7 at batch 8 1.07x in a fast phase of the VM and in a slow one,
+  // at batch 16 1.07x, 256 -> 1024 @14 b4-8 1.01-1.03x, 320 -> 1280 @7x14 b6 1.10x. Forwards with
+  // such reductions flip with the VM's phase (1024 -> 256 @14 b8 1.03x fast, 0.91x slow; 2048 ->
+  // 512 @7 b8 1.04x / 0.96x: the slow phases, a busy sibling hyperthread most likely, cost the
+  // FMA-dense direct tiles more) and stay pointwise. With shorter reductions direct ran 0.67-1.01x
+  // (512 -> 256 forward @11 0.78-0.88x, 384 -> 384 @13 backward-data at d=0.6 0.67x, 1024 -> 1024
+  // @7 0.99-1.00x); whole-vector planes (8x8 b64 0.95x / 0.99x, 16x16 0.92x), larger ones (17x17
+  // 0.81x / 0.92x, 28x28 0.92-0.99x, 56x56 0.83x) and AVX2, where direct's tiles are load-bound (7x7
+  // and 14x14, batch 4-8: 0.91-1.01x), stay pointwise.
   const cols = g.batch * g.dstH * g.dstW;
   const plane = g.dstH * g.dstW;
   const crossingPlanes =
+    g.backwardData &&
     !loadsScarce(isa) &&
     plane % isa.vectorWidth !== 0 &&
     plane < 16 * isa.vectorWidth &&
