@@ -53,33 +53,30 @@ export function isConvLayer(v: unknown): v is ConvLayer {
 // Sizes beyond this would overflow the 32-bit index arithmetic of the generated kernels.
 const MAX_ELEMENTS = 2 ** 31 - 1;
 
-// Fields a ConvLayer carries (so one passes back through conv2d) but a user does not write.
-const LAYER_ONLY_FIELDS = new Set(['kind', 'outHeight', 'outWidth']);
+// The fields a user writes, and those a ConvLayer adds (so one passes back through conv2d).
+const SPEC_FIELDS = [
+  'batch',
+  'inChannels',
+  'outChannels',
+  'inHeight',
+  'inWidth',
+  'kernel',
+  'stride',
+  'padding',
+  'dilation',
+  'bias',
+  'inputGrad',
+  'density',
+] as const;
+const KNOWN_FIELDS: ReadonlySet<string> = new Set([...SPEC_FIELDS, 'kind', 'outHeight', 'outWidth']);
 
 /** Validate and normalize a spec into a frozen ConvLayer node. */
 export function conv2d(spec: ConvSpec): ConvLayer {
   if (typeof spec !== 'object' || spec === null) throw new SpecError('spec', spec, 'an object');
-  const known = new Set([
-    'batch',
-    'inChannels',
-    'outChannels',
-    'inHeight',
-    'inWidth',
-    'kernel',
-    'stride',
-    'padding',
-    'dilation',
-    'bias',
-    'inputGrad',
-    'density',
-    'kind',
-    'outHeight',
-    'outWidth',
-  ]);
   for (const key of Object.keys(spec)) {
-    if (!known.has(key)) {
-      const fields = [...known].filter((k) => !LAYER_ONLY_FIELDS.has(k)).join(', ');
-      throw new SpecError(key, (spec as unknown as Record<string, unknown>)[key], `no such field (one of ${fields})`);
+    if (!KNOWN_FIELDS.has(key)) {
+      const value = (spec as unknown as Record<string, unknown>)[key];
+      throw new SpecError(key, value, `no such field (one of ${SPEC_FIELDS.join(', ')})`);
     }
   }
   const batch = positiveInt(spec.batch, 'batch');

@@ -275,9 +275,9 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
     plane % isa.vectorWidth !== 0 &&
     plane < 16 * isa.vectorWidth &&
     g.reduceChannels >= 4 * g.rows;
-  const fewColumns =
-    ((cols <= 16 * isa.vectorWidth && 2 * g.reduceChannels >= g.rows) || crossingPlanes) && g.planesAllowed;
-  if (g.pointwiseUseful && cols >= 4 * isa.vectorWidth) return fewColumns ? 'direct' : 'pointwise';
+  const fewColumns = cols <= 16 * isa.vectorWidth && 2 * g.reduceChannels >= g.rows;
+  if (g.pointwiseUseful && cols >= 4 * isa.vectorWidth)
+    return (fewColumns || crossingPlanes) && g.planesAllowed ? 'direct' : 'pointwise';
   // Rows that leave direct's channel vectors partly empty run on planes where planes' tiles are
   // fuller (Zen 4, AVX-512, planes against direct: 20 kept rows in 32 lanes 1.64x, 22-24 of 32
   // 1.2-1.5x, 52 of 64 and 84-115 of 96-128 1.07-1.17x on 16-, 32- and 56-wide planes; where the
