@@ -14,7 +14,10 @@
 // (AB_COLD=1: one call per sample, caches evicted before each; AB_MASKS=random: kept channels drawn
 // at random, as the benchmark's masks are, instead of spread evenly: gaps of several pruned
 // channels, which evenly spread masks at d=0.5 never have; AB_ISA=avx2 builds for that ISA instead
-// of the widest this machine runs)
+// of the widest this machine runs; AB_PHASE=1: each round is tagged with how far apart the two cores
+// are (bench/core-distance.ts) and the medians are given for near and far rounds apart, over
+// AB_ROUNDS rounds, default 40: a VM's far phases last seconds, so ask for a few hundred; AB_PASSES=
+// fwd,bwd_data,bwd_weights: only those)
 // e.g. cp templates/engine/gemm.hpp /tmp/a.hpp, edit, then
 //      npx tsx bench/ab.ts templates/engine/gemm.hpp /tmp/a.hpp templates/engine/gemm.hpp.new "1024 256 14 8 1 1 512 128"
 // A change across several files: pass folders (e.g. git worktree copies of templates/ at two commits)
@@ -25,6 +28,7 @@ import { compileMaskedConv, type CompileOptions, type MaskedConv } from '../src/
 import { conv2d, type ConvSpec } from '../src/ir/conv.js';
 import { keptAtRandom, rng } from '../test/util.js';
 import { inBothOrders } from './alternate.js';
+import { CoreDistance, FAR_NS } from './core-distance.js';
 
 const [target, a, b, ...layers] = process.argv.slice(2);
 if (!target || !a || !b || layers.length === 0) {
@@ -59,7 +63,7 @@ const versions = [read(a), read(b)];
 const original = read(target);
 // Each sample runs at least MIN_CALLS calls and ~SAMPLE_MS of them: tiny layers (tens of µs) moved
 // 10-40% between processes at 3 calls a sample.
-const ROUNDS = 40,
+const ROUNDS = Number(process.env.AB_ROUNDS ?? 40),
   MIN_CALLS = 3,
   SAMPLE_MS = 2,
   WARMUP = 5;
@@ -75,6 +79,15 @@ const keptFlags = (n: number, k: number) =>
 const spread = (n: number, k: number) =>
   Array.from({ length: n }, (_, i) => (Math.floor(((i + 1) * k) / n) > Math.floor((i * k) / n) ? 1 : 0));
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
+const PASS_NAMES = ['fwd', 'bwd_data', 'bwd_weights'];
+const PASSES = process.env.AB_PASSES?.split(',') ?? PASS_NAMES;
+const distance = process.env.AB_PHASE === '1' ? new CoreDistance() : undefined;
+/** Medians (ms) of versions [A, B] of one pass, over all rounds and over near / far ones (AB_PHASE). */
+interface PassMedians {
+  all: number[];
+  near?: number[];
+  far?: number[];
+}
 
 /** A layer as "C K H batch kernel stride keptC keptK" (square, padding (kernel-1)/2) or as a
  * JSON ConvSpec whose density gives the kept counts. */
@@ -99,8 +112,8 @@ function parseLayer(text: string): { spec: ConvSpec; keptC: number; keptK: numbe
   return { spec, keptC, keptK };
 }
 
-/** Medians (ms) of versions [A, B] per pass, builds loaded (and instances created) in `order`. */
-async function measure(text: string, order: readonly number[]): Promise<number[][]> {
+/** Medians of versions [A, B] per pass, builds loaded (and instances created) in `order`. */
+async function measure(text: string, order: readonly number[]): Promise<PassMedians[]> {
   const { spec, keptC, keptK } = parseLayer(text);
   const { batch, inChannels: C, outChannels: K } = spec;
   const convs: MaskedConv[] = [];
@@ -129,12 +142,15 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
     (j) => convs[j].backwardData(dy, w, outputs[j].dx),
     (j) => convs[j].backwardWeights(dy, x, outputs[j].dw),
   ];
-  const medians = passes.map((pass) => {
+  const medians = passes.map((pass, p) => {
+    if (!PASSES.includes(PASS_NAMES[p])) return { all: [NaN, NaN] };
     const ms: number[][] = [[], []];
+    const far: boolean[] = []; // per kept round (AB_PHASE)
     const t = performance.now();
     for (let i = 0; i < MIN_CALLS; i++) pass(0);
     const calls = Math.max(MIN_CALLS, Math.ceil((SAMPLE_MS * MIN_CALLS) / (performance.now() - t)));
-    for (let round = 0; round < ROUNDS; round++)
+    for (let round = 0; round < ROUNDS; round++) {
+      if (distance && round >= WARMUP) far.push(distance.roundTripNs(5000) > FAR_NS);
       for (const j of round % 2 ? [1, 0] : [0, 1]) {
         if (evict) {
           evict.fill(round);
@@ -147,7 +163,12 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
         for (let i = 0; i < calls; i++) pass(j);
         if (round >= WARMUP) ms[j].push((performance.now() - t0) / calls);
       }
-    return ms.map(median);
+    }
+    const phase = (isFar: boolean) => {
+      const kept = ms.map((xs) => xs.filter((_, i) => far[i] === isFar));
+      return kept[0].length >= 5 ? kept.map(median) : undefined;
+    };
+    return { all: ms.map(median), near: distance && phase(false), far: distance && phase(true) };
   });
   convs.forEach((c) => c.dispose());
   return medians;
@@ -160,25 +181,31 @@ async function measure(text: string, order: readonly number[]): Promise<number[]
 // reported is the geometric mean of the two (each process's ratio in brackets).
 try {
   const both = await inBothOrders(async (reversed) => {
-    const results: number[][][] = [];
+    const results: PassMedians[][] = [];
     for (const text of layers) results.push(await measure(text, reversed ? [1, 0] : [0, 1]));
     return results;
   });
   if (both) {
     const [ab, ba] = both;
     layers.forEach((text, l) => {
-      const cells = ['fwd', 'bwd_data', 'bwd_weights'].map((name, p) => {
-        const [a1, b1] = ab[l][p],
-          [a2, b2] = ba[l][p];
-        const r1 = a1 / b1,
-          r2 = a2 / b2;
-        const ta = Math.sqrt(a1 * a2),
-          tb = Math.sqrt(b1 * b2);
-        return `${name} ${ta.toFixed(3)}/${tb.toFixed(3)} ms = ${Math.sqrt(r1 * r2).toFixed(3)}x [${r1.toFixed(2)}, ${r2.toFixed(2)}]`;
+      const cells = PASS_NAMES.flatMap((name, p) => {
+        if (!PASSES.includes(name)) return [];
+        const cell = (m1?: number[], m2?: number[]) => {
+          if (!m1 || !m2) return '-';
+          const r1 = m1[0] / m1[1],
+            r2 = m2[0] / m2[1];
+          const ta = Math.sqrt(m1[0] * m2[0]),
+            tb = Math.sqrt(m1[1] * m2[1]);
+          return `${ta.toFixed(3)}/${tb.toFixed(3)} ms = ${Math.sqrt(r1 * r2).toFixed(3)}x [${r1.toFixed(2)}, ${r2.toFixed(2)}]`;
+        };
+        const [x, y] = [ab[l][p], ba[l][p]];
+        if (!distance) return `${name} ${cell(x.all, y.all)}`;
+        return `${name} near ${cell(x.near, y.near)} far ${cell(x.far, y.far)}`;
       });
       console.log(`${text.padEnd(28)} A/B: ${cells.join('  ')}`);
     });
   }
 } finally {
   install(original);
+  await distance?.close();
 }

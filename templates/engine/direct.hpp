@@ -865,70 +865,96 @@ struct DirectWeights {
     });
   }
 
-  // Images blocking: blocks of images, each packed (dy and x of its images) and then reduced by
-  // all threads together. (Packing the whole batch up front took buffers of the batch's size:
-  // 32 MB for one 512->2048 1x1 on 7x7 planes at batch 64, first-touched once per kernel.)
+  // Images blocking: blocks of images (packing the whole batch up front took buffers of the
+  // batch's size: 32 MB for one 512->2048 1x1 on 7x7 planes at batch 64). Items are (panel,
+  // group, chunk of taps): few enough to keep each item's partial sums together, enough to feed
+  // every thread. Each thread owns one run of them for the whole call and packs, block by block,
+  // only the dy panels and x groups its run reads, into buffers of its own: no thread reads what
+  // another wrote until dw. With the packs shared, two threads on different CCDs (separate L3s,
+  // as a VM's vCPUs are now and then) moved every packed line between them twice a call (read,
+  // then written again by the next call): a 512->2048 1x1 on 7x7 at batch 8 ran 1.55x slower
+  // in those phases, one thread not at all. A run follows the larger operand's axis (panels when
+  // dy is larger than packed x), so each thread packs its share of it and all of the other.
   static void runImages(const float* dy, const float* x, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
                         int imagesPerBlock, Workspace& ws, int threads) {
     const int panels = (M + NR - 1) / NR, groups = (KC + MT - 1) / MT;
     if (panels == 0 || groups == 0) return;
     const int IB = std::min(imagesPerBlock, ws.n);
-    const long Mpad = (long)panels * NR, KCpad = (long)groups * MT;
-    // dyT[panel][image][p][q][NR] and xg[image][group][XH][XW][MT] (kept channels interleaved by
-    // group, groups padded with zero channels) of one block of images.
-    const long dyPanel = IB * PQ * NR;
-    float* dyT = ws.dyPack.get((size_t)IB * PQ * Mpad);
-    float* xg = ws.xPack.get((size_t)IB * KCpad * XHW);
-    // Items are (panel, group, chunk of taps): few enough to keep each item's partial sums
-    // together, enough to feed every thread. Partial sums [item][tap][MT][NR] accumulate over
-    // image blocks, then a last pass scatters them into dw, each thread its own run of panels
-    // (dw rows). Scattering as each item finished put consecutive items, which share their dw
-    // rows' cache lines, on both cores at once: that false sharing made a 512->2048 1x1 on a
-    // 7x7 plane at batch 2 3.5x slower.
+    const long dyPanel = IB * PQ * NR;  // a thread's dyT[panel][image][p][q][NR]; xg[image][group][XH][XW][MT]
     const int tapChunks = std::min<long>(RS, std::max<long>(1, (4L * threads + panels * groups - 1) / (panels * groups)));
     const int tapsPer = (RS + tapChunks - 1) / tapChunks;
     const long items = (long)panels * groups * tapChunks, tile = (long)MT * NR;
+    // Partial sums part[panel][group][chunk][tap][MT][NR] accumulate over image blocks; then
+    // each thread scatters its own items into dw (or writeRows writes whole rows).
     float* part = ws.aPack.get((size_t)items * tapsPer * tile);
-    for (int n0 = 0; n0 < ws.n; n0 += IB) {
-      const int nb = std::min(ws.n - n0, IB);
-      parallel(threads, [&] {
-#pragma omp for collapse(2) schedule(static) nowait
-        for (int b = 0; b < nb; ++b)
-          for (long pq0 = 0; pq0 < PQ; pq0 += 16)
-            packDyT(dy, rows, M, panels, dyPanel, NR, n0 + b, pq0, std::min(PQ, pq0 + 16), dyT + ((long)b * PQ + pq0) * NR);
-#pragma omp for collapse(2) schedule(static)
-        for (int b = 0; b < nb; ++b)
-          for (int g = 0; g < groups; ++g) packXg(x, ci, KC, n0 + b, g, 0, XHW, xg + ((long)b * groups + g) * XGROUP);
-        // (the loop's barrier: the block is packed)
-#pragma omp for schedule(dynamic, 1)
-        for (long item = 0; item < items; ++item) {
-          const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
-          float* buf = part + item * tapsPer * tile;
-          const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
-          for (int tap = t0; tap < t1; ++tap) {
-            simd::vec acc[MT][NV];
-            zeroTile(acc);
-            tapTile(tap, nb, 0, L::P, 0, 0, dyT + pm * dyPanel, PQ * NR, NR, xg + (long)g * XGROUP, KCpad * XHW, acc);
-            float* p = buf + (tap - t0) * tile;
-            for (int m = 0; m < MT; ++m)
-              for (int v = 0; v < NV; ++v)
-                simd::storeu(p + m * NR + v * VW, n0 == 0 ? acc[m][v] : simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
-          }
-        }
-      });
-    }
-    if constexpr (WHOLE_ROWS) {
-      writeRows(part, groups, dw, rows, M, ci, KC, ws, threads);
-      return;
+    const bool byPanels = (long)M * PQ >= (long)KC * XHW;
+    auto decode = [&](long k, int& pm, int& g, int& chunk) {  // owners' order -> item
+      chunk = (int)(k % tapChunks);
+      const long u = k / tapChunks;
+      pm = (int)(byPanels ? u / groups : u % panels);
+      g = (int)(byPanels ? u % groups : u / panels);
+    };
+    struct Run {
+      long k0, k1;         // items [k0, k1) of the owners' order
+      int pa, pb, ga, gb;  // the panels and groups they read
+    };
+    auto runOf = [&](int owner) {
+      Run r{items * owner / threads, items * (owner + 1) / threads, 0, 0, 0, 0};
+      if (r.k0 >= r.k1) return r;
+      int p0, g0, p1, g1, c;
+      decode(r.k0, p0, g0, c);
+      decode(r.k1 - 1, p1, g1, c);
+      const bool one = byPanels ? p0 == p1 : g0 == g1;  // within one unit of its axis: a range of the other
+      r.pa = byPanels || one ? p0 : 0, r.pb = byPanels || one ? p1 + 1 : panels;
+      r.ga = !byPanels || one ? g0 : 0, r.gb = !byPanels || one ? g1 + 1 : groups;
+      return r;
+    };
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
+      const Run r = runOf(t);
+      if (r.k0 < r.k1) ws.bBlock[t].get((size_t)(r.pb - r.pa) * dyPanel + (size_t)IB * (r.gb - r.ga) * XGROUP);
     }
     parallel(threads, [&] {
-#pragma omp for schedule(static)
-      for (long item = 0; item < items; ++item) {
-        const int g = (int)(item % groups), pm = (int)(item / groups % panels), chunk = (int)(item / groups / panels);
-        const int t0 = chunk * tapsPer;
-        scatter(part + item * tapsPer * tile, dw, rows, M, ci, KC, pm, g, t0, std::min(RS, t0 + tapsPer));
+      for (int owner = omp_get_thread_num(); owner < threads; owner += omp_get_num_threads()) {
+        const Run r = runOf(owner);
+        if (r.k0 >= r.k1) continue;
+        float* dyT = ws.bBlock[owner].data;
+        float* xg = dyT + (r.pb - r.pa) * dyPanel;
+        const long xImg = (long)(r.gb - r.ga) * XGROUP;
+        const int m0 = r.pa * NR, m1 = std::min(M, r.pb * NR);
+        for (int n0 = 0; n0 < ws.n; n0 += IB) {
+          const int nb = std::min(ws.n - n0, IB);
+          for (int b = 0; b < nb; ++b) {
+            packDyT(dy, rows + m0, m1 - m0, r.pb - r.pa, dyPanel, NR, n0 + b, 0, PQ, dyT + (long)b * PQ * NR);
+            for (int g = r.ga; g < r.gb; ++g) packXg(x, ci, KC, n0 + b, g, 0, XHW, xg + b * xImg + (g - r.ga) * XGROUP);
+          }
+          for (long k = r.k0; k < r.k1; ++k) {
+            int pm, g, chunk;
+            decode(k, pm, g, chunk);
+            float* buf = part + (((long)pm * groups + g) * tapChunks + chunk) * tapsPer * tile;
+            const int t0 = chunk * tapsPer, t1 = std::min(RS, t0 + tapsPer);
+            for (int tap = t0; tap < t1; ++tap) {
+              simd::vec acc[MT][NV];
+              zeroTile(acc);
+              tapTile(tap, nb, 0, L::P, 0, 0, dyT + (pm - r.pa) * dyPanel, PQ * NR, NR, xg + (g - r.ga) * XGROUP, xImg, acc);
+              float* p = buf + (tap - t0) * tile;
+              for (int m = 0; m < MT; ++m)
+                for (int v = 0; v < NV; ++v)
+                  simd::storeu(p + m * NR + v * VW, n0 == 0 ? acc[m][v] : simd::add(simd::loadu(p + m * NR + v * VW), acc[m][v]));
+            }
+          }
+        }
+        if constexpr (!WHOLE_ROWS)
+          for (long k = r.k0; k < r.k1; ++k) {
+            int pm, g, chunk;
+            decode(k, pm, g, chunk);
+            const int t0 = chunk * tapsPer;
+            scatter(part + (((long)pm * groups + g) * tapChunks + chunk) * tapsPer * tile, dw, rows, M, ci, KC, pm, g, t0,
+                    std::min(RS, t0 + tapsPer));
+          }
       }
     });
+    if constexpr (WHOLE_ROWS) writeRows(part, groups, dw, rows, M, ci, KC, ws, threads);
   }
 
   // A stride-1 1x1's sums, part[panel][group][MT][NR], into dw VW gradient rows at a time, whole:

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "2af05e49149428711bee217e3e292ee313b9763b3e45a963739821e9c3b49065";
+const char ADDON_KEY[] = "8a295ad833497d328fcfe95e2cbe4e2f159c31a44b9601b9d07572ab342643d0";
 }  // namespace maskacc
