@@ -102,6 +102,10 @@ const ADDED: ConvSpec[] = [
   { batch: 2, inChannels: 9, outChannels: 8, inHeight: 9, inWidth: 17, kernel: 3, padding: 1 },
   { batch: 2, inChannels: 8, outChannels: 9, inHeight: 9, inWidth: 17, kernel: 3, padding: 1, bias: true },
   { batch: 2, inChannels: 10, outChannels: 7, inHeight: 15, inWidth: 23, kernel: 3, stride: 2, padding: 1 },
+  // Weights outweigh the packed source: each thread packs its own run of weight panels and runs
+  // them over every block (DirectPass owned panels), one block and three.
+  { batch: 1, inChannels: 128, outChannels: 256, inHeight: 5, inWidth: 6, kernel: 3, padding: 1 },
+  { batch: 3, inChannels: 128, outChannels: 192, inHeight: 7, inWidth: 7, kernel: 3, padding: 1, bias: true },
 ];
 export const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r0)), ...ADDED];
 

@@ -296,16 +296,16 @@ struct DirectPass {
   // Positions past a phase's count land past the row (b >= DST_B): a tile is staged whole.
   static constexpr long STAGE_POSITIONS = V::DST_B + (long)MQ * V::BSTEP;
 
-  // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR];
-  // row i's weight is w[wRow(row i) + redOff[c, tap]]. With one tap class the panel is in
-  // redOff's order, whose entries come in runs lying side by side in every row (a kept channel's
-  // R*S taps): transposed in registers a run at a time (gatherRunsTransposed). Short runs (1x1:
-  // consecutive kept channels) go window by window where rows lie along w (forward,
-  // gatherRowsTransposed); the rest, several classes included, NR loads per entry. (Writing the
-  // panel one row at a time stored one float per cache line: a fifth of a 3x3 forward with 256
-  // kept channels on a 7x7 plane.)
-  static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
-                            int threads) {
+  // How this call's panels are packed: decided once (by the calling thread), then filled panel by
+  // panel (packPanel), by whichever thread runs them.
+  struct WeightPack {
+    float* out;
+    long rowsT;
+    int slices;  // reduction slices per panel (packW spreads 1-2 large panels over the threads)
+    bool byRuns, byRows;
+    long nChunks;
+  };
+  static WeightPack planW(const int32_t* kIdx, int M, int KC, Workspace& ws, int threads) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
     constexpr int T = TAPS.count;
     constexpr bool ONE_CLASS = UsedTaps<V>::CLASSES == 1;
@@ -335,45 +335,67 @@ struct DirectPass {
     const long nChunks = byRows ? (long)ws.rowChunks.size() : 0;
     const bool sliced = panels < 2 * threads && rowsT * NR >= 16384;
     const int slices = !sliced ? 1 : (int)std::min<long>(byRows ? nChunks : KC, (2 * threads + panels - 1) / panels);
+    return {out, rowsT, slices, byRuns, byRows, nChunks};
+  }
+
+  // Weights of kept rows x kept reduction channels, NR rows innermost: W[panel][c][used tap][NR];
+  // row i's weight is w[wRow(row i) + redOff[c, tap]]. With one tap class the panel is in
+  // redOff's order, whose entries come in runs lying side by side in every row (a kept channel's
+  // R*S taps): transposed in registers a run at a time (gatherRunsTransposed). Short runs (1x1:
+  // consecutive kept channels) go window by window where rows lie along w (forward,
+  // gatherRowsTransposed); the rest, several classes included, NR loads per entry. (Writing the
+  // panel one row at a time stored one float per cache line: a fifth of a 3x3 forward with 256
+  // kept channels on a 7x7 plane.)
+  static const float* packW(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC, Workspace& ws,
+                            int threads) {
+    const WeightPack p = planW(kIdx, M, KC, ws, threads);
+    const int panels = (M + NR - 1) / NR;
     parallel(threads, [&] {
 #pragma omp for schedule(static)
-      for (int item = 0; item < panels * slices; ++item) {
-        const int pm = item / slices, slice = item % slices;
-        float* panel = out + (long)pm * rowsT * NR;
-        // The last panel's rows past M repeat row M - 1: their lanes are computed and never
-        // stored (zeroing them took a select per element: a quarter of a 16-channel call on a
-        // 1x1 plane, whose 32-lane tile is half padding).
-        const int rows = std::min(NR, M - pm * NR);
-        const float* src[NR];
-        for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
-        // This slice: reduction channels [c0, c1), entries [t0, t1).
-        const int c0 = (int)((long)KC * slice / slices), c1 = (int)((long)KC * (slice + 1) / slices);
-        const long t0 = (long)c0 * T, t1 = (long)c1 * T;
-        if (byRuns) {
-          gatherRunsTransposed<NR>(src, redOff + t0, t1 - t0, panel + t0 * NR);
-        } else if (byRows) {
-          const RowChunk* chunks = ws.rowChunks.data();
-          gatherRowsTransposed<NR>(src, chunks + nChunks * slice / slices, chunks + nChunks * (slice + 1) / slices, panel);
-        } else if constexpr (V::wRow(1) - V::wRow(0) == 1) {
-          packNeighbourRows(w, mIdx + pm * NR, rows, redOff + t0, t1 - t0, panel + t0 * NR);
-        } else {
-          // Backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
-          // within a few KiB, and the next kept k's are C*R*S floats on: ask for those of the k PACK_AHEAD on
-          // while this one is copied (the prefetchers do not follow jumps between k, and the pack
-          // waited on them: a seventh of a stride-2 3x3 backward-data on 14x14).
-          for (long t = t0; t < t1; ++t) {
-            const int32_t o = redOff[t];
-            const int c = (int)(t / T), u = (int)(t % T);
-            if (u == 0 && t + PACK_AHEAD * T < t1)
-              for (int i = 0; i < NR; ++i) __builtin_prefetch(src[i] + redOff[t + PACK_AHEAD * T]);
-            float* entry = panel + weightOffset(c, u, KC);
-#pragma GCC unroll 16
-            for (int i = 0; i < NR; ++i) entry[i] = src[i][o];
-          }
-        }
-      }
+      for (int item = 0; item < panels * p.slices; ++item) packPanel(p, w, mIdx, M, KC, ws, item / p.slices, item % p.slices);
     });
-    return out;
+    return p.out;
+  }
+
+  // Slice `slice` of panel pm (packW).
+  static void packPanel(const WeightPack& p, const float* w, const int32_t* mIdx, int M, int KC, Workspace& ws, int pm,
+                        int slice) {
+    constexpr int T = TAPS.count;
+    const int slices = p.slices;
+    const long nChunks = p.nChunks;
+    const int32_t* redOff = ws.redOff.v.data();
+    float* panel = p.out + (long)pm * p.rowsT * NR;
+    // The last panel's rows past M repeat row M - 1: their lanes are computed and never
+    // stored (zeroing them took a select per element: a quarter of a 16-channel call on a
+    // 1x1 plane, whose 32-lane tile is half padding).
+    const int rows = std::min(NR, M - pm * NR);
+    const float* src[NR];
+    for (int i = 0; i < NR; ++i) src[i] = w + V::wRow(mIdx[pm * NR + std::min(i, rows - 1)]);
+    // This slice: reduction channels [c0, c1), entries [t0, t1).
+    const int c0 = (int)((long)KC * slice / slices), c1 = (int)((long)KC * (slice + 1) / slices);
+    const long t0 = (long)c0 * T, t1 = (long)c1 * T;
+    if (p.byRuns) {
+      gatherRunsTransposed<NR>(src, redOff + t0, t1 - t0, panel + t0 * NR);
+    } else if (p.byRows) {
+      const RowChunk* chunks = ws.rowChunks.data();
+      gatherRowsTransposed<NR>(src, chunks + nChunks * slice / slices, chunks + nChunks * (slice + 1) / slices, panel);
+    } else if constexpr (V::wRow(1) - V::wRow(0) == 1) {
+      packNeighbourRows(w, mIdx + pm * NR, rows, redOff + t0, t1 - t0, panel + t0 * NR);
+    } else {
+      // Backward-data: entry (k, tap) of row c is w[k][c][tap]. The rows' entries for one k lie
+      // within a few KiB, and the next kept k's are C*R*S floats on: ask for those of the k PACK_AHEAD on
+      // while this one is copied (the prefetchers do not follow jumps between k, and the pack
+      // waited on them: a seventh of a stride-2 3x3 backward-data on 14x14).
+      for (long t = t0; t < t1; ++t) {
+        const int32_t o = redOff[t];
+        const int c = (int)(t / T), u = (int)(t % T);
+        if (u == 0 && t + PACK_AHEAD * T < t1)
+          for (int i = 0; i < NR; ++i) __builtin_prefetch(src[i] + redOff[t + PACK_AHEAD * T]);
+        float* entry = panel + weightOffset(c, u, KC);
+#pragma GCC unroll 16
+        for (int i = 0; i < NR; ++i) entry[i] = src[i][o];
+      }
+    }
   }
 
   // A panel of a 1x1 backward-data: its rows are kept input channels, neighbours in w, so entry
@@ -439,12 +461,19 @@ struct DirectPass {
     // columns of one destination row on both cores at once, false-sharing its lines (a stride-2
     // backward-data with 8 kept channels ran 2-4x slower than with the phases in one item).
     const long baseItems = (long)((ws.n + NB - 1) / NB) * ROW_BLOCKS;
-    const int perItem = panelsPerItem(panels, baseItems, threads);
+    // Owned panels: where the packed weights outweigh the packed source of all blocks, each thread
+    // packs a run of panels and runs only those over every block (packing each block's source
+    // itself). Read by both threads, the weights crossed between cores once a call, and twice when
+    // the cores sit on different CCDs (read, then invalidated by the next call's pack).
+    const long wFloats = (long)panels * KC * TAPS.count * NR, srcFloats = baseItems * KC * NB * IMG;
+    const bool owned = threads > 1 && wFloats >= srcFloats && (panels % threads == 0 || panels >= 4 * threads);
+    const int perItem = owned ? (panels + threads - 1) / threads : panelsPerItem(panels, baseItems, threads);
     const int chunks = (panels + perItem - 1) / perItem;
     const long items = baseItems * chunks;
     // One item (a tile of 4 images on a 4x4 plane, one panel): a second thread would only wait.
     if (items < threads) threads = (int)items;
-    const float* Wp = packW(w, mIdx, M, kIdx, KC, ws, threads);
+    const WeightPack wp = owned ? planW(kIdx, M, KC, ws, 1) : WeightPack{};
+    const float* Wp = owned ? wp.out : packW(w, mIdx, M, kIdx, KC, ws, threads);
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);
@@ -459,8 +488,7 @@ struct DirectPass {
       int32_t* xOff = ws.bOff[tid].v.data();
       float* stage = STAGED ? ws.lanePack[tid].data : nullptr;
       long packedBlock = -1;  // consecutive chunks of one block reuse its pack (the whole input, on small planes)
-#pragma omp for schedule(dynamic, 1)
-      for (long item = 0; item < items; ++item) {
+      auto runItem = [&](long item) __attribute__((always_inline)) {
         const int chunk = (int)(item % chunks);
         const long rest = item / chunks;
         const int a0 = (int)(rest % ROW_BLOCKS) * ROWS_PER_BLOCK, a1 = std::min(V::DST_A, a0 + ROWS_PER_BLOCK);
@@ -500,6 +528,16 @@ struct DirectPass {
             if constexpr (STAGED) flushRow(stage, dst, bias, mIdx, M, pm, n0, a);
           }
         }
+      };
+      if (owned) {  // chunk = thread: its panels, then every block
+        for (int chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
+          for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm)
+            packPanel(wp, w, mIdx, M, KC, ws, pm, 0);
+          for (long rest = 0; rest < baseItems; ++rest) runItem(rest * chunks + chunk);
+        }
+      } else {
+#pragma omp for schedule(dynamic, 1)
+        for (long item = 0; item < items; ++item) runItem(item);
       }
     });
   }

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "8a295ad833497d328fcfe95e2cbe4e2f159c31a44b9601b9d07572ab342643d0";
+const char ADDON_KEY[] = "4b46f30aafb409e39f6b560ed7c6e58b1fd4c9f74a99df8f8dea65bc71564573";
 }  // namespace maskacc
