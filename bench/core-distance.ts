@@ -36,8 +36,18 @@ export class CoreDistance {
   );
   private seq = 0;
 
-  /** Mean round trip in ns over `n` exchanges (a few ms); the calling thread sleeps meanwhile. */
-  roundTripNs(n = 10000): number {
+  /**
+   * Round trip in ns: the least mean of three runs of `n` exchanges (a few ms in all; the calling
+   * thread sleeps meanwhile). A run during which the OS ran something else on either core reads
+   * several times too long; so does one right after other threads' work, while their pools
+   * (OpenMP's, OpenBLAS's) still spin: `settleMs` waits first.
+   */
+  roundTripNs(n = 3000, settleMs = 0): number {
+    if (settleMs > 0) Atomics.wait(this.f, 6, 0, settleMs);
+    return Math.min(this.run(n), this.run(n), this.run(n));
+  }
+
+  private run(n: number): number {
     const cmd = ++this.seq;
     Atomics.store(this.f, 4, n);
     Atomics.store(this.f, 0, cmd);

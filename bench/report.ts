@@ -1,5 +1,6 @@
 // Turns raw benchmark samples into statistics, model summaries, the Markdown report and the
 // speedup SVG. Pure functions over plain data (no I/O, no native code), so they are unit-tested.
+import { FAR_NS } from './core-distance.js';
 
 export type Pass = 'fwd' | 'bwd_data' | 'bwd_weights';
 export const PASSES: readonly Pass[] = ['fwd', 'bwd_data', 'bwd_weights'];
@@ -112,6 +113,8 @@ export interface BenchRun {
     };
     /** 1-minute load average at start and end: how contended the (shared) machine was. */
     loadAverage?: { start: number; end: number };
+    /** Round trip of a cache line between the two threads' cores before each timed rep, ns (older results lack it). */
+    coreDistanceNs?: number[];
     versions: Record<string, string>;
   };
   models: ModelRun[];
@@ -647,7 +650,8 @@ export function renderMarkdown(run: BenchRun): string {
       `% of peak uses the max, ${m.peakGflops.used.toFixed(0)} (each reading is the best of a 1 s run and short bursts).` +
       (m.loadAverage
         ? ` Load average (1 min): ${m.loadAverage.start.toFixed(2)} at start, ${m.loadAverage.end.toFixed(2)} at end.`
-        : ''),
+        : '') +
+      coreDistanceText(m.coreDistanceNs),
     '',
     `Versions: ${versions}.`,
     '',
@@ -908,4 +912,16 @@ export function renderSpeedupSvg(run: BenchRun): string {
     '</svg>',
     '',
   ].join('\n');
+}
+
+/** The reps' core distances: how many ran with the threads' cores on different CCDs. */
+function coreDistanceText(ns: number[] | undefined): string {
+  if (!ns?.length) return '';
+  const sorted = [...ns].sort((a, b) => a - b);
+  const far = ns.filter((v) => v > FAR_NS).length;
+  return (
+    ` Core distance (a cache line's round trip between the two threads' cores, before each timed rep): ` +
+    `median ${sorted[sorted.length >> 1].toFixed(0)} ns; ${far} of ${ns.length} reps over ${FAR_NS} ns, ` +
+    `cores on different CCDs, where kernels whose threads share packed data run slower (bench/core-distance.ts).`
+  );
 }

@@ -17,6 +17,7 @@ import {
 } from '../src/index.js';
 import { cpuModel, supportedIsas } from '../src/schedule/isa.js';
 import { keptAtRandom, rng, type Rng } from '../test/util.js';
+import { CoreDistance } from './core-distance.js';
 import { loadBaselines, type Baselines, type DenseBaseline } from './baselines.js';
 import { convCount, MODELS, withBatch, type Model, type ModelKey, type ModelLayer } from './models.js';
 import {
@@ -500,6 +501,11 @@ function slots(lc: LayerCase): Slot[] {
   return out;
 }
 
+// How far apart the two cores were before each timed rep of the models (bench/core-distance.ts):
+// a VM's vCPUs sit on one CCD or on two by turns, and kernels run slower on two.
+let coreDistance: CoreDistance;
+const coreDistanceNs: number[] = [];
+
 /**
  * Interleaved rounds: per rep, per layer, per pass, each contender once, starting at a rotating
  * offset so no contender always runs first (cold caches) or right after the same neighbour.
@@ -508,6 +514,7 @@ function timeRounds(cases: LayerCase[], pool: OutputPool, o: Options, label: str
   const total = o.warmup + o.reps;
   for (let rep = 0; rep < total; rep++) {
     const warm = rep < o.warmup;
+    if (!warm) coreDistanceNs.push(coreDistance.roundTripNs(2000, 150));
     progress(`${label}: rep ${rep + 1}/${total}${warm ? ' (warm-up)' : ''}`);
     cases.forEach((lc, li) => {
       const out = pool.for(lc.layer);
@@ -1013,6 +1020,7 @@ async function main(): Promise<void> {
   progress(`options: ${JSON.stringify(o)}`);
   const b = await loadBaselines();
   b.setThreads(o.threads);
+  coreDistance = new CoreDistance();
   const loadStart = loadavg()[0];
   const peakStart = await measurePeak(b, o.threads);
   progress(
@@ -1047,11 +1055,14 @@ async function main(): Promise<void> {
         readings: { start: peakStart, end: peakEnd },
       },
       loadAverage: { start: loadStart, end: loadEnd },
+      coreDistanceNs,
       versions: { ...versions(), ...(torchVersion ? { torch: torchVersion } : {}) },
     },
     models,
     ...(runtime ? { runtime } : {}),
   };
+  await coreDistance.close();
+  await coreDistance.close();
   const markdown = renderMarkdown(run);
   writeResults(run, markdown, o.out);
   process.stdout.write(markdown);

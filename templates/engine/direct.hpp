@@ -474,6 +474,7 @@ struct DirectPass {
     if (items < threads) threads = (int)items;
     const WeightPack wp = owned ? planW(kIdx, M, KC, ws, 1) : WeightPack{};
     const float* Wp = owned ? wp.out : packW(w, mIdx, M, kIdx, KC, ws, threads);
+    omp_set_schedule(owned ? omp_sched_static : omp_sched_dynamic, 1);
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);
@@ -488,7 +489,18 @@ struct DirectPass {
       int32_t* xOff = ws.bOff[tid].v.data();
       float* stage = STAGED ? ws.lanePack[tid].data : nullptr;
       long packedBlock = -1;  // consecutive chunks of one block reuse its pack (the whole input, on small planes)
-      auto runItem = [&](long item) __attribute__((always_inline)) {
+      if (owned) {
+        if (omp_get_num_threads() == chunks) {  // chunk tid's panels: the loop below gives it chunk tid's items
+          for (int pm = tid * perItem; pm < std::min(panels, (tid + 1) * perItem); ++pm) packPanel(wp, w, mIdx, M, KC, ws, pm, 0);
+        } else {  // a smaller team than asked for: pack together, then any thread may run any panel
+#pragma omp for schedule(static)
+          for (int pm = 0; pm < panels; ++pm) packPanel(wp, w, mIdx, M, KC, ws, pm, 0);
+        }
+      }
+      // Owned: static round robin, so item rest * chunks + tid (every block, panels of chunk tid)
+      // runs on thread tid (chunks == threads); else dynamic (omp_set_schedule above).
+#pragma omp for schedule(runtime)
+      for (long item = 0; item < items; ++item) {
         const int chunk = (int)(item % chunks);
         const long rest = item / chunks;
         const int a0 = (int)(rest % ROW_BLOCKS) * ROWS_PER_BLOCK, a1 = std::min(V::DST_A, a0 + ROWS_PER_BLOCK);
@@ -528,16 +540,6 @@ struct DirectPass {
             if constexpr (STAGED) flushRow(stage, dst, bias, mIdx, M, pm, n0, a);
           }
         }
-      };
-      if (owned) {  // chunk = thread: its panels, then every block
-        for (int chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
-          for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm)
-            packPanel(wp, w, mIdx, M, KC, ws, pm, 0);
-          for (long rest = 0; rest < baseItems; ++rest) runItem(rest * chunks + chunk);
-        }
-      } else {
-#pragma omp for schedule(dynamic, 1)
-        for (long item = 0; item < items; ++item) runItem(item);
       }
     });
   }

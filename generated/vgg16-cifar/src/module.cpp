@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "4b46f30aafb409e39f6b560ed7c6e58b1fd4c9f74a99df8f8dea65bc71564573";
+const char ADDON_KEY[] = "6990a56b0e19e8411c92d02dfdc20607bf0f4a0e79940bd2c8ff837e4adab546";
 }  // namespace maskacc
