@@ -474,7 +474,6 @@ struct DirectPass {
     if (items < threads) threads = (int)items;
     const WeightPack wp = owned ? planW(kIdx, M, KC, ws, 1) : WeightPack{};
     const float* Wp = owned ? wp.out : packW(w, mIdx, M, kIdx, KC, ws, threads);
-    omp_set_schedule(owned ? omp_sched_static : omp_sched_dynamic, 1);
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);
@@ -482,6 +481,12 @@ struct DirectPass {
       ws.bOff[t].get(RS);
       if (STAGED) ws.lanePack[t].get((size_t)NR * STAGE_POSITIONS);
     }
+    // The item loop's schedule(runtime) reads this thread's run-sched-var: set for the call, then
+    // given back (other OpenMP code in the process may read it too).
+    omp_sched_t callerKind;
+    int callerChunk;
+    omp_get_schedule(&callerKind, &callerChunk);
+    omp_set_schedule(owned ? omp_sched_static : omp_sched_dynamic, 1);
     parallel(threads, [&] {
       const int tid = omp_get_thread_num();
       float* pack = ws.bBlock[tid].data;
@@ -542,6 +547,7 @@ struct DirectPass {
         }
       }
     });
+    omp_set_schedule(callerKind, callerChunk);
   }
 
   // Offsets of the valid taps for destination row a, phase ph, column j, relative to a channel

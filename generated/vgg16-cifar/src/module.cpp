@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "6990a56b0e19e8411c92d02dfdc20607bf0f4a0e79940bd2c8ff837e4adab546";
+const char ADDON_KEY[] = "40708cbe052d9b60a866dc6a450545df66fcbf4281f56c6560a29d4ff6c4c983";
 }  // namespace maskacc
