@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { compileMaskedConv, type ConvSpec } from '../src/index.js';
 import { cpuModel, supportedIsas } from '../src/schedule/isa.js';
 import { loadBaselines, outputSize, type BaselineConvSpec } from './baselines.js';
+import { CoreDistance, FAR_NS } from './core-distance.js';
 import { relL2 } from './report.js';
 
 const args = process.argv.slice(2);
@@ -132,6 +133,8 @@ const random = (n: number) => Float32Array.from({ length: n }, () => Math.random
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1];
 
 const b = await loadBaselines();
+const distance = new CoreDistance();
+let farPasses = 0;
 let peak = 0;
 for (let i = 0; i < 5; i++) peak = Math.max(peak, b.measurePeakGflops(threads, 0.05));
 const rows: string[] = [];
@@ -196,6 +199,8 @@ for (const [n, { family, name, spec: s }] of shapes.entries()) {
     if (!(e <= 1e-4)) throw new Error(`${family} ${name} ${pass}: relative L2 ${e} against oneDNN`);
     const ta: number[] = [],
       tc: number[] = [];
+    const far = distance.roundTripNs(2000, 150) > FAR_NS; // before the rounds: which phase they ran in
+    farPasses += far ? 1 : 0;
     for (let r = 0; r < 12; r++) {
       let t0 = performance.now();
       for (let i = 0; i < reps; i++) a();
@@ -211,7 +216,7 @@ for (const [n, { family, name, spec: s }] of shapes.entries()) {
       mc = median(tc);
     const pct = (ms: number) => `${((flops / ms / 1e6 / peak) * 100).toFixed(0)}%`;
     rows.push(
-      `| ${family} | ${name} | ${pass} | ${ma.toPrecision(3)} | ${pct(ma)} | ${pct(mc)} | ${(mc / ma).toFixed(2)}x |`,
+      `| ${family} | ${name} | ${pass} | ${ma.toPrecision(3)} | ${pct(ma)} | ${pct(mc)} | ${(mc / ma).toFixed(2)}x | ${far ? 2 : 1} |`,
     );
     console.log(rows[rows.length - 1]);
   }
@@ -224,10 +229,13 @@ const text = [
   '',
   'Warm: outputs passed in and reused, 10 rounds of interleaved loops of at least 3 calls and ~2 GFLOP each after 2 warm-up rounds, medians. % of peak counts kept FLOPs. "no-copy" is oneDNN 2.6 on the kept shapes with the operands gathered once beforehand; "vs no-copy" = its ms / maskacc ms (> 1: maskacc faster). maskacc writes full outputs (pruned channels as zeros), no-copy only the kept ones.',
   '',
-  '| family | layer | pass | maskacc ms | % peak | no-copy % peak | vs no-copy |',
-  '|:---|:---|:---|---:|---:|---:|---:|',
+  `CCDs: whether the two threads' cores shared an L3 (1) or not (2) when the pass was timed, from a cache line's round trip between them (bench/core-distance.ts); ${farPasses} of ${rows.length} passes ran on two, where kernels whose threads share packed data run slower.`,
+  '',
+  '| family | layer | pass | maskacc ms | % peak | no-copy % peak | vs no-copy | CCDs |',
+  '|:---|:---|:---|---:|---:|---:|---:|---:|',
   ...rows,
   '',
 ].join('\n');
+await distance.close();
 if (out) writeFileSync(out, text);
 else if (!filter) console.log(`\n${text}`);
