@@ -130,6 +130,7 @@ function gemmArgs(g: ConvPassPlan, isBackwardData: boolean) {
     nv: g.NV,
     call,
     flip: isBackwardData && g.source === 'planes' ? 'true' : 'false',
+    pointwise: g.source === 'pointwise' ? 'true' : 'false',
     view: g.subsampled ? 'SubsampledDxView' : 'BackwardDataView',
     subsampled: g.subsampled,
   };

@@ -121,6 +121,7 @@ struct Workspace {
   IntBuffer rowOff;  // packed weights: w offset of each row (GemmPass::packA, transposed weights)
   std::vector<RowChunk> rowChunks;  // redOff in gatherRowsTransposed's chunks (forward)
   Buffer aPack, dyPack, xPack;
+  const float* ownedW = nullptr;  // GemmPass::packA left the panels to the pointwise runner's threads (these weights)
   void ensureThreads(int t) {
     if ((int)bBlock.size() < t) { bBlock.resize(t); lanePack.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
   }

@@ -24,8 +24,13 @@ struct GemmPass {
   // so a panel row is MR plain loads through one offset table (a per-element index computation
   // cost 5 cycles an element: a fifth of a 1x1 forward on a 7x7 plane). Forward panels, whose rows
   // lie along w, go through gatherRowsTransposed instead (engine/common.hpp).
+  //
+  // Pointwise forwards (`runner` = pointwise) whose weights outweigh their source (kept filters at
+  // least the columns: 7x7 planes at small batches) leave the panels to runPointwise, where each
+  // thread packs the run of panels it computes (ws.ownedW): read by both threads, the packed
+  // weights crossed between the cores, twice a call when those sat on different CCDs.
   static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
-                            bool flipTaps, Workspace& ws, int threads) {
+                            bool flipTaps, Workspace& ws, int threads, bool pointwise = false) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
     const int panels = (M + MR - 1) / MR;
     const long rows = (long)KC * RS;
@@ -39,22 +44,32 @@ struct GemmPass {
       }
     // Forward: each row's weights lie along it, in order (flipped taps are not); else by blocks.
     const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rows, ws.rowChunks);
+    ws.ownedW = nullptr;
     if (!byRows) return packTransposed(w, mIdx, M, rows, A, ws, threads);
+    if (pointwise && threads > 1 && (long)M >= (long)ws.n * DST_PLANE &&
+        (panels % threads == 0 || panels >= 4 * threads)) {
+      ws.ownedW = w;
+      return A;
+    }
     parallel(threads, [&] {
 #pragma omp for schedule(static)
-      for (int pm = 0; pm < panels; ++pm) {
-        float* out = A + (long)pm * rows * MR;
-        if ((pm + 1) * MR <= M) {
-          const float* src[MR];
-          for (int i = 0; i < MR; ++i) src[i] = w + V::wRow(mIdx[pm * MR + i]);
-          gatherRowsTransposed<MR>(src, ws.rowChunks, out);
-        } else {  // the last, partial panel: rows past M are zeros
-          for (long t = 0; t < rows; ++t, out += MR)
-            for (int i = 0; i < MR; ++i) out[i] = pm * MR + i < M ? w[V::wRow(mIdx[pm * MR + i]) + redOff[t]] : 0.f;
-        }
-      }
+      for (int pm = 0; pm < panels; ++pm) packRowsPanel(w, mIdx, M, rows, A, ws, pm);
     });
     return A;
+  }
+
+  // Panel pm of packA's row-wise pack.
+  static void packRowsPanel(const float* w, const int32_t* mIdx, int M, long rows, float* A, const Workspace& ws, int pm) {
+    float* out = A + (long)pm * rows * MR;
+    if ((pm + 1) * MR <= M) {
+      const float* src[MR];
+      for (int i = 0; i < MR; ++i) src[i] = w + V::wRow(mIdx[pm * MR + i]);
+      gatherRowsTransposed<MR>(src, ws.rowChunks, out);
+    } else {  // the last, partial panel: rows past M are zeros
+      const int32_t* redOff = ws.redOff.v.data();
+      for (long t = 0; t < rows; ++t, out += MR)
+        for (int i = 0; i < MR; ++i) out[i] = pm * MR + i < M ? w[V::wRow(mIdx[pm * MR + i]) + redOff[t]] : 0.f;
+    }
   }
 
   // packA where a row's weights lie across w (backward-data: rows are kept input channels, the
@@ -393,15 +408,21 @@ struct GemmPass {
       };
       long blk0, blk1;
       int pmStart, pmEnd;
-      cut(tid, blk0, pmStart);
-      if (tid + 1 < team) cut(tid + 1, blk1, pmEnd);
-      else blk1 = blocks - 1, pmEnd = panels;
+      if (ws.ownedW) {  // owned panels (packA): this thread's run of panels, packed here, over every block
+        blk0 = 0, blk1 = blocks - 1;
+        pmStart = (int)((long)panels * tid / team), pmEnd = (int)((long)panels * (tid + 1) / team);
+        for (int pm = pmStart; pm < pmEnd; ++pm) packRowsPanel(ws.ownedW, mIdx, M, KC, ws.aPack.data, ws, pm);  // A is ws.aPack
+      } else {
+        cut(tid, blk0, pmStart);
+        if (tid + 1 < team) cut(tid + 1, blk1, pmEnd);
+        else blk1 = blocks - 1, pmEnd = panels;
+      }
       // Destination offset of each column's lanes in the packed block (-1: past the end); a VW group
       // is stored as one vector when its lanes are one dense run. A subsampled view's destinations: grid.
       long outOff[NCB], vecOffs[NCB / VW];
       std::conditional_t<V::DENSE_DST, char, GridStores<NCB>> grid;
       for (long blk = blk0; blk <= blk1 && blk < blocks; ++blk) {
-        const int first = blk == blk0 ? pmStart : 0, last = blk == blk1 ? pmEnd : panels;
+        const int first = blk == blk0 || ws.ownedW ? pmStart : 0, last = blk == blk1 || ws.ownedW ? pmEnd : panels;
         if (first >= last) continue;
         const long j0 = tileBegin(blk) * NR;
         const int cols = (int)std::min<long>(tileBegin(blk + 1) * NR, COLS) - (int)j0;

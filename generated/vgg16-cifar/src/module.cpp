@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "40708cbe052d9b60a866dc6a450545df66fcbf4281f56c6560a29d4ff6c4c983";
+const char ADDON_KEY[] = "6a81d484af1e5631e29106a5a6340831ddc62545aca580f15c0a5bd352b92c8a";
 }  // namespace maskacc
