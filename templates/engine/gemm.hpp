@@ -25,10 +25,10 @@ struct GemmPass {
   // cost 5 cycles an element: a fifth of a 1x1 forward on a 7x7 plane). Forward panels, whose rows
   // lie along w, go through gatherRowsTransposed instead (engine/common.hpp).
   //
-  // Pointwise forwards (`runner` = pointwise) whose weights outweigh their source (kept filters at
-  // least the columns: 7x7 planes at small batches) leave the panels to runPointwise, where each
-  // thread packs the run of panels it computes (ws.ownedW): read by both threads, the packed
-  // weights crossed between the cores, twice a call when those sat on different CCDs.
+  // A forward that runPointwise runs (`pointwise`) with at least as many kept filters as columns
+  // (7x7 planes at batch 8, 14x14 at 2) leaves the panels to it: each of its threads packs the
+  // run of panels it computes (ws.ownedW). Read by both threads, the packed weights crossed
+  // between the cores, twice a call when those sat on different CCDs.
   static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
                             bool flipTaps, Workspace& ws, int threads, bool pointwise = false) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");

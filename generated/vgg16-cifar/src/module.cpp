@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "6a81d484af1e5631e29106a5a6340831ddc62545aca580f15c0a5bd352b92c8a";
+const char ADDON_KEY[] = "4717890252a44784d2a31682858ccd6e9648461f1129a4cf95b70b302cdec0b7";
 }  // namespace maskacc
