@@ -404,6 +404,12 @@ static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_
   });
 }
 
+// Whether `panels` split over `threads` evenly enough for each thread to own a run of them
+// (owned panels: engine/direct.hpp, engine/gemm.hpp): whole runs, or at least 4 a thread.
+static inline bool panelsSplitEvenly(int panels, int threads) {
+  return panels % threads == 0 || panels >= 4 * threads;
+}
+
 // Decide how many panels one work item covers: whole M when there are enough items for the
 // threads, else split M so both cores get work (e.g. a 2x2-output layer with few column blocks).
 static inline int panelsPerItem(int panels, long baseItems, int threads) {

@@ -466,7 +466,7 @@ struct DirectPass {
     // itself). Read by both threads, the weights crossed between cores once a call, and twice when
     // the cores sit on different CCDs (read, then invalidated by the next call's pack).
     const long wFloats = (long)panels * KC * TAPS.count * NR, srcFloats = baseItems * KC * NB * IMG;
-    const bool owned = threads > 1 && wFloats >= srcFloats && (panels % threads == 0 || panels >= 4 * threads);
+    const bool owned = threads > 1 && wFloats >= srcFloats && panelsSplitEvenly(panels, threads);
     const int perItem = owned ? (panels + threads - 1) / threads : panelsPerItem(panels, baseItems, threads);
     const int chunks = (panels + perItem - 1) / perItem;
     const long items = baseItems * chunks;

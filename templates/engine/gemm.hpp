@@ -46,8 +46,7 @@ struct GemmPass {
     const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rows, ws.rowChunks);
     ws.ownedW = nullptr;
     if (!byRows) return packTransposed(w, mIdx, M, rows, A, ws, threads);
-    if (pointwise && threads > 1 && (long)M >= (long)ws.n * DST_PLANE &&
-        (panels % threads == 0 || panels >= 4 * threads)) {
+    if (pointwise && threads > 1 && (long)M >= (long)ws.n * DST_PLANE && panelsSplitEvenly(panels, threads)) {
       ws.ownedW = w;
       return A;
     }

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "4717890252a44784d2a31682858ccd6e9648461f1129a4cf95b70b302cdec0b7";
+const char ADDON_KEY[] = "d77cbc6d0fcb11e236140f211dd73a9ebc53f0f31ff44efdd9ce7ffbfa81155d";
 }  // namespace maskacc
