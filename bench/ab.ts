@@ -191,7 +191,12 @@ try {
       const cells = PASS_NAMES.flatMap((name, p) => {
         if (!PASSES.includes(name)) return [];
         const cell = (m1?: number[], m2?: number[]) => {
-          if (!m1 || !m2) return '-';
+          if (!m1 && !m2) return '-';
+          if (!m1 || !m2) {
+            // the phase came up in one order's process only: its ratio alone, order-biased
+            const [m, order] = m1 ? [m1, 'A first'] : [m2!, 'B first'];
+            return `${m[0].toFixed(3)}/${m[1].toFixed(3)} ms = ${(m[0] / m[1]).toFixed(3)}x (${order} only)`;
+          }
           const r1 = m1[0] / m1[1],
             r2 = m2[0] / m2[1];
           const ta = Math.sqrt(m1[0] * m2[0]),

@@ -799,6 +799,7 @@ struct DirectWeights {
         }
       }
     }
+    if constexpr (GRID && L::PH == 0 && L::PW == 0 && VW > 1) return packGridRuns(x, ci, KC, n, g, hw0, hw1, out);
     for (; b0 < hw1; b0 += 64) {
       const long nhw = std::min(64L, hw1 - b0);
       for (int m = 0; m < MT; ++m) {
@@ -836,6 +837,54 @@ struct DirectWeights {
           }
         } else {
           for (long j = 0; j < nhw; ++j) o[j * MT] = plane[b0 + j];
+        }
+      }
+    }
+  }
+
+  // packXg of a strided 1x1 whose grid lies inside x: per run of 64 grid positions, each kept
+  // channel's grid rows are first copied into a row of its own (copyEvens at stride 2), then VW
+  // positions x VW channels at a time go through the register transpose into the interleaved
+  // group. Copying each element straight to its interleaved slot (a strided load and a store MT
+  // floats apart per element) took a sixth of a 1024 -> 2048 /2 backward-weights on 14x14.
+  static void packGridRuns(const float* x, const int32_t* ci, int KC, int n, int g, long hw0, long hw1, float* out) {
+    constexpr int RUN = 64;
+    alignas(64) static const float zeros[RUN + VW] = {};
+    alignas(64) float rowsOf[MT][RUN + VW];  // VW past the run: a tail transpose reads whole vectors
+    alignas(64) float block[VW][VW];
+    for (int m = 0; m < MT; ++m) std::fill(rowsOf[m] + RUN, rowsOf[m] + RUN + VW, 0.f);
+    for (long b0 = hw0; b0 < hw1; b0 += RUN) {
+      const int nhw = (int)std::min<long>(RUN, hw1 - b0);
+      for (int m = 0; m < MT; ++m) {
+        const int c = g * MT + m;
+        if (c >= KC) {
+          std::fill(rowsOf[m], rowsOf[m] + nhw, 0.f);
+          continue;
+        }
+        const float* plane = x + ((long)n * L::C + ci[c]) * HW;
+        for (int j = 0; j < nhw;) {  // one run per grid row: x row p*SH, columns q*SW
+          const int p = (int)((b0 + j) / XW), q0 = (int)((b0 + j) % XW), len = std::min(nhw - j, XW - q0);
+          const float* row = plane + (long)p * L::SH * L::W + (long)q0 * L::SW;
+          if (c + GRID_PREFETCH < KC) {  // the prefetchers see one short run per plane: ask ahead
+            const float* ahead = row + (ci[c + GRID_PREFETCH] - ci[c]) * HW;
+            for (long k = 0; k < (long)len * L::SW; k += 16) __builtin_prefetch(ahead + k);
+          }
+          if constexpr (L::SW == 2)
+            simd::copyEvens(rowsOf[m] + j, row, len);
+          else
+            for (int k = 0; k < len; ++k) rowsOf[m][j + k] = row[(long)k * L::SW];
+          j += len;
+        }
+      }
+      float* o = out + (b0 - hw0) * MT;
+      for (int j = 0; j < nhw; j += VW) {
+        const int np = std::min(VW, nhw - j);
+        for (int m0 = 0; m0 < MT; m0 += VW) {
+          const float* src[VW];
+          for (int r = 0; r < VW; ++r) src[r] = m0 + r < MT ? rowsOf[m0 + r] + j : zeros;
+          simd::transpose(src, &block[0][0], VW);
+          const size_t width = sizeof(float) * std::min(VW, MT - m0);
+          for (int k = 0; k < np; ++k) std::memcpy(o + (long)(j + k) * MT + m0, block[k], width);
         }
       }
     }
@@ -1003,13 +1052,14 @@ struct DirectWeights {
     if constexpr (WHOLE_ROWS) writeRows(part, groups, dw, rows, M, ci, KC, ws, threads);
   }
 
-  // A stride-1 1x1's sums, part[panel][group][MT][NR], into dw VW gradient rows at a time, whole:
+  // A 1x1's sums, part[panel][group][MT][NR], into dw VW gradient rows at a time, whole:
   // register transposes put each row's values in kept-channel order, then 16 floats of the row
   // per masked expand and store, pruned channels' zeros included (the caller zeroes only the
   // other rows). Against scattering MT values per (row, group) into rows zeroed beforehand
   // (bench/ab.ts, Zen 4, d=0.5): 256 -> 256 @2x2 b1 1.49x (18 -> 12 µs), 1024 -> 1024 @7 b1
-  // 1.09x, at batch 4-8 on 7x7 0.99-1.02x; stride-2 grids lost 1-3%, so they keep the scatter.
-  static constexpr bool WHOLE_ROWS = RS == 1 && !GRID;
+  // 1.09x, at batch 4-8 on 7x7 0.99-1.02x; stride 2: 1024 -> 2048 @14 b8 1.13x, b1 1.35x,
+  // 512 -> 1024 @28 b1 1.13x (AVX2: 1.07-1.10x, 1.30-1.49x).
+  static constexpr bool WHOLE_ROWS = RS == 1;
   static void writeRows(const float* part, int groups, float* dw, const int32_t* rows, int M, const int32_t* ci, int KC,
                         Workspace& ws, int threads) {
     constexpr int SEGMENTS = (L::C + 15) / 16;

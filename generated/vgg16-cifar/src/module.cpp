@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "d77cbc6d0fcb11e236140f211dd73a9ebc53f0f31ff44efdd9ce7ffbfa81155d";
+const char ADDON_KEY[] = "f99d84fd80c1e8396f344392fec7691943a2c51c8bda688d27e6248f08eadb10";
 }  // namespace maskacc

@@ -177,7 +177,7 @@ static void biasGradient(const float* dy, float* dbias, const int32_t* rows, int
 // rows: filters that get a gradient (kept ones, or all with gradOfPrunedFilters); ci: kept channels.
 static void backwardWeights(const float* dy, const float* x, float* dw, float* dbias, const int32_t* rows, int nrows,
                             const int32_t* ci, int nci, Workspace& ws, int threads) {
-  // On a stride-1 1x1, runImages writes every gradient row whole, pruned channels' zeros included.
+  // On a 1x1, runImages writes every gradient row whole, pruned channels' zeros included.
   if (DirectWeights<6, 4>::WHOLE_ROWS && nrows > 0 && nci > 0) {
     zeroPrunedChannels(dw, 1, L::K, (long)L::C * L::R * L::S, rows, nrows, threads);  // the other rows
   } else {
