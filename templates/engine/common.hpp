@@ -198,6 +198,23 @@ template <int MR, int NV>
   for (int t = 0; t < rows; ++t) broadcastStep<MR, NV, 1>(B + bOff[t], A + aOff[t], acc);
 }
 
+// microkernel that also asks, per reduction row, for the lines `ahead` floats past its B run: the
+// run the next tile reads, where B rows are planes of a raw tensor (more streams than the hardware
+// prefetchers follow).
+template <int MR, int NV>
+[[gnu::always_inline]] static inline void microkernelAhead(int rows, const int32_t* __restrict aOff,
+                                                           const int32_t* __restrict bOff, const float* __restrict A,
+                                                           const float* __restrict B, long ahead,
+                                                           simd::vec (&acc)[MR][NV]) {
+  constexpr int LINE = 64 / sizeof(float);
+  zeroTile(acc);
+  for (int t = 0; t < rows; ++t) {
+#pragma GCC unroll 4
+    for (int l = 0; l < NV * simd::VW; l += LINE) __builtin_prefetch(B + bOff[t] + ahead + l);
+    broadcastStep<MR, NV, 1>(B + bOff[t], A + aOff[t], acc);
+  }
+}
+
 // off[0, n) as gatherRowsTransposed's chunks: each run of entries within 64 floats of its first
 // one's 16-float segment. Built once per call and shared by every panel. Returns false (chunks
 // unusable) unless off is strictly increasing.

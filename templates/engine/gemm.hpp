@@ -374,7 +374,11 @@ struct GemmPass {
     // Tiles under two lines a row (AVX2's 24 columns) fetch too little per stream for them to
     // carry many: on Zen 3, d=0.5, packing won from 64 streams on (256 -> 64 @56 b8 forward 1.19x,
     // 512 -> 128 @28 1.14x, 128 -> 64 @56 1.09x, 64 -> 256 @56 backward-data 1.18x) and lost at
-    // 48 and fewer (16 -> 32 kept @112 b4 forward 0.79x, 48 -> 32 @56 0.98x).
+    // 48 and fewer (16 -> 32 kept @112 b4 forward 0.79x, 48 -> 32 @56 0.98x). Each in-place tile
+    // asks for the next tile's runs as it goes (microkernelAhead); against waiting on them (Zen 4,
+    // d=0.5): 256 -> 64 @56 b8 forward 1.15x, 256 -> 128 @56 b8 1.25x, 64 -> 256 @56 b8
+    // backward-data 1.20x, 64 -> 128 @112 b4 1.05x / 1.18x, others 0.99-1.07x. With it, lifting
+    // the bound of 64 rows went both ways (64 -> 256 @56 forward 1.05x, 128 -> 512 @28 0.95x).
     const bool fewStreams = NR * 4 >= 128 || KC <= 48;
     const bool readSource = READ_SOURCE && M <= 64 && fewStreams && (long)KC * NR * 4 <= 32 * 1024;
     ws.ensureThreads(threads);
@@ -454,7 +458,10 @@ struct GemmPass {
             simd::vec acc[MR][NV];
             const float* at = readSource ? tileSrc[jt / NR] : nullptr;  // in place, or packed:
             const float* b = at ? at : readSource ? B + (long)jt * KC : B + jt;
-            microkernel<MR, NV>(KC, aOff, at ? srcOff : bOff, A + (long)pm * KC * MR, b, acc);
+            if (at)  // in place: ask for the next tile's runs meanwhile
+              microkernelAhead<MR, NV>(KC, aOff, srcOff, A + (long)pm * KC * MR, b, NR, acc);
+            else
+              microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, b, acc);
             unrolled<MR>([&](auto i) __attribute__((always_inline)) {  // acc[i] stays a register
               if (pm * MR + i >= M) return;
               const int ch = mIdx[pm * MR + i];

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "f99d84fd80c1e8396f344392fec7691943a2c51c8bda688d27e6248f08eadb10";
+const char ADDON_KEY[] = "4df6d8c63c9324c30f7d34be2c80e56e30b946e2eb97ada636001b105b5988c6";
 }  // namespace maskacc
