@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "4df6d8c63c9324c30f7d34be2c80e56e30b946e2eb97ada636001b105b5988c6";
+const char ADDON_KEY[] = "235c2191d9d9b7e2961d10e90482d5c958134852750add025716af985a4fb0de";
 }  // namespace maskacc
