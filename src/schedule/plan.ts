@@ -291,12 +291,17 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   const directLanes = g.rows / (Math.ceil(g.rows / vw) * vw);
   const planesRate = loadsScarce(isa) ? 1 / planesLoadBound(isa, g) : 1;
   const planesScore = g.planesAllowed ? planesFill(g, vw) * planesRate : 0;
-  if (g.rows >= vw && g.reduceChannels >= 8 && planesScore <= directLanes) return 'direct';
-  // Few reduction channels (first layers on 1-3 image channels): direct where planes' tiles run
-  // partly empty, planes where they fill. Zen 3 (AVX2), forward, direct against planes: 1 -> 32
+  // On AVX-512 the same holds with few reduction channels (first layers, or a pass that reduces
+  // over few kept filters). `bench/engine-ab.ts`, Zen 4, d=0.5, direct against planes: forward 3x3
+  // 6 -> 48 kept @28 b8 1.26x, 4 -> 32 @56 b8 1.01x, 3 -> 16 @32 b64 1.06x, 4 -> 32 @16 b64 1.03x,
+  // 5x5 1 -> 32 @28 b64 1.08x; backward-data 32 -> 4 @56 b8 1.03x, 32 -> 6 @16 b64 1.04x; where
+  // planes fill more lanes it stays ahead (6 -> 20 kept @28: direct 0.87x; 3 -> 8 @32: 0.60x).
+  if (g.rows >= vw && (g.reduceChannels >= 8 || !loadsScarce(isa)) && planesScore <= directLanes) return 'direct';
+  // Few reduction channels where a broadcast is a load (AVX2): direct where planes' tiles run
+  // partly empty, planes where they fill. Zen 3, forward, direct against planes: 1 -> 32
   // 3x3 and 5x5 @28 b64 1.09x, 3 -> 32 5x5 @28 b64 1.23x, 2 -> 64 @28 b16 1.04x (28-wide rows in
   // 32 lanes); with full tiles planes stay (1 -> 64 @32 0.81x, 3 -> 64 @32 b64 0.89-0.96x, 4 ->
-  // 48 5x5 @32 0.95x, 4 -> 64 kept @16 0.88x). AVX-512 keeps planes: not measured there.
+  // 48 5x5 @32 0.95x, 4 -> 64 kept @16 0.88x).
   if (g.rows >= vw && loadsScarce(isa) && planesScore < directLanes) return 'direct';
   const planesUseful = g.dstW / (g.dstW + g.planeExtraW);
   return g.planesAllowed && planesUseful >= 0.75 ? 'planes' : 'direct';

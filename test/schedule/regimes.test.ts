@@ -264,7 +264,14 @@ describe('density regimes', () => {
     expect(first(3, 32, 28, 5)).toBe('direct');
     expect(first(1, 64, 32)).toBe('gemm'); // 32-wide rows: full planes tiles
     expect(first(3, 64, 32)).toBe('gemm');
-    expect(choosePlan(conv2d({ ...vgg(1, 32, 28), inputGrad: false }), ISAS.avx512, 2).forward.engine).toBe('gemm');
+  });
+  it('AVX-512, few reduction channels: direct where its channel vectors fill at least as well as planes tiles', () => {
+    const pass = (s: ConvSpec) => choosePlan(conv2d(s), ISAS.avx512, 2);
+    expect(pass({ ...vgg(1, 32, 28), inputGrad: false }).forward.engine).toBe('direct'); // 32 rows, 28-wide planes
+    expect(pass({ ...vgg(8, 64, 56, 0.5), batch: 8 }).forward.engine).toBe('direct'); // 4 kept channels
+    expect(pass({ ...vgg(64, 8, 56, 0.5), batch: 8 }).backwardData!.engine).toBe('direct'); // 4 kept filters
+    expect(pass({ ...vgg(12, 40, 28, 0.5), batch: 8 }).forward.engine).toBe('gemm'); // 20 of 32 lanes
+    expect(pass({ ...vgg(3, 16, 32, 0.5), inputGrad: false }).forward.engine).toBe('gemm'); // 8 rows: half a vector
   });
   it('pointwise tiles on few positions keep loads below FMAs (two vectors on AVX2, not 13-14 x 1)', () => {
     for (const [c, k, h] of [
