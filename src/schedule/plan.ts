@@ -296,7 +296,8 @@ function defaultConvSource(isa: Isa, g: GemmShape): 'planes' | 'im2col' | 'point
   // 6 -> 48 kept @28 b8 1.26x, 4 -> 32 @56 b8 1.01x, 3 -> 16 @32 b64 1.06x, 4 -> 32 @16 b64 1.03x,
   // 5x5 1 -> 32 @28 b64 1.08x; backward-data 32 -> 4 @56 b8 1.03x, 32 -> 6 @16 b64 1.04x; where
   // planes fill more lanes it stays ahead (6 -> 20 kept @28: direct 0.87x; 3 -> 8 @32: 0.60x).
-  if (g.rows >= vw && (g.reduceChannels >= 8 || !loadsScarce(isa)) && planesScore <= directLanes) return 'direct';
+  const fewChannelsDirect = vw > 1 && !loadsScarce(isa); // AVX-512 (the scalar build keeps planes: not measured)
+  if (g.rows >= vw && (g.reduceChannels >= 8 || fewChannelsDirect) && planesScore <= directLanes) return 'direct';
   // Few reduction channels where a broadcast is a load (AVX2): direct where planes' tiles run
   // partly empty, planes where they fill. Zen 3, forward, direct against planes: 1 -> 32
   // 3x3 and 5x5 @28 b64 1.09x, 3 -> 32 5x5 @28 b64 1.23x, 2 -> 64 @28 b16 1.04x (28-wide rows in

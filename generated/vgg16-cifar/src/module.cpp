@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "235c2191d9d9b7e2961d10e90482d5c958134852750add025716af985a4fb0de";
+const char ADDON_KEY[] = "7f7e89209b6de122888349b6737115e1ab093d12b256fda63f63e673ebe3da97";
 }  // namespace maskacc

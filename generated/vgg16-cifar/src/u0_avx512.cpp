@@ -4,10 +4,10 @@
 // layer: N=64 C=3 K=64 HxW=32x32 kernel=3x3 stride=1,1 pad=1,1 dil=1,1 -> PxQ=32x32 bias=false density(out=1, in=1)
 // plan:
 //   isa: avx512 (vector width 16)
-//   forward: planes (32 rows/block, row tiles), microtile MR x NR = 13 x 32
+//   forward: direct (channel-vectorized, columns tiles, 32 rows/block), tile MQ positions x NR channels = 8 x 32
 //   backwardData: none (inputGrad: false)
 //   backwardWeights: direct (tap-major), tile MT column taps x NR filters = 3 x 64, 1 image(s) x 32 rows/block per thread
-// plan JSON: {"isa":"avx512","vectorWidth":16,"forward":{"engine":"gemm","source":"planes","order":"image","MR":13,"NV":2,"NR":32,"rowsPerBlock":32,"rowTiles":true,"columnsPerBlock":32,"subsampled":false},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":4,"NR":64,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
+// plan JSON: {"isa":"avx512","vectorWidth":16,"forward":{"engine":"direct","source":"direct","tile":"columns","rowsPerBlock":32,"MQ":8,"NV":2,"NR":32},"backwardData":null,"backwardWeights":{"engine":"direct","source":"direct","tile":"taps","MT":3,"NV":4,"NR":64,"blocking":"rows","imagesPerBlock":1,"rowsPerBlock":32}}
 //
 // Layouts: x [n][C][H][W], w [K][C][R][S], y/dy [n][K][P][Q], row-major float32, n <= N images. The masks arrive
 // per call as sorted index lists of kept filters (ko) and kept input channels (ci); everything
@@ -32,7 +32,6 @@ constexpr long X_IMAGE = (long)L::C * L::H * L::W, W_SIZE = (long)L::K * L::C * 
 
 #include "isa/avx512.hpp"
 #include "engine/common.hpp"
-#include "engine/gemm.hpp"
 #include "engine/direct.hpp"
 
 // Forward view: y[n][k][p][q] gathers x[n][c][p*SH - PH + r*DH][q*SW - PW + s*DW].
@@ -149,9 +148,7 @@ struct SubsampledDxView : BackwardDataView {
 static void forward(const float* x, const float* w, const float* bias, float* y, const int32_t* ko, int nko,
                     const int32_t* ci, int nci, Workspace& ws, int threads) {
   zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
-  using Pass = GemmPass<ForwardView, 13, 2>;
-  const float* A = Pass::packA(w, ko, nko, ci, nci, false, ws, threads, false);
-  Pass::template runPlanes<32, true>(x, A, bias, y, ko, nko, ci, nci, ws, threads);
+  DirectPass<ForwardView, 8, 2, false, 32>::run(x, w, bias, y, ko, nko, ci, nci, ws, threads);
 }
 
 // inputGrad: false: no backward-data pass. The runtime refuses the call before it reaches here;
