@@ -850,17 +850,14 @@ struct DirectWeights {
   static void packGridRuns(const float* x, const int32_t* ci, int KC, int n, int g, long hw0, long hw1, float* out) {
     constexpr int RUN = 64;
     alignas(64) static const float zeros[RUN + VW] = {};
-    alignas(64) float rowsOf[MT][RUN + VW];  // VW past the run: a tail transpose reads whole vectors
+    alignas(64) float rowsOf[MT][RUN + VW];  // a run's last transpose reads up to VW floats past it: zeros
     alignas(64) float block[VW][VW];
-    for (int m = 0; m < MT; ++m) std::fill(rowsOf[m] + RUN, rowsOf[m] + RUN + VW, 0.f);
     for (long b0 = hw0; b0 < hw1; b0 += RUN) {
       const int nhw = (int)std::min<long>(RUN, hw1 - b0);
       for (int m = 0; m < MT; ++m) {
         const int c = g * MT + m;
-        if (c >= KC) {
-          std::fill(rowsOf[m], rowsOf[m] + nhw, 0.f);
-          continue;
-        }
+        std::fill(rowsOf[m] + (c < KC ? nhw : 0), rowsOf[m] + nhw + VW, 0.f);  // channels past KC: all zeros
+        if (c >= KC) continue;
         const float* plane = x + ((long)n * L::C + ci[c]) * HW;
         for (int j = 0; j < nhw;) {  // one run per grid row: x row p*SH, columns q*SW
           const int p = (int)((b0 + j) / XW), q0 = (int)((b0 + j) % XW), len = std::min(nhw - j, XW - q0);

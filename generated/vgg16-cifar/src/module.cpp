@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "7f7e89209b6de122888349b6737115e1ab093d12b256fda63f63e673ebe3da97";
+const char ADDON_KEY[] = "f3fa1121420a421d0c2de20fcb863022f0ac61896607b1ae1df63924f13de314";
 }  // namespace maskacc
