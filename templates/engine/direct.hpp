@@ -799,7 +799,7 @@ struct DirectWeights {
         }
       }
     }
-    if constexpr (GRID && L::PH == 0 && L::PW == 0 && VW > 1) return packGridRuns(x, ci, KC, n, g, hw0, hw1, out);
+    if constexpr (GRID && L::PH == 0 && L::PW == 0) return packGridRuns(x, ci, KC, n, g, hw0, hw1, out);
     for (; b0 < hw1; b0 += 64) {
       const long nhw = std::min(64L, hw1 - b0);
       for (int m = 0; m < MT; ++m) {
@@ -810,28 +810,18 @@ struct DirectWeights {
           continue;
         }
         const float* plane = x + ((long)n * L::C + ci[c]) * HW;
-        if constexpr (GRID) {  // one run per grid row: x row h = p*SH - PH, columns q*SW - PW
+        if constexpr (GRID) {  // padded: one run per grid row, x row h = p*SH - PH, columns q*SW - PW
           for (long j = 0; j < nhw;) {
             const int p = (int)((b0 + j) / XW), q0 = (int)((b0 + j) % XW);
             const int len = (int)std::min<long>(nhw - j, XW - q0), h = p * L::SH - L::PH;
             const float* row = plane + (long)std::max(0, std::min(h, L::H - 1)) * L::W;
             const bool rowOk = (unsigned)h < (unsigned)L::H;
-            if constexpr (L::PH == 0 && L::PW == 0) {  // the grid lies inside x: a strided copy
-              // The copy waits on each line of the channel's rows: ask for the same rows of the
-              // channel GRID_PREFETCH ahead (the hardware prefetchers see one run per plane).
-              if (m + GRID_PREFETCH < MT && c + GRID_PREFETCH < KC) {
-                const float* ahead = x + ((long)n * L::C + ci[c + GRID_PREFETCH]) * HW + (long)h * L::W;
-                for (long k = (long)q0 * L::SW; k < (long)(q0 + len) * L::SW; k += 16) __builtin_prefetch(ahead + k);
-              }
-              for (int k = 0; k < len; ++k) o[(j + k) * MT] = row[(long)(q0 + k) * L::SW];
-            } else {
-              for (int k = 0; k < len; ++k) {
-                const int w = (q0 + k) * L::SW - L::PW;
-                const bool ok = rowOk && (unsigned)w < (unsigned)L::W;
-                // Unconditional load then select (the conditional-load form is what GCC 12 -O3 miscompiled).
-                const float v = row[ok ? w : 0];
-                o[(j + k) * MT] = ok ? v : 0.f;
-              }
+            for (int k = 0; k < len; ++k) {
+              const int w = (q0 + k) * L::SW - L::PW;
+              const bool ok = rowOk && (unsigned)w < (unsigned)L::W;
+              // Unconditional load then select (the conditional-load form is what GCC 12 -O3 miscompiled).
+              const float v = row[ok ? w : 0];
+              o[(j + k) * MT] = ok ? v : 0.f;
             }
             j += len;
           }

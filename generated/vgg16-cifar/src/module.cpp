@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "f3fa1121420a421d0c2de20fcb863022f0ac61896607b1ae1df63924f13de314";
+const char ADDON_KEY[] = "964ae88520a691124930d8911e7c12deef1b9c14d2a3ffd09248d71d7aaf18de";
 }  // namespace maskacc
