@@ -106,6 +106,10 @@ const ADDED: ConvSpec[] = [
   // them over every block (DirectPass owned panels), one block and three.
   { batch: 1, inChannels: 128, outChannels: 256, inHeight: 5, inWidth: 6, kernel: 3, padding: 1 },
   { batch: 3, inChannels: 128, outChannels: 192, inHeight: 7, inWidth: 7, kernel: 3, padding: 1, bias: true },
+  // More kept input channels than backward-data columns: under pointwise each thread packs its own
+  // transposed weight panels (GemmPass::packTransposedRange), stride 1 and 2, last panel partial.
+  { batch: 2, inChannels: 150, outChannels: 40, inHeight: 4, inWidth: 5, kernel: 1 },
+  { batch: 1, inChannels: 200, outChannels: 24, inHeight: 9, inWidth: 9, kernel: 1, stride: 2 },
 ];
 export const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r0)), ...ADDED];
 

@@ -122,6 +122,7 @@ struct Workspace {
   std::vector<RowChunk> rowChunks;  // redOff in gatherRowsTransposed's chunks (forward)
   Buffer aPack, dyPack, xPack;
   const float* ownedW = nullptr;  // GemmPass::packA left the panels to the pointwise runner's threads (these weights)
+  bool ownedTransposed = false;   // ... to pack by packTransposedRange (else packRowsPanel)
   void ensureThreads(int t) {
     if ((int)bBlock.size() < t) { bBlock.resize(t); lanePack.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
   }
@@ -167,6 +168,15 @@ template <int N, int I = 0, class F>
     f(std::integral_constant<int, I>{});
     unrolled<N, I + 1>(f);
   }
+}
+
+// f(integral_constant<int, n>) for 1 <= n <= N (n below 1 counts as 1): a tile's vector count
+// as a compile-time constant, for tiles narrower than the usual N vectors.
+template <int N, class F>
+[[gnu::always_inline]] static inline void upToVectors(int n, F&& f) {
+  if constexpr (N > 1)
+    if (n < N) return upToVectors<N - 1>(n, f);
+  f(std::integral_constant<int, N>{});
 }
 
 // The microkernels (this one, bcastKernel, tapTile, PointwiseWeights::tile) are always inlined:

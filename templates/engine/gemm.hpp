@@ -25,10 +25,13 @@ struct GemmPass {
   // cost 5 cycles an element: a fifth of a 1x1 forward on a 7x7 plane). Forward panels, whose rows
   // lie along w, go through gatherRowsTransposed instead (engine/common.hpp).
   //
-  // A forward that runPointwise runs (`pointwise`) with at least as many kept filters as columns
-  // (7x7 planes at batch 8, 14x14 at 2) leaves the panels to it: each of its threads packs the
-  // run of panels it computes (ws.ownedW). Read by both threads, the packed weights crossed
-  // between the cores, twice a call when those sat on different CCDs.
+  // A pass that runPointwise runs (`pointwise`) with at least as many rows (kept filters, or
+  // kept channels for backward-data) as columns (7x7 planes at batch 8, 14x14 at 2) leaves the
+  // panels to it: each of its threads packs the run of panels it computes (ws.ownedW), by rows or
+  // transposed (packTransposedRange). Read by both threads, the packed weights crossed between
+  // the cores, twice a call when those sat on different CCDs. Backward-data, owned against shared
+  // (bench/ab.ts, Zen 4, d=0.5): 1024 -> 2048 /2 @14 b8 0.98x near, 1.53x far (each thread packs
+  // all of B, 1.6 MB); 960 -> 160 @7 b4 1.05x near, 1.13x far; 1024 -> 1024 @7 b1 0.99x.
   static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
                             bool flipTaps, Workspace& ws, int threads, bool pointwise = false) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
@@ -44,12 +47,15 @@ struct GemmPass {
       }
     // Forward: each row's weights lie along it, in order (flipped taps are not); else by blocks.
     const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rows, ws.rowChunks);
-    ws.ownedW = nullptr;
-    if (!byRows) return packTransposed(w, mIdx, M, rows, A, ws, threads);
-    if (pointwise && threads > 1 && (long)M >= (long)ws.n * DST_PLANE && panelsSplitEvenly(panels, threads)) {
-      ws.ownedW = w;
+    const bool owned =
+        pointwise && threads > 1 && (long)M >= (long)ws.n * DST_PLANE && panelsSplitEvenly(panels, threads);
+    ws.ownedW = owned ? w : nullptr;
+    ws.ownedTransposed = owned && !byRows;
+    if (owned) {
+      if (!byRows) prepareTransposed(mIdx, M, ws, threads);
       return A;
     }
+    if (!byRows) return packTransposed(w, mIdx, M, rows, A, ws, threads);
     parallel(threads, [&] {
 #pragma omp for schedule(static)
       for (int pm = 0; pm < panels; ++pm) packRowsPanel(w, mIdx, M, rows, A, ws, pm);
@@ -84,53 +90,83 @@ struct GemmPass {
                                      int threads) {
     const int panels = (M + MR - 1) / MR;
     if (panels == 0 || rows == 0) return A;  // nothing kept: no panel to fill
-    // Entries a block gathers: its block (TB x the rows) stays within 16 KiB of L1, 4 to 16 of them.
-    const int TB = (int)std::clamp<long>(4096 / ((long)panels * MR), 4, 16);
-    const long Mp = (long)panels * MR, blocks = (rows + TB - 1) / TB;
-    const int32_t* redOff = ws.redOff.v.data();
-    int32_t* rowOff = ws.rowOff.get(M + 1);
-    for (int j = 0; j < M; ++j) rowOff[j] = (int32_t)V::wRow(mIdx[j]);
-    // Rows one float apart along a run (a 1x1's kept channels, in order): each entry's values are
-    // one masked compress per 16 floats of the run, not a load per row (Zen 4, d=0.5, backward-data:
-    // 1024 -> 2048 /2 @14 b8 1.04x, 2048 -> 512 @7 b8 1.02x). Copying each panel's slice with
-    // masked stores instead of MR scalar ones read 0.97-1.00x.
-    constexpr int SEGMENTS = (L::C + 15) / 16;
-    unsigned masks[SEGMENTS] = {};
-    const unsigned* segMask = nullptr;
-    if constexpr (simd::HAS_COMPRESS && L::R * L::S == 1) {
-      bool ordered = rowOff[0] >= 0 && rowOff[M - 1] < L::C;  // (backward-data: rows are channels)
-      for (int j = 1; j < M; ++j) ordered = ordered && rowOff[j] > rowOff[j - 1];
-      if (ordered) segmentMasks(rowOff, M, 0, masks), segMask = masks;
-    }
-    const int lastSeg = segMask ? rowOff[M - 1] / 16 + 1 : 0;
-    ws.ensureThreads(threads);
-    for (int t = 0; t < threads; ++t) ws.lanePack[t].get((size_t)TB * Mp + 16);  // outside the parallel region: no throw inside
+    prepareTransposed(mIdx, M, ws, threads);
+    const int TB = transposedBlock(panels);
+    const long blocks = (rows + TB - 1) / TB;
     parallel(threads, [&] {
-      float* block = ws.lanePack[omp_get_thread_num()].data;  // block[entry][row], rows past M zero
-#pragma omp for schedule(static)
-      for (long b = 0; b < blocks; ++b) {
-        const long t0 = b * TB, nt = std::min<long>(TB, rows - t0);
-        for (long u = 0; u < nt; ++u) {
-          const float* run = w + redOff[t0 + u];
-          float* row = block + u * Mp;
-          if (segMask) {  // each compress stores 16 floats: the next row (written after) or the slack takes the rest
-            int pos = 0;
-            for (int q = 0; q < lastSeg; ++q)
-              if (segMask[q]) pos += simd::compress16(row + pos, run + 16 * q, segMask[q]);
-          } else {
-            for (int j = 0; j < M; ++j) row[j] = run[rowOff[j]];
-          }
-          for (long j = M; j < Mp; ++j) row[j] = 0.f;
-        }
-        for (int pm = 0; pm < panels; ++pm) {
-          float* out = A + ((long)pm * rows + t0) * MR;
-          for (long u = 0; u < nt; ++u)
-#pragma GCC unroll 16
-            for (int i = 0; i < MR; ++i) out[u * MR + i] = block[u * Mp + pm * MR + i];
-        }
-      }
+      const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+      packTransposedRange(w, M, rows, A, ws, 0, panels, TB, blocks * tid / team, blocks * (tid + 1) / team,
+                          ws.lanePack[tid].data);
     });
     return A;
+  }
+
+  // Entries a block of packTransposedRange gathers: its block (TB x the rows) stays within 16 KiB
+  // of L1, 4 to 16 of them.
+  static int transposedBlock(int panels) { return (int)std::clamp<long>(4096 / ((long)panels * MR), 4, 16); }
+
+  // What packTransposedRange reads: each row's w offset, and a block buffer per thread (allocated
+  // here, outside any parallel region: no throw inside one).
+  static void prepareTransposed(const int32_t* mIdx, int M, Workspace& ws, int threads) {
+    const int panels = (M + MR - 1) / MR;
+    int32_t* rowOff = ws.rowOff.get(M + 1);
+    for (int j = 0; j < M; ++j) rowOff[j] = (int32_t)V::wRow(mIdx[j]);
+    ws.ensureThreads(threads);
+    for (int t = 0; t < threads; ++t) ws.lanePack[t].get((size_t)16 * panels * MR + 16);  // any range's TB x rows
+  }
+
+  // Panels [pm0, pm1) of packTransposed, blocks [b0, b1) of TB entries: block[entry][row] holds
+  // those panels' rows (zeros past M), then each panel takes its MR x TB slice.
+  static void packTransposedRange(const float* w, int M, long rows, float* A, const Workspace& ws, int pm0, int pm1,
+                                  int TB, long b0, long b1, float* block) {
+    const int j0 = pm0 * MR, j1 = std::min(M, pm1 * MR);
+    const long Mp = (long)(pm1 - pm0) * MR;
+    const int32_t* redOff = ws.redOff.v.data();
+    const int32_t* rowOff = ws.rowOff.v.data();
+    // Rows one float apart along a run (a 1x1's kept channels, in order): each entry's values are
+    // one masked compress per 16 floats of the run, not a load per row (Zen 4, d=0.5, backward-data:
+    // 1024 -> 2048 /2 @14 b8 1.04x, 2048 -> 512 @7 b8 1.02x).
+    constexpr int SEGMENTS = (L::C + 15) / 16 + 1;
+    unsigned mask[SEGMENTS] = {};
+    long base = 0;
+    int segments = 0;
+    if constexpr (simd::HAS_COMPRESS && L::R * L::S == 1) {
+      bool ordered = j0 < j1 && rowOff[j0] >= 0 && rowOff[j1 - 1] < L::C;  // (backward-data: rows are channels)
+      for (int j = j0 + 1; j < j1; ++j) ordered = ordered && rowOff[j] > rowOff[j - 1];
+      if (ordered) {
+        base = rowOff[j0] & ~15L;
+        segments = (int)((rowOff[j1 - 1] - base) / 16 + 1);
+        segmentMasks(rowOff + j0, j1 - j0, base, mask);
+      }
+    }
+    for (long b = b0; b < b1; ++b) {
+      const long t0 = b * TB, nt = std::min<long>(TB, rows - t0);
+      for (long u = 0; u < nt; ++u) {
+        const float* run = w + redOff[t0 + u];
+        float* row = block + u * Mp;
+        if (segments > 0) {  // each compress stores 16 floats: the next row (written after) or the slack takes the rest
+          int pos = 0;
+          for (int q = 0; q < segments; ++q)
+            if (mask[q]) pos += simd::compress16(row + pos, run + base + 16 * q, mask[q]);
+        } else {
+          for (int j = j0; j < j1; ++j) row[j - j0] = run[rowOff[j]];
+        }
+        for (long j = j1 - j0; j < Mp; ++j) row[j] = 0.f;
+      }
+      // Each panel's slice: one masked copy per entry where those are cheap (Zen 4, 960 -> 160 @7
+      // b4 backward-data, one thread: 1.03x), else MR scalar ones.
+      for (int pm = pm0; pm < pm1; ++pm) {
+        float* out = A + ((long)pm * rows + t0) * MR;
+        const float* slice = block + (long)(pm - pm0) * MR;
+        if constexpr (simd::CHEAP_MASKED_STORE && MR <= simd::VW) {
+          for (long u = 0; u < nt; ++u) simd::copyShort(out + u * MR, slice + u * Mp, MR);
+        } else {
+          for (long u = 0; u < nt; ++u)
+#pragma GCC unroll 16
+            for (int i = 0; i < MR; ++i) out[u * MR + i] = slice[u * Mp + i];
+        }
+      }
+    }
   }
 
   // Write one accumulator row of NR columns: `vecOff(v)` gives the destination offset of column
@@ -140,12 +176,12 @@ struct GemmPass {
   // and storing them lane by lane cost a sixth of a 3x3 on 32x32 planes with 8 kept channels.
   // With `stream`, aligned whole vectors go out as streaming stores (whole lines on AVX-512);
   // the caller fences before other threads read them.
-  template <class VecOff, class LaneRun>
-  [[gnu::always_inline]] static inline void storeRow(float* base, const simd::vec (&row)[NV], float bias,
+  template <int N, class VecOff, class LaneRun>
+  [[gnu::always_inline]] static inline void storeRow(float* base, const simd::vec (&row)[N], float bias,
                                                      VecOff vecOff, LaneRun laneRun, bool stream = false) {
     const simd::vec b = simd::broadcast(bias);
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
+    for (int v = 0; v < N; ++v) {
       const long off = vecOff(v);
       const simd::vec out = simd::add(row[v], b);
       if (off >= 0) {
@@ -433,7 +469,13 @@ struct GemmPass {
       if (ws.ownedW) {  // owned panels (packA): this thread's run of panels, packed here, over every block
         blk0 = 0, blk1 = blocks - 1;
         pmStart = (int)((long)panels * tid / team), pmEnd = (int)((long)panels * (tid + 1) / team);
-        for (int pm = pmStart; pm < pmEnd; ++pm) packRowsPanel(ws.ownedW, mIdx, M, KC, ws.aPack.data, ws, pm);  // A is ws.aPack
+        if (!ws.ownedTransposed) {
+          for (int pm = pmStart; pm < pmEnd; ++pm) packRowsPanel(ws.ownedW, mIdx, M, KC, ws.aPack.data, ws, pm);  // A is ws.aPack
+        } else if (pmStart < pmEnd) {
+          const int TB = transposedBlock(pmEnd - pmStart);
+          packTransposedRange(ws.ownedW, M, KC, ws.aPack.data, ws, pmStart, pmEnd, TB, 0, (KC + TB - 1) / TB,
+                              ws.lanePack[tid].data);
+        }
       } else {
         cut(tid, blk0, pmStart);
         if (tid + 1 < team) cut(tid + 1, blk1, pmEnd);
@@ -471,16 +513,19 @@ struct GemmPass {
         const int chunks = (last - first + cap - 1) / cap, perChunk = (last - first + chunks - 1) / chunks;
         for (int pm0 = first; pm0 < last; pm0 += perChunk) {
           const int pm1 = std::min(last, pm0 + perChunk);
-          auto tile = [&](int jt, int pm) {
+          // A tile of NT vectors: NV, or fewer for the last columns of the pass (COLS past the
+          // last whole tile: 196 columns of a 7x7 plane at batch 4 end in a 4-column tile).
+          auto tileOf = [&](auto vectors, int jt, int pm) {
+            constexpr int NT = decltype(vectors)::value;
             auto laneRun = [&](int v, int l, int& n) { return tableRun(outOff + jt + v * VW + l, n); };
             auto vecOff = [&](int v) { return vecOffs[jt / VW + v]; };
-            simd::vec acc[MR][NV];
+            simd::vec acc[MR][NT];
             const float* at = readSource ? tileSrc[jt / NR] : nullptr;  // in place, or packed:
             const float* b = at ? at : readSource ? B + (long)jt * KC : B + jt;
             if (at)  // in place: ask for the next tile's runs meanwhile
-              microkernelAhead<MR, NV>(KC, aOff, srcOff, A + (long)pm * KC * MR, b, NR, acc);
+              microkernelAhead<MR, NT>(KC, aOff, srcOff, A + (long)pm * KC * MR, b, NR, acc);
             else
-              microkernel<MR, NV>(KC, aOff, bOff, A + (long)pm * KC * MR, b, acc);
+              microkernel<MR, NT>(KC, aOff, bOff, A + (long)pm * KC * MR, b, acc);
             unrolled<MR>([&](auto i) __attribute__((always_inline)) {  // acc[i] stays a register
               if (pm * MR + i >= M) return;
               const int ch = mIdx[pm * MR + i];
@@ -491,6 +536,12 @@ struct GemmPass {
             if constexpr (!V::DENSE_DST)
               for (int i = 0; i < MR && pm * MR + i < M; ++i)
                 zeroGridBelow(dst + mIdx[pm * MR + i] * OUT_PLANE, grid, jt);
+          };
+          auto tile = [&](int jt, int pm) {
+            if constexpr (V::DENSE_DST)
+              upToVectors<NV>((std::min(NR, cols - jt) + VW - 1) / VW, [&](auto nt) { tileOf(nt, jt, pm); });
+            else
+              tileOf(std::integral_constant<int, NV>{}, jt, pm);
           };
           if (panelsOuter) {
             for (int pm = pm0; pm < pm1; ++pm)

@@ -225,6 +225,10 @@ inline int compress8(float* dst, const float* src, unsigned m) {
 // those floats; may write dst[k .. 16) too. Two table permutes, not a copy per set bit: the 1x1
 // backward-data panels of neighbour rows (DirectPass::packNeighbourRows) ran 256 -> 256 @2x2 b1
 // 1.52x, 128 -> 128 @4x4 b1 1.28x, 1024 -> 1024 @7 b1 1.16x faster (Zen 3, d=0.5).
+// dst[0 .. n) = src[0 .. n) (no cheap masked stores here: callers keep their scalar copies).
+inline void copyShort(float* dst, const float* src, int n) {
+  for (int i = 0; i < n; ++i) dst[i] = src[i];
+}
 inline int compress16(float* dst, const float* src, unsigned mask) {
   const int lo = compress8(dst, src, mask & 0xFFu);
   return lo + compress8(dst + lo, src + 8, (mask >> 8) & 0xFFu);

@@ -166,6 +166,11 @@ inline int transposeKept(const float* const* rows, unsigned m, float* dst, long 
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. A masked
 // load (the other floats are not read) compressed in a register, one full store: dst[k .. 16)
 // gets garbage. (vcompressps straight to memory is the slow form on Zen 4.)
+// dst[0 .. n) = src[0 .. n), n <= 16: one masked load and store.
+inline void copyShort(float* dst, const float* src, int n) {
+  const __mmask16 m = (__mmask16)((1u << n) - 1);
+  _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
+}
 inline int compress16(float* dst, const float* src, unsigned mask) {
   const __mmask16 m = (__mmask16)mask;
   _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(m, _mm512_maskz_loadu_ps(m, src)));

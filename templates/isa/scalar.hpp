@@ -56,6 +56,10 @@ inline int transposeKept(const float* const* rows, unsigned m, float* dst, long 
 }
 // dst[0 .. k) = the src[j] whose bit j of mask (16 bits) is set, in order; returns k. Reads only
 // those floats; may write dst[k .. 16) too.
+// dst[0 .. n) = src[0 .. n) (no cheap masked stores here: callers keep their scalar copies).
+inline void copyShort(float* dst, const float* src, int n) {
+  for (int i = 0; i < n; ++i) dst[i] = src[i];
+}
 inline int compress16(float* dst, const float* src, unsigned mask) {
   int k = 0;
   for (; mask; mask &= mask - 1) dst[k++] = src[__builtin_ctz(mask)];

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "964ae88520a691124930d8911e7c12deef1b9c14d2a3ffd09248d71d7aaf18de";
+const char ADDON_KEY[] = "f0a0474db21807034057d734dd50bcf6e6c19dc34aaf5ed3c0ba261546be4b0f";
 }  // namespace maskacc
