@@ -110,6 +110,9 @@ const ADDED: ConvSpec[] = [
   // transposed weight panels (GemmPass::packTransposedRange), stride 1 and 2, last panel partial.
   { batch: 2, inChannels: 150, outChannels: 40, inHeight: 4, inWidth: 5, kernel: 1 },
   { batch: 1, inChannels: 200, outChannels: 24, inHeight: 9, inWidth: 9, kernel: 1, stride: 2 },
+  // 32-256 KiB of packed weights, less than the packed source: each thread of a direct pass packs
+  // all of them into a copy of its own (DirectPass private weights).
+  { batch: 8, inChannels: 64, outChannels: 64, inHeight: 8, inWidth: 8, kernel: 3, padding: 1 },
 ];
 export const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r0)), ...ADDED];
 

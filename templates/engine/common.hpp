@@ -115,7 +115,7 @@ struct RowChunk {
 // Per-thread scratch (packed B block and offset tables) plus per-call shared packs.
 struct Workspace {
   int n = 0;  // images in the current call (1..L::N), set by the entry points
-  std::vector<Buffer> bBlock, lanePack;
+  std::vector<Buffer> bBlock, lanePack, wPrivate;
   std::vector<IntBuffer> aOff, bOff, colOff, tapOff;
   IntBuffer redOff;  // packed weights: w offset of each (reduction channel, tap)
   IntBuffer rowOff;  // packed weights: w offset of each row (GemmPass::packA, transposed weights)
@@ -124,7 +124,7 @@ struct Workspace {
   const float* ownedW = nullptr;  // GemmPass::packA left the panels to the pointwise runner's threads (these weights)
   bool ownedTransposed = false;   // ... to pack by packTransposedRange (else packRowsPanel)
   void ensureThreads(int t) {
-    if ((int)bBlock.size() < t) { bBlock.resize(t); lanePack.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
+    if ((int)bBlock.size() < t) { bBlock.resize(t); lanePack.resize(t); wPrivate.resize(t); aOff.resize(t); bOff.resize(t); colOff.resize(t); tapOff.resize(t); }
   }
 };
 

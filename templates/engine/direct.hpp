@@ -425,6 +425,8 @@ struct DirectPass {
       if (dst == last) std::memcpy(panel + t * NR, last, sizeof(float) * NR);
     }
   }
+  // Packed weights of this many bytes that both threads read whole are packed by each (run).
+  static constexpr long PRIVATE_W_MIN_BYTES = 32 * 1024, PRIVATE_W_MAX_BYTES = 256 * 1024;
   static constexpr int PACK_AHEAD = 2;  // entries (kept k) ahead that packs prefetch
 
   // Where packed tap u of reduction channel c starts in a panel: class by class, each class's
@@ -472,10 +474,21 @@ struct DirectPass {
     const long items = baseItems * chunks;
     // One item (a tile of 4 images on a 4x4 plane, one panel): a second thread would only wait.
     if (items < threads) threads = (int)items;
-    const WeightPack wp = owned ? planW(kIdx, M, KC, ws, 1) : WeightPack{};
-    const float* Wp = owned ? wp.out : packW(w, mIdx, M, kIdx, KC, ws, threads);
+    // Private: packed weights of a few panels that every thread reads whole are packed by each
+    // thread into its own copy (twice the packing, nothing shared). Shared, a thread wrote half the
+    // lines the other had read in the last call, then read the other half from that core, a CCD
+    // apart in the VM's far phases. bench/ab.ts, Zen 4, d=0.5, forward: 1x1 960 -> 160 @7 b4
+    // (154 KiB) 1.05x near, 1.34x far; 3x3 64 @8 b64 (36 KiB) 1.00x near, 1.04-1.09x far; 128 /2
+    // @56 b8 and 128 @16 b64 even. Below 32 KiB (ResNet-56's 16 @32 and 32 @16 at b64) private
+    // copies read 0.97-0.99x far, once much less: those stay shared.
+    const long wBytes = wFloats * (long)sizeof(float);
+    const bool privateW =
+        !owned && threads > 1 && wBytes >= PRIVATE_W_MIN_BYTES && wBytes <= PRIVATE_W_MAX_BYTES;
+    const WeightPack wp = owned || privateW ? planW(kIdx, M, KC, ws, 1) : WeightPack{};
+    const float* Wp = owned ? wp.out : privateW ? nullptr : packW(w, mIdx, M, kIdx, KC, ws, threads);
     ws.ensureThreads(threads);
     for (int t = 0; t < threads; ++t) {  // allocate outside the parallel region: no throw inside it
+      if (privateW) ws.wPrivate[t].get((size_t)wFloats + 1);
       ws.bBlock[t].get((size_t)std::max(KC, 1) * NB * IMG);
       ws.aOff[t].get(RS);
       ws.bOff[t].get(RS);
@@ -494,6 +507,14 @@ struct DirectPass {
       int32_t* xOff = ws.bOff[tid].v.data();
       float* stage = STAGED ? ws.lanePack[tid].data : nullptr;
       long packedBlock = -1;  // consecutive chunks of one block reuse its pack (the whole input, on small planes)
+      const float* Wmine = Wp;
+      if (privateW) {
+        WeightPack mine = wp;
+        mine.out = ws.wPrivate[tid].data;
+        for (int pm = 0; pm < panels; ++pm)
+          for (int slice = 0; slice < mine.slices; ++slice) packPanel(mine, w, mIdx, M, KC, ws, pm, slice);
+        Wmine = mine.out;
+      }
       if (owned) {
         if (omp_get_num_threads() == chunks) {  // chunk tid's panels: the loop below gives it chunk tid's items
           for (int pm = tid * perItem; pm < std::min(panels, (tid + 1) * perItem); ++pm) packPanel(wp, w, mIdx, M, KC, ws, pm, 0);
@@ -516,7 +537,7 @@ struct DirectPass {
         packedBlock = rest;
         // Panels outer: one panel of packed weights stays in L2 while every position of the item uses it.
         for (int pm = chunk * perItem; pm < std::min(panels, (chunk + 1) * perItem); ++pm) {
-          const float* Wpanel = Wp + (long)pm * KC * TAPS.count * NR;
+          const float* Wpanel = Wmine + (long)pm * KC * TAPS.count * NR;
           for (int a = a0; a < a1; ++a) {
             for (int ph = 0; ph < V::PHASES; ++ph) {
               const int count = V::count(ph);

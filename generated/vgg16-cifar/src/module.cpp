@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "f0a0474db21807034057d734dd50bcf6e6c19dc34aaf5ed3c0ba261546be4b0f";
+const char ADDON_KEY[] = "ddae95dc3c3f429e87d8dc08aa9e2cccf4c6a6d4ebc7963a7acf1c886dc17047";
 }  // namespace maskacc
