@@ -121,6 +121,12 @@ export const SPECS = [...FIXED, ...Array.from({ length: 15 }, () => randomSpec(r
 // STREAM_RESULTS_BYTES), when the output is 64-byte aligned, as the runtime's allocated outputs are.
 export const LARGE: ConvSpec = { batch: 2, inChannels: 64, outChannels: 64, inHeight: 160, inWidth: 160, kernel: 1 };
 
+// A pointwise 1x1 with more kept rows than columns in both passes: the threads own runs of weight
+// panels and each zeroes the pruned channels next to its own (GemmPass::runPointwise), the last
+// thread also those after the last kept channel, which random masks seldom leave.
+// (Two threads need 2 MFLOP a call: kernel.cpp.hbs, MIN_FLOPS_PER_THREAD.)
+export const OWNED: ConvSpec = { batch: 2, inChannels: 256, outChannels: 256, inHeight: 5, inWidth: 5, kernel: 1 };
+
 // Forced strategies over a subset of the shapes, so every engine meets odd sizes on every ISA
 // (the heuristic alone would leave some engines untried on some shapes).
 export const FORCED: { name: string; strategy: Strategy; specs: number[] }[] = [

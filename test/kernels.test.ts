@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultCacheDir } from '../src/codegen/cache.js';
 import { conv2d, supportedIsas, type ConvSpec, type MaskedConv } from '../src/index.js';
 import { compileMaskedConvGroups, type GroupOptions } from '../src/api/compile.js';
-import { FORCED, forcedSpecs, LARGE, SPECS } from './kernel-specs.js';
+import { FORCED, forcedSpecs, LARGE, OWNED, SPECS } from './kernel-specs.js';
 import { refBackwardData, refBackwardWeights, refForward } from './reference.js';
 import { expectChannelsZero, expectClose, poison, randomMask, rng, type MaskKind } from './util.js';
 
@@ -161,6 +161,8 @@ function buildAll(): Promise<Map<string, MaskedConv[]>> {
       // Same binary (the gradient policy is a run-time row list): shared units.
       groups.push({ name: `${isa} soft`, specs: SPECS, options: { isa, gradOfPrunedFilters: true } });
       groups.push({ name: `${isa} large`, specs: [LARGE], options: { isa } });
+      const pointwise = { forward: 'pointwise', backwardData: 'pointwise' } as const;
+      groups.push({ name: `${isa} owned`, specs: [OWNED], options: { isa, strategy: pointwise } });
       for (const f of FORCED)
         groups.push({
           name: `${isa} ${f.name}`,
@@ -224,6 +226,23 @@ describe.each(supportedIsas())('kernels on %s', (isa) => {
     expectClose(conv.forward(LARGE_CASE.x, LARGE_CASE.w, undefined, y), ref.y, 1e-5, `${isa} large forward`);
     const dx = conv.backwardData(LARGE_CASE.dy, LARGE_CASE.w).fill(NaN);
     expectClose(conv.backwardData(LARGE_CASE.dy, LARGE_CASE.w, dx), ref.dx, 1e-5, `${isa} large backwardData`);
+  });
+
+  it('threads that own pointwise panels zero the pruned channels before, between and after the kept ones', async () => {
+    const conv = (await buildAll()).get(`${isa} owned`)![0];
+    const l = conv2d(OWNED),
+      r = rng(5);
+    const plane = l.outHeight * l.outWidth;
+    const x = r.uniformArray(l.batch * l.inChannels * plane),
+      w = r.uniformArray(l.outChannels * l.inChannels),
+      dy = r.uniformArray(l.batch * l.outChannels * plane);
+    // Kept runs that leave pruned channels at the head, in between and at the tail.
+    const mask = Uint8Array.from({ length: 256 }, (_, c) => (c >= 9 && c < 230 && c % 7 !== 3 ? 1 : 0));
+    conv.setMasks({ out: mask, in: mask });
+    const y = conv.forward(x, w, undefined, poison(dy.length));
+    expectClose(y, refForward(l, x, w, undefined, mask, mask), 1e-5, `${isa} owned forward`);
+    const dx = conv.backwardData(dy, w, poison(x.length));
+    expectClose(dx, refBackwardData(l, dy, w, mask, mask), 1e-5, `${isa} owned backwardData`);
   });
 
   it.each(FORCED.map((f) => [f.name] as const))('strategy %s matches the reference on its shapes', (name) => {

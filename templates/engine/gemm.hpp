@@ -32,6 +32,10 @@ struct GemmPass {
   // the cores, twice a call when those sat on different CCDs. Backward-data, owned against shared
   // (bench/ab.ts, Zen 4, d=0.5): 1024 -> 2048 /2 @14 b8 0.98x near, 1.53x far (each thread packs
   // all of B, 1.6 MB); 960 -> 160 @7 b4 1.05x near, 1.13x far; 1024 -> 1024 @7 b1 0.99x.
+  // Whether the pass's runner zeroes the destination's pruned channels itself (zeroOwnedGaps):
+  // packA left it owned panels. Else the caller zeroes them (zeroPrunedChannels).
+  static bool zeroesPruned(const Workspace& ws) { return V::DENSE_DST && ws.ownedW; }
+
   static const float* packA(const float* w, const int32_t* mIdx, int M, const int32_t* kIdx, int KC,
                             bool flipTaps, Workspace& ws, int threads, bool pointwise = false) {
     static_assert((long)L::K * L::C * L::R * L::S < (1L << 31), "weight offsets are 32-bit");
@@ -469,6 +473,9 @@ struct GemmPass {
       if (ws.ownedW) {  // owned panels (packA): this thread's run of panels, packed here, over every block
         blk0 = 0, blk1 = blocks - 1;
         pmStart = (int)((long)panels * tid / team), pmEnd = (int)((long)panels * (tid + 1) / team);
+        if constexpr (V::DENSE_DST)
+          zeroOwnedGaps(dst, ws.n, V::DST_C, OUT_PLANE, mIdx, M, std::min(M, pmStart * MR), std::min(M, pmEnd * MR),
+                        tid == team - 1);
         if (!ws.ownedTransposed) {
           for (int pm = pmStart; pm < pmEnd; ++pm) packRowsPanel(ws.ownedW, mIdx, M, KC, ws.aPack.data, ws, pm);  // A is ws.aPack
         } else if (pmStart < pmEnd) {

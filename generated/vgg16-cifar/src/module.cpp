@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "ddae95dc3c3f429e87d8dc08aa9e2cccf4c6a6d4ebc7963a7acf1c886dc17047";
+const char ADDON_KEY[] = "7e243fd74d46e2e1982a4e39a55de458b27fae47229cd6d44b934e6ebfece241";
 }  // namespace maskacc

@@ -148,9 +148,9 @@ struct SubsampledDxView : BackwardDataView {
 
 static void forward(const float* x, const float* w, const float* bias, float* y, const int32_t* ko, int nko,
                     const int32_t* ci, int nci, Workspace& ws, int threads) {
-  zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
   using Pass = GemmPass<ForwardView, 6, 2>;
   const float* A = Pass::packA(w, ko, nko, ci, nci, false, ws, threads, false);
+  if (!Pass::zeroesPruned(ws)) zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
   Pass::template runPlanes<32, true>(x, A, bias, y, ko, nko, ci, nci, ws, threads);
 }
 
