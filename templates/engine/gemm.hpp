@@ -51,8 +51,8 @@ struct GemmPass {
       }
     // Forward: each row's weights lie along it, in order (flipped taps are not); else by blocks.
     const bool byRows = V::wRow(1) > V::wRed(1, 0, 0) && buildRowChunks(redOff, rows, ws.rowChunks);
-    const bool owned =
-        pointwise && threads > 1 && (long)M >= (long)ws.n * DST_PLANE && panelsSplitEvenly(panels, threads);
+    const bool owned = pointwise && threads > 1 && M > 0 && (long)M >= (long)ws.n * DST_PLANE &&
+                       panelsSplitEvenly(panels, threads);  // (M > 0: runPointwise returns early on no panels)
     ws.ownedW = owned ? w : nullptr;
     ws.ownedTransposed = owned && !byRows;
     if (owned) {
