@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "7e243fd74d46e2e1982a4e39a55de458b27fae47229cd6d44b934e6ebfece241";
+const char ADDON_KEY[] = "35aab3d6e284266f7afc2fbe1294d89f2f5326dda9ef63791794562a6220c61f";
 }  // namespace maskacc
