@@ -157,6 +157,13 @@ static inline void storeTile(float* p, const simd::vec (&acc)[MT][NV]) {
 static inline void segmentMasks(const int32_t* idx, int n, long base, unsigned* mask) {
   for (int i = 0; i < n; ++i) mask[(idx[i] - base) / 16] |= 1u << ((idx[i] - base) % 16);
 }
+// dst = src's floats at the set bits of mask[0, segments) (16 floats a segment), in order; each
+// compress stores a whole vector, so up to 15 floats past the kept ones are overwritten.
+static inline void compressSegments(float* dst, const float* src, const unsigned* mask, int segments) {
+  int pos = 0;
+  for (int q = 0; q < segments; ++q)
+    if (mask[q]) pos += simd::compress16(dst + pos, src + 16 * q, mask[q]);
+}
 
 // f(i) for i = 0 .. N-1, i a compile-time constant (std::integral_constant): a tile's rows acc[i]
 // walked this way stay in registers. A loop over them that GCC declines to unroll indexes acc at
@@ -441,7 +448,8 @@ static void zeroPrunedChannels(float* t, int n, int ch, long plane, const int32_
 // those after the last kept channel): a line across a kept plane's end and a gap is written by
 // one thread. Zeroed by zeroPrunedChannels' own split (by images), such lines crossed between the
 // cores twice a call: 1x1 2048 -> 512 @7 b8 backward-data 1.11x far, 0.99x near (bench/ab.ts,
-// Zen 4, d=0.5; not zeroing at all would read 1.19x and 1.06x).
+// Zen 4, d=0.5; not zeroing at all would read 1.19x and 1.06x). Under DirectPass's owned panels
+// the same split read 0.95-0.97x far on 3x3 512 @7 b8: the direct engine keeps zeroPrunedChannels.
 static inline void zeroOwnedGaps(float* t, int n, int ch, long plane, const int32_t* kept, int nKept, int k0, int k1,
                                  bool last) {
   if (nKept == ch) return;

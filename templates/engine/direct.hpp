@@ -418,9 +418,7 @@ struct DirectPass {
       // compress16 stores whole vectors: past entry t they land on entry t + 1, written next;
       // the panel's last entry goes through a buffer.
       float* dst = t + 1 < n ? panel + t * NR : last;
-      int pos = 0;
-      for (int q = 0; q < segments; ++q)
-        if (mask[q]) pos += simd::compress16(dst + pos, row + 16 * q, mask[q]);
+      compressSegments(dst, row, mask, segments);
       for (int i = rows; i < NR; ++i) dst[i] = dst[rows - 1];
       if (dst == last) std::memcpy(panel + t * NR, last, sizeof(float) * NR);
     }
@@ -458,10 +456,6 @@ struct DirectPass {
   static void run(const float* src, const float* w, const float* bias, float* dst, const int32_t* mIdx, int M,
                   const int32_t* kIdx, int KC, Workspace& ws, int threads) {
     const int panels = (M + NR - 1) / NR;
-    // The destination's pruned channels first. Zeroed inside the item region by the thread that
-    // writes their neighbours with owned panels (zeroOwnedGaps, as GemmPass::runPointwise does),
-    // they ran 3x3 512 @7 b8 at 0.97x far.
-    zeroPrunedChannels(dst, ws.n, V::DST_C, DST_PLANE, mIdx, M, threads);
     if (panels == 0) return;
     // An item covers every column phase of its rows: phases split into items put the interleaved
     // columns of one destination row on both cores at once, false-sharing its lines (a stride-2

@@ -148,10 +148,8 @@ struct GemmPass {
       for (long u = 0; u < nt; ++u) {
         const float* run = w + redOff[t0 + u];
         float* row = block + u * Mp;
-        if (segments > 0) {  // each compress stores 16 floats: the next row (written after) or the slack takes the rest
-          int pos = 0;
-          for (int q = 0; q < segments; ++q)
-            if (mask[q]) pos += simd::compress16(row + pos, run + base + 16 * q, mask[q]);
+        if (segments > 0) {  // past the row's floats: the next row (written after) or the slack
+          compressSegments(row, run + base, mask, segments);
         } else {
           for (int j = j0; j < j1; ++j) row[j - j0] = run[rowOff[j]];
         }

@@ -62,5 +62,5 @@ const LayerKernel* const ADDON_LAYERS[] = {
     &u8_scalar_kernel,
 };
 const int ADDON_LAYER_COUNT = 27;
-const char ADDON_KEY[] = "35aab3d6e284266f7afc2fbe1294d89f2f5326dda9ef63791794562a6220c61f";
+const char ADDON_KEY[] = "42201f8f85f89f18b2928f607ec195048aebba56dd15fd82c8224b49ec7af7b1";
 }  // namespace maskacc

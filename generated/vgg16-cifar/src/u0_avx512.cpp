@@ -147,6 +147,7 @@ struct SubsampledDxView : BackwardDataView {
 
 static void forward(const float* x, const float* w, const float* bias, float* y, const int32_t* ko, int nko,
                     const int32_t* ci, int nci, Workspace& ws, int threads) {
+  zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
   DirectPass<ForwardView, 8, 2, false, 32>::run(x, w, bias, y, ko, nko, ci, nci, ws, threads);
 }
 

@@ -147,11 +147,13 @@ struct SubsampledDxView : BackwardDataView {
 
 static void forward(const float* x, const float* w, const float* bias, float* y, const int32_t* ko, int nko,
                     const int32_t* ci, int nci, Workspace& ws, int threads) {
+  zeroPrunedChannels(y, ws.n, L::K, (long)L::P * L::Q, ko, nko, threads);
   DirectPass<ForwardView, 4, 2, false, 16>::run(x, w, bias, y, ko, nko, ci, nci, ws, threads);
 }
 
 static void backwardData(const float* dy, const float* w, float* dx, const int32_t* ko, int nko, const int32_t* ci,
                          int nci, Workspace& ws, int threads) {
+  zeroPrunedChannels(dx, ws.n, L::C, (long)L::H * L::W, ci, nci, threads);
   DirectPass<BackwardDataView, 4, 2, false, 16>::run(dy, w, nullptr, dx, ci, nci, ko, nko, ws, threads);
 }
 
